@@ -1,0 +1,80 @@
+// Package imaging makes compressed copies of product images: it fetches a
+// source image safely, compresses it into configured presets, uploads the
+// results and records them on the product.
+package imaging
+
+import (
+	"context"
+	"errors"
+	"fmt"
+)
+
+// Formats a source image may have. Anything else is refused before decoding.
+const (
+	FormatJPEG = "jpeg"
+	FormatPNG  = "png"
+	FormatWebP = "webp"
+	FormatGIF  = "gif"
+)
+
+// Source is a fetched image whose type and size were checked from its header.
+type Source struct {
+	URL    string
+	Data   []byte
+	Format string // one of the Format constants, sniffed from the bytes
+	Width  int
+	Height int
+}
+
+// Preset says how one output variant is made: fit inside MaxWidth×MaxHeight
+// (never upscaling) and encode at Quality.
+type Preset struct {
+	Name      string
+	MaxWidth  int
+	MaxHeight int
+	Quality   int
+}
+
+// Output is one compressed variant of a source image.
+type Output struct {
+	Preset string
+	Data   []byte
+	Format string // jpeg, png or webp
+	Width  int
+	Height int
+}
+
+// Compressor makes one compressed variant of a source image. It strips all
+// metadata, applies the EXIF orientation and converts to sRGB. An error
+// wrapping ErrPermanent means the source can never be compressed.
+type Compressor interface {
+	Compress(ctx context.Context, src Source, p Preset) (Output, error)
+}
+
+// ErrPermanent marks failures that retrying cannot fix (a source that is not
+// an image, too large, refused or gone). Other errors are transient.
+var ErrPermanent = errors.New("permanent failure")
+
+// Failure is an error with a stable machine-readable code, recorded on the
+// image row and sent with dead-lettered tasks.
+type Failure struct {
+	Code      string // e.g. "source_not_found", "not_an_image", "blocked_address"
+	Permanent bool
+	Err       error
+}
+
+func (f *Failure) Error() string { return fmt.Sprintf("%s: %v", f.Code, f.Err) }
+
+// Unwrap returns the cause, and ErrPermanent when the failure is permanent.
+func (f *Failure) Unwrap() []error {
+	if f.Permanent {
+		return []error{f.Err, ErrPermanent}
+	}
+	return []error{f.Err}
+}
+
+// Permanent returns a permanent Failure with the given code.
+func Permanent(code string, err error) error { return &Failure{Code: code, Permanent: true, Err: err} }
+
+// Transient returns a Failure with the given code that is worth retrying.
+func Transient(code string, err error) error { return &Failure{Code: code, Err: err} }

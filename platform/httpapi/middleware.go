@@ -1,0 +1,176 @@
+package httpapi
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"mime"
+	"net/http"
+	"strconv"
+	"time"
+
+	"github.com/labstack/echo/v4"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/rs/zerolog"
+)
+
+// HeaderRequestID carries the request/correlation id in requests and responses.
+const HeaderRequestID = "X-Request-ID"
+
+const requestIDKey = "request_id"
+
+// requestID returns the id assigned to the request by withRequestID.
+func requestID(c echo.Context) string {
+	id, _ := c.Get(requestIDKey).(string)
+	return id
+}
+
+// validRequestID reports whether a client's id is safe to log and echo back.
+func validRequestID(id string) bool {
+	if id == "" || len(id) > 128 {
+		return false
+	}
+	for _, r := range id {
+		if r < 0x21 || r > 0x7e {
+			return false
+		}
+	}
+	return true
+}
+
+func newRequestID() string {
+	var b [16]byte
+	_, _ = rand.Read(b[:]) // crypto/rand.Read never fails on Linux
+	return hex.EncodeToString(b[:])
+}
+
+// withRequestID honours a valid incoming X-Request-ID or makes one, echoes it
+// back, and puts a logger carrying it into the request context.
+func withRequestID(log zerolog.Logger) echo.MiddlewareFunc {
+	return func(next echo.HandlerFunc) echo.HandlerFunc {
+		return func(c echo.Context) error {
+			id := c.Request().Header.Get(HeaderRequestID)
+			if !validRequestID(id) {
+				id = newRequestID()
+			}
+			c.Set(requestIDKey, id)
+			c.Response().Header().Set(HeaderRequestID, id)
+			l := log.With().Str("request_id", id).Str("method", c.Request().Method).Str("route", c.Path()).Logger()
+			c.SetRequest(c.Request().WithContext(l.WithContext(c.Request().Context())))
+			return next(c)
+		}
+	}
+}
+
+// metrics counts requests and their durations by route and status.
+type metrics struct {
+	requests *prometheus.CounterVec
+	duration *prometheus.HistogramVec
+}
+
+func newMetrics(reg prometheus.Registerer) (*metrics, error) {
+	m := &metrics{
+		requests: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "pms_http_requests_total", Help: "HTTP requests by method, route and status.",
+		}, []string{"method", "route", "status"}),
+		duration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name: "pms_http_request_duration_seconds", Help: "HTTP request latency by method and route.",
+			Buckets: []float64{.001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5},
+		}, []string{"method", "route"}),
+	}
+	for _, c := range []prometheus.Collector{m.requests, m.duration} {
+		if err := reg.Register(c); err != nil {
+			return nil, fmt.Errorf("register http metrics: %w", err)
+		}
+	}
+	return m, nil
+}
+
+// logRequests writes one log line per request and records its metrics. It
+// runs the error handler itself so the status logged is the one sent.
+func logRequests(m *metrics) echo.MiddlewareFunc {
+	return func(next echo.HandlerFunc) echo.HandlerFunc {
+		return func(c echo.Context) error {
+			start := time.Now()
+			if err := next(c); err != nil {
+				c.Error(err)
+			}
+			took := time.Since(start)
+			req, res := c.Request(), c.Response()
+			route := c.Path()
+			if route == "" {
+				route = "unmatched"
+			}
+			m.requests.WithLabelValues(req.Method, route, strconv.Itoa(res.Status)).Inc()
+			m.duration.WithLabelValues(req.Method, route).Observe(took.Seconds())
+			zerolog.Ctx(req.Context()).Info().
+				Int("status", res.Status).
+				Dur("latency", took).
+				Int64("bytes", res.Size).
+				Str("remote_ip", c.RealIP()).
+				Msg("request")
+			return nil
+		}
+	}
+}
+
+// recoverPanics turns a panic in a handler into a 500.
+func recoverPanics(next echo.HandlerFunc) echo.HandlerFunc {
+	return func(c echo.Context) (err error) {
+		defer func() {
+			if r := recover(); r != nil {
+				if r == http.ErrAbortHandler {
+					panic(r)
+				}
+				err = fmt.Errorf("panic: %v", r)
+			}
+		}()
+		return next(c)
+	}
+}
+
+// withTimeout bounds the work a request may cause.
+func withTimeout(d time.Duration) echo.MiddlewareFunc {
+	return func(next echo.HandlerFunc) echo.HandlerFunc {
+		return func(c echo.Context) error {
+			ctx, cancel := context.WithTimeout(c.Request().Context(), d)
+			defer cancel()
+			c.SetRequest(c.Request().WithContext(ctx))
+			return next(c)
+		}
+	}
+}
+
+// requireJSON refuses request bodies that are not JSON (415) or larger than
+// limit (413, also when the body turns out larger than Content-Length said).
+func requireJSON(limit int64) echo.MiddlewareFunc {
+	return func(next echo.HandlerFunc) echo.HandlerFunc {
+		return func(c echo.Context) error {
+			req := c.Request()
+			if req.Method != http.MethodPost && req.Method != http.MethodPatch && req.Method != http.MethodPut {
+				return next(c)
+			}
+			mt, _, err := mime.ParseMediaType(req.Header.Get(echo.HeaderContentType))
+			if err != nil || (mt != echo.MIMEApplicationJSON && mt != "application/merge-patch+json") {
+				return echo.NewHTTPError(http.StatusUnsupportedMediaType, "the request body must be application/json")
+			}
+			if req.ContentLength > limit {
+				return errTooLarge(limit)
+			}
+			req.Body = http.MaxBytesReader(c.Response(), req.Body, limit)
+			return next(c)
+		}
+	}
+}
+
+func errTooLarge(limit int64) error {
+	return echo.NewHTTPError(http.StatusRequestEntityTooLarge, fmt.Sprintf("the request body must be at most %d bytes", limit))
+}
+
+// isTooLarge reports whether reading the body hit the size limit.
+func isTooLarge(err error) bool {
+	var mbe *http.MaxBytesError
+	return errors.As(err, &mbe)
+}

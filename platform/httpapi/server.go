@@ -1,0 +1,206 @@
+// Package httpapi serves the product REST API with Echo: the route table,
+// request and response types, the error table and middleware.
+package httpapi
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"sync"
+	"time"
+
+	"github.com/labstack/echo/v4"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"github.com/rs/zerolog"
+
+	"github.com/pms-dev/pms/product"
+)
+
+// Config says where the API listens and how long requests may take.
+type Config struct {
+	Addr              string        `mapstructure:"addr"`
+	ReadHeaderTimeout time.Duration `mapstructure:"read_header_timeout"`
+	ReadTimeout       time.Duration `mapstructure:"read_timeout"`
+	WriteTimeout      time.Duration `mapstructure:"write_timeout"`
+	IdleTimeout       time.Duration `mapstructure:"idle_timeout"`
+	RequestTimeout    time.Duration `mapstructure:"request_timeout"`
+	ShutdownTimeout   time.Duration `mapstructure:"shutdown_timeout"`
+	MaxBodyBytes      int64         `mapstructure:"max_body_bytes"`
+}
+
+// Validate reports every problem with the config.
+func (c Config) Validate() error {
+	var errs []error
+	if _, _, err := net.SplitHostPort(c.Addr); err != nil {
+		errs = append(errs, fmt.Errorf("http.addr: must be host:port: %w", err))
+	}
+	for name, d := range map[string]time.Duration{
+		"read_header_timeout": c.ReadHeaderTimeout, "read_timeout": c.ReadTimeout, "write_timeout": c.WriteTimeout,
+		"idle_timeout": c.IdleTimeout, "request_timeout": c.RequestTimeout, "shutdown_timeout": c.ShutdownTimeout,
+	} {
+		if d <= 0 {
+			errs = append(errs, fmt.Errorf("http.%s: must be positive", name))
+		}
+	}
+	if c.RequestTimeout >= c.WriteTimeout {
+		errs = append(errs, errors.New("http.request_timeout: must be shorter than write_timeout"))
+	}
+	if c.MaxBodyBytes < 1024 {
+		errs = append(errs, errors.New("http.max_body_bytes: must be at least 1024"))
+	}
+	return errors.Join(errs...)
+}
+
+// Check is one readiness check. A failing check that is not Critical makes
+// the service "degraded" but still ready.
+type Check struct {
+	Name     string
+	Critical bool
+	Run      func(ctx context.Context) error
+}
+
+// Server is the HTTP API.
+type Server struct {
+	cfg      Config
+	products *product.Service
+	checks   []Check
+	log      zerolog.Logger
+	echo     *echo.Echo
+	http     *http.Server
+
+	mu       sync.Mutex
+	listener net.Listener
+}
+
+// New returns a Server for the product service. Readiness runs checks; the
+// request metrics are registered on reg and served at /metrics with the rest
+// of what reg gathers.
+func New(cfg Config, products *product.Service, checks []Check, reg *prometheus.Registry, log zerolog.Logger) (*Server, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	m, err := newMetrics(reg)
+	if err != nil {
+		return nil, err
+	}
+	s := &Server{cfg: cfg, products: products, checks: checks, log: log, echo: echo.New()}
+	e := s.echo
+	e.HideBanner, e.HidePort = true, true
+	e.HTTPErrorHandler = handleError
+	e.Use(withRequestID(log), logRequests(m), recoverPanics, withTimeout(cfg.RequestTimeout), requireJSON(cfg.MaxBodyBytes))
+
+	e.GET("/health", s.health)
+	e.GET("/ready", s.ready)
+	e.GET("/metrics", echo.WrapHandler(promhttp.HandlerFor(reg, promhttp.HandlerOpts{})))
+
+	v1 := e.Group("/api/v1")
+	v1.POST("/products", s.createProduct)
+	v1.GET("/products", s.listProducts)
+	v1.GET("/products/:id", s.getProduct)
+	v1.PATCH("/products/:id", s.updateProduct)
+	v1.DELETE("/products/:id", s.deleteProduct)
+
+	s.http = &http.Server{
+		Handler:           e,
+		ReadHeaderTimeout: cfg.ReadHeaderTimeout,
+		ReadTimeout:       cfg.ReadTimeout,
+		WriteTimeout:      cfg.WriteTimeout,
+		IdleTimeout:       cfg.IdleTimeout,
+		ErrorLog:          nil,
+	}
+	return s, nil
+}
+
+// Handler returns the API as an http.Handler, for tests and embedding.
+func (s *Server) Handler() http.Handler { return s.echo }
+
+// Listen binds the configured address; Run calls it when it has not been
+// called. Addr tells the bound address afterwards (useful with port 0).
+func (s *Server) Listen() error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.listener != nil {
+		return nil
+	}
+	ln, err := net.Listen("tcp", s.cfg.Addr)
+	if err != nil {
+		return fmt.Errorf("listen on %s: %w", s.cfg.Addr, err)
+	}
+	s.listener = ln
+	return nil
+}
+
+// Addr returns the bound address, or "" before Listen.
+func (s *Server) Addr() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.listener == nil {
+		return ""
+	}
+	return s.listener.Addr().String()
+}
+
+// Run serves until ctx ends, then stops accepting connections and waits up
+// to the shutdown timeout for requests in flight. It returns nil after a
+// clean shutdown.
+func (s *Server) Run(ctx context.Context) error {
+	if err := s.Listen(); err != nil {
+		return err
+	}
+	errc := make(chan error, 1)
+	go func() { errc <- s.http.Serve(s.listener) }()
+	s.log.Info().Str("addr", s.Addr()).Msg("http server listening")
+	select {
+	case err := <-errc:
+		return fmt.Errorf("serve http: %w", err)
+	case <-ctx.Done():
+	}
+	s.log.Info().Dur("timeout", s.cfg.ShutdownTimeout).Msg("http server shutting down")
+	shutdownCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), s.cfg.ShutdownTimeout)
+	defer cancel()
+	if err := s.http.Shutdown(shutdownCtx); err != nil {
+		return fmt.Errorf("shut down http server: %w", err)
+	}
+	return nil
+}
+
+func (s *Server) health(c echo.Context) error {
+	return c.JSON(http.StatusOK, map[string]string{"status": "ok"})
+}
+
+type readyJSON struct {
+	Status string            `json:"status"`
+	Checks map[string]string `json:"checks"`
+}
+
+// ready runs every check concurrently: 200 "ok" or "degraded" when every
+// critical check passes, else 503 naming the failures.
+func (s *Server) ready(c echo.Context) error {
+	ctx, cancel := context.WithTimeout(c.Request().Context(), 2*time.Second)
+	defer cancel()
+	results := make([]error, len(s.checks))
+	var wg sync.WaitGroup
+	for i, ch := range s.checks {
+		wg.Go(func() { results[i] = ch.Run(ctx) })
+	}
+	wg.Wait()
+	out := readyJSON{Status: "ok", Checks: make(map[string]string, len(s.checks))}
+	status := http.StatusOK
+	for i, ch := range s.checks {
+		if results[i] == nil {
+			out.Checks[ch.Name] = "ok"
+			continue
+		}
+		out.Checks[ch.Name] = results[i].Error()
+		zerolog.Ctx(c.Request().Context()).Warn().Err(results[i]).Str("check", ch.Name).Msg("readiness check failed")
+		if ch.Critical {
+			status, out.Status = http.StatusServiceUnavailable, "unavailable"
+		} else if out.Status == "ok" {
+			out.Status = "degraded"
+		}
+	}
+	return c.JSON(status, out)
+}

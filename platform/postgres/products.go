@@ -1,0 +1,306 @@
+package postgres
+
+import (
+	"context"
+	"database/sql"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/jmoiron/sqlx"
+	"github.com/lib/pq"
+
+	"github.com/pms-dev/pms/product"
+)
+
+// ProductStore keeps products, their images and their owners. It is a
+// product.Store.
+type ProductStore struct {
+	db *DB
+}
+
+// NewProductStore returns a ProductStore on db.
+func NewProductStore(db *DB) *ProductStore { return &ProductStore{db: db} }
+
+var _ product.Store = (*ProductStore)(nil)
+
+// productColumns selects a product with its images as one JSON array, so a
+// page of products is one query.
+const productColumns = `
+SELECT p.id, p.user_id, p.product_name, p.product_description, p.product_price::text AS product_price,
+       p.version, p.created_at, p.updated_at,
+       COALESCE((SELECT json_agg(json_build_object(
+                    'id', i.id, 'position', i.position, 'source_url', i.source_url, 'status', i.status,
+                    'attempts', i.attempts, 'error_code', i.error_code, 'compressed_url', i.compressed_url,
+                    'width', i.width, 'height', i.height, 'bytes', i.bytes, 'format', i.format,
+                    'updated_at', i.updated_at) ORDER BY i.position)
+                 FROM product_images i WHERE i.product_id = p.id), '[]') AS images
+FROM products p`
+
+type productRow struct {
+	ID          uuid.UUID `db:"id"`
+	UserID      uuid.UUID `db:"user_id"`
+	Name        string    `db:"product_name"`
+	Description string    `db:"product_description"`
+	Price       string    `db:"product_price"`
+	Version     int       `db:"version"`
+	CreatedAt   time.Time `db:"created_at"`
+	UpdatedAt   time.Time `db:"updated_at"`
+	Images      []byte    `db:"images"`
+}
+
+type imageRow struct {
+	ID            uuid.UUID `json:"id"`
+	Position      int       `json:"position"`
+	SourceURL     string    `json:"source_url"`
+	Status        string    `json:"status"`
+	Attempts      int       `json:"attempts"`
+	ErrorCode     *string   `json:"error_code"`
+	CompressedURL *string   `json:"compressed_url"`
+	Width         *int      `json:"width"`
+	Height        *int      `json:"height"`
+	Bytes         *int64    `json:"bytes"`
+	Format        *string   `json:"format"`
+	UpdatedAt     time.Time `json:"updated_at"`
+}
+
+func (r productRow) toProduct() (product.Product, error) {
+	price, err := product.ParsePrice(r.Price)
+	if err != nil {
+		return product.Product{}, fmt.Errorf("read price %q of product %s: %w", r.Price, r.ID, err)
+	}
+	var images []imageRow
+	if err := json.Unmarshal(r.Images, &images); err != nil {
+		return product.Product{}, fmt.Errorf("read images of product %s: %w", r.ID, err)
+	}
+	p := product.Product{
+		ID: r.ID, UserID: r.UserID, Name: r.Name, Description: r.Description, Price: price,
+		Version: r.Version, CreatedAt: r.CreatedAt.UTC(), UpdatedAt: r.UpdatedAt.UTC(),
+		Images: make([]product.Image, len(images)),
+	}
+	for i, im := range images {
+		p.Images[i] = product.Image{
+			ID: im.ID, Position: im.Position, SourceURL: im.SourceURL, Status: product.ImageStatus(im.Status),
+			Attempts: im.Attempts, ErrorCode: deref(im.ErrorCode), CompressedURL: deref(im.CompressedURL),
+			Width: deref(im.Width), Height: deref(im.Height), Bytes: deref(im.Bytes), Format: deref(im.Format),
+			UpdatedAt: im.UpdatedAt.UTC(),
+		}
+	}
+	return p, nil
+}
+
+func deref[T any](p *T) T {
+	var zero T
+	if p == nil {
+		return zero
+	}
+	return *p
+}
+
+const selectProduct = productColumns + ` WHERE p.id = $1 AND p.deleted_at IS NULL`
+
+// Get returns the product with the given id, or product.ErrNotFound.
+func (s *ProductStore) Get(ctx context.Context, id uuid.UUID) (product.Product, error) {
+	return getProduct(ctx, s.db.db, selectProduct, id)
+}
+
+func getProduct(ctx context.Context, q sqlx.QueryerContext, query string, id uuid.UUID) (product.Product, error) {
+	var row productRow
+	if err := sqlx.GetContext(ctx, q, &row, query, id); err != nil {
+		if errors.Is(err, sql.ErrNoRows) {
+			return product.Product{}, product.ErrNotFound
+		}
+		return product.Product{}, translate(fmt.Errorf("select product %s: %w", id, err))
+	}
+	return row.toProduct()
+}
+
+const (
+	insertProduct = `
+INSERT INTO products (id, user_id, product_name, product_description, product_price, version, created_at, updated_at)
+VALUES ($1, $2, $3, $4, $5::numeric, $6, $7, $8)`
+	insertIdempotencyKey = `
+INSERT INTO idempotency_keys (user_id, key, request_hash, product_id, created_at)
+VALUES ($1, $2, $3, $4, $5)
+ON CONFLICT (user_id, key) DO NOTHING`
+	selectIdempotencyKey = `
+SELECT request_hash, product_id FROM idempotency_keys WHERE user_id = $1 AND key = $2`
+)
+
+// Create stores a new product with its images; see product.Store.
+func (s *ProductStore) Create(ctx context.Context, p product.Product, key product.IdempotencyKey) (uuid.UUID, bool, error) {
+	claimed := true
+	err := s.db.withTx(ctx, func(tx *sqlx.Tx) error {
+		if _, err := tx.ExecContext(ctx, insertProduct, p.ID, p.UserID, p.Name, p.Description,
+			p.Price.String(), p.Version, p.CreatedAt, p.UpdatedAt); err != nil {
+			return fmt.Errorf("insert product: %w", err)
+		}
+		if err := insertImages(ctx, tx, p.ID, p.Images); err != nil {
+			return err
+		}
+		if key.Key == "" {
+			return nil
+		}
+		// A concurrent request with the same key waits here until the first
+		// commits, then inserts nothing.
+		res, err := tx.ExecContext(ctx, insertIdempotencyKey, p.UserID, key.Key, key.RequestHash, p.ID, p.CreatedAt)
+		if err != nil {
+			return fmt.Errorf("claim idempotency key: %w", err)
+		}
+		if n, err := res.RowsAffected(); err != nil || n == 0 {
+			claimed = false
+			return errKeyTaken
+		}
+		return nil
+	})
+	switch {
+	case errors.Is(err, errKeyTaken):
+		return s.replay(ctx, p.UserID, key)
+	case err != nil:
+		return uuid.Nil, false, translate(err)
+	}
+	return p.ID, !claimed, nil
+}
+
+// errKeyTaken rolls back a create whose idempotency key was already used.
+var errKeyTaken = errors.New("idempotency key taken")
+
+func (s *ProductStore) replay(ctx context.Context, userID uuid.UUID, key product.IdempotencyKey) (uuid.UUID, bool, error) {
+	var earlier struct {
+		RequestHash string    `db:"request_hash"`
+		ProductID   uuid.UUID `db:"product_id"`
+	}
+	if err := s.db.db.GetContext(ctx, &earlier, selectIdempotencyKey, userID, key.Key); err != nil {
+		return uuid.Nil, false, translate(fmt.Errorf("select idempotency key: %w", err))
+	}
+	if earlier.RequestHash != key.RequestHash {
+		return uuid.Nil, false, product.ErrIdempotencyKey
+	}
+	return earlier.ProductID, true, nil
+}
+
+const insertImage = `
+INSERT INTO product_images (id, product_id, position, source_url, status, updated_at)
+VALUES ($1, $2, $3, $4, $5, $6)`
+
+func insertImages(ctx context.Context, tx *sqlx.Tx, productID uuid.UUID, images []product.Image) error {
+	for _, im := range images {
+		if _, err := tx.ExecContext(ctx, insertImage, im.ID, productID, im.Position, im.SourceURL, im.Status, im.UpdatedAt); err != nil {
+			return fmt.Errorf("insert image %d: %w", im.Position, err)
+		}
+	}
+	return nil
+}
+
+const (
+	selectProductForUpdate = selectProduct + ` FOR UPDATE OF p`
+	updateProduct          = `
+UPDATE products
+SET product_name = $2, product_description = $3, product_price = $4::numeric, version = $5, updated_at = $6
+WHERE id = $1`
+	deleteOtherImages = `DELETE FROM product_images WHERE product_id = $1 AND NOT (id = ANY($2::uuid[]))`
+	moveImage         = `UPDATE product_images SET position = $2 WHERE id = $1 AND position <> $2`
+)
+
+// Update changes a product under a row lock; see product.Store.
+func (s *ProductStore) Update(ctx context.Context, id uuid.UUID, change func(*product.Product) error) (product.Product, error) {
+	var p product.Product
+	err := s.db.withTx(ctx, func(tx *sqlx.Tx) error {
+		var err error
+		if p, err = getProduct(ctx, tx, selectProductForUpdate, id); err != nil {
+			return err
+		}
+		before := p.Version
+		old := make(map[uuid.UUID]bool, len(p.Images))
+		for _, im := range p.Images {
+			old[im.ID] = true
+		}
+		if err := change(&p); err != nil || p.Version == before {
+			return err
+		}
+		if _, err := tx.ExecContext(ctx, updateProduct, p.ID, p.Name, p.Description, p.Price.String(), p.Version, p.UpdatedAt); err != nil {
+			return fmt.Errorf("update product: %w", err)
+		}
+		return replaceImages(ctx, tx, p, old)
+	})
+	if err != nil {
+		return product.Product{}, translate(err)
+	}
+	return p, nil
+}
+
+// replaceImages makes the stored images of p match p.Images: images that
+// went are deleted, kept ones move to their new position, new ones are added.
+func replaceImages(ctx context.Context, tx *sqlx.Tx, p product.Product, old map[uuid.UUID]bool) error {
+	kept := make([]uuid.UUID, 0, len(p.Images))
+	var added []product.Image
+	for _, im := range p.Images {
+		if old[im.ID] {
+			kept = append(kept, im.ID)
+		} else {
+			added = append(added, im)
+		}
+	}
+	if _, err := tx.ExecContext(ctx, deleteOtherImages, p.ID, uuidArray(kept)); err != nil {
+		return fmt.Errorf("delete replaced images: %w", err)
+	}
+	for _, im := range p.Images {
+		if !old[im.ID] {
+			continue
+		}
+		if _, err := tx.ExecContext(ctx, moveImage, im.ID, im.Position); err != nil {
+			return fmt.Errorf("move image %s: %w", im.ID, err)
+		}
+	}
+	return insertImages(ctx, tx, p.ID, added)
+}
+
+// uuidArray passes ids as a PostgreSQL uuid[].
+func uuidArray(ids []uuid.UUID) any {
+	s := make([]string, len(ids))
+	for i, id := range ids {
+		s[i] = id.String()
+	}
+	return pq.Array(s)
+}
+
+const (
+	deleteProduct = `
+UPDATE products SET deleted_at = now(), version = version + 1
+WHERE id = $1 AND deleted_at IS NULL AND ($2 = 0 OR version = $2)`
+	productExists = `SELECT EXISTS (SELECT 1 FROM products WHERE id = $1 AND deleted_at IS NULL)`
+)
+
+// Delete marks a product deleted; see product.Store.
+func (s *ProductStore) Delete(ctx context.Context, id uuid.UUID, version int) error {
+	res, err := s.db.db.ExecContext(ctx, deleteProduct, id, version)
+	if err != nil {
+		return translate(fmt.Errorf("delete product %s: %w", id, err))
+	}
+	if n, err := res.RowsAffected(); err != nil {
+		return translate(fmt.Errorf("delete product %s: %w", id, err))
+	} else if n == 1 {
+		return nil
+	}
+	var exists bool
+	if err := s.db.db.GetContext(ctx, &exists, productExists, id); err != nil {
+		return translate(fmt.Errorf("look up product %s: %w", id, err))
+	}
+	if exists {
+		return product.ErrVersionMismatch
+	}
+	return product.ErrNotFound
+}
+
+const insertUser = `INSERT INTO users (id, email, name, is_admin, created_at) VALUES ($1, $2, $3, $4, $5)`
+
+// CreateUser stores a new user, or returns product.ErrConflict when the email
+// is taken.
+func (s *ProductStore) CreateUser(ctx context.Context, u product.User) error {
+	if _, err := s.db.db.ExecContext(ctx, insertUser, u.ID, u.Email, u.Name, u.Admin, u.CreatedAt); err != nil {
+		return translate(fmt.Errorf("insert user: %w", err))
+	}
+	return nil
+}

@@ -1,0 +1,51 @@
+package product
+
+import (
+	"errors"
+	"strings"
+)
+
+// Errors a Store or the Service returns. Adapters translate their own errors
+// into these at the boundary.
+var (
+	ErrNotFound        = errors.New("product not found")
+	ErrUserNotFound    = errors.New("user not found")
+	ErrConflict        = errors.New("conflicting change")
+	ErrVersionMismatch = errors.New("product was changed by someone else")
+	ErrIdempotencyKey  = errors.New("idempotency key was used with a different request")
+	ErrUnavailable     = errors.New("storage unavailable")
+)
+
+// FieldError says what is wrong with one input field, named by its public
+// JSON key.
+type FieldError struct {
+	Field   string
+	Problem string
+}
+
+// ValidationError describes input that breaks product rules, field by field.
+type ValidationError struct {
+	Fields []FieldError
+}
+
+func (e *ValidationError) Error() string {
+	parts := make([]string, len(e.Fields))
+	for i, f := range e.Fields {
+		parts[i] = f.Field + ": " + f.Problem
+	}
+	return "invalid input: " + strings.Join(parts, "; ")
+}
+
+// Problems collects field errors while input is checked.
+type Problems []FieldError
+
+// Add records that field has problem.
+func (ps *Problems) Add(field, problem string) { *ps = append(*ps, FieldError{field, problem}) }
+
+// Err returns a *ValidationError listing the problems, or nil when there are none.
+func (ps Problems) Err() error {
+	if len(ps) == 0 {
+		return nil
+	}
+	return &ValidationError{Fields: ps}
+}

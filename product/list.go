@@ -1,0 +1,183 @@
+package product
+
+import (
+	"crypto/sha256"
+	"encoding/base64"
+	"encoding/binary"
+	"encoding/json"
+	"errors"
+	"time"
+
+	"github.com/google/uuid"
+)
+
+// Sort is the order of a product list: a key, descending when prefixed with "-".
+type Sort string
+
+// The orders a list may have.
+const (
+	SortCreated     Sort = "created_at"
+	SortCreatedDesc Sort = "-created_at"
+	SortPrice       Sort = "price"
+	SortPriceDesc   Sort = "-price"
+	SortName        Sort = "name"
+)
+
+// Valid reports whether s is one of the known orders.
+func (s Sort) Valid() bool {
+	switch s {
+	case SortCreated, SortCreatedDesc, SortPrice, SortPriceDesc, SortName:
+		return true
+	}
+	return false
+}
+
+// Key returns the sort key without its direction.
+func (s Sort) Key() string {
+	if s != "" && s[0] == '-' {
+		return string(s[1:])
+	}
+	return string(s)
+}
+
+// Desc reports whether the order is descending.
+func (s Sort) Desc() bool { return s != "" && s[0] == '-' }
+
+// List limits.
+const (
+	DefaultLimit = 20
+	MaxLimit     = 100
+)
+
+// Filter selects and orders a page of products. Nil pointers and "" mean
+// "any".
+type Filter struct {
+	UserID   *uuid.UUID
+	MinPrice *Price
+	MaxPrice *Price
+	Name     string // case-insensitive substring of product_name
+	Sort     Sort
+	Limit    int
+	After    *Cursor // where the previous page ended
+}
+
+// Validate returns a *ValidationError naming every contradictory or
+// out-of-range parameter, or nil.
+func (f Filter) Validate() error {
+	var ps Problems
+	if f.MinPrice != nil {
+		checkPriceParam(&ps, "min_price", *f.MinPrice)
+	}
+	if f.MaxPrice != nil {
+		checkPriceParam(&ps, "max_price", *f.MaxPrice)
+	}
+	if f.MinPrice != nil && f.MaxPrice != nil && *f.MinPrice > *f.MaxPrice {
+		ps.Add("min_price", "must not be greater than max_price")
+	}
+	if len(f.Name) > MaxNameLen {
+		ps.Add("name", "must be at most 255 characters")
+	}
+	if !f.Sort.Valid() {
+		ps.Add("sort", "must be one of created_at, -created_at, price, -price, name")
+	}
+	if f.Limit < 1 || f.Limit > MaxLimit {
+		ps.Add("limit", "must be between 1 and 100")
+	}
+	if f.After != nil && f.After.filter != f.fingerprint() {
+		ps.Add("cursor", "belongs to a list with other filters or order")
+	}
+	return ps.Err()
+}
+
+func checkPriceParam(ps *Problems, field string, p Price) {
+	if p < 0 || p > MaxPrice {
+		ps.Add(field, "must be between 0 and 9999999999.99")
+	}
+}
+
+// fingerprint identifies the filters and order a cursor was made for, so a
+// cursor cannot be replayed against a different list.
+func (f Filter) fingerprint() uint32 {
+	h := sha256.New()
+	var buf [8]byte
+	put := func(s string) {
+		binary.BigEndian.PutUint64(buf[:], uint64(len(s)))
+		h.Write(buf[:])
+		h.Write([]byte(s))
+	}
+	if f.UserID != nil {
+		put(f.UserID.String())
+	} else {
+		put("")
+	}
+	for _, p := range []*Price{f.MinPrice, f.MaxPrice} {
+		if p != nil {
+			put(p.String())
+		} else {
+			put("")
+		}
+	}
+	put(f.Name)
+	put(string(f.Sort))
+	return binary.BigEndian.Uint32(h.Sum(nil))
+}
+
+// Page is one page of a product list.
+type Page struct {
+	Items []Product
+	Next  *Cursor // nil on the last page
+}
+
+// Cursor marks the last product of a page in its list's order.
+type Cursor struct {
+	CreatedAt time.Time
+	Price     Price
+	Name      string
+	ID        uuid.UUID
+	filter    uint32
+}
+
+// cursorAfter returns the cursor that continues f after p.
+func cursorAfter(f Filter, p Product) *Cursor {
+	return &Cursor{CreatedAt: p.CreatedAt, Price: p.Price, Name: p.Name, ID: p.ID, filter: f.fingerprint()}
+}
+
+type cursorJSON struct {
+	T time.Time `json:"t"`
+	P int64     `json:"p"`
+	N string    `json:"n"`
+	I uuid.UUID `json:"i"`
+	F uint32    `json:"f"`
+}
+
+// cursorCheckLen is how many bytes of SHA-256 guard a cursor against edits.
+// The check is for integrity only: every list query applies the caller's
+// filters whatever the cursor says.
+const cursorCheckLen = 8
+
+// ErrBadCursor is returned by ParseCursor for a cursor this package did not make.
+var ErrBadCursor = errors.New("cursor is malformed or was altered")
+
+// String encodes the cursor as an opaque URL-safe token.
+func (c Cursor) String() string {
+	body, _ := json.Marshal(cursorJSON{c.CreatedAt, int64(c.Price), c.Name, c.ID, c.filter})
+	sum := sha256.Sum256(body)
+	return base64.RawURLEncoding.EncodeToString(append(body, sum[:cursorCheckLen]...))
+}
+
+// ParseCursor decodes a token made by Cursor.String, or returns ErrBadCursor.
+func ParseCursor(s string) (*Cursor, error) {
+	raw, err := base64.RawURLEncoding.DecodeString(s)
+	if err != nil || len(raw) <= cursorCheckLen {
+		return nil, ErrBadCursor
+	}
+	body, check := raw[:len(raw)-cursorCheckLen], raw[len(raw)-cursorCheckLen:]
+	if sum := sha256.Sum256(body); string(sum[:cursorCheckLen]) != string(check) {
+		return nil, ErrBadCursor
+	}
+	var cj cursorJSON
+	if err := json.Unmarshal(body, &cj); err != nil {
+		return nil, ErrBadCursor
+	}
+	return &Cursor{CreatedAt: cj.T, Price: Price(cj.P), Name: cj.N, ID: cj.I, filter: cj.F}, nil
+}

@@ -1,0 +1,173 @@
+package product
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/google/uuid"
+)
+
+// Store keeps products and their owners. Methods return ErrNotFound or
+// ErrUserNotFound for missing rows and ErrUnavailable when the storage cannot
+// be reached.
+type Store interface {
+	// Create stores a new product with its images. With a non-zero key it
+	// first claims the key for the product's owner: if the owner used the key
+	// before, Create stores nothing and returns the earlier product's id with
+	// replayed set, or ErrIdempotencyKey when the earlier request differed.
+	Create(ctx context.Context, p Product, key IdempotencyKey) (id uuid.UUID, replayed bool, err error)
+	// Get returns a product that is not deleted.
+	Get(ctx context.Context, id uuid.UUID) (Product, error)
+	// List returns up to f.Limit+1 products matching f, in f's order after f.After.
+	List(ctx context.Context, f Filter) ([]Product, error)
+	// Update locks the product, calls change on it and stores the result if
+	// change returns nil, all in one transaction. Images with IDs the
+	// product did not have are new.
+	Update(ctx context.Context, id uuid.UUID, change func(*Product) error) (Product, error)
+	// Delete marks a product deleted. With version > 0 it deletes only that
+	// version and returns ErrVersionMismatch otherwise.
+	Delete(ctx context.Context, id uuid.UUID, version int) error
+	// CreateUser stores a new user; ErrConflict when the email is taken.
+	CreateUser(ctx context.Context, u User) error
+}
+
+// IdempotencyKey lets a client retry a create safely. The zero value means
+// the request has none.
+type IdempotencyKey struct {
+	Key         string
+	RequestHash string // identifies the request's content
+}
+
+// Service applies the product rules on top of a Store.
+type Service struct {
+	store Store
+	now   func() time.Time
+}
+
+// NewService returns a Service that keeps products in store.
+func NewService(store Store) *Service {
+	return &Service{store: store, now: time.Now}
+}
+
+// timestamp returns the current time at the precision PostgreSQL keeps.
+func (s *Service) timestamp() time.Time { return s.now().UTC().Truncate(time.Microsecond) }
+
+// Create validates d and stores it as a new product whose images are
+// pending. With an idempotency key the same request returns the first
+// product with replayed set; a different request with the key returns
+// ErrIdempotencyKey.
+func (s *Service) Create(ctx context.Context, d Draft, idempotencyKey string) (p Product, replayed bool, err error) {
+	if err := d.Validate(); err != nil {
+		return Product{}, false, err
+	}
+	now := s.timestamp()
+	p = Product{
+		ID: mustV7(), UserID: d.UserID, Name: d.Name, Description: d.Description, Price: d.Price,
+		Version: 1, CreatedAt: now, UpdatedAt: now,
+	}
+	for i, u := range d.ImageURLs {
+		im := newImage(u)
+		im.Position, im.UpdatedAt = i, now
+		p.Images = append(p.Images, im)
+	}
+	var key IdempotencyKey
+	if idempotencyKey != "" {
+		key = IdempotencyKey{Key: idempotencyKey, RequestHash: d.hash()}
+	}
+	id, replayed, err := s.store.Create(ctx, p, key)
+	if err != nil {
+		return Product{}, false, err
+	}
+	if !replayed {
+		return p, false, nil
+	}
+	p, err = s.store.Get(ctx, id)
+	return p, true, err
+}
+
+// hash identifies the draft's content, for idempotency checks.
+func (d Draft) hash() string {
+	h := sha256.New()
+	fmt.Fprintf(h, "%s\x00%q\x00%q\x00%d\x00%d", d.UserID, d.Name, d.Description, d.Price, len(d.ImageURLs))
+	fmt.Fprintf(h, "\x00%s", strings.Join(d.ImageURLs, "\x00"))
+	return hex.EncodeToString(h.Sum(nil))
+}
+
+// Get returns the product with the given id, or ErrNotFound.
+func (s *Service) Get(ctx context.Context, id uuid.UUID) (Product, error) {
+	return s.store.Get(ctx, id)
+}
+
+// List returns the page of products f selects, or a *ValidationError for a
+// bad filter.
+func (s *Service) List(ctx context.Context, f Filter) (Page, error) {
+	if err := f.Validate(); err != nil {
+		return Page{}, err
+	}
+	items, err := s.store.List(ctx, f)
+	if err != nil {
+		return Page{}, err
+	}
+	page := Page{Items: items}
+	if len(items) > f.Limit {
+		page.Items = items[:f.Limit]
+		page.Next = cursorAfter(f, page.Items[f.Limit-1])
+	}
+	return page, nil
+}
+
+// Update applies the patch to the product. With ifMatch > 0 the product must
+// still be at that version, else ErrVersionMismatch. A change bumps the
+// version; a patch that changes nothing returns the product as it is.
+func (s *Service) Update(ctx context.Context, id uuid.UUID, patch Patch, ifMatch int) (Product, error) {
+	return s.store.Update(ctx, id, func(p *Product) error {
+		if ifMatch > 0 && p.Version != ifMatch {
+			return ErrVersionMismatch
+		}
+		if !patch.apply(p) {
+			return nil
+		}
+		if err := (Draft{p.UserID, p.Name, p.Description, p.Price, p.SourceURLs()}).Validate(); err != nil {
+			return err
+		}
+		now := s.timestamp()
+		p.Version++
+		p.UpdatedAt = now
+		for i := range p.Images {
+			if p.Images[i].UpdatedAt.IsZero() {
+				p.Images[i].UpdatedAt = now
+			}
+		}
+		return nil
+	})
+}
+
+// Delete removes the product. With ifMatch > 0 it must still be at that
+// version, else ErrVersionMismatch.
+func (s *Service) Delete(ctx context.Context, id uuid.UUID, ifMatch int) error {
+	return s.store.Delete(ctx, id, ifMatch)
+}
+
+// CreateUser validates and stores a new user.
+func (s *Service) CreateUser(ctx context.Context, email, name string, admin bool) (User, error) {
+	var ps Problems
+	email = strings.TrimSpace(email)
+	if at := strings.LastIndexByte(email, '@'); at < 1 || at == len(email)-1 || len(email) > 254 {
+		ps.Add("email", "must be an email address")
+	}
+	if name = strings.TrimSpace(name); name == "" || len(name) > MaxNameLen {
+		ps.Add("name", "must be 1 to 255 characters")
+	}
+	if err := ps.Err(); err != nil {
+		return User{}, err
+	}
+	u := User{ID: mustV7(), Email: email, Name: name, Admin: admin, CreatedAt: s.timestamp()}
+	if err := s.store.CreateUser(ctx, u); err != nil {
+		return User{}, err
+	}
+	return u, nil
+}
