@@ -1,0 +1,104 @@
+package cmd
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+func envOf(vars map[string]string) func(string) (string, bool) {
+	return func(name string) (string, bool) {
+		v, ok := vars[name]
+		return v, ok
+	}
+}
+
+func TestLoadConfigDefaults(t *testing.T) {
+	cfg, err := loadConfig(filepath.Join("..", "config.yaml"), envOf(nil))
+	if err != nil {
+		t.Fatalf("loadConfig(config.yaml) error: %v", err)
+	}
+	if cfg.HTTP.Addr != ":8080" || cfg.HTTP.RequestTimeout != 10*time.Second || cfg.Postgres.MaxOpenConns != 20 {
+		t.Errorf("loadConfig(config.yaml) = %+v, want the documented defaults", cfg)
+	}
+}
+
+// TestConfigFileMatchesDefaults keeps config.yaml documenting every key.
+func TestConfigFileMatchesDefaults(t *testing.T) {
+	raw, err := os.ReadFile(filepath.Join("..", "config.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for key := range defaults {
+		leaf := key[strings.LastIndexByte(key, '.')+1:]
+		if !strings.Contains(string(raw), leaf+":") {
+			t.Errorf("config.yaml does not document %s", key)
+		}
+	}
+}
+
+func TestLoadConfigEnvironment(t *testing.T) {
+	tests := []struct {
+		name  string
+		env   map[string]string
+		check func(Config) bool
+	}{
+		{"PMS_ variable", map[string]string{"PMS_HTTP_ADDR": "127.0.0.1:9000"},
+			func(c Config) bool { return c.HTTP.Addr == "127.0.0.1:9000" }},
+		{"duration", map[string]string{"PMS_HTTP_SHUTDOWN_TIMEOUT": "3s"},
+			func(c Config) bool { return c.HTTP.ShutdownTimeout == 3*time.Second }},
+		{"PORT", map[string]string{"PORT": "9090"},
+			func(c Config) bool { return c.HTTP.Addr == ":9090" }},
+		{"PMS_ wins over PORT", map[string]string{"PORT": "9090", "PMS_HTTP_ADDR": ":7000"},
+			func(c Config) bool { return c.HTTP.Addr == ":7000" }},
+		{"LOG_LEVEL", map[string]string{"LOG_LEVEL": "DEBUG"},
+			func(c Config) bool { return c.Log.Level == "debug" }},
+		{"POSTGRES_*", map[string]string{"POSTGRES_HOST": "db", "POSTGRES_PORT": "5433", "POSTGRES_USER": "pms",
+			"POSTGRES_PASSWORD": "s3cret/x", "POSTGRES_DB": "catalogue"},
+			func(c Config) bool {
+				return c.Postgres.URL == "postgres://pms:s3cret%2Fx@db:5433/catalogue?sslmode=disable"
+			}},
+		{"PMS_POSTGRES_URL wins", map[string]string{"POSTGRES_HOST": "db", "PMS_POSTGRES_URL": "postgres://x@h/d"},
+			func(c Config) bool { return c.Postgres.URL == "postgres://x@h/d" }},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			cfg, err := loadConfig(filepath.Join("..", "config.yaml"), envOf(tt.env))
+			if err != nil {
+				t.Fatalf("loadConfig with %v error: %v", tt.env, err)
+			}
+			if !tt.check(cfg) {
+				t.Errorf("loadConfig with %v = %+v", tt.env, cfg)
+			}
+		})
+	}
+}
+
+func TestLoadConfigListsEveryProblem(t *testing.T) {
+	_, err := loadConfig(filepath.Join("..", "config.yaml"), envOf(map[string]string{
+		"PMS_LOG_LEVEL": "loud", "PMS_HTTP_ADDR": "nope", "PMS_POSTGRES_MAX_OPEN_CONNS": "0", "PMS_POSTGRES_URL": "mysql://x",
+	}))
+	if err == nil {
+		t.Fatal("loadConfig with four bad values succeeded")
+	}
+	for _, want := range []string{"log.level", "http.addr", "postgres.max_open_conns", "postgres.url"} {
+		if !strings.Contains(err.Error(), want) {
+			t.Errorf("loadConfig error %q does not name %s", err, want)
+		}
+	}
+}
+
+func TestLoadConfigMissingFile(t *testing.T) {
+	if _, err := loadConfig("no-such.yaml", envOf(nil)); err == nil {
+		t.Error("loadConfig(no-such.yaml) succeeded, want an error")
+	}
+}
+
+func TestRedactURL(t *testing.T) {
+	got := redactURL("postgres://u:hunter2@h:5432/db")
+	if strings.Contains(got, "hunter2") {
+		t.Errorf("redactURL kept the password: %s", got)
+	}
+}

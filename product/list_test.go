@@ -1,0 +1,67 @@
+package product_test
+
+import (
+	"encoding/base64"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/google/uuid"
+
+	"github.com/pms-dev/pms/product"
+)
+
+func TestFilterValidate(t *testing.T) {
+	price := func(p product.Price) *product.Price { return &p }
+	tests := []struct {
+		name string
+		edit func(*product.Filter)
+		want string
+	}{
+		{"ok", func(*product.Filter) {}, ""},
+		{"min > max", func(f *product.Filter) { f.MinPrice, f.MaxPrice = price(500), price(100) }, "min_price: must not be greater than max_price"},
+		{"min = max", func(f *product.Filter) { f.MinPrice, f.MaxPrice = price(500), price(500) }, ""},
+		{"limit 0", func(f *product.Filter) { f.Limit = 0 }, "limit: must be between 1 and 100"},
+		{"limit 101", func(f *product.Filter) { f.Limit = 101 }, "limit: must be between 1 and 100"},
+		{"bad sort", func(f *product.Filter) { f.Sort = "colour" }, "sort: must be one of created_at, -created_at, price, -price, name"},
+		{"negative min", func(f *product.Filter) { f.MinPrice = price(-1) }, "min_price: must be between 0 and 9999999999.99"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			f := product.Filter{Sort: product.SortCreated, Limit: 20}
+			tt.edit(&f)
+			if got := strings.TrimPrefix(errText(f.Validate()), "invalid input: "); got != tt.want {
+				t.Errorf("Validate() = %q, want %q", got, tt.want)
+			}
+		})
+	}
+}
+
+func TestCursorRoundTrip(t *testing.T) {
+	in := product.Cursor{CreatedAt: time.Date(2026, 1, 2, 3, 4, 5, 6000, time.UTC), Price: 1234, Name: "Lamp", ID: uuid.New()}
+	out, err := product.ParseCursor(in.String())
+	if err != nil {
+		t.Fatalf("ParseCursor(%q) error %v", in.String(), err)
+	}
+	if !out.CreatedAt.Equal(in.CreatedAt) || out.Price != in.Price || out.Name != in.Name || out.ID != in.ID {
+		t.Errorf("ParseCursor(String()) = %+v, want %+v", *out, in)
+	}
+}
+
+func TestParseCursorRefusesAlteredCursors(t *testing.T) {
+	good := product.Cursor{Price: 100, Name: "Lamp", ID: uuid.New()}.String()
+	raw, _ := base64.RawURLEncoding.DecodeString(good)
+	flipped := append([]byte(nil), raw...)
+	flipped[5] ^= 1
+	for name, s := range map[string]string{
+		"empty":     "",
+		"garbage":   "not a cursor!",
+		"truncated": good[:len(good)-3],
+		"flipped":   base64.RawURLEncoding.EncodeToString(flipped),
+		"json only": base64.RawURLEncoding.EncodeToString([]byte(`{"p":1}`)),
+	} {
+		if _, err := product.ParseCursor(s); err != product.ErrBadCursor {
+			t.Errorf("ParseCursor(%s %q) error = %v, want ErrBadCursor", name, s, err)
+		}
+	}
+}
