@@ -14,6 +14,8 @@ import (
 	"github.com/labstack/echo/v4"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/rs/zerolog"
+
+	"github.com/pms-dev/pms/imaging"
 )
 
 // HeaderRequestID carries the request/correlation id in requests and responses.
@@ -58,7 +60,8 @@ func withRequestID(log zerolog.Logger) echo.MiddlewareFunc {
 			c.Set(requestIDKey, id)
 			c.Response().Header().Set(HeaderRequestID, id)
 			l := log.With().Str("request_id", id).Str("method", c.Request().Method).Str("route", c.Path()).Logger()
-			c.SetRequest(c.Request().WithContext(l.WithContext(c.Request().Context())))
+			ctx := imaging.WithRequestID(l.WithContext(c.Request().Context()), id)
+			c.SetRequest(c.Request().WithContext(ctx))
 			return next(c)
 		}
 	}

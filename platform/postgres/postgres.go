@@ -47,7 +47,8 @@ func (c Config) Validate() error {
 
 // DB is a pool of PostgreSQL connections.
 type DB struct {
-	db *sqlx.DB
+	db  *sqlx.DB
+	dsn string
 }
 
 // Open validates cfg and opens a pool. It does not wait for the server: a
@@ -68,7 +69,7 @@ func Open(cfg Config) (*DB, error) {
 	db.SetMaxIdleConns(cfg.MaxIdleConns)
 	db.SetConnMaxLifetime(cfg.ConnMaxLifetime)
 	db.SetConnMaxIdleTime(cfg.ConnMaxIdleTime)
-	return &DB{db: db}, nil
+	return &DB{db: db, dsn: dsn}, nil
 }
 
 // withConnectTimeout adds lib/pq's connect_timeout unless the URL sets one.

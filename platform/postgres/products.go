@@ -12,6 +12,7 @@ import (
 	"github.com/jmoiron/sqlx"
 	"github.com/lib/pq"
 
+	"github.com/pms-dev/pms/imaging"
 	"github.com/pms-dev/pms/product"
 )
 
@@ -181,15 +182,38 @@ func (s *ProductStore) replay(ctx context.Context, userID uuid.UUID, key product
 	return earlier.ProductID, true, nil
 }
 
-const insertImage = `
+const (
+	insertImage = `
 INSERT INTO product_images (id, product_id, position, source_url, status, updated_at)
 VALUES ($1, $2, $3, $4, $5, $6)`
+	insertImageTask = `
+INSERT INTO image_task_outbox (id, product_id, image_id, source_url, request_id, created_at)
+VALUES ($1, $2, $3, $4, $5, $6)`
+	notifyImageTasks = `SELECT pg_notify('` + outboxChannel + `', '')`
+)
 
+// insertImages adds new images and, in the same transaction, an outbox task
+// for each, so no image is stored without its task or the other way round.
 func insertImages(ctx context.Context, tx *sqlx.Tx, productID uuid.UUID, images []product.Image) error {
 	for _, im := range images {
 		if _, err := tx.ExecContext(ctx, insertImage, im.ID, productID, im.Position, im.SourceURL, im.Status, im.UpdatedAt); err != nil {
 			return fmt.Errorf("insert image %d: %w", im.Position, err)
 		}
+		taskID, err := uuid.NewV7()
+		if err != nil {
+			return fmt.Errorf("make task id: %w", err)
+		}
+		if _, err := tx.ExecContext(ctx, insertImageTask, taskID, productID, im.ID, im.SourceURL,
+			imaging.RequestID(ctx), im.UpdatedAt); err != nil {
+			return fmt.Errorf("queue image %d: %w", im.Position, err)
+		}
+	}
+	if len(images) == 0 {
+		return nil
+	}
+	// Delivered at commit: wakes the relays at once instead of at their next poll.
+	if _, err := tx.ExecContext(ctx, notifyImageTasks); err != nil {
+		return fmt.Errorf("notify relays: %w", err)
 	}
 	return nil
 }

@@ -1,0 +1,173 @@
+package imaging
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/rs/zerolog"
+)
+
+// Uploader stores an object under key and returns the URL clients read it
+// from. Storing the same key twice leaves one object.
+type Uploader interface {
+	Upload(ctx context.Context, key string, data []byte, contentType string) (url string, err error)
+}
+
+// ResultStore records what became of an image.
+type ResultStore interface {
+	// Begin marks the task's image as processing and counts the attempt. It
+	// returns ErrStale when the image is gone, has another source URL now, or
+	// is already ready, so the task has nothing left to do.
+	Begin(ctx context.Context, t Task, attempt int) error
+	// Ready records the compressed copies of the task's image.
+	Ready(ctx context.Context, t Task, r Result) error
+	// Failed records that the task's image cannot be processed, with a code.
+	Failed(ctx context.Context, t Task, attempts int, code string) error
+}
+
+// ErrStale is returned by ResultStore.Begin for a task whose image no longer
+// needs processing.
+var ErrStale = errors.New("task is stale")
+
+// Result describes the compressed copies of one image.
+type Result struct {
+	URL          string // main variant
+	Width        int
+	Height       int
+	Bytes        int64
+	Format       string
+	ThumbnailURL string // "" when no thumbnail preset is configured
+}
+
+// Processor turns a task into compressed copies: fetch → compress → upload →
+// record. It is an imaging.Handler.
+type Processor struct {
+	fetch      *Fetcher
+	compress   Compressor
+	upload     Uploader
+	results    ResultStore
+	main       Preset
+	thumbnail  *Preset
+	jobTimeout time.Duration
+}
+
+// ProcessorConfig says which variants to make and how long a task may take.
+type ProcessorConfig struct {
+	Main       Preset
+	Thumbnail  *Preset // optional
+	JobTimeout time.Duration
+}
+
+// NewProcessor returns a Processor wired to its collaborators.
+func NewProcessor(cfg ProcessorConfig, f *Fetcher, c Compressor, u Uploader, r ResultStore) *Processor {
+	return &Processor{fetch: f, compress: c, upload: u, results: r, main: cfg.Main, thumbnail: cfg.Thumbnail, jobTimeout: cfg.JobTimeout}
+}
+
+var _ Handler = (*Processor)(nil)
+
+// Process runs one attempt of the task. It returns nil when the image is
+// ready, or failed for good and recorded so; an error means another attempt
+// may succeed.
+func (p *Processor) Process(ctx context.Context, t Task, attempt int) error {
+	ctx, cancel := context.WithTimeout(ctx, p.jobTimeout)
+	defer cancel()
+	log := zerolog.Ctx(ctx)
+	if err := p.results.Begin(ctx, t, attempt); err != nil {
+		if errors.Is(err, ErrStale) {
+			log.Info().Msg("task is stale, skipped")
+			return nil
+		}
+		return fmt.Errorf("begin task: %w", err)
+	}
+	start := time.Now()
+	res, err := p.make(ctx, t)
+	if err != nil {
+		var f *Failure
+		if errors.As(err, &f) && f.Permanent {
+			log.Warn().Err(err).Str("error_code", f.Code).Msg("image cannot be processed")
+			if ferr := p.results.Failed(ctx, t, attempt, f.Code); ferr != nil {
+				return fmt.Errorf("record failure: %w", ferr)
+			}
+			return nil
+		}
+		return err
+	}
+	if err := p.results.Ready(ctx, t, res); err != nil {
+		return fmt.Errorf("record result: %w", err)
+	}
+	log.Info().Dur("took", time.Since(start)).Int64("bytes", res.Bytes).Str("url", res.URL).Msg("image ready")
+	return nil
+}
+
+// make fetches, compresses and uploads every variant.
+func (p *Processor) make(ctx context.Context, t Task) (Result, error) {
+	src, err := p.fetch.Fetch(ctx, t.SourceURL)
+	if err != nil {
+		return Result{}, fmt.Errorf("fetch source image: %w", err)
+	}
+	main, url, err := p.variant(ctx, t, src, p.main)
+	if err != nil {
+		return Result{}, err
+	}
+	res := Result{URL: url, Width: main.Width, Height: main.Height, Bytes: int64(len(main.Data)), Format: main.Format}
+	if p.thumbnail != nil {
+		if _, res.ThumbnailURL, err = p.variant(ctx, t, src, *p.thumbnail); err != nil {
+			return Result{}, err
+		}
+	}
+	return res, nil
+}
+
+func (p *Processor) variant(ctx context.Context, t Task, src Source, preset Preset) (Output, string, error) {
+	out, err := p.compress.Compress(ctx, src, preset)
+	if err != nil {
+		return Output{}, "", fmt.Errorf("compress to %s: %w", preset.Name, err)
+	}
+	url, err := p.upload.Upload(ctx, ObjectKey(t.ProductID, out), out.Data, ContentType(out.Format))
+	if err != nil {
+		return Output{}, "", fmt.Errorf("upload %s: %w", preset.Name, err)
+	}
+	return out, url, nil
+}
+
+// GiveUp records that the task failed after its last attempt. The code
+// comes from the cause when it is a Failure.
+func (p *Processor) GiveUp(ctx context.Context, t Task, attempts int, cause error) error {
+	return p.results.Failed(ctx, t, attempts, FailureCode(cause))
+}
+
+// FailureCode returns the code of the Failure in err's chain, or "internal".
+func FailureCode(err error) string {
+	var f *Failure
+	if errors.As(err, &f) {
+		return f.Code
+	}
+	if errors.Is(err, context.DeadlineExceeded) {
+		return "timeout"
+	}
+	return "internal"
+}
+
+// ObjectKey is where a compressed image is stored: content-addressed under
+// its product, so a task delivered twice writes the same object.
+func ObjectKey(productID uuid.UUID, out Output) string {
+	sum := sha256.Sum256(out.Data)
+	return fmt.Sprintf("products/%s/%s.%s", productID, hex.EncodeToString(sum[:]), extension(out.Format))
+}
+
+func extension(format string) string {
+	if format == FormatJPEG {
+		return "jpg"
+	}
+	return format
+}
+
+// ContentType is the media type of an output format.
+func ContentType(format string) string {
+	return "image/" + format
+}

@@ -1,0 +1,55 @@
+package imaging
+
+import (
+	"context"
+	"time"
+
+	"github.com/google/uuid"
+)
+
+// Task asks for one product image to be processed. Tasks are queued through
+// the outbox and may be delivered more than once; processing one twice
+// changes nothing.
+type Task struct {
+	ID          uuid.UUID `json:"task_id"`
+	ProductID   uuid.UUID `json:"product_id"`
+	ImageID     uuid.UUID `json:"image_id"`
+	SourceURL   string    `json:"source_url"`
+	RequestedAt time.Time `json:"requested_at"`
+	// RequestID is the id of the HTTP request that caused the task. It
+	// travels in a message header, not in the JSON body.
+	RequestID string `json:"-"`
+}
+
+// Queue delivers tasks to workers. Enqueue returns nil only when every task
+// is durably accepted.
+type Queue interface {
+	Enqueue(ctx context.Context, tasks []Task) error
+}
+
+// MaxAttempts is how many times a task is tried in all, counting the first
+// try, before it is given up and dead-lettered.
+const MaxAttempts = 3
+
+// Handler processes tasks for a queue consumer. Process returns nil when the
+// task is finished or can never succeed (having recorded why), and an error
+// when another attempt may succeed. GiveUp records that the task failed for
+// good after its last attempt.
+type Handler interface {
+	Process(ctx context.Context, t Task, attempt int) error
+	GiveUp(ctx context.Context, t Task, attempts int, cause error) error
+}
+
+type requestIDKey struct{}
+
+// WithRequestID returns a context carrying the request/correlation id that
+// tasks made under it will carry.
+func WithRequestID(ctx context.Context, id string) context.Context {
+	return context.WithValue(ctx, requestIDKey{}, id)
+}
+
+// RequestID returns the request/correlation id in ctx, or "".
+func RequestID(ctx context.Context) string {
+	id, _ := ctx.Value(requestIDKey{}).(string)
+	return id
+}

@@ -1,0 +1,154 @@
+package postgres
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/google/uuid"
+
+	"github.com/pms-dev/pms/product"
+)
+
+// KeyStore keeps users' API keys. It is a product.KeyStore.
+type KeyStore struct {
+	db *DB
+}
+
+// NewKeyStore returns a KeyStore on db.
+func NewKeyStore(db *DB) *KeyStore { return &KeyStore{db: db} }
+
+var _ product.KeyStore = (*KeyStore)(nil)
+
+type keyRow struct {
+	ID         uuid.UUID    `db:"id"`
+	UserID     uuid.UUID    `db:"user_id"`
+	Prefix     string       `db:"prefix"`
+	Hash       []byte       `db:"hash"`
+	CreatedAt  time.Time    `db:"created_at"`
+	LastUsedAt sql.NullTime `db:"last_used_at"`
+	RevokedAt  sql.NullTime `db:"revoked_at"`
+}
+
+func (r keyRow) toKey() product.APIKey {
+	return product.APIKey{ID: r.ID, UserID: r.UserID, Prefix: r.Prefix, Hash: r.Hash, CreatedAt: r.CreatedAt.UTC(),
+		LastUsedAt: r.LastUsedAt.Time.UTC(), RevokedAt: r.RevokedAt.Time.UTC()}
+}
+
+type userRow struct {
+	ID        uuid.UUID `db:"id"`
+	Email     string    `db:"email"`
+	Name      string    `db:"name"`
+	Admin     bool      `db:"is_admin"`
+	CreatedAt time.Time `db:"created_at"`
+}
+
+func (r userRow) toUser() product.User {
+	return product.User{ID: r.ID, Email: r.Email, Name: r.Name, Admin: r.Admin, CreatedAt: r.CreatedAt.UTC()}
+}
+
+const insertKey = `INSERT INTO api_keys (id, user_id, prefix, hash, created_at) VALUES ($1, $2, $3, $4, $5)`
+
+// CreateKey stores a new key.
+func (s *KeyStore) CreateKey(ctx context.Context, k product.APIKey) error {
+	if _, err := s.db.db.ExecContext(ctx, insertKey, k.ID, k.UserID, k.Prefix, k.Hash, k.CreatedAt); err != nil {
+		return translate(fmt.Errorf("insert api key: %w", err))
+	}
+	return nil
+}
+
+const selectKeyOwner = `
+SELECT k.id, k.user_id, k.prefix, k.hash, k.created_at, k.last_used_at, k.revoked_at,
+       u.email, u.name, u.is_admin, u.created_at AS user_created_at
+FROM api_keys k JOIN users u ON u.id = k.user_id
+WHERE k.prefix = $1`
+
+// KeyByPrefix returns the key with the prefix and its user, or
+// product.ErrUnauthenticated.
+func (s *KeyStore) KeyByPrefix(ctx context.Context, prefix string) (product.KeyOwner, error) {
+	var row struct {
+		keyRow
+		Email         string    `db:"email"`
+		Name          string    `db:"name"`
+		Admin         bool      `db:"is_admin"`
+		UserCreatedAt time.Time `db:"user_created_at"`
+	}
+	if err := s.db.db.GetContext(ctx, &row, selectKeyOwner, prefix); err != nil {
+		if errors.Is(err, sql.ErrNoRows) {
+			return product.KeyOwner{}, product.ErrUnauthenticated
+		}
+		return product.KeyOwner{}, translate(fmt.Errorf("select api key: %w", err))
+	}
+	u := userRow{ID: row.UserID, Email: row.Email, Name: row.Name, Admin: row.Admin, CreatedAt: row.UserCreatedAt}
+	return product.KeyOwner{Key: row.toKey(), User: u.toUser()}, nil
+}
+
+// TouchKey records when a key was last used.
+func (s *KeyStore) TouchKey(ctx context.Context, id uuid.UUID, at time.Time) error {
+	if _, err := s.db.db.ExecContext(ctx, `UPDATE api_keys SET last_used_at = $2 WHERE id = $1`, id, at); err != nil {
+		return translate(fmt.Errorf("touch api key: %w", err))
+	}
+	return nil
+}
+
+const selectKeys = `
+SELECT id, user_id, prefix, hash, created_at, last_used_at, revoked_at
+FROM api_keys WHERE user_id = $1 ORDER BY created_at DESC, id DESC`
+
+// ListKeys returns a user's keys, newest first.
+func (s *KeyStore) ListKeys(ctx context.Context, userID uuid.UUID) ([]product.APIKey, error) {
+	var rows []keyRow
+	if err := s.db.db.SelectContext(ctx, &rows, selectKeys, userID); err != nil {
+		return nil, translate(fmt.Errorf("list api keys: %w", err))
+	}
+	keys := make([]product.APIKey, len(rows))
+	for i, r := range rows {
+		keys[i] = r.toKey()
+	}
+	return keys, nil
+}
+
+const revokeKey = `
+UPDATE api_keys SET revoked_at = COALESCE(revoked_at, $2) WHERE id = $1
+RETURNING id, user_id, prefix, hash, created_at, last_used_at, revoked_at`
+
+// RevokeKey marks a key revoked, or returns product.ErrNotFound.
+func (s *KeyStore) RevokeKey(ctx context.Context, id uuid.UUID, at time.Time) (product.APIKey, error) {
+	var row keyRow
+	if err := s.db.db.GetContext(ctx, &row, revokeKey, id, at); err != nil {
+		if errors.Is(err, sql.ErrNoRows) {
+			return product.APIKey{}, product.ErrNotFound
+		}
+		return product.APIKey{}, translate(fmt.Errorf("revoke api key: %w", err))
+	}
+	return row.toKey(), nil
+}
+
+const (
+	selectUser        = `SELECT id, email, name, is_admin, created_at FROM users WHERE id = $1`
+	selectUserByEmail = `SELECT id, email, name, is_admin, created_at FROM users WHERE lower(email) = $1`
+)
+
+// GetUser returns the user with the id, or product.ErrUserNotFound.
+func (s *KeyStore) GetUser(ctx context.Context, id uuid.UUID) (product.User, error) {
+	return s.user(ctx, selectUser, id)
+}
+
+// UserByEmail returns the user with the email (any case), or product.ErrUserNotFound.
+func (s *KeyStore) UserByEmail(ctx context.Context, email string) (product.User, error) {
+	return s.user(ctx, selectUserByEmail, strings.ToLower(email))
+}
+
+func (s *KeyStore) user(ctx context.Context, query string, arg any) (product.User, error) {
+	var row userRow
+	if err := s.db.db.GetContext(ctx, &row, query, arg); err != nil {
+		if errors.Is(err, sql.ErrNoRows) {
+			return product.User{}, product.ErrUserNotFound
+		}
+		return product.User{}, translate(fmt.Errorf("select user: %w", err))
+	}
+	return row.toUser(), nil
+}

@@ -1,0 +1,203 @@
+package postgres
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/jmoiron/sqlx"
+	"github.com/lib/pq"
+	"github.com/rs/zerolog"
+
+	"github.com/pms-dev/pms/imaging"
+)
+
+// outboxChannel is the NOTIFY channel that wakes relays when tasks are added.
+const outboxChannel = "pms_image_tasks"
+
+// RelayConfig says how the outbox relay works.
+type RelayConfig struct {
+	PollInterval time.Duration `mapstructure:"poll_interval"` // also catches tasks whose NOTIFY was missed
+	BatchSize    int           `mapstructure:"batch_size"`
+	Retention    time.Duration `mapstructure:"retention"` // how long published rows are kept
+}
+
+// Validate reports every problem with the config.
+func (c RelayConfig) Validate() error {
+	var errs []error
+	if c.PollInterval < 10*time.Millisecond {
+		errs = append(errs, errors.New("relay.poll_interval: must be at least 10ms"))
+	}
+	if c.BatchSize < 1 || c.BatchSize > 10_000 {
+		errs = append(errs, errors.New("relay.batch_size: must be between 1 and 10000"))
+	}
+	if c.Retention < time.Minute {
+		errs = append(errs, errors.New("relay.retention: must be at least 1m"))
+	}
+	return errors.Join(errs...)
+}
+
+// Relay publishes the image task outbox to a queue. Several relays may run
+// against one database: each batch is claimed with FOR UPDATE SKIP LOCKED,
+// so in normal operation no task is sent twice, and a task is marked
+// published only after the queue accepted it, so none is lost.
+type Relay struct {
+	db    *DB
+	queue imaging.Queue
+	cfg   RelayConfig
+	log   zerolog.Logger
+}
+
+// NewRelay returns a relay from db's outbox to queue.
+func NewRelay(cfg RelayConfig, db *DB, queue imaging.Queue, log zerolog.Logger) (*Relay, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	return &Relay{db: db, queue: queue, cfg: cfg, log: log}, nil
+}
+
+// Run publishes pending tasks until ctx ends. It wakes on NOTIFY and polls,
+// backs off while the queue or database is down, and returns nil when ctx
+// ends.
+func (r *Relay) Run(ctx context.Context) error {
+	listener := pq.NewListener(r.db.dsn, 100*time.Millisecond, 10*time.Second, func(ev pq.ListenerEventType, err error) {
+		if err != nil {
+			r.log.Warn().Err(err).Msg("outbox listener connection problem")
+		}
+	})
+	defer listener.Close()
+	if err := listener.Listen(outboxChannel); err != nil {
+		// Polling still delivers every task; NOTIFY only makes it sooner.
+		r.log.Warn().Err(err).Msg("outbox listen failed, polling only")
+	}
+	prune := time.NewTicker(time.Hour)
+	defer prune.Stop()
+	backoff := time.Duration(0)
+	for {
+		n, err := r.drain(ctx)
+		switch {
+		case ctx.Err() != nil:
+			return nil
+		case err != nil:
+			backoff = min(max(2*backoff, r.cfg.PollInterval), 30*time.Second)
+			r.log.Warn().Err(err).Dur("retry_in", backoff).Msg("outbox relay cannot publish")
+		default:
+			backoff = 0
+			if n > 0 {
+				r.log.Debug().Int("tasks", n).Msg("outbox tasks published")
+			}
+		}
+		wait := r.cfg.PollInterval
+		if backoff > 0 {
+			wait = backoff
+		}
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-listener.NotificationChannel():
+			if backoff > 0 {
+				// The queue is down: a notification is no reason to hammer it.
+				sleep(ctx, backoff)
+			}
+		case <-prune.C:
+			r.prune(ctx)
+		case <-time.After(wait):
+		}
+	}
+}
+
+// drain publishes batches until the outbox is empty and returns how many
+// tasks it published.
+func (r *Relay) drain(ctx context.Context) (int, error) {
+	total := 0
+	for {
+		n, err := r.PublishBatch(ctx)
+		total += n
+		if err != nil || n < r.cfg.BatchSize {
+			return total, err
+		}
+	}
+}
+
+const (
+	claimTasks = `
+SELECT id, product_id, image_id, source_url, request_id, created_at
+FROM image_task_outbox
+WHERE published_at IS NULL
+ORDER BY created_at, id
+LIMIT $1
+FOR UPDATE SKIP LOCKED`
+	markPublished = `UPDATE image_task_outbox SET published_at = now() WHERE id = ANY($1::uuid[])`
+	prunePublished = `DELETE FROM image_task_outbox WHERE published_at < $1`
+)
+
+type taskRow struct {
+	ID        uuid.UUID `db:"id"`
+	ProductID uuid.UUID `db:"product_id"`
+	ImageID   uuid.UUID `db:"image_id"`
+	SourceURL string    `db:"source_url"`
+	RequestID string    `db:"request_id"`
+	CreatedAt time.Time `db:"created_at"`
+}
+
+// PublishBatch publishes one batch of pending tasks and returns its size.
+// The rows stay locked while the queue accepts them and are marked in the
+// same transaction; on any error they stay pending.
+func (r *Relay) PublishBatch(ctx context.Context) (int, error) {
+	n := 0
+	err := r.db.withTx(ctx, func(tx *sqlx.Tx) error {
+		var rows []taskRow
+		if err := tx.SelectContext(ctx, &rows, claimTasks, r.cfg.BatchSize); err != nil {
+			return fmt.Errorf("claim outbox tasks: %w", err)
+		}
+		if len(rows) == 0 {
+			return nil
+		}
+		tasks := make([]imaging.Task, len(rows))
+		ids := make([]uuid.UUID, len(rows))
+		for i, row := range rows {
+			tasks[i] = imaging.Task{ID: row.ID, ProductID: row.ProductID, ImageID: row.ImageID, SourceURL: row.SourceURL,
+				RequestedAt: row.CreatedAt.UTC(), RequestID: row.RequestID}
+			ids[i] = row.ID
+		}
+		if err := r.queue.Enqueue(ctx, tasks); err != nil {
+			return fmt.Errorf("publish %d tasks: %w", len(tasks), err)
+		}
+		if _, err := tx.ExecContext(ctx, markPublished, uuidArray(ids)); err != nil {
+			return fmt.Errorf("mark tasks published: %w", err)
+		}
+		n = len(rows)
+		return nil
+	})
+	return n, translate(err)
+}
+
+// prune deletes published rows older than the retention.
+func (r *Relay) prune(ctx context.Context) {
+	res, err := r.db.db.ExecContext(ctx, prunePublished, time.Now().Add(-r.cfg.Retention))
+	if err != nil {
+		r.log.Warn().Err(err).Msg("outbox prune failed")
+		return
+	}
+	if n, _ := res.RowsAffected(); n > 0 {
+		r.log.Info().Int64("rows", n).Msg("outbox pruned")
+	}
+}
+
+// PendingTasks counts tasks not yet published, for metrics and tests.
+func (r *Relay) PendingTasks(ctx context.Context) (int, error) {
+	var n int
+	err := r.db.db.GetContext(ctx, &n, `SELECT count(*) FROM image_task_outbox WHERE published_at IS NULL`)
+	return n, translate(err)
+}
+
+func sleep(ctx context.Context, d time.Duration) {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+	case <-t.C:
+	}
+}
