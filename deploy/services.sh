@@ -137,11 +137,11 @@ dev_stop() {
 }
 
 testenv() {
-  local dir; dir=$(mktemp -d /tmp/pms-test.XXXXXX); chmod 755 "$dir"
-  local pgport redisport
+  TEST_DIR=$(mktemp -d /tmp/pms-test.XXXXXX); chmod 755 "$TEST_DIR"
+  local dir=$TEST_DIR pgport redisport
   pgport=$(free_port); redisport=$(free_port)
   # shellcheck disable=SC2317
-  cleanup() { stop_redis "$dir/redis"; stop_postgres "$dir/pg"; rm -rf "$dir"; }
+  cleanup() { stop_redis "$TEST_DIR/redis"; stop_postgres "$TEST_DIR/pg"; rm -rf "$TEST_DIR"; }
   trap cleanup EXIT
   PG_OPTIONS="-c fsync=off -c synchronous_commit=off -c full_page_writes=off -c max_connections=300" \
     start_postgres "$dir/pg" "$pgport" --no-sync

@@ -1,0 +1,290 @@
+package postgres_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/rs/zerolog"
+
+	"github.com/pms-dev/pms/imaging"
+	"github.com/pms-dev/pms/platform/postgres"
+	"github.com/pms-dev/pms/platform/postgres/postgrestest"
+	"github.com/pms-dev/pms/product"
+)
+
+// queue records published tasks; fail makes Enqueue fail while set. It
+// stands in for Kafka, a remote collaborator.
+type queue struct {
+	mu    sync.Mutex
+	tasks []imaging.Task
+	fail  error
+	delay time.Duration
+}
+
+func (q *queue) Enqueue(_ context.Context, tasks []imaging.Task) error {
+	time.Sleep(q.delay)
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	if q.fail != nil {
+		return q.fail
+	}
+	q.tasks = append(q.tasks, tasks...)
+	return nil
+}
+
+// of returns the recorded tasks for one product.
+func (q *queue) of(productID uuid.UUID) []imaging.Task {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	var out []imaging.Task
+	for _, t := range q.tasks {
+		if t.ProductID == productID {
+			out = append(out, t)
+		}
+	}
+	return out
+}
+
+type fixture struct {
+	db    *postgres.DB
+	svc   *product.Service
+	owner uuid.UUID
+}
+
+func newFixture(t *testing.T) fixture {
+	t.Helper()
+	db := postgrestest.New(t)
+	svc := product.NewService(postgres.NewProductStore(db))
+	u, err := svc.CreateUser(context.Background(), uuid.NewString()+"@example.com", "Tester", false)
+	if err != nil {
+		t.Fatalf("CreateUser: %v", err)
+	}
+	return fixture{db: db, svc: svc, owner: u.ID}
+}
+
+func (f fixture) create(t *testing.T, ctx context.Context, urls ...string) product.Product {
+	t.Helper()
+	p, _, err := f.svc.Create(ctx, product.Draft{UserID: f.owner, Name: "Lamp", Price: 100, ImageURLs: urls}, "")
+	if err != nil {
+		t.Fatalf("Create: %v", err)
+	}
+	return p
+}
+
+func newRelay(t *testing.T, db *postgres.DB, q imaging.Queue, poll time.Duration) *postgres.Relay {
+	t.Helper()
+	r, err := postgres.NewRelay(postgres.RelayConfig{PollInterval: poll, BatchSize: 50, Retention: time.Hour}, db, q, zerolog.Nop())
+	if err != nil {
+		t.Fatalf("NewRelay: %v", err)
+	}
+	return r
+}
+
+// drain publishes until the outbox is empty.
+func drain(t *testing.T, r *postgres.Relay) {
+	t.Helper()
+	for {
+		n, err := r.PublishBatch(context.Background())
+		if err != nil {
+			t.Fatalf("PublishBatch: %v", err)
+		}
+		if n == 0 {
+			return
+		}
+	}
+}
+
+func TestRelayPublishesEachTaskOnceWithRequestID(t *testing.T) {
+	f := newFixture(t)
+	ctx := imaging.WithRequestID(context.Background(), "req-42")
+	p := f.create(t, ctx, "https://example.com/a.jpg", "https://example.com/b.jpg")
+	q := &queue{}
+	r := newRelay(t, f.db, q, time.Second)
+	drain(t, r)
+	drain(t, r)
+	got := q.of(p.ID)
+	if len(got) != 2 {
+		t.Fatalf("published %d tasks for the product, want 2: %+v", len(got), got)
+	}
+	for i, task := range got {
+		im := p.Images[i]
+		if task.ImageID != im.ID || task.SourceURL != im.SourceURL || task.RequestID != "req-42" || task.ID == uuid.Nil {
+			t.Errorf("task %d = %+v, want image %s %s with request id req-42", i, task, im.ID, im.SourceURL)
+		}
+	}
+}
+
+func TestRelayKeepsTasksWhileQueueIsDown(t *testing.T) {
+	f := newFixture(t)
+	p := f.create(t, context.Background(), "https://example.com/down.jpg")
+	q := &queue{fail: errors.New("kafka down")}
+	r := newRelay(t, f.db, q, time.Second)
+	if _, err := r.PublishBatch(context.Background()); err == nil {
+		t.Fatal("PublishBatch with the queue down succeeded, want an error")
+	}
+	q.mu.Lock()
+	q.fail = nil
+	q.mu.Unlock()
+	drain(t, r)
+	if got := q.of(p.ID); len(got) != 1 {
+		t.Fatalf("after the queue came back, published %d tasks, want 1", len(got))
+	}
+}
+
+func TestRelaysShareTheOutboxWithoutDuplicates(t *testing.T) {
+	f := newFixture(t)
+	var products []product.Product
+	for i := range 20 {
+		products = append(products, f.create(t, context.Background(), fmt.Sprintf("https://example.com/%d.jpg", i)))
+	}
+	q := &queue{delay: 5 * time.Millisecond}
+	var wg sync.WaitGroup
+	for range 3 {
+		r := newRelay(t, f.db, q, time.Second)
+		wg.Go(func() { drain(t, r) })
+	}
+	wg.Wait()
+	for _, p := range products {
+		if got := q.of(p.ID); len(got) != 1 {
+			t.Errorf("product %s: published %d times, want once", p.ID, len(got))
+		}
+	}
+}
+
+func TestRelayWakesOnNotify(t *testing.T) {
+	f := newFixture(t)
+	q := &queue{}
+	r := newRelay(t, f.db, q, time.Minute) // polling alone would be far too slow
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- r.Run(ctx) }()
+	defer func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("Run returned %v, want nil after cancel", err)
+		}
+	}()
+	time.Sleep(300 * time.Millisecond) // let the listener connect and the first drain finish
+	p := f.create(t, context.Background(), "https://example.com/notify.jpg")
+	deadline := time.Now().Add(5 * time.Second)
+	for len(q.of(p.ID)) == 0 {
+		if time.Now().After(deadline) {
+			t.Fatal("task not published within 5s of the commit")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+func TestImageResults(t *testing.T) {
+	f := newFixture(t)
+	ctx := context.Background()
+	p := f.create(t, ctx, "https://example.com/r.jpg")
+	results := postgres.NewImageResults(f.db)
+	task := imaging.Task{ProductID: p.ID, ImageID: p.Images[0].ID, SourceURL: p.Images[0].SourceURL}
+
+	if err := results.Begin(ctx, task, 1); err != nil {
+		t.Fatalf("Begin: %v", err)
+	}
+	got, _ := f.svc.Get(ctx, p.ID)
+	if im := got.Images[0]; im.Status != product.ImageProcessing || im.Attempts != 1 {
+		t.Errorf("after Begin image = %+v, want processing with 1 attempt", im)
+	}
+	res := imaging.Result{URL: "http://s3/x.jpg", Width: 800, Height: 600, Bytes: 1234, Format: "jpeg", ThumbnailURL: "http://s3/t.jpg"}
+	if err := results.Ready(ctx, task, res); err != nil {
+		t.Fatalf("Ready: %v", err)
+	}
+	got, _ = f.svc.Get(ctx, p.ID)
+	im := got.Images[0]
+	if im.Status != product.ImageReady || im.CompressedURL != res.URL || im.Width != 800 || im.Height != 600 ||
+		im.Bytes != 1234 || im.Format != "jpeg" || got.Version != p.Version+1 {
+		t.Errorf("after Ready product = v%d %+v, want ready with the result and version %d", got.Version, im, p.Version+1)
+	}
+	if urls := got.CompressedURLs(); len(urls) != 1 || urls[0] != res.URL {
+		t.Errorf("CompressedURLs() = %v, want [%s]", urls, res.URL)
+	}
+	// A redelivered task finds nothing to do.
+	if err := results.Begin(ctx, task, 1); !errors.Is(err, imaging.ErrStale) {
+		t.Errorf("Begin after Ready = %v, want ErrStale", err)
+	}
+}
+
+func TestImageResultsIgnoreReplacedImages(t *testing.T) {
+	f := newFixture(t)
+	ctx := context.Background()
+	p := f.create(t, ctx, "https://example.com/old.jpg")
+	old := imaging.Task{ProductID: p.ID, ImageID: p.Images[0].ID, SourceURL: p.Images[0].SourceURL}
+	urls := []string{"https://example.com/new.jpg"}
+	if _, err := f.svc.Update(ctx, p.ID, product.Patch{ImageURLs: &urls}, 0); err != nil {
+		t.Fatalf("Update: %v", err)
+	}
+	results := postgres.NewImageResults(f.db)
+	if err := results.Begin(ctx, old, 1); !errors.Is(err, imaging.ErrStale) {
+		t.Errorf("Begin for a replaced image = %v, want ErrStale", err)
+	}
+	if err := results.Failed(ctx, old, 3, "source_not_found"); err != nil {
+		t.Errorf("Failed for a replaced image = %v, want nil (no change)", err)
+	}
+	got, _ := f.svc.Get(ctx, p.ID)
+	if len(got.Images) != 1 || got.Images[0].Status != product.ImagePending {
+		t.Errorf("images after a stale result = %+v, want the new image still pending", got.Images)
+	}
+}
+
+func TestImageResultsFailed(t *testing.T) {
+	f := newFixture(t)
+	ctx := context.Background()
+	p := f.create(t, ctx, "https://example.com/404.jpg")
+	task := imaging.Task{ProductID: p.ID, ImageID: p.Images[0].ID, SourceURL: p.Images[0].SourceURL}
+	results := postgres.NewImageResults(f.db)
+	if err := results.Failed(ctx, task, 3, "source_not_found"); err != nil {
+		t.Fatalf("Failed: %v", err)
+	}
+	got, _ := f.svc.Get(ctx, p.ID)
+	if im := got.Images[0]; im.Status != product.ImageFailed || im.ErrorCode != "source_not_found" || im.Attempts != 3 {
+		t.Errorf("after Failed image = %+v, want failed, source_not_found, 3 attempts", im)
+	}
+}
+
+func TestKeyStore(t *testing.T) {
+	f := newFixture(t)
+	ctx := context.Background()
+	auth := product.NewAuth(postgres.NewKeyStore(f.db))
+	plain, key, err := auth.CreateKey(ctx, f.owner)
+	if err != nil {
+		t.Fatalf("CreateKey: %v", err)
+	}
+	caller, err := auth.Authenticate(ctx, plain)
+	if err != nil || caller.UserID != f.owner || caller.KeyID != key.ID {
+		t.Fatalf("Authenticate(new key) = %+v, %v; want user %s", caller, err, f.owner)
+	}
+	keys, err := auth.ListKeys(ctx, f.owner)
+	if err != nil || len(keys) != 1 || keys[0].LastUsedAt.IsZero() {
+		t.Errorf("ListKeys = %+v, %v; want the one key, used", keys, err)
+	}
+	wrong := plain[:len(plain)-1] + "A"
+	if wrong == plain {
+		wrong = plain[:len(plain)-1] + "B"
+	}
+	for name, k := range map[string]string{"empty": "", "malformed": "pms_x", "wrong secret": wrong, "unknown": "pms_AAAAAAAAAAAA_" + plain[len(plain)-43:]} {
+		if _, err := auth.Authenticate(ctx, k); !errors.Is(err, product.ErrUnauthenticated) {
+			t.Errorf("Authenticate(%s) = %v, want ErrUnauthenticated", name, err)
+		}
+	}
+	if _, err := auth.RevokeKey(ctx, key.ID); err != nil {
+		t.Fatalf("RevokeKey: %v", err)
+	}
+	if _, err := auth.Authenticate(ctx, plain); !errors.Is(err, product.ErrUnauthenticated) {
+		t.Errorf("Authenticate(revoked) = %v, want ErrUnauthenticated", err)
+	}
+	if _, err := auth.RevokeKey(ctx, uuid.New()); !errors.Is(err, product.ErrNotFound) {
+		t.Errorf("RevokeKey(unknown) = %v, want ErrNotFound", err)
+	}
+	if _, _, err := auth.CreateKey(ctx, uuid.New()); !errors.Is(err, product.ErrUserNotFound) {
+		t.Errorf("CreateKey(unknown user) = %v, want ErrUserNotFound", err)
+	}
+}
