@@ -11,7 +11,7 @@ export MALLOC_ARENA_MAX := 2
 export VIPS_BLOCK_UNTRUSTED := 1
 export CGO_ENABLED := 1
 
-.PHONY: all build run stop test test-short lint bench migrate docker clean deps
+.PHONY: all build run stop test test-versitygw test-short lint bench migrate docker clean deps
 
 all: build
 
@@ -32,6 +32,10 @@ migrate: build ## apply pending migrations to the development database
 
 test: deps ## the whole suite, with the race detector, against private throwaway servers
 	@$(SERVICES) test $(GO) test -race -count=1 -timeout 15m ./...
+
+test-versitygw: deps ## the S3 tests against versitygw, a SigV4-checking gateway (builds it: minutes)
+	command -v versitygw >/dev/null || test -x $$HOME/go/bin/versitygw || $(GO) install github.com/versity/versitygw/cmd/versitygw@v1.8.0
+	$(GO) test -race -count=1 -tags versitygw -run Versitygw ./platform/s3/
 
 test-short: ## unit tests only
 	$(GO) test -short -count=1 ./...

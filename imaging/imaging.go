@@ -29,10 +29,10 @@ type Source struct {
 // Preset says how one output variant is made: fit inside MaxWidth×MaxHeight
 // (never upscaling) and encode at Quality.
 type Preset struct {
-	Name      string
-	MaxWidth  int
-	MaxHeight int
-	Quality   int
+	Name      string `mapstructure:"name"`
+	MaxWidth  int    `mapstructure:"max_width"`
+	MaxHeight int    `mapstructure:"max_height"`
+	Quality   int    `mapstructure:"quality"`
 }
 
 // Output is one compressed variant of a source image.

@@ -56,23 +56,62 @@ type Processor struct {
 	jobTimeout time.Duration
 }
 
-// ProcessorConfig says which variants to make and how long a task may take.
-type ProcessorConfig struct {
-	Main       Preset
-	Thumbnail  *Preset // optional
-	JobTimeout time.Duration
+// Config says how images are fetched, which variants are made and how long
+// one task may take.
+type Config struct {
+	Fetch      FetchConfig   `mapstructure:"fetch"`
+	JobTimeout time.Duration `mapstructure:"job_timeout"`
+	Main       Preset        `mapstructure:"main"`
+	Thumbnail  Preset        `mapstructure:"thumbnail"` // MaxWidth 0 turns it off
 }
 
-// NewProcessor returns a Processor wired to its collaborators.
-func NewProcessor(cfg ProcessorConfig, f *Fetcher, c Compressor, u Uploader, r ResultStore) *Processor {
-	return &Processor{fetch: f, compress: c, upload: u, results: r, main: cfg.Main, thumbnail: cfg.Thumbnail, jobTimeout: cfg.JobTimeout}
+// Validate reports every problem with the config.
+func (c Config) Validate() error {
+	errs := []error{c.Fetch.Validate()}
+	if c.JobTimeout < time.Second {
+		errs = append(errs, errors.New("imaging.job_timeout: must be at least 1s"))
+	}
+	errs = append(errs, c.Main.validate("imaging.main"))
+	if c.Thumbnail.MaxWidth != 0 {
+		errs = append(errs, c.Thumbnail.validate("imaging.thumbnail"))
+	}
+	return errors.Join(errs...)
+}
+
+func (p Preset) validate(key string) error {
+	var errs []error
+	if p.Name == "" {
+		errs = append(errs, fmt.Errorf("%s.name: must be set", key))
+	}
+	if p.MaxWidth < 16 || p.MaxHeight < 16 || p.MaxWidth > 10_000 || p.MaxHeight > 10_000 {
+		errs = append(errs, fmt.Errorf("%s.max_width, max_height: must be between 16 and 10000", key))
+	}
+	if p.Quality < 1 || p.Quality > 100 {
+		errs = append(errs, fmt.Errorf("%s.quality: must be between 1 and 100", key))
+	}
+	return errors.Join(errs...)
+}
+
+// NewProcessor validates cfg and returns a Processor wired to its
+// collaborators.
+func NewProcessor(cfg Config, f *Fetcher, c Compressor, u Uploader, r ResultStore) (*Processor, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	p := &Processor{fetch: f, compress: c, upload: u, results: r, main: cfg.Main, jobTimeout: cfg.JobTimeout}
+	if cfg.Thumbnail.MaxWidth != 0 {
+		thumb := cfg.Thumbnail
+		p.thumbnail = &thumb
+	}
+	return p, nil
 }
 
 var _ Handler = (*Processor)(nil)
 
 // Process runs one attempt of the task. It returns nil when the image is
-// ready, or failed for good and recorded so; an error means another attempt
-// may succeed.
+// ready or needs nothing more, an error wrapping ErrPermanent when it can
+// never succeed, and another error when a later attempt may succeed. Failures
+// are recorded by GiveUp, which the consumer calls after the last attempt.
 func (p *Processor) Process(ctx context.Context, t Task, attempt int) error {
 	ctx, cancel := context.WithTimeout(ctx, p.jobTimeout)
 	defer cancel()
@@ -87,14 +126,6 @@ func (p *Processor) Process(ctx context.Context, t Task, attempt int) error {
 	start := time.Now()
 	res, err := p.make(ctx, t)
 	if err != nil {
-		var f *Failure
-		if errors.As(err, &f) && f.Permanent {
-			log.Warn().Err(err).Str("error_code", f.Code).Msg("image cannot be processed")
-			if ferr := p.results.Failed(ctx, t, attempt, f.Code); ferr != nil {
-				return fmt.Errorf("record failure: %w", ferr)
-			}
-			return nil
-		}
 		return err
 	}
 	if err := p.results.Ready(ctx, t, res); err != nil {

@@ -32,9 +32,9 @@ type Queue interface {
 const MaxAttempts = 3
 
 // Handler processes tasks for a queue consumer. Process returns nil when the
-// task is finished or can never succeed (having recorded why), and an error
-// when another attempt may succeed. GiveUp records that the task failed for
-// good after its last attempt.
+// task is finished, an error wrapping ErrPermanent when it can never succeed,
+// and another error when another attempt may succeed. GiveUp records that
+// the task failed for good, after a permanent error or the last attempt.
 type Handler interface {
 	Process(ctx context.Context, t Task, attempt int) error
 	GiveUp(ctx context.Context, t Task, attempts int, cause error) error
