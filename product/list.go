@@ -6,7 +6,9 @@ import (
 	"encoding/binary"
 	"encoding/json"
 	"errors"
+	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/google/uuid"
 )
@@ -74,8 +76,11 @@ func (f Filter) Validate() error {
 	if f.MinPrice != nil && f.MaxPrice != nil && *f.MinPrice > *f.MaxPrice {
 		ps.Add("min_price", "must not be greater than max_price")
 	}
-	if len(f.Name) > MaxNameLen {
+	switch {
+	case utf8.RuneCountInString(f.Name) > MaxNameLen:
 		ps.Add("name", "must be at most 255 characters")
+	case !utf8.ValidString(f.Name) || strings.ContainsRune(f.Name, 0):
+		ps.Add("name", "must be UTF-8 text without NUL characters")
 	}
 	if !f.Sort.Valid() {
 		ps.Add("sort", "must be one of created_at, -created_at, price, -price, name")
@@ -85,6 +90,9 @@ func (f Filter) Validate() error {
 	}
 	if f.After != nil && f.After.filter != f.fingerprint() {
 		ps.Add("cursor", "belongs to a list with other filters or order")
+	} else if f.After != nil && (!utf8.ValidString(f.After.Name) || strings.ContainsRune(f.After.Name, 0)) {
+		// Cursors are checked, not signed: one can be made by hand.
+		ps.Add("cursor", ErrBadCursor.Error())
 	}
 	return ps.Err()
 }

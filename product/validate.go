@@ -40,12 +40,20 @@ func checkName(ps *Problems, name string) {
 		ps.Add("product_name", "must be at most 255 characters")
 	case !utf8.ValidString(name):
 		ps.Add("product_name", "must be valid UTF-8")
+	case strings.ContainsRune(name, 0):
+		ps.Add("product_name", errNUL)
 	}
 }
 
+// errNUL is the problem with text PostgreSQL cannot store.
+const errNUL = "must not contain NUL characters"
+
 func checkDescription(ps *Problems, d string) {
-	if utf8.RuneCountInString(d) > MaxDescriptionLen {
+	switch {
+	case utf8.RuneCountInString(d) > MaxDescriptionLen:
 		ps.Add("product_description", "must be at most 10000 characters")
+	case strings.ContainsRune(d, 0):
+		ps.Add("product_description", errNUL)
 	}
 }
 

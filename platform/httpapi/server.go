@@ -4,6 +4,7 @@ package httpapi
 
 import (
 	"context"
+	_ "embed" // the OpenAPI description
 	"errors"
 	"fmt"
 	"net"
@@ -18,6 +19,11 @@ import (
 
 	"github.com/pms-dev/pms/product"
 )
+
+// openAPI describes the API; a test keeps it in step with the routes.
+//
+//go:embed openapi.yaml
+var openAPI []byte
 
 // Config says where the API listens and how long requests may take.
 type Config struct {
@@ -79,6 +85,27 @@ type Server struct {
 // request metrics are registered on reg and served at /metrics with the rest
 // of what reg gathers.
 func New(cfg Config, products *product.Service, checks []Check, reg *prometheus.Registry, log zerolog.Logger) (*Server, error) {
+	s, err := newServer(cfg, checks, reg, log)
+	if err != nil {
+		return nil, err
+	}
+	s.products = products
+	v1 := s.echo.Group("/api/v1")
+	v1.POST("/products", s.createProduct)
+	v1.GET("/products", s.listProducts)
+	v1.GET("/products/:id", s.getProduct)
+	v1.PATCH("/products/:id", s.updateProduct)
+	v1.DELETE("/products/:id", s.deleteProduct)
+	return s, nil
+}
+
+// NewOps returns a Server with only the operational routes (/health, /ready,
+// /metrics), for processes that serve no API such as `pms worker`.
+func NewOps(cfg Config, checks []Check, reg *prometheus.Registry, log zerolog.Logger) (*Server, error) {
+	return newServer(cfg, checks, reg, log)
+}
+
+func newServer(cfg Config, checks []Check, reg *prometheus.Registry, log zerolog.Logger) (*Server, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
@@ -86,30 +113,21 @@ func New(cfg Config, products *product.Service, checks []Check, reg *prometheus.
 	if err != nil {
 		return nil, err
 	}
-	s := &Server{cfg: cfg, products: products, checks: checks, log: log, echo: echo.New()}
+	s := &Server{cfg: cfg, checks: checks, log: log, echo: echo.New()}
 	e := s.echo
 	e.HideBanner, e.HidePort = true, true
 	e.HTTPErrorHandler = handleError
 	e.Use(withRequestID(log), logRequests(m), recoverPanics, withTimeout(cfg.RequestTimeout), requireJSON(cfg.MaxBodyBytes))
-
 	e.GET("/health", s.health)
 	e.GET("/ready", s.ready)
 	e.GET("/metrics", echo.WrapHandler(promhttp.HandlerFor(reg, promhttp.HandlerOpts{})))
-
-	v1 := e.Group("/api/v1")
-	v1.POST("/products", s.createProduct)
-	v1.GET("/products", s.listProducts)
-	v1.GET("/products/:id", s.getProduct)
-	v1.PATCH("/products/:id", s.updateProduct)
-	v1.DELETE("/products/:id", s.deleteProduct)
-
+	e.GET("/openapi.yaml", func(c echo.Context) error { return c.Blob(http.StatusOK, "application/yaml", openAPI) })
 	s.http = &http.Server{
 		Handler:           e,
 		ReadHeaderTimeout: cfg.ReadHeaderTimeout,
 		ReadTimeout:       cfg.ReadTimeout,
 		WriteTimeout:      cfg.WriteTimeout,
 		IdleTimeout:       cfg.IdleTimeout,
-		ErrorLog:          nil,
 	}
 	return s, nil
 }
