@@ -12,6 +12,7 @@ import (
 	"github.com/rs/zerolog"
 	"golang.org/x/sync/errgroup"
 
+	"github.com/pms-dev/pms/platform/kafka"
 	"github.com/pms-dev/pms/platform/postgres"
 	"github.com/pms-dev/pms/product"
 )
@@ -24,8 +25,9 @@ type app struct {
 	log        zerolog.Logger
 	closers    []func() error
 
-	db       *postgres.DB
-	registry *prometheus.Registry
+	db            *postgres.DB
+	kafkaProducer *kafka.Producer
+	registry      *prometheus.Registry
 }
 
 // load reads the config and builds the root logger.
@@ -51,6 +53,15 @@ func newLogger(cfg LogConfig) zerolog.Logger {
 		l = zerolog.New(os.Stderr)
 	}
 	return l.Level(level).With().Timestamp().Str("service", "pms").Logger()
+}
+
+// require validates the config sections a command needs beyond log and
+// postgres, listing every problem.
+func (a *app) require(sections ...string) error {
+	if err := a.cfg.Validate(sections...); err != nil {
+		return fmt.Errorf("invalid config:\n%w", err)
+	}
+	return nil
 }
 
 func (a *app) onClose(f func() error) { a.closers = append(a.closers, f) }
@@ -84,7 +95,15 @@ func (a *app) productService() (*product.Service, error) {
 	if err != nil {
 		return nil, err
 	}
-	return product.NewService(postgres.NewProductStore(db)), nil
+	return product.NewService(postgres.NewProductStore(db), product.Policy{PublicReads: a.cfg.Auth.PublicReads}), nil
+}
+
+func (a *app) authService() (*product.Auth, error) {
+	db, err := a.postgres()
+	if err != nil {
+		return nil, err
+	}
+	return product.NewAuth(postgres.NewKeyStore(db)), nil
 }
 
 // metrics returns the registry every part registers its metrics on, with

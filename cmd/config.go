@@ -6,22 +6,56 @@ import (
 	"net"
 	"net/url"
 	"os"
+	"runtime"
 	"strings"
 	"time"
 
 	"github.com/go-viper/mapstructure/v2"
 	"github.com/spf13/viper"
 
+	"github.com/pms-dev/pms/imaging"
 	"github.com/pms-dev/pms/platform/httpapi"
+	"github.com/pms-dev/pms/platform/kafka"
 	"github.com/pms-dev/pms/platform/postgres"
+	"github.com/pms-dev/pms/platform/s3"
+	"github.com/pms-dev/pms/platform/vips"
 )
 
 // Config is everything pms can be configured with. Each package owns its
 // part; config.yaml documents every key with its default.
 type Config struct {
-	Log      LogConfig       `mapstructure:"log"`
-	HTTP     httpapi.Config  `mapstructure:"http"`
-	Postgres postgres.Config `mapstructure:"postgres"`
+	Log      LogConfig            `mapstructure:"log"`
+	HTTP     httpapi.Config       `mapstructure:"http"`
+	Postgres postgres.Config      `mapstructure:"postgres"`
+	Relay    postgres.RelayConfig `mapstructure:"relay"`
+	Kafka    kafka.Config         `mapstructure:"kafka"`
+	S3       s3.Config            `mapstructure:"s3"`
+	Imaging  imaging.Config       `mapstructure:"imaging"`
+	Vips     vips.Config          `mapstructure:"vips"`
+	Auth     AuthConfig           `mapstructure:"auth"`
+	Worker   WorkerConfig         `mapstructure:"worker"`
+	Dev      DevConfig            `mapstructure:"dev"`
+}
+
+// AuthConfig says who may read what.
+type AuthConfig struct {
+	// PublicReads lets every API key read and list every user's products.
+	PublicReads bool `mapstructure:"public_reads"`
+}
+
+// WorkerConfig says where `pms worker` serves /health, /ready and /metrics.
+type WorkerConfig struct {
+	Addr string `mapstructure:"addr"`
+}
+
+// DevConfig is for `pms all` on a developer's machine.
+type DevConfig struct {
+	// StateDir holds the data of the embedded Kafka and S3 stand-ins.
+	StateDir string `mapstructure:"state_dir"`
+	// KafkaAddr and S3Addr are where they listen: fixed loopback ports, so
+	// the image URLs stored in the database keep working across restarts.
+	KafkaAddr string `mapstructure:"kafka_addr"`
+	S3Addr    string `mapstructure:"s3_addr"`
 }
 
 // LogConfig selects the log level and format.
@@ -44,10 +78,34 @@ func (c LogConfig) Validate() error {
 	return errors.Join(errs...)
 }
 
-// Validate reports every problem in the whole config.
-func (c Config) Validate() error {
-	return errors.Join(c.Log.Validate(), c.HTTP.Validate(), c.Postgres.Validate())
+// Validate reports every problem in the log and postgres sections, which
+// every command uses, and in the other sections named.
+func (c Config) Validate(sections ...string) error {
+	validators := map[string]func() error{
+		"http": c.HTTP.Validate, "relay": c.Relay.Validate, "kafka": c.Kafka.Validate, "s3": c.S3.Validate,
+		"imaging": c.Imaging.Validate, "vips": c.Vips.Validate, "worker": c.Worker.Validate,
+	}
+	errs := []error{c.Log.Validate(), c.Postgres.Validate()}
+	for _, s := range sections {
+		errs = append(errs, validators[s]())
+	}
+	return errors.Join(errs...)
 }
+
+// Validate reports every problem with the worker config.
+func (c WorkerConfig) Validate() error {
+	if _, _, err := net.SplitHostPort(c.Addr); err != nil {
+		return fmt.Errorf("worker.addr: must be host:port: %w", err)
+	}
+	return nil
+}
+
+// Sections each long-running command needs beyond log and postgres.
+var (
+	serveSections  = []string{"http", "relay", "kafka"}
+	workerSections = []string{"http", "kafka", "s3", "imaging", "vips", "worker"}
+	allSections    = []string{"http", "relay", "kafka", "s3", "imaging", "vips"}
+)
 
 // defaults holds every key with its default value: viper only applies
 // environment variables to keys it knows.
@@ -70,6 +128,66 @@ var defaults = map[string]any{
 	"postgres.conn_max_lifetime":  30 * time.Minute,
 	"postgres.conn_max_idle_time": 5 * time.Minute,
 	"postgres.connect_timeout":    5 * time.Second,
+
+	"relay.poll_interval": time.Second,
+	"relay.batch_size":    100,
+	"relay.retention":     24 * time.Hour,
+
+	"kafka.brokers":           []string{},
+	"kafka.topic":             "pms.image-tasks",
+	"kafka.dead_letter_topic": "pms.image-tasks.dlq",
+	"kafka.group_id":          "pms-worker",
+	"kafka.client_id":         "pms",
+	"kafka.version":           "2.8.0",
+	"kafka.concurrency":       0,
+	"kafka.retry_backoff":     time.Second,
+	"kafka.max_retry_backoff": 30 * time.Second,
+	"kafka.shutdown_grace":    10 * time.Second,
+	"kafka.dial_timeout":      5 * time.Second,
+	"kafka.read_timeout":      30 * time.Second,
+	"kafka.write_timeout":     30 * time.Second,
+	"kafka.produce_timeout":   10 * time.Second,
+	"kafka.max_wait_time":     500 * time.Millisecond,
+	"kafka.commit_interval":   time.Second,
+
+	"s3.endpoint":          "",
+	"s3.region":            "us-east-1",
+	"s3.bucket":            "pms-images",
+	"s3.access_key_id":     "",
+	"s3.secret_access_key": "",
+	"s3.use_path_style":    false,
+	"s3.public_url":        "",
+	"s3.cache_control":     "public, max-age=31536000, immutable",
+	"s3.timeout":           30 * time.Second,
+	"s3.max_attempts":      2,
+	"s3.create_bucket":     false,
+
+	"imaging.fetch.connect_timeout":        5 * time.Second,
+	"imaging.fetch.timeout":                30 * time.Second,
+	"imaging.fetch.max_bytes":              25 << 20,
+	"imaging.fetch.max_pixels":             50_000_000,
+	"imaging.fetch.max_redirects":          3,
+	"imaging.fetch.allow_private_networks": false,
+	"imaging.fetch.user_agent":             "pms-imaging/1",
+	"imaging.job_timeout":                  2 * time.Minute,
+	"imaging.main.name":                    "main",
+	"imaging.main.max_width":               1600,
+	"imaging.main.max_height":              1600,
+	"imaging.main.quality":                 80,
+	"imaging.thumbnail.name":               "thumbnail",
+	"imaging.thumbnail.max_width":          320,
+	"imaging.thumbnail.max_height":         320,
+	"imaging.thumbnail.quality":            75,
+
+	"vips.max_concurrent": runtime.NumCPU(),
+
+	"auth.public_reads": false,
+
+	"worker.addr": ":8081",
+
+	"dev.state_dir":  ".pms",
+	"dev.kafka_addr": "127.0.0.1:9092",
+	"dev.s3_addr":    "127.0.0.1:9000",
 }
 
 // loadConfig reads defaults, then the config file (file, or ./config.yaml
@@ -130,6 +248,19 @@ func applyLegacyEnv(v *viper.Viper, env func(string) (string, bool)) error {
 	}
 	if level, ok := env("LOG_LEVEL"); ok {
 		set("log.level", strings.ToLower(level))
+	}
+	if brokers, ok := env("KAFKA_BROKERS"); ok {
+		set("kafka.brokers", brokers)
+	}
+	for _, alias := range []struct{ key, legacy string }{
+		// The standard AWS names come last, so they win over the short ones.
+		{"s3.access_key_id", "AWS_ACCESS_KEY"}, {"s3.access_key_id", "AWS_ACCESS_KEY_ID"},
+		{"s3.secret_access_key", "AWS_SECRET_KEY"}, {"s3.secret_access_key", "AWS_SECRET_ACCESS_KEY"},
+		{"s3.region", "AWS_REGION"}, {"s3.bucket", "AWS_S3_BUCKET"},
+	} {
+		if val, ok := env(alias.legacy); ok {
+			set(alias.key, val)
+		}
 	}
 	if _, ok := env(envName("postgres.url")); ok {
 		return nil

@@ -77,13 +77,24 @@ func TestLoadConfigEnvironment(t *testing.T) {
 }
 
 func TestLoadConfigListsEveryProblem(t *testing.T) {
-	_, err := loadConfig(filepath.Join("..", "config.yaml"), envOf(map[string]string{
-		"PMS_LOG_LEVEL": "loud", "PMS_HTTP_ADDR": "nope", "PMS_POSTGRES_MAX_OPEN_CONNS": "0", "PMS_POSTGRES_URL": "mysql://x",
+	cfg, err := loadConfig(filepath.Join("..", "config.yaml"), envOf(map[string]string{
+		"PMS_LOG_LEVEL": "loud", "PMS_POSTGRES_MAX_OPEN_CONNS": "0", "PMS_POSTGRES_URL": "mysql://x",
 	}))
 	if err == nil {
-		t.Fatal("loadConfig with four bad values succeeded")
+		t.Fatal("loadConfig with three bad values succeeded")
 	}
-	for _, want := range []string{"log.level", "http.addr", "postgres.max_open_conns", "postgres.url"} {
+	for _, want := range []string{"log.level", "postgres.max_open_conns", "postgres.url"} {
+		if !strings.Contains(err.Error(), want) {
+			t.Errorf("loadConfig error %q does not name %s", err, want)
+		}
+	}
+	cfg, err = loadConfig(filepath.Join("..", "config.yaml"), envOf(nil))
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg.HTTP.Addr, cfg.Kafka.Topic, cfg.Imaging.Main.Quality, cfg.Worker.Addr = "nope", "", 0, "x"
+	err = cfg.Validate(workerSections...)
+	for _, want := range []string{"http.addr", "kafka.brokers", "kafka.topic", "imaging.main.quality", "worker.addr"} {
 		if !strings.Contains(err.Error(), want) {
 			t.Errorf("loadConfig error %q does not name %s", err, want)
 		}

@@ -11,36 +11,50 @@ import (
 func newServeCmd(a *app) *cobra.Command {
 	return &cobra.Command{
 		Use:   "serve",
-		Short: "Run the HTTP API",
-		Long:  "Run the HTTP API until SIGINT or SIGTERM, then finish requests in flight and exit.\nRefuses to start on a database whose schema is behind.",
-		Args:  cobra.NoArgs,
+		Short: "Run the HTTP API and the outbox relay",
+		Long: "Run the HTTP API, and the relay that publishes queued image tasks to Kafka, until SIGINT or\n" +
+			"SIGTERM; then finish requests in flight and exit. Refuses a database whose schema is behind.",
+		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			server, err := a.httpServer(cmd.Context())
+			ctx := cmd.Context()
+			if err := a.require(serveSections...); err != nil {
+				return err
+			}
+			server, relay, err := a.api(ctx, nil)
 			if err != nil {
 				return err
 			}
-			return run(cmd.Context(), server)
+			return run(ctx, server, relay)
 		},
 	}
 }
 
-// httpServer builds the API server after checking the schema.
-func (a *app) httpServer(ctx context.Context) (*httpapi.Server, error) {
+// api builds the HTTP server and the outbox relay after checking the schema.
+// extra are readiness checks of other parts in the same process.
+func (a *app) api(ctx context.Context, extra []httpapi.Check) (*httpapi.Server, runner, error) {
 	if err := a.requireSchema(ctx); err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	svc, err := a.productService()
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
-	db, _ := a.postgres()
-	m, err := db.Migrator()
+	auth, err := a.authService()
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
-	checks := []httpapi.Check{
-		{Name: "postgres", Critical: true, Run: db.Ping},
-		{Name: "schema", Critical: true, Run: m.CheckSchema},
+	relay, err := a.relay()
+	if err != nil {
+		return nil, nil, err
 	}
-	return httpapi.New(a.cfg.HTTP, svc, checks, a.metrics(), a.log.With().Str("component", "http").Logger())
+	checks, err := a.postgresChecks()
+	if err != nil {
+		return nil, nil, err
+	}
+	checks = append(checks, httpapi.Check{Name: "kafka", Critical: true, Run: a.kafkaProducer.Check})
+	server, err := httpapi.New(a.cfg.HTTP, httpapi.API{Products: svc, Auth: auth}, append(checks, extra...), a.metrics(), a.log.With().Str("component", "http").Logger())
+	if err != nil {
+		return nil, nil, err
+	}
+	return server, relay, nil
 }

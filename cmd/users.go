@@ -2,8 +2,15 @@ package cmd
 
 import (
 	"fmt"
+	"io"
+	"strings"
+	"text/tabwriter"
+	"time"
 
+	"github.com/google/uuid"
 	"github.com/spf13/cobra"
+
+	"github.com/pms-dev/pms/product"
 )
 
 func newUsersCmd(a *app) *cobra.Command {
@@ -11,8 +18,8 @@ func newUsersCmd(a *app) *cobra.Command {
 	var email, name string
 	var admin bool
 	create := &cobra.Command{
-		Use:   "create --email EMAIL --name NAME",
-		Short: "Create a user and print its id",
+		Use:   "create --email EMAIL --name NAME [--admin]",
+		Short: "Create a user and print their first API key (shown once)",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if err := a.requireSchema(cmd.Context()); err != nil {
@@ -22,11 +29,21 @@ func newUsersCmd(a *app) *cobra.Command {
 			if err != nil {
 				return err
 			}
+			auth, err := a.authService()
+			if err != nil {
+				return err
+			}
 			u, err := svc.CreateUser(cmd.Context(), email, name, admin)
 			if err != nil {
 				return err
 			}
-			fmt.Fprintf(cmd.OutOrStdout(), "user %s created (%s)\n", u.ID, u.Email)
+			key, k, err := auth.CreateKey(cmd.Context(), u.ID)
+			if err != nil {
+				return err
+			}
+			out := cmd.OutOrStdout()
+			fmt.Fprintf(out, "user %s created (%s)\n", u.ID, u.Email)
+			printKey(out, key, k)
 			return nil
 		},
 	}
@@ -37,4 +54,109 @@ func newUsersCmd(a *app) *cobra.Command {
 	_ = create.MarkFlagRequired("name")
 	cmd.AddCommand(create)
 	return cmd
+}
+
+func printKey(out io.Writer, key string, k product.APIKey) {
+	fmt.Fprintf(out, "api key %s: %s\n", k.ID, key)
+	fmt.Fprintln(out, "store it now: it is not shown again (only its hash is kept)")
+}
+
+func newKeysCmd(a *app) *cobra.Command {
+	cmd := &cobra.Command{Use: "keys", Short: "Manage API keys"}
+	var user string
+	// findUser takes a user id or an email address.
+	findUser := func(cmd *cobra.Command, auth *product.Auth) (product.User, error) {
+		if id, err := uuid.Parse(user); err == nil {
+			return auth.User(cmd.Context(), id)
+		}
+		return auth.UserByEmail(cmd.Context(), user)
+	}
+	create := &cobra.Command{
+		Use:   "create --user ID|EMAIL",
+		Short: "Create an API key for a user (shown once)",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			auth, err := a.keyAdmin(cmd)
+			if err != nil {
+				return err
+			}
+			u, err := findUser(cmd, auth)
+			if err != nil {
+				return err
+			}
+			key, k, err := auth.CreateKey(cmd.Context(), u.ID)
+			if err != nil {
+				return err
+			}
+			printKey(cmd.OutOrStdout(), key, k)
+			return nil
+		},
+	}
+	list := &cobra.Command{
+		Use:   "list --user ID|EMAIL",
+		Short: "List a user's API keys (prefixes only)",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			auth, err := a.keyAdmin(cmd)
+			if err != nil {
+				return err
+			}
+			u, err := findUser(cmd, auth)
+			if err != nil {
+				return err
+			}
+			keys, err := auth.ListKeys(cmd.Context(), u.ID)
+			if err != nil {
+				return err
+			}
+			w := tabwriter.NewWriter(cmd.OutOrStdout(), 0, 4, 2, ' ', 0)
+			fmt.Fprintln(w, "ID\tPREFIX\tCREATED\tLAST USED\tREVOKED")
+			for _, k := range keys {
+				fmt.Fprintf(w, "%s\tpms_%s_…\t%s\t%s\t%s\n", k.ID, k.Prefix, when(k.CreatedAt), when(k.LastUsedAt), when(k.RevokedAt))
+			}
+			return w.Flush()
+		},
+	}
+	for _, c := range []*cobra.Command{create, list} {
+		c.Flags().StringVar(&user, "user", "", "the user's id or email address")
+		_ = c.MarkFlagRequired("user")
+	}
+	revoke := &cobra.Command{
+		Use:   "revoke ID",
+		Short: "Revoke an API key; it stops working within a second everywhere",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			id, err := uuid.Parse(args[0])
+			if err != nil {
+				return fmt.Errorf("%w: the key id must be a UUID (see pms keys list)", errUsage)
+			}
+			auth, err := a.keyAdmin(cmd)
+			if err != nil {
+				return err
+			}
+			k, err := auth.RevokeKey(cmd.Context(), id)
+			if err != nil {
+				return err
+			}
+			fmt.Fprintf(cmd.OutOrStdout(), "api key %s (pms_%s_…) revoked at %s\n", k.ID, k.Prefix, when(k.RevokedAt))
+			return nil
+		},
+	}
+	cmd.AddCommand(create, list, revoke)
+	return cmd
+}
+
+// keyAdmin checks the schema and returns the key service.
+func (a *app) keyAdmin(cmd *cobra.Command) (*product.Auth, error) {
+	if err := a.requireSchema(cmd.Context()); err != nil {
+		return nil, err
+	}
+	return a.authService()
+}
+
+func when(t time.Time) string {
+	if t.IsZero() {
+		return "-"
+	}
+	return strings.Replace(t.UTC().Format(time.RFC3339), "T", " ", 1)
 }

@@ -42,25 +42,50 @@ type IdempotencyKey struct {
 	RequestHash string // identifies the request's content
 }
 
-// Service applies the product rules on top of a Store.
+// Policy says who may see what.
+type Policy struct {
+	// PublicReads lets any caller read and list every user's products.
+	// Without it a caller sees only their own, unless an admin.
+	PublicReads bool
+}
+
+// Service applies the product rules on top of a Store. Every method that
+// acts on products takes the Caller it acts for: a product belongs to its
+// owner, and only the owner or an admin may change it.
 type Service struct {
-	store Store
-	now   func() time.Time
+	store  Store
+	policy Policy
+	now    func() time.Time
 }
 
 // NewService returns a Service that keeps products in store.
-func NewService(store Store) *Service {
-	return &Service{store: store, now: time.Now}
+func NewService(store Store, policy Policy) *Service {
+	return &Service{store: store, policy: policy, now: time.Now}
 }
+
+// canRead reports whether c may see p.
+func (s *Service) canRead(c Caller, p Product) bool {
+	return s.policy.PublicReads || c.Admin || p.UserID == c.UserID
+}
+
+// canChange reports whether c may change or delete p.
+func canChange(c Caller, p Product) bool { return c.Admin || p.UserID == c.UserID }
 
 // timestamp returns the current time at the precision PostgreSQL keeps.
 func (s *Service) timestamp() time.Time { return s.now().UTC().Truncate(time.Microsecond) }
 
 // Create validates d and stores it as a new product whose images are
-// pending. With an idempotency key the same request returns the first
-// product with replayed set; a different request with the key returns
-// ErrIdempotencyKey.
-func (s *Service) Create(ctx context.Context, d Draft, idempotencyKey string) (p Product, replayed bool, err error) {
+// pending. The owner is the caller unless d names one: only an admin may
+// create for someone else (ErrForbidden). With an idempotency key the same
+// request returns the first product with replayed set; a different request
+// with the key returns ErrIdempotencyKey.
+func (s *Service) Create(ctx context.Context, c Caller, d Draft, idempotencyKey string) (p Product, replayed bool, err error) {
+	if d.UserID == uuid.Nil {
+		d.UserID = c.UserID
+	}
+	if d.UserID != c.UserID && !c.Admin {
+		return Product{}, false, fmt.Errorf("create a product for another user: %w", ErrForbidden)
+	}
 	if err := d.Validate(); err != nil {
 		return Product{}, false, err
 	}
@@ -85,7 +110,7 @@ func (s *Service) Create(ctx context.Context, d Draft, idempotencyKey string) (p
 	if !replayed {
 		return p, false, nil
 	}
-	p, err = s.store.Get(ctx, id)
+	p, err = s.Get(ctx, c, id)
 	return p, true, err
 }
 
@@ -97,14 +122,30 @@ func (d Draft) hash() string {
 	return hex.EncodeToString(h.Sum(nil))
 }
 
-// Get returns the product with the given id, or ErrNotFound.
-func (s *Service) Get(ctx context.Context, id uuid.UUID) (Product, error) {
-	return s.store.Get(ctx, id)
+// Get returns the product with the given id, or ErrNotFound when there is
+// none the caller may see.
+func (s *Service) Get(ctx context.Context, c Caller, id uuid.UUID) (Product, error) {
+	p, err := s.store.Get(ctx, id)
+	if err != nil {
+		return Product{}, err
+	}
+	if !s.canRead(c, p) {
+		return Product{}, ErrNotFound
+	}
+	return p, nil
 }
 
 // List returns the page of products f selects, or a *ValidationError for a
-// bad filter.
-func (s *Service) List(ctx context.Context, f Filter) (Page, error) {
+// bad filter. Without a user_id filter a caller lists their own products and
+// an admin every product; filtering by another user is for admins, or for
+// everyone under the PublicReads policy (else ErrForbidden).
+func (s *Service) List(ctx context.Context, c Caller, f Filter) (Page, error) {
+	switch {
+	case f.UserID == nil && !c.Admin:
+		f.UserID = &c.UserID
+	case f.UserID != nil && *f.UserID != c.UserID && !c.Admin && !s.policy.PublicReads:
+		return Page{}, fmt.Errorf("list another user's products: %w", ErrForbidden)
+	}
 	if err := f.Validate(); err != nil {
 		return Page{}, err
 	}
@@ -123,8 +164,11 @@ func (s *Service) List(ctx context.Context, f Filter) (Page, error) {
 // Update applies the patch to the product. With ifMatch > 0 the product must
 // still be at that version, else ErrVersionMismatch. A change bumps the
 // version; a patch that changes nothing returns the product as it is.
-func (s *Service) Update(ctx context.Context, id uuid.UUID, patch Patch, ifMatch int) (Product, error) {
+func (s *Service) Update(ctx context.Context, c Caller, id uuid.UUID, patch Patch, ifMatch int) (Product, error) {
 	return s.store.Update(ctx, id, func(p *Product) error {
+		if !canChange(c, *p) {
+			return ErrNotFound // others' products are not revealed
+		}
 		if ifMatch > 0 && p.Version != ifMatch {
 			return ErrVersionMismatch
 		}
@@ -147,8 +191,16 @@ func (s *Service) Update(ctx context.Context, id uuid.UUID, patch Patch, ifMatch
 }
 
 // Delete removes the product. With ifMatch > 0 it must still be at that
-// version, else ErrVersionMismatch.
-func (s *Service) Delete(ctx context.Context, id uuid.UUID, ifMatch int) error {
+// version, else ErrVersionMismatch. Others' products are ErrNotFound.
+func (s *Service) Delete(ctx context.Context, c Caller, id uuid.UUID, ifMatch int) error {
+	// The owner never changes, so checking it before deleting cannot race.
+	p, err := s.store.Get(ctx, id)
+	if err != nil {
+		return err
+	}
+	if !canChange(c, p) {
+		return ErrNotFound
+	}
 	return s.store.Delete(ctx, id, ifMatch)
 }
 

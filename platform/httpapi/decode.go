@@ -92,7 +92,7 @@ func (r *fieldReader) id(name string, dst *uuid.UUID) {
 			return
 		}
 		id, err := uuid.Parse(s)
-		if err != nil {
+		if err != nil || id == uuid.Nil {
 			r.problems.Add(name, "must be a UUID string")
 			return
 		}

@@ -33,6 +33,7 @@ var errorTable = []struct {
 	message string
 }{
 	{product.ErrNotFound, http.StatusNotFound, "not_found", "product not found"},
+	{product.ErrForbidden, http.StatusForbidden, "forbidden", "this API key may not do that"},
 	{product.ErrUserNotFound, http.StatusUnprocessableEntity, "unknown_user", "user_id names no user"},
 	{product.ErrIdempotencyKey, http.StatusUnprocessableEntity, "idempotency_key_reused", "Idempotency-Key was already used with a different request"},
 	{product.ErrVersionMismatch, http.StatusPreconditionFailed, "version_mismatch", "the product has changed since the version in If-Match"},
@@ -58,6 +59,9 @@ func toAPIError(err error) *apiError {
 	var ae *apiError
 	if errors.As(err, &ae) {
 		return ae
+	}
+	if errors.Is(err, product.ErrUnauthenticated) {
+		return errUnauthenticated(err.Error())
 	}
 	var ve *product.ValidationError
 	if errors.As(err, &ve) {

@@ -3,6 +3,7 @@ package httpapi_test
 import (
 	"bytes"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -37,11 +38,14 @@ func testConfig() httpapi.Config {
 	}
 }
 
-// api is a server under test on a loopback httptest server.
+// api is a server under test on a loopback httptest server. Requests carry
+// an admin's API key unless they set Authorization themselves.
 type api struct {
 	srv    *httptest.Server
 	server *httpapi.Server
 	svc    *product.Service
+	auth   *product.Auth
+	key    string // an admin's API key
 }
 
 // newAPI serves the API on the test binary's migrated database, with a
@@ -55,14 +59,45 @@ func newAPI(t testing.TB) *api {
 // newAPIOn serves the API on db with the given config and readiness checks.
 func newAPIOn(t testing.TB, db *postgres.DB, cfg httpapi.Config, checks ...httpapi.Check) *api {
 	t.Helper()
-	svc := product.NewService(postgres.NewProductStore(db))
-	s, err := httpapi.New(cfg, svc, checks, prometheus.NewRegistry(), zerolog.Nop())
+	return newAPIWith(t, db, cfg, product.Policy{}, nil, checks...)
+}
+
+// newAPIWith is newAPIOn with a read policy and a rate limiter.
+func newAPIWith(t testing.TB, db *postgres.DB, cfg httpapi.Config, policy product.Policy, limiter httpapi.RateLimiter, checks ...httpapi.Check) *api {
+	t.Helper()
+	svc := product.NewService(postgres.NewProductStore(db), policy)
+	auth := product.NewAuth(postgres.NewKeyStore(db))
+	s, err := httpapi.New(cfg, httpapi.API{Products: svc, Auth: auth, Limiter: limiter}, checks, prometheus.NewRegistry(), zerolog.Nop())
 	if err != nil {
 		t.Fatalf("httpapi.New: %v", err)
 	}
 	srv := httptest.NewServer(s.Handler())
 	t.Cleanup(srv.Close)
-	return &api{srv: srv, server: s, svc: svc}
+	a := &api{srv: srv, server: s, svc: svc, auth: auth}
+	a.key = a.newKey(t, true)
+	return a
+}
+
+// unknownKey is well formed but names no key.
+const unknownKey = "pms_AAAAAAAAAAAA_AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA"
+
+// newKey makes a user, admin or not, and returns an API key of theirs.
+// Under a database outage it returns a key that cannot be looked up, for
+// tests that expect only errors.
+func (a *api) newKey(t testing.TB, admin bool) string {
+	t.Helper()
+	u, err := a.svc.CreateUser(t.Context(), "user-"+uuid.NewString()+"@example.test", "Key Holder", admin)
+	if errors.Is(err, product.ErrUnavailable) {
+		return unknownKey
+	}
+	if err != nil {
+		t.Fatalf("CreateUser: %v", err)
+	}
+	key, _, err := a.auth.CreateKey(t.Context(), u.ID)
+	if err != nil {
+		t.Fatalf("CreateKey: %v", err)
+	}
+	return key
 }
 
 // newUser stores a user with a unique email and returns its id.
@@ -118,6 +153,9 @@ func (a *api) send(t testing.TB, method, path string, body io.Reader, desc strin
 	}
 	if body != nil {
 		req.Header.Set("Content-Type", "application/json")
+	}
+	if a.key != "" {
+		req.Header.Set("Authorization", "Bearer "+a.key)
 	}
 	for i := 0; i+1 < len(header); i += 2 {
 		if header[i+1] == omit {

@@ -84,7 +84,7 @@ func (s *Server) createProduct(c echo.Context) error {
 		return err
 	}
 	r := newFieldReader(obj, "user_id", "product_name", "product_description", "product_price", "product_images")
-	r.required("user_id", "product_name", "product_price")
+	r.required("product_name", "product_price")
 	r.notNull("product_description", "product_images")
 	var d product.Draft
 	r.id("user_id", &d.UserID)
@@ -92,6 +92,9 @@ func (s *Server) createProduct(c echo.Context) error {
 	r.str("product_description", &d.Description)
 	r.price("product_price", &d.Price)
 	r.strings("product_images", &d.ImageURLs)
+	if d.UserID == uuid.Nil {
+		d.UserID = caller(c).UserID // as the service would: checked here to report every problem at once
+	}
 	if err := r.check(d.Validate()); err != nil {
 		return err
 	}
@@ -99,7 +102,7 @@ func (s *Server) createProduct(c echo.Context) error {
 	if len(key) > 255 || (key == "" && c.Request().Header.Values(headerIdempotencyKey) != nil) {
 		return badRequest(product.FieldError{Field: headerIdempotencyKey, Problem: "must be 1 to 255 characters"})
 	}
-	p, replayed, err := s.products.Create(c.Request().Context(), d, key)
+	p, replayed, err := s.products.Create(c.Request().Context(), caller(c), d, key)
 	if err != nil {
 		return err
 	}
@@ -126,7 +129,7 @@ func (s *Server) getProduct(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	p, err := s.products.Get(c.Request().Context(), id)
+	p, err := s.products.Get(c.Request().Context(), caller(c), id)
 	if err != nil {
 		return err
 	}
@@ -199,7 +202,7 @@ func (s *Server) updateProduct(c echo.Context) error {
 	if err := r.err(); err != nil {
 		return err
 	}
-	p, err := s.products.Update(c.Request().Context(), id, patch, version)
+	p, err := s.products.Update(c.Request().Context(), caller(c), id, patch, version)
 	if err != nil {
 		return err
 	}
@@ -216,7 +219,7 @@ func (s *Server) deleteProduct(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	if err := s.products.Delete(c.Request().Context(), id, version); err != nil {
+	if err := s.products.Delete(c.Request().Context(), caller(c), id, version); err != nil {
 		return err
 	}
 	return c.NoContent(http.StatusNoContent)
@@ -230,7 +233,7 @@ func (s *Server) listProducts(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	page, err := s.products.List(c.Request().Context(), f)
+	page, err := s.products.List(c.Request().Context(), caller(c), f)
 	if err != nil {
 		return err
 	}

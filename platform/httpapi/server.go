@@ -72,6 +72,8 @@ type Check struct {
 type Server struct {
 	cfg      Config
 	products *product.Service
+	auth     *product.Auth
+	limiter  RateLimiter
 	checks   []Check
 	log      zerolog.Logger
 	echo     *echo.Echo
@@ -81,21 +83,36 @@ type Server struct {
 	listener net.Listener
 }
 
-// New returns a Server for the product service. Readiness runs checks; the
-// request metrics are registered on reg and served at /metrics with the rest
-// of what reg gathers.
-func New(cfg Config, products *product.Service, checks []Check, reg *prometheus.Registry, log zerolog.Logger) (*Server, error) {
+// API is what the product API serves: products, who may act on them, and
+// how fast. A nil Limiter means no rate limit.
+type API struct {
+	Products *product.Service
+	Auth     *product.Auth
+	Limiter  RateLimiter
+}
+
+// New returns a Server for the product API. Every /api/v1 route requires an
+// API key. Readiness runs checks; the request metrics are registered on reg
+// and served at /metrics with the rest of what reg gathers.
+func New(cfg Config, api API, checks []Check, reg *prometheus.Registry, log zerolog.Logger) (*Server, error) {
 	s, err := newServer(cfg, checks, reg, log)
 	if err != nil {
 		return nil, err
 	}
-	s.products = products
+	s.products, s.auth, s.limiter = api.Products, api.Auth, api.Limiter
+	// Middleware goes on each route, not the group: Echo answers a group's
+	// unknown methods with 404 where 405 is right.
+	mw := []echo.MiddlewareFunc{s.authenticate}
+	if s.limiter != nil {
+		mw = append(mw, s.limitRate)
+	}
 	v1 := s.echo.Group("/api/v1")
-	v1.POST("/products", s.createProduct)
-	v1.GET("/products", s.listProducts)
-	v1.GET("/products/:id", s.getProduct)
-	v1.PATCH("/products/:id", s.updateProduct)
-	v1.DELETE("/products/:id", s.deleteProduct)
+	v1.GET("/me", s.me, mw...)
+	v1.POST("/products", s.createProduct, mw...)
+	v1.GET("/products", s.listProducts, mw...)
+	v1.GET("/products/:id", s.getProduct, mw...)
+	v1.PATCH("/products/:id", s.updateProduct, mw...)
+	v1.DELETE("/products/:id", s.deleteProduct, mw...)
 	return s, nil
 }
 

@@ -18,7 +18,6 @@ import (
 
 	"github.com/pms-dev/pms/platform/httpapi"
 	"github.com/pms-dev/pms/platform/postgres/postgrestest"
-	"github.com/pms-dev/pms/product"
 )
 
 func TestHealth(t *testing.T) {
@@ -208,7 +207,7 @@ func waitRun(t *testing.T, done <-chan error, d time.Duration) error {
 // newBareServer returns a server whose product endpoints are never called.
 func newBareServer(t *testing.T, cfg httpapi.Config) *httpapi.Server {
 	t.Helper()
-	s, err := httpapi.New(cfg, product.NewService(nil), nil, prometheus.NewRegistry(), zerolog.Nop())
+	s, err := httpapi.NewOps(cfg, nil, prometheus.NewRegistry(), zerolog.Nop())
 	if err != nil {
 		t.Fatalf("httpapi.New: %v", err)
 	}

@@ -1,0 +1,35 @@
+package cmd
+
+import (
+	"github.com/spf13/cobra"
+)
+
+func newAllCmd(a *app) *cobra.Command {
+	return &cobra.Command{
+		Use:   "all",
+		Short: "Run the API, relay and worker in one process (for development)",
+		Long: "Run the HTTP API, the outbox relay and the image worker in one process sharing one PostgreSQL\n" +
+			"pool and one Kafka client. With no kafka.brokers configured it starts an embedded Kafka-protocol\n" +
+			"broker, and with no s3.endpoint an embedded S3 server, both on loopback with their data under\n" +
+			"dev.state_dir: development stand-ins, never used by serve or worker. One failing part stops all.",
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			ctx := cmd.Context()
+			if err := a.standIns(); err != nil {
+				return err
+			}
+			if err := a.require(allSections...); err != nil {
+				return err
+			}
+			consumer, workerChecks, err := a.consumer(ctx)
+			if err != nil {
+				return err
+			}
+			server, relay, err := a.api(ctx, workerChecks)
+			if err != nil {
+				return err
+			}
+			return run(ctx, server, relay, consumer)
+		},
+	}
+}

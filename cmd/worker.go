@@ -1,0 +1,42 @@
+package cmd
+
+import (
+	"github.com/spf13/cobra"
+
+	"github.com/pms-dev/pms/platform/httpapi"
+)
+
+func newWorkerCmd(a *app) *cobra.Command {
+	return &cobra.Command{
+		Use:   "worker",
+		Short: "Process image tasks from Kafka",
+		Long: "Consume image tasks from Kafka: fetch each image, compress it with libvips, upload it to S3 and\n" +
+			"record it in PostgreSQL. Serves /health, /ready and /metrics on worker.addr.\n" +
+			"On SIGINT or SIGTERM, tasks in flight finish or are left for redelivery.",
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			ctx := cmd.Context()
+			if err := a.require(workerSections...); err != nil {
+				return err
+			}
+			if err := a.requireSchema(ctx); err != nil {
+				return err
+			}
+			consumer, checks, err := a.consumer(ctx)
+			if err != nil {
+				return err
+			}
+			pgChecks, err := a.postgresChecks()
+			if err != nil {
+				return err
+			}
+			opsCfg := a.cfg.HTTP
+			opsCfg.Addr = a.cfg.Worker.Addr
+			ops, err := httpapi.NewOps(opsCfg, append(pgChecks, checks...), a.metrics(), a.log.With().Str("component", "ops").Logger())
+			if err != nil {
+				return err
+			}
+			return run(ctx, ops, consumer)
+		},
+	}
+}

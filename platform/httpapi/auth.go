@@ -1,0 +1,108 @@
+package httpapi
+
+import (
+	"context"
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/labstack/echo/v4"
+	"github.com/rs/zerolog"
+
+	"github.com/pms-dev/pms/product"
+)
+
+const callerKey = "caller"
+
+// caller returns who the request acts for, set by authenticate.
+func caller(c echo.Context) product.Caller {
+	cl, _ := c.Get(callerKey).(product.Caller)
+	return cl
+}
+
+// authenticate requires "Authorization: Bearer <key>" and puts the caller in
+// the context, and their ids in the request's logger.
+func (s *Server) authenticate(next echo.HandlerFunc) echo.HandlerFunc {
+	return func(c echo.Context) error {
+		scheme, key, ok := strings.Cut(c.Request().Header.Get(echo.HeaderAuthorization), " ")
+		if !ok || !strings.EqualFold(scheme, "Bearer") || key == "" {
+			return errUnauthenticated("")
+		}
+		cl, err := s.auth.Authenticate(c.Request().Context(), strings.TrimSpace(key))
+		if err != nil {
+			return err
+		}
+		c.Set(callerKey, cl)
+		ctx := c.Request().Context()
+		l := zerolog.Ctx(ctx).With().Stringer("user_id", cl.UserID).Stringer("key_id", cl.KeyID).Logger()
+		c.SetRequest(c.Request().WithContext(l.WithContext(ctx)))
+		return next(c)
+	}
+}
+
+// errUnauthenticated is a 401 with the challenge RFC 6750 asks for.
+func errUnauthenticated(problem string) *apiError {
+	challenge := `Bearer realm="pms"`
+	if problem != "" {
+		challenge += `, error="invalid_token"`
+	}
+	return &apiError{Status: http.StatusUnauthorized, Code: "unauthorized",
+		Message: "an API key is required: Authorization: Bearer <key>",
+		Header:  http.Header{"Www-Authenticate": {challenge}}}
+}
+
+// RateLimit is the outcome of one rate-limit check.
+type RateLimit struct {
+	Allowed    bool
+	Limit      int
+	Remaining  int
+	RetryAfter time.Duration
+	ResetAfter time.Duration
+}
+
+// RateLimiter decides whether the holder of key may make one more request;
+// write says whether it changes anything. It fails open: when it cannot
+// decide it allows the request.
+type RateLimiter func(ctx context.Context, key string, write bool) RateLimit
+
+// limitRate applies the rate limiter per API key and sets the RateLimit-*
+// headers; an exhausted limit is a 429 with Retry-After.
+func (s *Server) limitRate(next echo.HandlerFunc) echo.HandlerFunc {
+	return func(c echo.Context) error {
+		method := c.Request().Method
+		write := method != http.MethodGet && method != http.MethodHead
+		rl := s.limiter(c.Request().Context(), caller(c).KeyID.String(), write)
+		h := c.Response().Header()
+		if rl.Limit > 0 {
+			h.Set("RateLimit-Limit", strconv.Itoa(rl.Limit))
+			h.Set("RateLimit-Remaining", strconv.Itoa(rl.Remaining))
+			h.Set("RateLimit-Reset", strconv.Itoa(ceilSeconds(rl.ResetAfter)))
+		}
+		if !rl.Allowed {
+			return &apiError{Status: http.StatusTooManyRequests, Code: "rate_limited",
+				Message: "too many requests; slow down",
+				Header:  http.Header{"Retry-After": {strconv.Itoa(max(1, ceilSeconds(rl.RetryAfter)))}}}
+		}
+		return next(c)
+	}
+}
+
+func ceilSeconds(d time.Duration) int { return int((d + time.Second - 1) / time.Second) }
+
+type meJSON struct {
+	UserID string `json:"user_id"`
+	Email  string `json:"email"`
+	Name   string `json:"name"`
+	Admin  bool   `json:"admin"`
+	KeyID  string `json:"key_id"`
+}
+
+func (s *Server) me(c echo.Context) error {
+	cl := caller(c)
+	u, err := s.auth.User(c.Request().Context(), cl.UserID)
+	if err != nil {
+		return err
+	}
+	return c.JSON(http.StatusOK, meJSON{UserID: u.ID.String(), Email: u.Email, Name: u.Name, Admin: u.Admin, KeyID: cl.KeyID.String()})
+}

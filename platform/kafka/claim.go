@@ -1,0 +1,161 @@
+package kafka
+
+import (
+	"context"
+	"sync"
+	"time"
+
+	"github.com/IBM/sarama"
+)
+
+// maxPending bounds how many messages of one partition may be received but
+// not yet marked, so one slow task cannot pile up unbounded redelivery.
+const maxPending = 1024
+
+// groupHandler is the sarama.ConsumerGroupHandler of a Consumer.
+type groupHandler struct{ c *Consumer }
+
+// Setup implements sarama.ConsumerGroupHandler.
+func (g *groupHandler) Setup(sess sarama.ConsumerGroupSession) error {
+	g.c.log.Info().Interface("claims", sess.Claims()).Int32("generation", sess.GenerationID()).Msg("kafka partitions assigned")
+	return nil
+}
+
+// Cleanup implements sarama.ConsumerGroupHandler.
+func (g *groupHandler) Cleanup(sess sarama.ConsumerGroupSession) error {
+	g.c.log.Info().Int32("generation", sess.GenerationID()).Msg("kafka partitions released")
+	return nil
+}
+
+// ConsumeClaim starts a task for each message of one partition, at most
+// Config.Concurrency at once across partitions, and marks offsets in order
+// as tasks finish. It returns as soon as the session ends, after waiting for
+// tasks in flight (see drain).
+func (g *groupHandler) ConsumeClaim(sess sarama.ConsumerGroupSession, claim sarama.ConsumerGroupClaim) error {
+	stop := sess.Context()
+	// Tasks run under work, which survives the session's end by up to
+	// ShutdownGrace so a task in flight can finish its attempt.
+	work, cancel := context.WithCancel(context.WithoutCancel(stop))
+	defer cancel()
+	tr := newTracker(maxPending, func(m *sarama.ConsumerMessage) { sess.MarkMessage(m, "") })
+	var wg sync.WaitGroup
+	defer g.drain(&wg, cancel, claim)
+	for {
+		select {
+		case <-stop.Done():
+			return nil
+		case msg, ok := <-claim.Messages():
+			if !ok {
+				return nil
+			}
+			// Waiting for room selects on stop too, so a rebalance never
+			// blocks here.
+			if !tr.reserve(stop) || !g.acquire(stop) {
+				return nil
+			}
+			e := tr.add(msg)
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				defer g.release()
+				if g.c.handle(stop, work, msg) {
+					tr.finish(e)
+				}
+			}()
+		}
+	}
+}
+
+func (g *groupHandler) acquire(ctx context.Context) bool {
+	select {
+	case g.c.sem <- struct{}{}:
+		g.c.metrics.inFlight.Inc()
+		return true
+	case <-ctx.Done():
+		return false
+	}
+}
+
+func (g *groupHandler) release() {
+	g.c.metrics.inFlight.Dec()
+	<-g.c.sem
+}
+
+// drain waits up to ShutdownGrace for the claim's tasks in flight, then
+// cancels them and waits for them to return. Cancelled tasks stay unmarked
+// and are delivered again to the partition's next owner.
+func (g *groupHandler) drain(wg *sync.WaitGroup, cancel context.CancelFunc, claim sarama.ConsumerGroupClaim) {
+	done := make(chan struct{})
+	go func() {
+		wg.Wait()
+		close(done)
+	}()
+	t := time.NewTimer(g.c.cfg.ShutdownGrace)
+	defer t.Stop()
+	select {
+	case <-done:
+		return
+	case <-t.C:
+	}
+	g.c.log.Warn().Str("topic", claim.Topic()).Int32("partition", claim.Partition()).
+		Dur("grace", g.c.cfg.ShutdownGrace).Msg("cancelling unfinished tasks; they will be redelivered")
+	cancel()
+	<-done
+}
+
+// tracker marks one partition's offsets in the order the messages arrived:
+// a message is marked once it and every earlier one are finished. Marking
+// the last of a finished run marks its offset + 1, which covers the run.
+type tracker struct {
+	mu      sync.Mutex
+	pending []*entry // received, not yet marked, in arrival order
+	room    chan struct{}
+	mark    func(*sarama.ConsumerMessage)
+}
+
+type entry struct {
+	msg  *sarama.ConsumerMessage
+	done bool
+}
+
+func newTracker(window int, mark func(*sarama.ConsumerMessage)) *tracker {
+	return &tracker{room: make(chan struct{}, window), mark: mark}
+}
+
+// reserve waits until fewer than window messages are pending, or ctx ends.
+func (t *tracker) reserve(ctx context.Context) bool {
+	select {
+	case t.room <- struct{}{}:
+		return true
+	case <-ctx.Done():
+		return false
+	}
+}
+
+// add records a message as pending; call reserve first and call add in
+// offset order.
+func (t *tracker) add(msg *sarama.ConsumerMessage) *entry {
+	e := &entry{msg: msg}
+	t.mu.Lock()
+	t.pending = append(t.pending, e)
+	t.mu.Unlock()
+	return e
+}
+
+// finish records e as done and marks the end of the finished run at the
+// front, if any. Marking under the lock keeps marks in order.
+func (t *tracker) finish(e *entry) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	e.done = true
+	var last *sarama.ConsumerMessage
+	for len(t.pending) > 0 && t.pending[0].done {
+		last = t.pending[0].msg
+		t.pending[0] = nil
+		t.pending = t.pending[1:]
+		<-t.room
+	}
+	if last != nil {
+		t.mark(last)
+	}
+}

@@ -1,0 +1,170 @@
+package kafka
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/IBM/sarama"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/rs/zerolog"
+
+	"github.com/pms-dev/pms/imaging"
+)
+
+// Consumer is a member of the worker consumer group: it hands each task of
+// the task topic to an imaging.Handler and dead-letters what cannot be
+// processed. It is a prometheus.Collector of its task counters.
+type Consumer struct {
+	cfg     Config
+	h       imaging.Handler
+	log     zerolog.Logger
+	client  sarama.Client
+	group   sarama.ConsumerGroup
+	dlq     *Producer
+	sem     chan struct{} // one slot per task in flight, across all claims
+	metrics *metrics
+
+	started   atomic.Bool
+	closeOnce sync.Once
+	closeErr  error
+}
+
+// NewConsumer validates cfg and connects a consumer group member and a
+// dead-letter producer to the brokers; it fails when none of them answers.
+// The member joins the group when Run is called.
+func NewConsumer(cfg Config, h imaging.Handler, log zerolog.Logger) (*Consumer, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	if h == nil {
+		return nil, errors.New("kafka consumer: nil handler")
+	}
+	client, err := sarama.NewClient(cfg.Brokers, cfg.consumerConfig())
+	if err != nil {
+		return nil, fmt.Errorf("connect kafka consumer to %v: %w", cfg.Brokers, err)
+	}
+	group, err := sarama.NewConsumerGroupFromClient(cfg.GroupID, client)
+	if err != nil {
+		_ = client.Close()
+		return nil, fmt.Errorf("create kafka consumer group %s: %w", cfg.GroupID, err)
+	}
+	dlq, err := newProducer(cfg, cfg.DeadLetterTopic)
+	if err != nil {
+		_ = group.Close()
+		_ = client.Close()
+		return nil, fmt.Errorf("dead-letter producer: %w", err)
+	}
+	return &Consumer{
+		cfg:     cfg,
+		h:       h,
+		log:     log,
+		client:  client,
+		group:   group,
+		dlq:     dlq,
+		sem:     make(chan struct{}, cfg.concurrency()),
+		metrics: newMetrics(),
+	}, nil
+}
+
+// Run consumes tasks until ctx ends, then lets tasks in flight finish (see
+// the package comment), commits what is done, leaves the group and returns
+// nil. Errors from the brokers are logged and retried, not returned. Run
+// returns an error only when called a second time or after Close.
+func (c *Consumer) Run(ctx context.Context) error {
+	if !c.started.CompareAndSwap(false, true) {
+		return errors.New("kafka consumer: Run may be called only once")
+	}
+	errsDone := make(chan struct{})
+	go func() {
+		defer close(errsDone)
+		for err := range c.group.Errors() {
+			c.log.Warn().Err(err).Msg("kafka consumer error")
+		}
+	}()
+	defer func() {
+		// Leaving the group now, rather than when the session times out,
+		// hands our partitions to the next member at once.
+		if err := c.group.Close(); err != nil {
+			c.log.Debug().Err(err).Msg("kafka consumer group closed with error")
+		}
+		<-errsDone
+	}()
+
+	c.log.Info().Str("topic", c.cfg.Topic).Str("group_id", c.cfg.GroupID).Int("concurrency", cap(c.sem)).Msg("kafka consumer started")
+	topics := []string{c.cfg.Topic}
+	handler := &groupHandler{c: c}
+	wait := c.cfg.RetryBackoff
+	for {
+		// Consume returns at every rebalance; the loop rejoins.
+		err := c.group.Consume(ctx, topics, handler)
+		switch {
+		case ctx.Err() != nil:
+			c.log.Info().Msg("kafka consumer stopped")
+			return nil
+		case errors.Is(err, sarama.ErrClosedConsumerGroup):
+			return fmt.Errorf("consume %s: %w", c.cfg.Topic, err)
+		case err == nil:
+			wait = c.cfg.RetryBackoff
+			continue
+		}
+		c.log.Warn().Err(err).Dur("retry_in", wait).Msg("kafka consumer group session failed")
+		if !sleep(ctx, wait) {
+			c.log.Info().Msg("kafka consumer stopped")
+			return nil
+		}
+		wait = min(2*wait, c.cfg.MaxRetryBackoff)
+	}
+}
+
+// Check returns nil when a broker answers with metadata for the task and
+// dead-letter topics and the group has a coordinator.
+func (c *Consumer) Check(ctx context.Context) error {
+	if err := checkTopics(ctx, c.client, c.cfg.Topic, c.cfg.DeadLetterTopic); err != nil {
+		return err
+	}
+	done := make(chan error, 1)
+	go func() {
+		_, err := c.client.Coordinator(c.cfg.GroupID)
+		done <- err
+	}()
+	select {
+	case err := <-done:
+		if err != nil {
+			return fmt.Errorf("kafka coordinator of group %s: %w", c.cfg.GroupID, err)
+		}
+		return nil
+	case <-ctx.Done():
+		return fmt.Errorf("check kafka: %w", ctx.Err())
+	}
+}
+
+// Close releases the connections. Call it after Run has returned; later
+// calls return the first call's result.
+func (c *Consumer) Close() error {
+	c.closeOnce.Do(func() {
+		c.closeErr = errors.Join(c.group.Close(), c.dlq.Close(), c.client.Close())
+	})
+	return c.closeErr
+}
+
+// Describe implements prometheus.Collector.
+func (c *Consumer) Describe(ch chan<- *prometheus.Desc) { c.metrics.describe(ch) }
+
+// Collect implements prometheus.Collector.
+func (c *Consumer) Collect(ch chan<- prometheus.Metric) { c.metrics.collect(ch) }
+
+// sleep waits for d or until ctx ends, and reports whether d passed.
+func sleep(ctx context.Context, d time.Duration) bool {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return true
+	case <-ctx.Done():
+		return false
+	}
+}

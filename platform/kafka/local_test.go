@@ -1,0 +1,74 @@
+package kafka_test
+
+import (
+	"context"
+	"testing"
+	"time"
+
+	"github.com/google/uuid"
+
+	"github.com/pms-dev/pms/imaging"
+	"github.com/pms-dev/pms/platform/kafka"
+)
+
+func TestNewLocalBrokerRefusesNonLoopback(t *testing.T) {
+	for _, addr := range []string{"0.0.0.0:0", "10.1.2.3:9092", ":9092", "kafka.example.com:9092", "nonsense"} {
+		if b, err := kafka.NewLocalBroker(t.TempDir(), addr); err == nil {
+			b.Close()
+			t.Errorf("NewLocalBroker(%q) = nil error, want an error", addr)
+		}
+	}
+}
+
+func TestLocalBrokerKeepsMessagesAndOffsets(t *testing.T) {
+	if testing.Short() {
+		t.Skip("integration test: starts a Kafka-protocol broker")
+	}
+	t.Parallel()
+	dir := t.TempDir()
+	cfg := kafka.DefaultConfig()
+	startBroker := func() *kafka.LocalBroker {
+		t.Helper()
+		b, err := kafka.NewLocalBroker(dir, "127.0.0.1:0", cfg.Topic, cfg.DeadLetterTopic)
+		if err != nil {
+			t.Fatalf("NewLocalBroker() error = %v", err)
+		}
+		cfg.Brokers = b.Addrs()
+		cfg.MaxWaitTime = 50 * time.Millisecond
+		cfg.CommitInterval = 50 * time.Millisecond
+		return b
+	}
+	// consumeUntil runs a consumer of group until it has seen want, which
+	// comes after every earlier task of its partition.
+	consumeUntil := func(want uuid.UUID, group string) *received {
+		t.Helper()
+		cfg.GroupID = group
+		var got received
+		r := start(t, cfg, &fakeHandler{process: func(_ context.Context, tk imaging.Task, _ int) error {
+			got.add(tk)
+			return nil
+		}}, testLogger(t, nil))
+		waitFor(t, 15*time.Second, "task "+want.String()+" consumed", func() bool { return got.count(want) > 0 })
+		r.stop(t) // commits what was marked
+		return &got
+	}
+
+	b := startBroker()
+	first := newTask(uuid.New(), "")
+	enqueue(t, cfg, first)
+	consumeUntil(first.ID, "g1")
+	if err := b.Close(); err != nil {
+		t.Fatalf("Close() = %v", err)
+	}
+
+	b = startBroker() // same data dir
+	defer b.Close()
+	second := newTask(first.ProductID, "") // same partition, after first
+	enqueue(t, cfg, second)
+	if got := consumeUntil(second.ID, "g1"); got.count(first.ID) != 0 {
+		t.Error("restarted broker redelivered a committed task to the same group: offsets were lost")
+	}
+	if got := consumeUntil(second.ID, "g2"); got.count(first.ID) != 1 {
+		t.Error("restarted broker did not keep the first task for a new group: messages were lost")
+	}
+}
