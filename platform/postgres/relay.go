@@ -129,7 +129,7 @@ WHERE published_at IS NULL
 ORDER BY created_at, id
 LIMIT $1
 FOR UPDATE SKIP LOCKED`
-	markPublished = `UPDATE image_task_outbox SET published_at = now() WHERE id = ANY($1::uuid[])`
+	markPublished  = `UPDATE image_task_outbox SET published_at = now() WHERE id = ANY($1::uuid[])`
 	prunePublished = `DELETE FROM image_task_outbox WHERE published_at < $1`
 )
 
