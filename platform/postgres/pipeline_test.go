@@ -54,22 +54,23 @@ type fixture struct {
 	db    *postgres.DB
 	svc   *product.Service
 	owner uuid.UUID
+	as    product.Caller // the owner
 }
 
 func newFixture(t *testing.T) fixture {
 	t.Helper()
 	db := postgrestest.New(t)
-	svc := product.NewService(postgres.NewProductStore(db))
+	svc := product.NewService(postgres.NewProductStore(db), product.Policy{})
 	u, err := svc.CreateUser(context.Background(), uuid.NewString()+"@example.com", "Tester", false)
 	if err != nil {
 		t.Fatalf("CreateUser: %v", err)
 	}
-	return fixture{db: db, svc: svc, owner: u.ID}
+	return fixture{db: db, svc: svc, owner: u.ID, as: product.Caller{UserID: u.ID}}
 }
 
 func (f fixture) create(t *testing.T, ctx context.Context, urls ...string) product.Product {
 	t.Helper()
-	p, _, err := f.svc.Create(ctx, product.Draft{UserID: f.owner, Name: "Lamp", Price: 100, ImageURLs: urls}, "")
+	p, _, err := f.svc.Create(ctx, f.as, product.Draft{UserID: f.owner, Name: "Lamp", Price: 100, ImageURLs: urls}, "")
 	if err != nil {
 		t.Fatalf("Create: %v", err)
 	}
@@ -190,7 +191,7 @@ func TestImageResults(t *testing.T) {
 	if err := results.Begin(ctx, task, 1); err != nil {
 		t.Fatalf("Begin: %v", err)
 	}
-	got, _ := f.svc.Get(ctx, p.ID)
+	got, _ := f.svc.Get(ctx, f.as, p.ID)
 	if im := got.Images[0]; im.Status != product.ImageProcessing || im.Attempts != 1 {
 		t.Errorf("after Begin image = %+v, want processing with 1 attempt", im)
 	}
@@ -198,7 +199,7 @@ func TestImageResults(t *testing.T) {
 	if err := results.Ready(ctx, task, res); err != nil {
 		t.Fatalf("Ready: %v", err)
 	}
-	got, _ = f.svc.Get(ctx, p.ID)
+	got, _ = f.svc.Get(ctx, f.as, p.ID)
 	im := got.Images[0]
 	if im.Status != product.ImageReady || im.CompressedURL != res.URL || im.Width != 800 || im.Height != 600 ||
 		im.Bytes != 1234 || im.Format != "jpeg" || got.Version != p.Version+1 {
@@ -219,7 +220,7 @@ func TestImageResultsIgnoreReplacedImages(t *testing.T) {
 	p := f.create(t, ctx, "https://example.com/old.jpg")
 	old := imaging.Task{ProductID: p.ID, ImageID: p.Images[0].ID, SourceURL: p.Images[0].SourceURL}
 	urls := []string{"https://example.com/new.jpg"}
-	if _, err := f.svc.Update(ctx, p.ID, product.Patch{ImageURLs: &urls}, 0); err != nil {
+	if _, err := f.svc.Update(ctx, f.as, p.ID, product.Patch{ImageURLs: &urls}, 0); err != nil {
 		t.Fatalf("Update: %v", err)
 	}
 	results := postgres.NewImageResults(f.db)
@@ -229,7 +230,7 @@ func TestImageResultsIgnoreReplacedImages(t *testing.T) {
 	if err := results.Failed(ctx, old, 3, "source_not_found"); err != nil {
 		t.Errorf("Failed for a replaced image = %v, want nil (no change)", err)
 	}
-	got, _ := f.svc.Get(ctx, p.ID)
+	got, _ := f.svc.Get(ctx, f.as, p.ID)
 	if len(got.Images) != 1 || got.Images[0].Status != product.ImagePending {
 		t.Errorf("images after a stale result = %+v, want the new image still pending", got.Images)
 	}
@@ -244,7 +245,7 @@ func TestImageResultsFailed(t *testing.T) {
 	if err := results.Failed(ctx, task, 3, "source_not_found"); err != nil {
 		t.Fatalf("Failed: %v", err)
 	}
-	got, _ := f.svc.Get(ctx, p.ID)
+	got, _ := f.svc.Get(ctx, f.as, p.ID)
 	if im := got.Images[0]; im.Status != product.ImageFailed || im.ErrorCode != "source_not_found" || im.Attempts != 3 {
 		t.Errorf("after Failed image = %+v, want failed, source_not_found, 3 attempts", im)
 	}
