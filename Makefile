@@ -22,7 +22,7 @@ build: ## build bin/pms
 	$(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(BIN) .
 
 run: deps build ## start PostgreSQL and Redis for development, migrate, run pms
-	@$(SERVICES) dev bash -c '$(BIN) migrate up && exec $(BIN) serve'
+	@$(SERVICES) dev bash -c '$(BIN) migrate up && exec $(BIN) all'
 
 stop: ## stop the development services
 	@$(SERVICES) stop

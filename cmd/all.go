@@ -1,6 +1,8 @@
 package cmd
 
 import (
+	"context"
+
 	"github.com/spf13/cobra"
 )
 
@@ -13,23 +15,25 @@ func newAllCmd(a *app) *cobra.Command {
 			"broker, and with no s3.endpoint an embedded S3 server, both on loopback with their data under\n" +
 			"dev.state_dir: development stand-ins, never used by serve or worker. One failing part stops all.",
 		Args: cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			ctx := cmd.Context()
-			if err := a.standIns(); err != nil {
-				return err
-			}
-			if err := a.require(allSections...); err != nil {
-				return err
-			}
-			consumer, workerChecks, err := a.consumer(ctx)
-			if err != nil {
-				return err
-			}
-			server, relay, err := a.api(ctx, workerChecks)
-			if err != nil {
-				return err
-			}
-			return run(ctx, server, relay, consumer)
-		},
+		RunE: func(cmd *cobra.Command, _ []string) error { return a.runAll(cmd.Context()) },
 	}
+}
+
+// runAll runs the API, relay and worker until ctx ends or one part fails.
+func (a *app) runAll(ctx context.Context) error {
+	if err := a.standIns(); err != nil {
+		return err
+	}
+	if err := a.require(allSections...); err != nil {
+		return err
+	}
+	consumer, workerChecks, err := a.consumer(ctx)
+	if err != nil {
+		return err
+	}
+	server, relay, err := a.api(ctx, workerChecks)
+	if err != nil {
+		return err
+	}
+	return run(ctx, server, relay, consumer)
 }

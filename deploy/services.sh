@@ -124,7 +124,7 @@ dev() {
   log "PostgreSQL on 127.0.0.1:$pgport, Redis on 127.0.0.1:$redisport, data in $state (stop them with 'make stop')"
   export PMS_POSTGRES_URL=${PMS_POSTGRES_URL:-postgres://postgres@127.0.0.1:$pgport/pms?sslmode=disable}
   export PMS_REDIS_ADDR=${PMS_REDIS_ADDR:-127.0.0.1:$redisport}
-  export PMS_STATE_DIR=$state
+  export PMS_DEV_STATE_DIR=${PMS_DEV_STATE_DIR:-$state}
   "$@"
 }
 

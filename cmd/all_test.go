@@ -1,0 +1,339 @@
+package cmd
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"image"
+	"image/color"
+	_ "image/jpeg" // decodes the compressed output
+	"image/png"
+	"io"
+	"math/rand/v2"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/rs/zerolog"
+	_ "golang.org/x/image/webp" // decodes compressed images with alpha
+
+	"github.com/pms-dev/pms/platform/postgres/postgrestest"
+)
+
+// freeAddr returns a loopback address nothing listens on right now.
+func freeAddr(t *testing.T) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	return ln.Addr().String()
+}
+
+// syncBuffer collects log lines from several goroutines.
+type syncBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *syncBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *syncBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
+}
+
+// stack is `pms all` running in-process on loopback, with its development
+// Kafka and S3 stand-ins, on the test database.
+type stack struct {
+	app  *app
+	base string // http://host:port of the API
+	key  string // an API key
+	logs *syncBuffer
+}
+
+// startAll runs `pms all` until the test ends. env sets config keys as
+// PMS_* variables would.
+func startAll(t *testing.T, env map[string]string) *stack {
+	t.Helper()
+	vars := map[string]string{
+		"PMS_POSTGRES_URL":                         postgrestest.URL(t),
+		"PMS_HTTP_ADDR":                            freeAddr(t),
+		"PMS_DEV_STATE_DIR":                        t.TempDir(),
+		"PMS_DEV_KAFKA_ADDR":                       freeAddr(t),
+		"PMS_DEV_S3_ADDR":                          freeAddr(t),
+		"PMS_IMAGING_FETCH_ALLOW_PRIVATE_NETWORKS": "true", // the sources are on loopback
+		"PMS_KAFKA_MAX_WAIT_TIME":                  "50ms",
+		"PMS_KAFKA_COMMIT_INTERVAL":                "100ms",
+		"PMS_KAFKA_RETRY_BACKOFF":                  "50ms",
+		"PMS_RELAY_POLL_INTERVAL":                  "100ms",
+		"PMS_LOG_LEVEL":                            "debug",
+	}
+	for k, v := range env {
+		vars[k] = v
+	}
+	cfg, err := loadConfig(filepath.Join("..", "config.yaml"), envOf(vars))
+	if err != nil {
+		t.Fatalf("loadConfig: %v", err)
+	}
+	logs := &syncBuffer{}
+	a := &app{cfg: cfg, log: zerolog.New(logs).With().Timestamp().Logger()}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- a.runAll(ctx) }()
+	t.Cleanup(func() {
+		cancel()
+		select {
+		case err := <-done:
+			if err != nil {
+				t.Errorf("pms all returned %v, want nil after shutdown", err)
+			}
+		case <-time.After(30 * time.Second):
+			t.Errorf("pms all did not stop within 30s")
+		}
+		if cerr := a.close(); cerr != nil {
+			t.Errorf("close: %v", cerr)
+		}
+		if t.Failed() {
+			t.Logf("pms all logs:\n%s", logs.String())
+		}
+	})
+	s := &stack{app: a, base: "http://" + cfg.HTTP.Addr, logs: logs}
+	s.waitReady(t, done)
+	key, err := a.newTestKey()
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.key = key
+	return s
+}
+
+// newTestKey makes a user with an API key through the app's own
+// services and returns the key.
+func (a *app) newTestKey() (string, error) {
+	svc, err := a.productService()
+	if err != nil {
+		return "", err
+	}
+	auth, err := a.authService()
+	if err != nil {
+		return "", err
+	}
+	u, err := svc.CreateUser(context.Background(), fmt.Sprintf("e2e-%d@example.test", time.Now().UnixNano()), "E2E", false)
+	if err != nil {
+		return "", err
+	}
+	key, _, err := auth.CreateKey(context.Background(), u.ID)
+	return key, err
+}
+
+func (s *stack) waitReady(t *testing.T, done <-chan error) {
+	t.Helper()
+	deadline := time.Now().Add(60 * time.Second)
+	for {
+		select {
+		case err := <-done:
+			t.Fatalf("pms all stopped while starting: %v\n%s", err, s.logs.String())
+		default:
+		}
+		res, err := http.Get(s.base + "/ready")
+		if err == nil {
+			res.Body.Close()
+			if res.StatusCode == http.StatusOK {
+				return
+			}
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("pms all not ready within 60s (last: %v)\n%s", err, s.logs.String())
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// do sends an authenticated JSON request and decodes a JSON response into out.
+func (s *stack) do(t *testing.T, method, path, body, requestID string, out any) int {
+	t.Helper()
+	req, err := http.NewRequest(method, s.base+path, strings.NewReader(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header.Set("Authorization", "Bearer "+s.key)
+	req.Header.Set("Content-Type", "application/json")
+	if requestID != "" {
+		req.Header.Set("X-Request-ID", requestID)
+	}
+	res, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatalf("%s %s: %v", method, path, err)
+	}
+	defer res.Body.Close()
+	raw, _ := io.ReadAll(res.Body)
+	if out != nil && res.StatusCode < 300 {
+		if err := json.Unmarshal(raw, out); err != nil {
+			t.Fatalf("%s %s = %d %s: %v", method, path, res.StatusCode, raw, err)
+		}
+	}
+	return res.StatusCode
+}
+
+type e2eImage struct {
+	Status        string `json:"status"`
+	Attempts      int    `json:"attempts"`
+	ErrorCode     string `json:"error_code"`
+	CompressedURL string `json:"compressed_url"`
+	Width, Height int
+	Format        string `json:"format"`
+}
+
+type e2eProduct struct {
+	ID                      string     `json:"id"`
+	ProductImages           []string   `json:"product_images"`
+	CompressedProductImages []string   `json:"compressed_product_images"`
+	Images                  []e2eImage `json:"images"`
+}
+
+// waitProduct polls the product until done says it is finished.
+func (s *stack) waitProduct(t *testing.T, id string, d time.Duration, done func(e2eProduct) bool) e2eProduct {
+	t.Helper()
+	deadline := time.Now().Add(d)
+	for {
+		var p e2eProduct
+		if code := s.do(t, http.MethodGet, "/api/v1/products/"+id, "", "", &p); code != http.StatusOK {
+			t.Fatalf("GET product %s = %d", id, code)
+		}
+		if done(p) {
+			return p
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("product %s not finished within %v: %+v", id, d, p)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+func settled(p e2eProduct) bool {
+	for _, im := range p.Images {
+		if im.Status != "ready" && im.Status != "failed" {
+			return false
+		}
+	}
+	return true
+}
+
+// serveFiles serves files on loopback, as a shop's image host would.
+func serveFiles(t *testing.T, files map[string][]byte) string {
+	t.Helper()
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		data, ok := files[strings.TrimPrefix(r.URL.Path, "/")]
+		if !ok {
+			http.NotFound(w, r)
+			return
+		}
+		w.Write(data)
+	}))
+	t.Cleanup(srv.Close)
+	return srv.URL
+}
+
+// transparentPNG is a noisy 900×600 PNG with an alpha channel, standing in
+// for a product cut-out.
+func transparentPNG(t *testing.T) []byte {
+	r := rand.New(rand.NewPCG(1, 2))
+	img := image.NewNRGBA(image.Rect(0, 0, 900, 600))
+	for y := range 600 {
+		for x := range 900 {
+			img.Set(x, y, color.NRGBA{uint8(x) ^ uint8(r.IntN(32)), uint8(y) ^ uint8(r.IntN(32)), 200, uint8(x / 4)})
+		}
+	}
+	var buf bytes.Buffer
+	if err := png.Encode(&buf, img); err != nil {
+		t.Fatal(err)
+	}
+	return buf.Bytes()
+}
+
+// TestAllEndToEnd runs pms all in-process: a product whose images are real
+// photos gets compressed copies in S3 that decode, fit the box, are upright
+// and carry no metadata; its task's logs carry the request id.
+func TestAllEndToEnd(t *testing.T) {
+	if testing.Short() {
+		t.Skip("integration test: runs pms all")
+	}
+	rotated, err := os.ReadFile(filepath.Join("..", "testdata", "rot6-Dune.jpg"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	files := map[string][]byte{"dune.jpg": rotated, "cutout.png": transparentPNG(t)}
+	src := serveFiles(t, files)
+	s := startAll(t, nil)
+
+	body := fmt.Sprintf(`{"product_name":"Dune print","product_price":49.90,"product_images":["%s/dune.jpg","%s/cutout.png"]}`, src, src)
+	var created e2eProduct
+	if code := s.do(t, http.MethodPost, "/api/v1/products", body, "e2e-request-1", &created); code != http.StatusCreated {
+		t.Fatalf("POST = %d, want 201", code)
+	}
+	p := s.waitProduct(t, created.ID, 60*time.Second, func(p e2eProduct) bool { return len(p.CompressedProductImages) == 2 })
+
+	for i, name := range []string{"dune.jpg", "cutout.png"} {
+		url := p.CompressedProductImages[i]
+		res, err := http.Get(url) // as a browser would
+		if err != nil {
+			t.Fatalf("GET %s: %v", url, err)
+		}
+		data, _ := io.ReadAll(res.Body)
+		res.Body.Close()
+		if res.StatusCode != http.StatusOK {
+			t.Fatalf("GET %s = %d", url, res.StatusCode)
+		}
+		img, format, err := image.Decode(bytes.NewReader(data))
+		if err != nil {
+			t.Fatalf("compressed %s does not decode: %v", name, err)
+		}
+		b := img.Bounds()
+		if b.Dx() > 1600 || b.Dy() > 1600 {
+			t.Errorf("compressed %s is %dx%d, want it inside 1600x1600", name, b.Dx(), b.Dy())
+		}
+		if len(data) >= len(files[name]) {
+			t.Errorf("compressed %s is %d bytes, not smaller than the source's %d", name, len(data), len(files[name]))
+		}
+		for _, marker := range []string{"Exif\x00\x00", "http://ns.adobe.com/xap", "GPS", "EXIF", "XMP "} {
+			if bytes.Contains(data, []byte(marker)) {
+				t.Errorf("compressed %s (%s) still carries %q", name, format, marker)
+			}
+		}
+		switch name {
+		case "dune.jpg":
+			// The source is stored landscape with EXIF orientation 6: upright is portrait.
+			if format != "jpeg" || b.Dy() <= b.Dx() {
+				t.Errorf("compressed dune.jpg is a %dx%d %s, want an upright (portrait) JPEG", b.Dx(), b.Dy(), format)
+			}
+		case "cutout.png":
+			if format != "webp" {
+				t.Errorf("compressed cutout.png is %s, want WebP to keep its alpha", format)
+			}
+		}
+	}
+	// The request id follows the task into the worker.
+	var workerLines int
+	for _, line := range strings.Split(s.logs.String(), "\n") {
+		if strings.Contains(line, `"request_id":"e2e-request-1"`) && strings.Contains(line, `"component":"worker"`) {
+			workerLines++
+		}
+	}
+	if workerLines < 2 {
+		t.Errorf("%d worker log lines carry the request id, want at least one per image", workerLines)
+	}
+}
