@@ -28,7 +28,7 @@ import (
 )
 
 // freeAddr returns a loopback address nothing listens on right now.
-func freeAddr(t *testing.T) string {
+func freeAddr(t testing.TB) string {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -67,7 +67,7 @@ type stack struct {
 
 // startAll runs `pms all` until the test ends. env sets config keys as
 // PMS_* variables would.
-func startAll(t *testing.T, env map[string]string) *stack {
+func startAll(t testing.TB, env map[string]string) *stack {
 	t.Helper()
 	vars := map[string]string{
 		"PMS_POSTGRES_URL":                         postgrestest.URL(t),
@@ -140,7 +140,7 @@ func (a *app) newTestKey() (string, error) {
 	return key, err
 }
 
-func (s *stack) waitReady(t *testing.T, done <-chan error) {
+func (s *stack) waitReady(t testing.TB, done <-chan error) {
 	t.Helper()
 	deadline := time.Now().Add(60 * time.Second)
 	for {
@@ -164,7 +164,7 @@ func (s *stack) waitReady(t *testing.T, done <-chan error) {
 }
 
 // do sends an authenticated JSON request and decodes a JSON response into out.
-func (s *stack) do(t *testing.T, method, path, body, requestID string, out any) int {
+func (s *stack) do(t testing.TB, method, path, body, requestID string, out any) int {
 	t.Helper()
 	req, err := http.NewRequest(method, s.base+path, strings.NewReader(body))
 	if err != nil {
@@ -206,7 +206,7 @@ type e2eProduct struct {
 }
 
 // waitProduct polls the product until done says it is finished.
-func (s *stack) waitProduct(t *testing.T, id string, d time.Duration, done func(e2eProduct) bool) e2eProduct {
+func (s *stack) waitProduct(t testing.TB, id string, d time.Duration, done func(e2eProduct) bool) e2eProduct {
 	t.Helper()
 	deadline := time.Now().Add(d)
 	for {
@@ -234,7 +234,7 @@ func settled(p e2eProduct) bool {
 }
 
 // serveFiles serves files on loopback, as a shop's image host would.
-func serveFiles(t *testing.T, files map[string][]byte) string {
+func serveFiles(t testing.TB, files map[string][]byte) string {
 	t.Helper()
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		data, ok := files[strings.TrimPrefix(r.URL.Path, "/")]
