@@ -26,7 +26,7 @@ func BenchmarkPostToCompressedURL(b *testing.B) {
 		b.Fatal(err)
 	}
 	src := serveFiles(b, map[string][]byte{"photo.jpg": photo})
-	s := startAll(b, map[string]string{"PMS_LOG_LEVEL": "warn"})
+	s, _ := startAll(b, map[string]string{"PMS_LOG_LEVEL": "warn"})
 	var took []time.Duration
 	b.ResetTimer()
 	for i := 0; b.Loop(); i++ {

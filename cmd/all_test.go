@@ -65,9 +65,9 @@ type stack struct {
 	logs *syncBuffer
 }
 
-// startAll runs `pms all` until the test ends. env sets config keys as
-// PMS_* variables would.
-func startAll(t testing.TB, env map[string]string) *stack {
+// startAll is startAll with a stop func that shuts this `pms all` down as
+// SIGTERM would, before the test ends; calling it again does nothing.
+func startAll(t testing.TB, env map[string]string) (*stack, func()) {
 	t.Helper()
 	vars := map[string]string{
 		"PMS_POSTGRES_URL":                         postgrestest.URL(t),
@@ -94,21 +94,27 @@ func startAll(t testing.TB, env map[string]string) *stack {
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- a.runAll(ctx) }()
-	t.Cleanup(func() {
-		cancel()
-		select {
-		case err := <-done:
-			if err != nil {
-				t.Errorf("pms all returned %v, want nil after shutdown", err)
+	var once sync.Once
+	stop := func() {
+		once.Do(func() {
+			cancel()
+			select {
+			case err := <-done:
+				if err != nil {
+					t.Errorf("pms all returned %v, want nil after shutdown", err)
+				}
+			case <-time.After(30 * time.Second):
+				t.Errorf("pms all did not stop within 30s")
 			}
-		case <-time.After(30 * time.Second):
-			t.Errorf("pms all did not stop within 30s")
-		}
-		if cerr := a.close(); cerr != nil {
-			t.Errorf("close: %v", cerr)
-		}
+			if cerr := a.close(); cerr != nil {
+				t.Errorf("close: %v", cerr)
+			}
+		})
+	}
+	t.Cleanup(func() {
+		stop()
 		if t.Failed() {
-			t.Logf("pms all logs:\n%s", logs.String())
+			t.Logf("pms all (%s) logs:\n%s", cfg.HTTP.Addr, logs.String())
 		}
 	})
 	s := &stack{app: a, base: "http://" + cfg.HTTP.Addr, logs: logs}
@@ -118,7 +124,7 @@ func startAll(t testing.TB, env map[string]string) *stack {
 		t.Fatal(err)
 	}
 	s.key = key
-	return s
+	return s, stop
 }
 
 // newTestKey makes a user with an API key through the app's own
@@ -189,22 +195,6 @@ func (s *stack) do(t testing.TB, method, path, body, requestID string, out any) 
 	return res.StatusCode
 }
 
-type e2eImage struct {
-	Status        string `json:"status"`
-	Attempts      int    `json:"attempts"`
-	ErrorCode     string `json:"error_code"`
-	CompressedURL string `json:"compressed_url"`
-	Width, Height int
-	Format        string `json:"format"`
-}
-
-type e2eProduct struct {
-	ID                      string     `json:"id"`
-	ProductImages           []string   `json:"product_images"`
-	CompressedProductImages []string   `json:"compressed_product_images"`
-	Images                  []e2eImage `json:"images"`
-}
-
 // waitProduct polls the product until done says it is finished.
 func (s *stack) waitProduct(t testing.TB, id string, d time.Duration, done func(e2eProduct) bool) e2eProduct {
 	t.Helper()
@@ -225,6 +215,9 @@ func (s *stack) waitProduct(t testing.TB, id string, d time.Duration, done func(
 }
 
 func settled(p e2eProduct) bool {
+	if len(p.Images) == 0 {
+		return false
+	}
 	for _, im := range p.Images {
 		if im.Status != "ready" && im.Status != "failed" {
 			return false
@@ -278,7 +271,7 @@ func TestAllEndToEnd(t *testing.T) {
 	}
 	files := map[string][]byte{"dune.jpg": rotated, "cutout.png": transparentPNG(t)}
 	src := serveFiles(t, files)
-	s := startAll(t, nil)
+	s, _ := startAll(t, nil)
 
 	body := fmt.Sprintf(`{"product_name":"Dune print","product_price":49.90,"product_images":["%s/dune.jpg","%s/cutout.png"]}`, src, src)
 	var created e2eProduct
