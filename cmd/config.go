@@ -128,6 +128,7 @@ var defaults = map[string]any{
 	"postgres.conn_max_lifetime":  30 * time.Minute,
 	"postgres.conn_max_idle_time": 5 * time.Minute,
 	"postgres.connect_timeout":    5 * time.Second,
+	"postgres.io_timeout":         30 * time.Second,
 
 	"relay.poll_interval": time.Second,
 	"relay.batch_size":    100,

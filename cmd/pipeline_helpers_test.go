@@ -149,7 +149,7 @@ func privateDatabase(t *testing.T) string {
 		t.Fatal(err)
 	}
 	u.Path = "/" + name
-	db, err := postgres.Open(postgres.Config{URL: u.String(), MaxOpenConns: 2, ConnectTimeout: 5 * time.Second})
+	db, err := postgres.Open(postgres.Config{URL: u.String(), MaxOpenConns: 2, ConnectTimeout: 5 * time.Second, IOTimeout: 30 * time.Second})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -33,7 +33,7 @@ func openPool(t *testing.T, hostPort, appName string) *postgres.DB {
 		q.Set("application_name", appName)
 	}
 	u.RawQuery = q.Encode()
-	db, err := postgres.Open(postgres.Config{URL: u.String(), MaxOpenConns: 5, MaxIdleConns: 5, ConnectTimeout: time.Second})
+	db, err := postgres.Open(postgres.Config{URL: u.String(), MaxOpenConns: 5, MaxIdleConns: 5, ConnectTimeout: time.Second, IOTimeout: 2 * time.Second})
 	if err != nil {
 		t.Fatalf("open pool on %s: %v", u.Redacted(), err)
 	}
@@ -345,4 +345,34 @@ func (p *proxy) restore(t *testing.T) {
 		t.Fatalf("listen again on %s: %v", p.addr, err)
 	}
 	p.serve(ln)
+}
+
+// TestDatabaseHangsMidQuery: a server that stops answering on open
+// connections costs a request at most postgres.io_timeout, then a 503.
+func TestDatabaseHangsMidQuery(t *testing.T) {
+	t.Parallel()
+	target, err := url.Parse(postgrestest.URL(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	proxy := newProxy(t, target.Host)
+	db := openPool(t, proxy.addr, "") // io_timeout 2s
+	cfg := testConfig()
+	cfg.RequestTimeout = time.Second
+	a := newAPIOn(t, db, cfg)
+	if r := a.do(t, http.MethodGet, "/api/v1/products?limit=1", ""); r.status != http.StatusOK {
+		t.Fatalf("%v, want 200 before the hang", r)
+	}
+	proxy.stalled.Store(true)
+	start := time.Now()
+	wantUnavailable(t, a.do(t, http.MethodGet, "/api/v1/products?limit=1", ""))
+	if took := time.Since(start); took > 5*time.Second {
+		t.Errorf("a request to a hung database took %v, want about the 2s io_timeout", took)
+	}
+	proxy.stalled.Store(false)
+	if !eventually(10*time.Second, func() bool {
+		return a.do(t, http.MethodGet, "/api/v1/products?limit=1", "").status == http.StatusOK
+	}) {
+		t.Errorf("GET /api/v1/products not 200 within 10s of the database answering again")
+	}
 }

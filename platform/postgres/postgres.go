@@ -4,14 +4,16 @@ package postgres
 
 import (
 	"context"
+	"database/sql"
 	"errors"
 	"fmt"
+	"net"
 	"net/url"
 	"strconv"
 	"time"
 
 	"github.com/jmoiron/sqlx"
-	_ "github.com/lib/pq" // registers the "postgres" driver
+	"github.com/lib/pq"
 )
 
 // Config says how to reach PostgreSQL and how large the pool is.
@@ -22,6 +24,9 @@ type Config struct {
 	ConnMaxLifetime time.Duration `mapstructure:"conn_max_lifetime"`
 	ConnMaxIdleTime time.Duration `mapstructure:"conn_max_idle_time"`
 	ConnectTimeout  time.Duration `mapstructure:"connect_timeout"`
+	// IOTimeout bounds the wait for the server's reply to anything sent on
+	// a connection; longer than any query may take.
+	IOTimeout time.Duration `mapstructure:"io_timeout"`
 }
 
 // Validate reports every problem with the config.
@@ -38,6 +43,9 @@ func (c Config) Validate() error {
 	}
 	if c.ConnectTimeout < time.Second {
 		errs = append(errs, errors.New("postgres.connect_timeout: must be at least 1s"))
+	}
+	if c.IOTimeout < time.Second {
+		errs = append(errs, errors.New("postgres.io_timeout: must be at least 1s"))
 	}
 	if c.ConnMaxLifetime < 0 || c.ConnMaxIdleTime < 0 {
 		errs = append(errs, errors.New("postgres.conn_max_lifetime, conn_max_idle_time: must not be negative"))
@@ -61,10 +69,12 @@ func Open(cfg Config) (*DB, error) {
 	if err != nil {
 		return nil, err
 	}
-	db, err := sqlx.Open("postgres", dsn)
+	connector, err := pq.NewConnector(dsn)
 	if err != nil {
 		return nil, fmt.Errorf("open postgres: %w", err)
 	}
+	connector.Dialer(hangGuard{dialer: net.Dialer{Timeout: cfg.ConnectTimeout, KeepAlive: 30 * time.Second}, ioTimeout: cfg.IOTimeout})
+	db := sqlx.NewDb(sql.OpenDB(connector), "postgres")
 	db.SetMaxOpenConns(cfg.MaxOpenConns)
 	db.SetMaxIdleConns(cfg.MaxIdleConns)
 	db.SetConnMaxLifetime(cfg.ConnMaxLifetime)

@@ -62,7 +62,7 @@ func New(tb testing.TB) *postgres.DB {
 // Config returns a pool config for the test binary's migrated database.
 func Config(tb testing.TB) postgres.Config {
 	tb.Helper()
-	return postgres.Config{URL: URL(tb), MaxOpenConns: 20, MaxIdleConns: 5, ConnectTimeout: 5 * time.Second}
+	return postgres.Config{URL: URL(tb), MaxOpenConns: 20, MaxIdleConns: 5, ConnectTimeout: 5 * time.Second, IOTimeout: 30 * time.Second}
 }
 
 // create makes a fresh database named for this process and migrates it.
@@ -87,7 +87,7 @@ func create(admin string) (string, error) {
 		return "", err
 	}
 	u.Path = "/" + dbName
-	db, err := postgres.Open(postgres.Config{URL: u.String(), MaxOpenConns: 2, ConnectTimeout: 5 * time.Second})
+	db, err := postgres.Open(postgres.Config{URL: u.String(), MaxOpenConns: 2, ConnectTimeout: 5 * time.Second, IOTimeout: 30 * time.Second})
 	if err != nil {
 		return "", err
 	}
