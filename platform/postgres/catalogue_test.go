@@ -115,12 +115,12 @@ var (
 // materials and nouns (each in 5–25 % of names), nouns ranked 41–60 (about
 // 0.4 % each) and the 40 least frequent collections (about 0.01 % each).
 var (
-	commonWords = lower(adjectives[:3], materials[:3], nouns[:3])
-	mediumWords = lower(nouns[40:60])
-	rareWords   = lower(collections[40:])
+	commonWords = lowerAll(adjectives[:3], materials[:3], nouns[:3])
+	mediumWords = lowerAll(nouns[40:60])
+	rareWords   = lowerAll(collections[40:])
 )
 
-func lower(lists ...[]string) []string {
+func lowerAll(lists ...[]string) []string {
 	var out []string
 	for _, l := range lists {
 		for _, w := range l {

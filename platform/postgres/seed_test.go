@@ -60,7 +60,7 @@ func benchDatabase(tb testing.TB, n int) string {
 	err = server.QueryRowContext(ctx, `SELECT shobj_description(oid, 'pg_database') FROM pg_database WHERE datname = $1`, name).Scan(&comment)
 	switch {
 	case err == nil && comment.String == marker:
-		tb.Logf("reusing database %s (%s)", name, marker)
+		seedLog("reusing database %s (%s)", name, marker)
 		return u.String()
 	case err != nil && !errors.Is(err, sql.ErrNoRows):
 		tb.Fatalf("look up database %s: %v", name, err)
@@ -70,14 +70,14 @@ func benchDatabase(tb testing.TB, n int) string {
 	if err := createMigrated(ctx, server, name, u.String()); err != nil {
 		tb.Fatalf("create database %s: %v", name, err)
 	}
-	if err := seed(ctx, tb, u.String(), n); err != nil {
+	if err := seedCatalogue(ctx, u.String(), n); err != nil {
 		tb.Fatalf("seed database %s: %v", name, err)
 	}
 	// The marker goes on last: an interrupted seed is redone next time.
 	if _, err := server.ExecContext(ctx, "COMMENT ON DATABASE "+pq.QuoteIdentifier(name)+" IS "+pq.QuoteLiteral(marker)); err != nil {
 		tb.Fatalf("mark database %s: %v", name, err)
 	}
-	tb.Logf("seeded %s with %d products in %s", name, n, time.Since(start).Round(100*time.Millisecond))
+	seedLog("seeded %s with %d products in %s", name, n, time.Since(start).Round(100*time.Millisecond))
 	return u.String()
 }
 
@@ -118,7 +118,7 @@ func createMigrated(ctx context.Context, server *sql.DB, name, dbURL string) err
 	if _, err := server.ExecContext(ctx, "CREATE DATABASE "+pq.QuoteIdentifier(name)); err != nil {
 		return err
 	}
-	db, err := postgres.Open(postgres.Config{URL: dbURL, MaxOpenConns: 2, ConnectTimeout: 5 * time.Second})
+	db, err := postgres.Open(postgres.Config{URL: dbURL, MaxOpenConns: 2, ConnectTimeout: 5 * time.Second, IOTimeout: 30 * time.Second})
 	if err != nil {
 		return err
 	}
@@ -150,33 +150,17 @@ WHERE t.relnamespace = 'public'::regnamespace AND t.relname IN ('products', 'pro
 
 type ddl struct{ drop, create, kind string }
 
-// seed loads the catalogue into the empty, migrated database at dbURL with
+// seedCatalogue loads the catalogue into the empty, migrated database at dbURL with
 // COPY, rebuilds the indexes and foreign keys, then vacuums and analyzes.
-func seed(ctx context.Context, tb testing.TB, dbURL string, n int) error {
+func seedCatalogue(ctx context.Context, dbURL string, n int) error {
 	db, err := sql.Open("postgres", dbURL)
 	if err != nil {
 		return err
 	}
 	defer db.Close()
-	var deferred []ddl
-	rows, err := db.QueryContext(ctx, deferredDDL)
+	deferred, err := dropDeferred(ctx, db)
 	if err != nil {
-		return fmt.Errorf("list indexes: %w", err)
-	}
-	for rows.Next() {
-		var d ddl
-		if err := rows.Scan(&d.drop, &d.create, &d.kind); err != nil {
-			return err
-		}
-		deferred = append(deferred, d)
-	}
-	if err := rows.Err(); err != nil {
 		return err
-	}
-	for _, d := range deferred {
-		if _, err := db.ExecContext(ctx, d.drop); err != nil {
-			return fmt.Errorf("%s: %w", d.drop, err)
-		}
 	}
 
 	c := newCatalogue(n)
@@ -192,22 +176,49 @@ func seed(ctx context.Context, tb testing.TB, dbURL string, n int) error {
 	if err != nil {
 		return fmt.Errorf("copy users: %w", err)
 	}
-	if err := copyProducts(ctx, db, c, newProgress(n)); err != nil {
+	if err := copyProducts(ctx, db, c, newSeedProgress(n)); err != nil {
 		return err
 	}
-	tb.Logf("seed: copied %d users, %d products and their images in %s", len(c.users), n, time.Since(start).Round(100*time.Millisecond))
+	seedLog("copied %d users, %d products and their images in %s", len(c.users), n, time.Since(start).Round(100*time.Millisecond))
 
 	start = time.Now()
 	if err := rebuild(ctx, db, deferred); err != nil {
 		return err
 	}
-	tb.Logf("seed: built %d indexes and foreign keys in %s", len(deferred), time.Since(start).Round(100*time.Millisecond))
+	seedLog("built %d indexes and foreign keys in %s", len(deferred), time.Since(start).Round(100*time.Millisecond))
 	start = time.Now()
 	if _, err := db.ExecContext(ctx, `VACUUM (ANALYZE) users, products, product_images`); err != nil {
 		return fmt.Errorf("vacuum: %w", err)
 	}
-	tb.Logf("seed: vacuum and analyze in %s", time.Since(start).Round(100*time.Millisecond))
+	seedLog("vacuum and analyze in %s", time.Since(start).Round(100*time.Millisecond))
 	return nil
+}
+
+// dropDeferred drops the indexes and foreign keys that deferredDDL lists and
+// returns the statements that re-create them.
+func dropDeferred(ctx context.Context, db *sql.DB) ([]ddl, error) {
+	rows, err := db.QueryContext(ctx, deferredDDL)
+	if err != nil {
+		return nil, fmt.Errorf("list indexes: %w", err)
+	}
+	defer rows.Close()
+	var deferred []ddl
+	for rows.Next() {
+		var d ddl
+		if err := rows.Scan(&d.drop, &d.create, &d.kind); err != nil {
+			return nil, err
+		}
+		deferred = append(deferred, d)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	for _, d := range deferred {
+		if _, err := db.ExecContext(ctx, d.drop); err != nil {
+			return nil, fmt.Errorf("%s: %w", d.drop, err)
+		}
+	}
+	return deferred, nil
 }
 
 // copyRows streams rows into one COPY statement inside a transaction.
@@ -239,7 +250,7 @@ func copyRows(ctx context.Context, db *sql.DB, copySQL string, rows func(put fun
 
 // copyProducts copies products and images at the same time on two
 // connections; the generator hands each product's images to the second.
-func copyProducts(ctx context.Context, db *sql.DB, c *catalogue, p *progress) error {
+func copyProducts(ctx context.Context, db *sql.DB, c *catalogue, p *seedProgress) error {
 	images := make(chan []any, 4096)
 	g, ctx := errgroup.WithContext(ctx)
 	g.Go(func() error {
@@ -317,16 +328,21 @@ func rebuild(ctx context.Context, db *sql.DB, deferred []ddl) error {
 	return run(ctx, "fk")
 }
 
-// progress shows how many products are loaded: a bar on a terminal, else a
+// seedLog reports on seeding on stderr, which go test shows without -v.
+func seedLog(format string, args ...any) {
+	fmt.Fprintf(os.Stderr, "seed: "+format+"\n", args...)
+}
+
+// seedProgress shows how many products are loaded: a bar on a terminal, else a
 // line per 100,000 rows.
-type progress struct {
+type seedProgress struct {
 	bar   *progressbar.ProgressBar
 	n     int
 	start time.Time
 }
 
-func newProgress(n int) *progress {
-	p := &progress{n: n, start: time.Now()}
+func newSeedProgress(n int) *seedProgress {
+	p := &seedProgress{n: n, start: time.Now()}
 	if fi, err := os.Stderr.Stat(); err == nil && fi.Mode()&os.ModeCharDevice != 0 {
 		p.bar = progressbar.NewOptions(n, progressbar.OptionSetWriter(os.Stderr),
 			progressbar.OptionSetDescription("seeding products"), progressbar.OptionShowCount(),
@@ -336,16 +352,16 @@ func newProgress(n int) *progress {
 	return p
 }
 
-func (p *progress) add(done int) {
+func (p *seedProgress) add(done int) {
 	switch {
 	case p.bar != nil:
 		_ = p.bar.Add(1) // drawing errors don't matter
 	case done%100_000 == 0 || done == p.n:
-		fmt.Fprintf(os.Stderr, "seed: %d/%d products (%s)\n", done, p.n, time.Since(p.start).Round(100*time.Millisecond))
+		seedLog("%d/%d products (%s)", done, p.n, time.Since(p.start).Round(100*time.Millisecond))
 	}
 }
 
-func (p *progress) finish() {
+func (p *seedProgress) finish() {
 	if p.bar != nil {
 		_ = p.bar.Finish()
 		fmt.Fprintln(os.Stderr)
