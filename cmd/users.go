@@ -64,47 +64,43 @@ func printKey(out io.Writer, key string, k product.APIKey) {
 func newKeysCmd(a *app) *cobra.Command {
 	cmd := &cobra.Command{Use: "keys", Short: "Manage API keys"}
 	var user string
-	// findUser takes a user id or an email address.
-	findUser := func(cmd *cobra.Command, auth *product.Auth) (product.User, error) {
-		if id, err := uuid.Parse(user); err == nil {
-			return auth.User(cmd.Context(), id)
+	// forUser finds the --user (an id or an email address) and runs fn for them.
+	forUser := func(fn func(cmd *cobra.Command, auth *product.Auth, u product.User) error) func(*cobra.Command, []string) error {
+		return func(cmd *cobra.Command, _ []string) error {
+			auth, err := a.keyAdmin(cmd)
+			if err != nil {
+				return err
+			}
+			var u product.User
+			if id, perr := uuid.Parse(user); perr == nil {
+				u, err = auth.User(cmd.Context(), id)
+			} else {
+				u, err = auth.UserByEmail(cmd.Context(), user)
+			}
+			if err != nil {
+				return err
+			}
+			return fn(cmd, auth, u)
 		}
-		return auth.UserByEmail(cmd.Context(), user)
 	}
 	create := &cobra.Command{
 		Use:   "create --user ID|EMAIL",
 		Short: "Create an API key for a user (shown once)",
 		Args:  cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			auth, err := a.keyAdmin(cmd)
-			if err != nil {
-				return err
-			}
-			u, err := findUser(cmd, auth)
-			if err != nil {
-				return err
-			}
+		RunE: forUser(func(cmd *cobra.Command, auth *product.Auth, u product.User) error {
 			key, k, err := auth.CreateKey(cmd.Context(), u.ID)
 			if err != nil {
 				return err
 			}
 			printKey(cmd.OutOrStdout(), key, k)
 			return nil
-		},
+		}),
 	}
 	list := &cobra.Command{
 		Use:   "list --user ID|EMAIL",
 		Short: "List a user's API keys (prefixes only)",
 		Args:  cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			auth, err := a.keyAdmin(cmd)
-			if err != nil {
-				return err
-			}
-			u, err := findUser(cmd, auth)
-			if err != nil {
-				return err
-			}
+		RunE: forUser(func(cmd *cobra.Command, auth *product.Auth, u product.User) error {
 			keys, err := auth.ListKeys(cmd.Context(), u.ID)
 			if err != nil {
 				return err
@@ -115,7 +111,7 @@ func newKeysCmd(a *app) *cobra.Command {
 				fmt.Fprintf(w, "%s\tpms_%s_…\t%s\t%s\t%s\n", k.ID, k.Prefix, when(k.CreatedAt), when(k.LastUsedAt), when(k.RevokedAt))
 			}
 			return w.Flush()
-		},
+		}),
 	}
 	for _, c := range []*cobra.Command{create, list} {
 		c.Flags().StringVar(&user, "user", "", "the user's id or email address")
