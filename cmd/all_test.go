@@ -25,6 +25,7 @@ import (
 	_ "golang.org/x/image/webp" // decodes compressed images with alpha
 
 	"github.com/pms-dev/pms/platform/postgres/postgrestest"
+	"github.com/pms-dev/pms/platform/redis/redistest"
 )
 
 // freeAddr returns a loopback address nothing listens on right now.
@@ -81,6 +82,9 @@ func startAll(t testing.TB, env map[string]string) (*stack, func()) {
 		"PMS_KAFKA_RETRY_BACKOFF":                  "50ms",
 		"PMS_RELAY_POLL_INTERVAL":                  "100ms",
 		"PMS_LOG_LEVEL":                            "debug",
+		"PMS_REDIS_ADDR":                           redistest.Addr(t),
+		"PMS_RATE_LIMIT_READ_RATE":                 "10000", // tests poll; rate limits have their own tests
+		"PMS_RATE_LIMIT_READ_BURST":                "10000",
 	}
 	for k, v := range env {
 		vars[k] = v

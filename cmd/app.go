@@ -12,8 +12,10 @@ import (
 	"github.com/rs/zerolog"
 	"golang.org/x/sync/errgroup"
 
+	"github.com/pms-dev/pms/platform/httpapi"
 	"github.com/pms-dev/pms/platform/kafka"
 	"github.com/pms-dev/pms/platform/postgres"
+	"github.com/pms-dev/pms/platform/redis"
 	"github.com/pms-dev/pms/product"
 )
 
@@ -26,6 +28,7 @@ type app struct {
 	closers    []func() error
 
 	db            *postgres.DB
+	cache         *redis.Client
 	kafkaProducer *kafka.Producer
 	registry      *prometheus.Registry
 }
@@ -90,20 +93,63 @@ func (a *app) postgres() (*postgres.DB, error) {
 	return db, nil
 }
 
+// redis returns the Redis client. It does not wait for the server: pms
+// works without Redis, only slower.
+func (a *app) redis() (*redis.Client, error) {
+	if a.cache != nil {
+		return a.cache, nil
+	}
+	c, err := redis.New(a.cfg.Redis, a.log.With().Str("component", "redis").Logger())
+	if err != nil {
+		return nil, err
+	}
+	a.cache = c
+	a.onClose(c.Close)
+	return c, nil
+}
+
+// productService keeps products in PostgreSQL behind the Redis cache.
 func (a *app) productService() (*product.Service, error) {
 	db, err := a.postgres()
 	if err != nil {
 		return nil, err
 	}
-	return product.NewService(postgres.NewProductStore(db), product.Policy{PublicReads: a.cfg.Auth.PublicReads}), nil
+	cache, err := a.redis()
+	if err != nil {
+		return nil, err
+	}
+	store := redis.NewProductCache(cache, postgres.NewProductStore(db))
+	return product.NewService(store, product.Policy{PublicReads: a.cfg.Auth.PublicReads}), nil
 }
 
+// authService looks keys up in PostgreSQL behind the Redis cache, which
+// revoking a key clears.
 func (a *app) authService() (*product.Auth, error) {
 	db, err := a.postgres()
 	if err != nil {
 		return nil, err
 	}
-	return product.NewAuth(postgres.NewKeyStore(db)), nil
+	cache, err := a.redis()
+	if err != nil {
+		return nil, err
+	}
+	return product.NewAuth(redis.NewKeyCache(cache, postgres.NewKeyStore(db))), nil
+}
+
+// rateLimiter limits each API key in Redis, failing open without it.
+func (a *app) rateLimiter() (httpapi.RateLimiter, error) {
+	cache, err := a.redis()
+	if err != nil {
+		return nil, err
+	}
+	l, err := redis.NewLimiter(cache, a.cfg.Limits)
+	if err != nil {
+		return nil, err
+	}
+	return func(ctx context.Context, key string, write bool) httpapi.RateLimit {
+		d, _ := l.Allow(ctx, key, write) // an error means ctx ended: the request is over anyway
+		return httpapi.RateLimit(d)
+	}, nil
 }
 
 // metrics returns the registry every part registers its metrics on, with

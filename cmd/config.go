@@ -17,6 +17,7 @@ import (
 	"github.com/pms-dev/pms/platform/httpapi"
 	"github.com/pms-dev/pms/platform/kafka"
 	"github.com/pms-dev/pms/platform/postgres"
+	"github.com/pms-dev/pms/platform/redis"
 	"github.com/pms-dev/pms/platform/s3"
 	"github.com/pms-dev/pms/platform/vips"
 )
@@ -28,6 +29,8 @@ type Config struct {
 	HTTP     httpapi.Config       `mapstructure:"http"`
 	Postgres postgres.Config      `mapstructure:"postgres"`
 	Relay    postgres.RelayConfig `mapstructure:"relay"`
+	Redis    redis.Config         `mapstructure:"redis"`
+	Limits   redis.LimitConfig    `mapstructure:"rate_limit"`
 	Kafka    kafka.Config         `mapstructure:"kafka"`
 	S3       s3.Config            `mapstructure:"s3"`
 	Imaging  imaging.Config       `mapstructure:"imaging"`
@@ -82,7 +85,7 @@ func (c LogConfig) Validate() error {
 // every command uses, and in the other sections named.
 func (c Config) Validate(sections ...string) error {
 	validators := map[string]func() error{
-		"http": c.HTTP.Validate, "relay": c.Relay.Validate, "kafka": c.Kafka.Validate, "s3": c.S3.Validate,
+		"http": c.HTTP.Validate, "relay": c.Relay.Validate, "redis": c.Redis.Validate, "rate_limit": c.Limits.Validate, "kafka": c.Kafka.Validate, "s3": c.S3.Validate,
 		"imaging": c.Imaging.Validate, "vips": c.Vips.Validate, "worker": c.Worker.Validate,
 	}
 	errs := []error{c.Log.Validate(), c.Postgres.Validate()}
@@ -102,9 +105,9 @@ func (c WorkerConfig) Validate() error {
 
 // Sections each long-running command needs beyond log and postgres.
 var (
-	serveSections  = []string{"http", "relay", "kafka"}
-	workerSections = []string{"http", "kafka", "s3", "imaging", "vips", "worker"}
-	allSections    = []string{"http", "relay", "kafka", "s3", "imaging", "vips"}
+	serveSections  = []string{"http", "relay", "kafka", "redis", "rate_limit"}
+	workerSections = []string{"http", "kafka", "s3", "imaging", "vips", "worker", "redis"}
+	allSections    = []string{"http", "relay", "kafka", "s3", "imaging", "vips", "redis", "rate_limit"}
 )
 
 // defaults holds every key with its default value: viper only applies
@@ -133,6 +136,23 @@ var defaults = map[string]any{
 	"relay.poll_interval": time.Second,
 	"relay.batch_size":    100,
 	"relay.retention":     24 * time.Hour,
+
+	"redis.addr":             "127.0.0.1:63790",
+	"redis.password":         "",
+	"redis.db":               0,
+	"redis.dial_timeout":     500 * time.Millisecond,
+	"redis.timeout":          50 * time.Millisecond,
+	"redis.pool_size":        0,
+	"redis.product_ttl":      30 * time.Minute,
+	"redis.ttl_jitter":       0.1,
+	"redis.key_ttl":          time.Second,
+	"redis.breaker_failures": 5,
+	"redis.breaker_cooldown": 2 * time.Second,
+
+	"rate_limit.read_rate":   50,
+	"rate_limit.read_burst":  100,
+	"rate_limit.write_rate":  10,
+	"rate_limit.write_burst": 20,
 
 	"kafka.brokers":           []string{},
 	"kafka.topic":             "pms.image-tasks",
@@ -249,6 +269,9 @@ func applyLegacyEnv(v *viper.Viper, env func(string) (string, bool)) error {
 	}
 	if level, ok := env("LOG_LEVEL"); ok {
 		set("log.level", strings.ToLower(level))
+	}
+	if addr, ok := env("REDIS_ADDR"); ok {
+		set("redis.addr", addr)
 	}
 	if brokers, ok := env("KAFKA_BROKERS"); ok {
 		set("kafka.brokers", brokers)

@@ -9,6 +9,7 @@ import (
 	"github.com/pms-dev/pms/platform/httpapi"
 	"github.com/pms-dev/pms/platform/kafka"
 	"github.com/pms-dev/pms/platform/postgres"
+	"github.com/pms-dev/pms/platform/redis"
 	"github.com/pms-dev/pms/platform/s3"
 	"github.com/pms-dev/pms/platform/vips"
 )
@@ -63,7 +64,12 @@ func (a *app) consumer(ctx context.Context) (*kafka.Consumer, []httpapi.Check, e
 	if err != nil {
 		return nil, nil, fmt.Errorf("connect s3: %w", err)
 	}
-	processor, err := imaging.NewProcessor(a.cfg.Imaging, fetcher, compressor, uploader, postgres.NewImageResults(db))
+	cache, err := a.redis()
+	if err != nil {
+		return nil, nil, err
+	}
+	results := redis.NewResultsCache(cache, postgres.NewImageResults(db))
+	processor, err := imaging.NewProcessor(a.cfg.Imaging, fetcher, compressor, uploader, results)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -82,8 +88,9 @@ func (a *app) consumer(ctx context.Context) (*kafka.Consumer, []httpapi.Check, e
 	return c, checks, nil
 }
 
-// postgresChecks are the readiness checks of every process that uses PostgreSQL.
-func (a *app) postgresChecks() ([]httpapi.Check, error) {
+// storeChecks are the readiness checks of every process that uses
+// PostgreSQL and Redis. Redis only degrades: pms serves without it.
+func (a *app) storeChecks() ([]httpapi.Check, error) {
 	db, err := a.postgres()
 	if err != nil {
 		return nil, err
@@ -92,9 +99,14 @@ func (a *app) postgresChecks() ([]httpapi.Check, error) {
 	if err != nil {
 		return nil, err
 	}
+	cache, err := a.redis()
+	if err != nil {
+		return nil, err
+	}
 	return []httpapi.Check{
 		{Name: "postgres", Critical: true, Run: db.Ping},
 		{Name: "schema", Critical: true, Run: m.CheckSchema},
+		{Name: "redis", Critical: false, Run: cache.Ping},
 	}, nil
 }
 

@@ -43,16 +43,20 @@ func (a *app) api(ctx context.Context, extra []httpapi.Check) (*httpapi.Server, 
 	if err != nil {
 		return nil, nil, err
 	}
+	limiter, err := a.rateLimiter()
+	if err != nil {
+		return nil, nil, err
+	}
 	relay, err := a.relay()
 	if err != nil {
 		return nil, nil, err
 	}
-	checks, err := a.postgresChecks()
+	checks, err := a.storeChecks()
 	if err != nil {
 		return nil, nil, err
 	}
 	checks = append(checks, httpapi.Check{Name: "kafka", Critical: true, Run: a.kafkaProducer.Check})
-	server, err := httpapi.New(a.cfg.HTTP, httpapi.API{Products: svc, Auth: auth}, append(checks, extra...), a.metrics(), a.log.With().Str("component", "http").Logger())
+	server, err := httpapi.New(a.cfg.HTTP, httpapi.API{Products: svc, Auth: auth, Limiter: limiter}, append(checks, extra...), a.metrics(), a.log.With().Str("component", "http").Logger())
 	if err != nil {
 		return nil, nil, err
 	}

@@ -26,7 +26,7 @@ func newWorkerCmd(a *app) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			pgChecks, err := a.postgresChecks()
+			pgChecks, err := a.storeChecks()
 			if err != nil {
 				return err
 			}

@@ -1,0 +1,182 @@
+package redis
+
+import (
+	"context"
+	"crypto/rand"
+	"fmt"
+	mrand "math/rand/v2"
+	"runtime/debug"
+	"time"
+
+	goredis "github.com/redis/go-redis/v9"
+	"github.com/rs/zerolog"
+)
+
+// genTTL is how long a generation token lives. A reader whose store read
+// takes longer only skips writing the cache.
+const genTTL = time.Minute
+
+// entry names the Redis keys of one cached item: its value, and its
+// generation token, which the stale-set guard compares. Both carry the same
+// {hash tag} so a script may touch them together on a cluster too.
+type entry struct{ value, gen string }
+
+func newEntry(base string) entry { return entry{value: base, gen: base + ":gen"} }
+
+// The stale-set guard. A reader that misses gets the entry's generation
+// token (created if there is none) in the same round trip as the miss, then
+// reads the store, then writes the value only if the token is still the one
+// it saw. A writer deletes value and token together after its commit. So a
+// reader whose store read came before a commit either writes before that
+// commit's delete, which then removes the value, or finds the token gone (or
+// replaced by a later reader's fresh random one) and writes nothing. Tokens
+// are random, so a token that expired or was evicted cannot come back.
+var (
+	// lookupScript returns {1, value} on a hit, else {0, token}.
+	lookupScript = goredis.NewScript(`
+local v = redis.call('GET', KEYS[1])
+if v then return {1, v} end
+local g = redis.call('GET', KEYS[2])
+if not g then
+  g = ARGV[1]
+  redis.call('SET', KEYS[2], g, 'PX', ARGV[2])
+end
+return {0, g}`)
+	// storeScript sets the value if the token is unchanged; 1 if it did.
+	storeScript = goredis.NewScript(`
+if redis.call('GET', KEYS[2]) == ARGV[1] then
+  redis.call('SET', KEYS[1], ARGV[2], 'PX', ARGV[3])
+  return 1
+end
+return 0`)
+)
+
+// lookup is what the cache holds for an entry: a value on a hit, otherwise
+// the generation token under which a reader may fill it ("" when it may not).
+type lookup struct {
+	value []byte
+	token string
+}
+
+func (c *Client) lookup(ctx context.Context, e entry) lookup {
+	if c.forgetting(e) {
+		return lookup{}
+	}
+	var res []any
+	err := c.do(ctx, "redis cache read", func(ctx context.Context) error {
+		var err error
+		res, err = lookupScript.Run(ctx, c.rdb, []string{e.value, e.gen}, rand.Text(), genTTL.Milliseconds()).Slice()
+		return err
+	})
+	if err != nil || len(res) != 2 {
+		return lookup{}
+	}
+	hit, _ := res[0].(int64)
+	s, _ := res[1].(string)
+	if hit == 1 {
+		return lookup{value: []byte(s)}
+	}
+	return lookup{token: s}
+}
+
+// store writes the value of an entry unless its token changed since lookup.
+// It reports whether it wrote.
+func (c *Client) store(ctx context.Context, e entry, token string, data []byte, ttl time.Duration) bool {
+	if token == "" || c.forgetting(e) {
+		return false
+	}
+	var n int64
+	err := c.do(ctx, "redis cache write", func(ctx context.Context) error {
+		var err error
+		n, err = storeScript.Run(ctx, c.rdb, []string{e.value, e.gen}, token, data, ttl.Milliseconds()).Int64()
+		return err
+	})
+	return err == nil && n == 1
+}
+
+// aside is a cache-aside read path for values of type T. Misses of one entry
+// are collapsed into one store read (Client.flight).
+type aside[T any] struct {
+	c      *Client
+	what   string // for logs
+	ttl    func() time.Duration
+	encode func(T) ([]byte, error)
+	decode func([]byte) (T, error)
+}
+
+// get returns the cached value of e, or load's result, which it caches
+// unless load failed. Errors come from load or from ctx only.
+func (a *aside[T]) get(ctx context.Context, e entry, load func(context.Context) (T, error)) (T, error) {
+	var zero T
+	if err := ctx.Err(); err != nil {
+		return zero, err
+	}
+	l := a.c.lookup(ctx, e)
+	if l.value != nil {
+		v, err := a.decode(l.value)
+		if err == nil {
+			return v, nil
+		}
+		a.c.note(zerolog.WarnLevel, "cached "+a.what+" unreadable", err, nil)
+		a.c.forget(ctx, e)
+	}
+	ch := a.c.flight.DoChan(e.value, func() (any, error) { return a.fill(ctx, e, l.token, load) })
+	select {
+	case r := <-ch:
+		if r.Err != nil {
+			return zero, r.Err
+		}
+		// Each caller decodes its own copy: shared results share no slices.
+		return a.decode(r.Val.([]byte))
+	case <-ctx.Done():
+		return zero, ctx.Err()
+	}
+}
+
+// fill loads the value for everyone waiting on e and caches it under token.
+// It outlives the cancellation of the caller that started it, which would
+// otherwise fail the others, but keeps that caller's deadline.
+//
+// A panic in load becomes an error: singleflight would re-raise it on a
+// goroutine of its own, where no recovery middleware could catch it.
+func (a *aside[T]) fill(ctx context.Context, e entry, token string, load func(context.Context) (T, error)) (_ []byte, err error) {
+	ctx, cancel := detach(ctx)
+	defer cancel()
+	defer func() {
+		if r := recover(); r != nil {
+			a.c.log.Error().Str("component", "redis").Bytes("stack", debug.Stack()).
+				Msgf("panic reading %s: %v", a.what, r)
+			err = fmt.Errorf("read %s: panic: %v", a.what, r)
+		}
+	}()
+	v, err := load(ctx)
+	if err != nil {
+		return nil, err
+	}
+	data, err := a.encode(v)
+	if err != nil {
+		return nil, fmt.Errorf("encode %s for cache: %w", a.what, err)
+	}
+	a.c.store(ctx, e, token, data, a.ttl())
+	return data, nil
+}
+
+// detach returns a context with ctx's values and deadline but not its
+// cancellation.
+func detach(ctx context.Context) (context.Context, context.CancelFunc) {
+	d := context.WithoutCancel(ctx)
+	if dl, ok := ctx.Deadline(); ok {
+		return context.WithDeadline(d, dl)
+	}
+	return d, func() {}
+}
+
+// jittered returns ttl moved by a random amount of at most ±jitter×ttl, so
+// entries filled together do not expire together.
+func jittered(ttl time.Duration, jitter float64) time.Duration {
+	if jitter <= 0 {
+		return ttl
+	}
+	f := 1 + jitter*(2*mrand.Float64()-1)
+	return time.Duration(float64(ttl) * f)
+}

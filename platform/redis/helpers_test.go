@@ -1,0 +1,198 @@
+package redis_test
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/json"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/google/uuid"
+	goredis "github.com/redis/go-redis/v9"
+	"github.com/rs/zerolog"
+
+	"github.com/pms-dev/pms/platform/postgres"
+	"github.com/pms-dev/pms/platform/postgres/postgrestest"
+	"github.com/pms-dev/pms/platform/redis"
+	"github.com/pms-dev/pms/product"
+)
+
+// env is what an integration test works with: the caches on a Redis server
+// in front of the real stores on the test database, and a plain client to
+// look into Redis.
+type env struct {
+	client  *redis.Client
+	raw     *goredis.Client
+	db      *postgres.DB
+	store   *countingStore
+	keys    *countingKeys
+	cache   *redis.ProductCache
+	keyCach *redis.KeyCache
+	user    product.User
+	logs    *syncBuffer
+}
+
+// newEnv builds an env on the Redis server at addr; edit may change the
+// client config first.
+func newEnv(t *testing.T, addr string, edit func(*redis.Config)) *env {
+	t.Helper()
+	cfg := redis.DefaultConfig()
+	cfg.Addr = addr
+	if edit != nil {
+		edit(&cfg)
+	}
+	e := &env{db: postgrestest.New(t), logs: &syncBuffer{}}
+	log := zerolog.New(zerolog.MultiLevelWriter(zerolog.NewTestWriter(t), e.logs))
+	client, err := redis.New(cfg, log)
+	if err != nil {
+		t.Fatalf("redis.New() error = %v", err)
+	}
+	t.Cleanup(func() {
+		if err := client.Close(); err != nil {
+			t.Errorf("Close() error = %v", err)
+		}
+	})
+	e.client = client
+	e.raw = goredis.NewClient(&goredis.Options{Addr: addr, MaxRetries: -1, DisableIdentity: true})
+	t.Cleanup(func() { e.raw.Close() })
+	e.store = &countingStore{Store: postgres.NewProductStore(e.db)}
+	e.keys = &countingKeys{KeyStore: postgres.NewKeyStore(e.db)}
+	e.cache = redis.NewProductCache(client, e.store)
+	e.keyCach = redis.NewKeyCache(client, e.keys)
+	e.user = product.User{ID: uuid.Must(uuid.NewV7()), Email: rand.Text() + "@example.com", Name: "Tester",
+		CreatedAt: now()}
+	if err := e.cache.CreateUser(context.Background(), e.user); err != nil {
+		t.Fatalf("CreateUser() error = %v", err)
+	}
+	return e
+}
+
+func now() time.Time { return time.Now().UTC().Truncate(time.Microsecond) }
+
+// newProduct creates a product (version 1) through the cache.
+func (e *env) newProduct(t *testing.T, imageURLs ...string) product.Product {
+	t.Helper()
+	at := now()
+	p := product.Product{ID: uuid.Must(uuid.NewV7()), UserID: e.user.ID, Name: "Lamp " + rand.Text(),
+		Description: "A lamp.", Price: 1999, Version: 1, CreatedAt: at, UpdatedAt: at}
+	for i, u := range imageURLs {
+		p.Images = append(p.Images, product.Image{ID: uuid.Must(uuid.NewV7()), Position: i, SourceURL: u,
+			Status: product.ImagePending, UpdatedAt: at})
+	}
+	if _, _, err := e.cache.Create(context.Background(), p, product.IdempotencyKey{}); err != nil {
+		t.Fatalf("Create() error = %v", err)
+	}
+	return p
+}
+
+// rename renames the product through the cache and returns it at its new
+// version.
+func (e *env) rename(t *testing.T, id uuid.UUID) product.Product {
+	t.Helper()
+	p, err := e.cache.Update(context.Background(), id, func(p *product.Product) error {
+		p.Name = "Renamed " + rand.Text()
+		p.Version++
+		p.UpdatedAt = now()
+		return nil
+	})
+	if err != nil {
+		t.Fatalf("Update(%s) error = %v", id, err)
+	}
+	return p
+}
+
+// newKey stores a new API key for the env's user and returns it.
+func (e *env) newKey(t *testing.T) product.APIKey {
+	t.Helper()
+	secret := sha256.Sum256([]byte(rand.Text()))
+	k := product.APIKey{ID: uuid.Must(uuid.NewV7()), UserID: e.user.ID, Prefix: rand.Text()[:12],
+		Hash: secret[:], CreatedAt: now()}
+	if err := e.keyCach.CreateKey(context.Background(), k); err != nil {
+		t.Fatalf("CreateKey() error = %v", err)
+	}
+	return k
+}
+
+// cachedVersion returns the version in the product's Redis value, or 0 when
+// there is none.
+func (e *env) cachedVersion(t *testing.T, id uuid.UUID) int {
+	t.Helper()
+	data, err := e.raw.Get(context.Background(), productKey(id)).Bytes()
+	if err == goredis.Nil {
+		return 0
+	}
+	if err != nil {
+		t.Fatalf("GET %s: %v", productKey(id), err)
+	}
+	var v struct {
+		Version int `json:"v"`
+	}
+	if err := json.Unmarshal(data, &v); err != nil || v.Version == 0 {
+		t.Fatalf("cached value %s has no version (err %v)", data, err)
+	}
+	return v.Version
+}
+
+func productKey(id uuid.UUID) string { return "pms:product:{" + id.String() + "}" }
+
+// countingStore counts store reads. blockGet, when set before the test
+// starts reading, runs after each read, before Get returns.
+type countingStore struct {
+	product.Store
+	gets     atomic.Int64
+	blockGet func(p product.Product)
+}
+
+func (s *countingStore) Get(ctx context.Context, id uuid.UUID) (product.Product, error) {
+	s.gets.Add(1)
+	p, err := s.Store.Get(ctx, id)
+	if s.blockGet != nil {
+		s.blockGet(p)
+	}
+	return p, err
+}
+
+// countingKeys counts key lookups.
+type countingKeys struct {
+	product.KeyStore
+	lookups atomic.Int64
+}
+
+func (k *countingKeys) KeyByPrefix(ctx context.Context, prefix string) (product.KeyOwner, error) {
+	k.lookups.Add(1)
+	return k.KeyStore.KeyByPrefix(ctx, prefix)
+}
+
+// syncBuffer collects log lines from several goroutines.
+type syncBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *syncBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *syncBuffer) count(s string) int {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return bytes.Count(b.buf.Bytes(), []byte(s))
+}
+
+// eventually polls cond every 20ms until it holds or d passes.
+func eventually(d time.Duration, cond func() bool) bool {
+	for end := time.Now().Add(d); ; time.Sleep(20 * time.Millisecond) {
+		if cond() {
+			return true
+		}
+		if time.Now().After(end) {
+			return false
+		}
+	}
+}

@@ -1,0 +1,64 @@
+package redis_test
+
+import (
+	"context"
+	"crypto/rand"
+	"testing"
+	"time"
+
+	"github.com/rs/zerolog"
+
+	"github.com/pms-dev/pms/platform/redis"
+	"github.com/pms-dev/pms/platform/redis/redistest"
+)
+
+func TestLimiterBurstThenDenied(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, redistest.Addr(t), nil)
+	const burst = 3
+	l, err := redis.NewLimiter(e.client, redis.LimitConfig{ReadRate: 5, ReadBurst: burst, WriteRate: 1, WriteBurst: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	key := "caller-" + rand.Text()
+
+	for i := range burst {
+		d, err := l.Allow(ctx, key, false)
+		if err != nil || !d.Allowed || d.Limit != burst || d.Remaining != burst-1-i || d.RetryAfter != 0 {
+			t.Fatalf("read #%d: Allow() = %+v, %v; want allowed, limit %d, remaining %d", i+1, d, err, burst, burst-1-i)
+		}
+	}
+	denied, err := l.Allow(ctx, key, false)
+	if err != nil || denied.Allowed || denied.RetryAfter <= 0 || denied.RetryAfter > time.Second || denied.Remaining != 0 {
+		t.Fatalf("read #%d: Allow() = %+v, %v; want denied with 0 < RetryAfter <= 1s", burst+1, denied, err)
+	}
+
+	// Writes have their own budget.
+	if d, err := l.Allow(ctx, key, true); err != nil || !d.Allowed || d.Limit != 1 {
+		t.Errorf("first write after reads ran out: Allow() = %+v, %v; want allowed, limit 1", d, err)
+	}
+	if d, err := l.Allow(ctx, key, true); err != nil || d.Allowed {
+		t.Errorf("second write: Allow() = %+v, %v; want denied", d, err)
+	}
+	// Another caller is not affected.
+	if d, err := l.Allow(ctx, key+"-other", false); err != nil || !d.Allowed {
+		t.Errorf("another caller: Allow() = %+v, %v; want allowed", d, err)
+	}
+
+	time.Sleep(denied.RetryAfter + 10*time.Millisecond)
+	if d, err := l.Allow(ctx, key, false); err != nil || !d.Allowed {
+		t.Errorf("read after waiting RetryAfter (%v): Allow() = %+v, %v; want allowed", denied.RetryAfter, d, err)
+	}
+}
+
+func TestNewLimiterRefusesInvalidConfig(t *testing.T) {
+	c, err := redis.New(redis.DefaultConfig(), zerolog.Nop())
+	if err != nil {
+		t.Fatalf("New() error = %v", err)
+	}
+	defer c.Close()
+	if _, err := redis.NewLimiter(c, redis.LimitConfig{}); err == nil {
+		t.Error("NewLimiter() with a zero config succeeded, want an error")
+	}
+}

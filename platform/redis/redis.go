@@ -1,0 +1,192 @@
+// Package redis caches product reads and API key lookups in Redis and
+// rate-limits callers; every Redis failure is soft.
+//
+// Redis is never the source of truth. Each Redis call gets a short timeout
+// and runs behind a circuit breaker; when it fails the caches read the
+// wrapped store instead, the limiter lets the request through, and a warning
+// is logged at a limited rate. Once the breaker is open a Redis outage costs
+// no latency at all, and the breaker closes again by itself when Redis
+// answers.
+package redis
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"sync"
+	"time"
+
+	goredis "github.com/redis/go-redis/v9"
+	"github.com/redis/go-redis/v9/logging"
+	"github.com/redis/go-redis/v9/maintnotifications"
+	"github.com/rs/zerolog"
+	"github.com/sony/gobreaker/v2"
+	"golang.org/x/sync/singleflight"
+)
+
+// Config says how to reach Redis, how long to wait for it and how long
+// cached entries live.
+type Config struct {
+	Addr        string        `mapstructure:"addr"` // host:port
+	Password    string        `mapstructure:"password"`
+	DB          int           `mapstructure:"db"`
+	DialTimeout time.Duration `mapstructure:"dial_timeout"`
+	// Timeout bounds each Redis call, so it bounds the latency a slow or
+	// hung Redis adds to a request before the breaker opens.
+	Timeout  time.Duration `mapstructure:"timeout"`
+	PoolSize int           `mapstructure:"pool_size"` // 0: go-redis default (10 per CPU)
+	// ProductTTL is how long a product stays cached, give or take TTLJitter
+	// (a fraction: 0.1 spreads expiry over ±10%).
+	ProductTTL time.Duration `mapstructure:"product_ttl"`
+	TTLJitter  float64       `mapstructure:"ttl_jitter"`
+	// KeyTTL is how long an API key lookup stays cached: the bound on how
+	// long a revoked key keeps working when the cache delete on revoke fails.
+	KeyTTL time.Duration `mapstructure:"key_ttl"`
+	// BreakerFailures consecutive failures open the circuit breaker; after
+	// BreakerCooldown one call probes Redis again.
+	BreakerFailures int           `mapstructure:"breaker_failures"`
+	BreakerCooldown time.Duration `mapstructure:"breaker_cooldown"`
+}
+
+// DefaultConfig returns the defaults for every setting, for Redis on
+// localhost.
+func DefaultConfig() Config {
+	return Config{
+		Addr:            "127.0.0.1:6379",
+		DialTimeout:     500 * time.Millisecond,
+		Timeout:         50 * time.Millisecond,
+		ProductTTL:      30 * time.Minute,
+		TTLJitter:       0.1,
+		KeyTTL:          time.Second,
+		BreakerFailures: 5,
+		BreakerCooldown: 2 * time.Second,
+	}
+}
+
+// Validate reports every problem with the config.
+func (c Config) Validate() error {
+	var errs []error
+	if host, port, err := net.SplitHostPort(c.Addr); err != nil || host == "" || port == "" {
+		errs = append(errs, errors.New("redis.addr: must be host:port"))
+	}
+	if c.DB < 0 {
+		errs = append(errs, errors.New("redis.db: must not be negative"))
+	}
+	if c.DialTimeout <= 0 {
+		errs = append(errs, errors.New("redis.dial_timeout: must be positive"))
+	}
+	if c.Timeout <= 0 || c.Timeout > 5*time.Second {
+		errs = append(errs, errors.New("redis.timeout: must be positive and at most 5s"))
+	}
+	if c.PoolSize < 0 {
+		errs = append(errs, errors.New("redis.pool_size: must not be negative"))
+	}
+	if c.ProductTTL < time.Second {
+		errs = append(errs, errors.New("redis.product_ttl: must be at least 1s"))
+	}
+	if c.TTLJitter < 0 || c.TTLJitter > 0.5 {
+		errs = append(errs, errors.New("redis.ttl_jitter: must be between 0 and 0.5"))
+	}
+	if c.KeyTTL < time.Millisecond || c.KeyTTL > time.Minute {
+		errs = append(errs, errors.New("redis.key_ttl: must be between 1ms and 1m"))
+	}
+	if c.BreakerFailures < 1 {
+		errs = append(errs, errors.New("redis.breaker_failures: must be at least 1"))
+	}
+	if c.BreakerCooldown <= 0 {
+		errs = append(errs, errors.New("redis.breaker_cooldown: must be positive"))
+	}
+	return errors.Join(errs...)
+}
+
+// Client is a connection pool to Redis with a circuit breaker in front of
+// it. The caches and the limiter share one Client.
+type Client struct {
+	rdb     *goredis.Client
+	cfg     Config
+	log     zerolog.Logger
+	breaker *gobreaker.CircuitBreaker[struct{}]
+	warns   *logLimiter
+	retry   *retryQueue
+	// flight collapses concurrent misses of one entry into one store read.
+	flight singleflight.Group
+
+	stop      chan struct{}
+	loopDone  chan struct{}
+	closeOnce sync.Once
+}
+
+// silenceOnce turns off go-redis's own logger, which writes every failed
+// dial to stderr unthrottled. The same failures come back from the calls and
+// are logged here at a limited rate. go-redis has one logger per process, and
+// this package is its only user.
+var silenceOnce sync.Once
+
+// New validates cfg and returns a Client. It does not wait for Redis: one
+// that is down at start-up only means nothing is cached until it is back.
+func New(cfg Config, log zerolog.Logger) (*Client, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	silenceOnce.Do(func() { goredis.SetLogger(&logging.VoidLogger{}) })
+	c := &Client{
+		cfg:      cfg,
+		log:      log,
+		warns:    newLogLimiter(warnEvery),
+		retry:    newRetryQueue(maxPendingInvalidations),
+		stop:     make(chan struct{}),
+		loopDone: make(chan struct{}),
+	}
+	c.rdb = goredis.NewClient(&goredis.Options{
+		Addr:                  cfg.Addr,
+		Password:              cfg.Password,
+		DB:                    cfg.DB,
+		DialTimeout:           cfg.DialTimeout,
+		DialerRetries:         1,
+		ReadTimeout:           cfg.Timeout,
+		WriteTimeout:          cfg.Timeout,
+		ContextTimeoutEnabled: true,
+		PoolSize:              cfg.PoolSize,
+		PoolTimeout:           cfg.Timeout,
+		// A retry would double the latency of a call to a hung server; the
+		// breaker, not retries, deals with failures.
+		MaxRetries: -1,
+		// Redis 7.0 knows neither CLIENT SETINFO nor maintenance notifications.
+		DisableIdentity:          true,
+		MaintNotificationsConfig: &maintnotifications.Config{Mode: maintnotifications.ModeDisabled},
+	})
+	c.breaker = newBreaker(cfg, c)
+	go c.retryLoop()
+	return c, nil
+}
+
+// Ping checks that Redis answers within the call timeout. The service works
+// without Redis, so a failed Ping means degraded, not unready.
+func (c *Client) Ping(ctx context.Context) error {
+	ctx, cancel := context.WithTimeout(ctx, c.cfg.Timeout)
+	defer cancel()
+	if err := c.rdb.Ping(ctx).Err(); err != nil {
+		return fmt.Errorf("ping redis: %w", err)
+	}
+	return nil
+}
+
+// Close makes one last attempt at the cache invalidations that are still
+// pending, then closes the pool.
+func (c *Client) Close() error {
+	var err error
+	c.closeOnce.Do(func() {
+		close(c.stop)
+		<-c.loopDone
+		c.retryInvalidations(context.Background())
+		if n := c.retry.len(); n > 0 {
+			c.log.Warn().Int("entries", n).Dur("max_stale", c.cfg.ProductTTL).
+				Msg("redis cache invalidations lost at close")
+		}
+		if cerr := c.rdb.Close(); cerr != nil {
+			err = fmt.Errorf("close redis: %w", cerr)
+		}
+	})
+	return err
+}
