@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/google/uuid"
@@ -94,8 +95,9 @@ func parseKey(s string) (prefix, secret string, ok bool) {
 
 // Auth authenticates API keys and manages them.
 type Auth struct {
-	keys KeyStore
-	now  func() time.Time
+	keys    KeyStore
+	now     func() time.Time
+	touched sync.Map // key id → time.Time of this process's last TouchKey
 }
 
 // NewAuth returns an Auth that keeps keys in keys.
@@ -116,11 +118,23 @@ func (a *Auth) Authenticate(ctx context.Context, presented string) (Caller, erro
 	if subtle.ConstantTimeCompare(sum[:], ko.Key.Hash) != 1 || !ko.Key.RevokedAt.IsZero() {
 		return Caller{}, ErrUnauthenticated
 	}
-	if now := a.now(); now.Sub(ko.Key.LastUsedAt) > touchEvery {
-		// Best effort: a missed last_used_at update is no reason to refuse.
-		_ = a.keys.TouchKey(ctx, ko.Key.ID, now.UTC().Truncate(time.Microsecond))
-	}
+	a.touch(ctx, ko.Key)
 	return Caller{UserID: ko.User.ID, Admin: ko.User.Admin, KeyID: ko.Key.ID}, nil
+}
+
+// touch records the key's use at most once per touchEvery, in the store and
+// in this process: a cached key shows an old last_used_at meanwhile.
+func (a *Auth) touch(ctx context.Context, k APIKey) {
+	now := a.now()
+	if now.Sub(k.LastUsedAt) <= touchEvery {
+		return
+	}
+	if last, ok := a.touched.Load(k.ID); ok && now.Sub(last.(time.Time)) <= touchEvery {
+		return
+	}
+	a.touched.Store(k.ID, now)
+	// Best effort: a missed last_used_at update is no reason to refuse.
+	_ = a.keys.TouchKey(ctx, k.ID, now.UTC().Truncate(time.Microsecond))
 }
 
 // CreateKey makes a new key for the user and returns it in plain text, the
