@@ -108,13 +108,19 @@ func (a *app) redis() (*redis.Client, error) {
 	return c, nil
 }
 
-// productService keeps products in PostgreSQL behind the Redis cache.
-func (a *app) productService() (*product.Service, error) {
+// stores returns PostgreSQL and the Redis cache in front of it.
+func (a *app) stores() (*postgres.DB, *redis.Client, error) {
 	db, err := a.postgres()
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	cache, err := a.redis()
+	return db, cache, err
+}
+
+// productService keeps products in PostgreSQL behind the Redis cache.
+func (a *app) productService() (*product.Service, error) {
+	db, cache, err := a.stores()
 	if err != nil {
 		return nil, err
 	}
@@ -125,11 +131,7 @@ func (a *app) productService() (*product.Service, error) {
 // authService looks keys up in PostgreSQL behind the Redis cache, which
 // revoking a key clears.
 func (a *app) authService() (*product.Auth, error) {
-	db, err := a.postgres()
-	if err != nil {
-		return nil, err
-	}
-	cache, err := a.redis()
+	db, cache, err := a.stores()
 	if err != nil {
 		return nil, err
 	}

@@ -4,10 +4,8 @@ import (
 	"bufio"
 	"bytes"
 	"context"
-	cryptorand "crypto/rand"
 	"database/sql"
 	"encoding/binary"
-	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"hash/crc32"
@@ -25,10 +23,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/lib/pq"
-
 	"github.com/pms-dev/pms/platform/kafka/kafkatest"
-	"github.com/pms-dev/pms/platform/postgres"
 	"github.com/pms-dev/pms/platform/postgres/postgrestest"
 	"github.com/pms-dev/pms/platform/s3"
 	"github.com/pms-dev/pms/platform/s3/s3test"
@@ -53,7 +48,7 @@ type rig struct {
 
 func newRig(t *testing.T) *rig {
 	t.Helper()
-	r := &rig{dbURL: privateDatabase(t), kafka: kafkatest.New(t)}
+	r := &rig{dbURL: postgrestest.Private(t), kafka: kafkatest.New(t)}
 	r.s3cfg, r.s3 = s3test.New(t)
 	return r
 }
@@ -112,56 +107,6 @@ func (r *rig) outboxPending(t *testing.T, productID string) int {
 		t.Fatalf("count pending outbox tasks: %v", err)
 	}
 	return n
-}
-
-// privateDatabase returns the URL of a migrated database of the test's own,
-// dropped when the test ends. Every `pms all` runs an outbox relay that
-// publishes every pending task of its database to its own Kafka, so stacks
-// sharing the test binary's database would steal each other's tasks.
-func privateDatabase(t *testing.T) string {
-	t.Helper()
-	shared := postgrestest.URL(t) // skips under -short, fails without a server
-	var b [6]byte
-	if _, err := cryptorand.Read(b[:]); err != nil {
-		t.Fatal(err)
-	}
-	name := "pms_pipeline_" + hex.EncodeToString(b[:])
-	admin, err := sql.Open("postgres", shared)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	if _, err := admin.ExecContext(ctx, "CREATE DATABASE "+pq.QuoteIdentifier(name)); err != nil {
-		admin.Close()
-		t.Fatalf("create database %s: %v", name, err)
-	}
-	t.Cleanup(func() {
-		defer admin.Close()
-		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-		defer cancel()
-		if _, err := admin.ExecContext(ctx, "DROP DATABASE "+pq.QuoteIdentifier(name)+" WITH (FORCE)"); err != nil {
-			t.Errorf("drop database %s: %v", name, err)
-		}
-	})
-	u, err := url.Parse(shared)
-	if err != nil {
-		t.Fatal(err)
-	}
-	u.Path = "/" + name
-	db, err := postgres.Open(postgres.Config{URL: u.String(), MaxOpenConns: 2, ConnectTimeout: 5 * time.Second, IOTimeout: 30 * time.Second})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer db.Close()
-	m, err := db.Migrator()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := m.Up(ctx, func(postgres.Migration) {}); err != nil {
-		t.Fatalf("migrate %s: %v", name, err)
-	}
-	return u.String()
 }
 
 // e2eImage and e2eProduct are the parts of the product resource the

@@ -152,6 +152,17 @@ func matchesAny(list, tag string) bool {
 	return false
 }
 
+// target returns the product a change names and the version its If-Match
+// demands (0 for none).
+func target(c echo.Context) (uuid.UUID, int, error) {
+	id, err := productID(c)
+	if err != nil {
+		return uuid.Nil, 0, err
+	}
+	version, err := ifMatch(c)
+	return id, version, err
+}
+
 // ifMatch returns the version an If-Match header demands, or 0 when it
 // demands none. A tag that can name no version can never match.
 func ifMatch(c echo.Context) (int, error) {
@@ -167,11 +178,7 @@ func ifMatch(c echo.Context) (int, error) {
 }
 
 func (s *Server) updateProduct(c echo.Context) error {
-	id, err := productID(c)
-	if err != nil {
-		return err
-	}
-	version, err := ifMatch(c)
+	id, version, err := target(c)
 	if err != nil {
 		return err
 	}
@@ -211,11 +218,7 @@ func (s *Server) updateProduct(c echo.Context) error {
 }
 
 func (s *Server) deleteProduct(c echo.Context) error {
-	id, err := productID(c)
-	if err != nil {
-		return err
-	}
-	version, err := ifMatch(c)
+	id, version, err := target(c)
 	if err != nil {
 		return err
 	}

@@ -2,13 +2,8 @@ package postgres_test
 
 import (
 	"context"
-	"database/sql"
 	"errors"
-	"net/url"
 	"testing"
-	"time"
-
-	"github.com/google/uuid"
 
 	"github.com/pms-dev/pms/platform/postgres"
 	"github.com/pms-dev/pms/platform/postgres/postgrestest"
@@ -17,19 +12,7 @@ import (
 // TestMigrator runs the migrations down and up on a database of its own:
 // the schema check refuses a database that is behind, naming the command.
 func TestMigrator(t *testing.T) {
-	admin, err := sql.Open("postgres", postgrestest.URL(t))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer admin.Close()
-	name := "pms_migrate_" + uuid.NewString()[:8]
-	if _, err := admin.Exec("CREATE DATABASE " + name); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { admin.Exec("DROP DATABASE " + name + " WITH (FORCE)") })
-	u, _ := url.Parse(postgrestest.URL(t))
-	u.Path = "/" + name
-	db, err := postgres.Open(postgres.Config{URL: u.String(), MaxOpenConns: 2, ConnectTimeout: 5 * time.Second, IOTimeout: 30 * time.Second})
+	db, err := postgres.Open(postgrestest.Config(t, postgrestest.Empty(t)))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -1,5 +1,5 @@
-// Package postgrestest gives tests a migrated PostgreSQL database of their
-// own on the server named by PMS_TEST_POSTGRES_URL (`make test` starts one).
+// Package postgrestest gives tests migrated PostgreSQL databases on the
+// server named by PMS_TEST_POSTGRES_URL (`make test` starts one).
 package postgrestest
 
 import (
@@ -7,13 +7,14 @@ import (
 	"crypto/rand"
 	"database/sql"
 	"encoding/hex"
+	"fmt"
 	"net/url"
 	"os"
 	"sync"
 	"testing"
 	"time"
 
-	_ "github.com/lib/pq" // registers the "postgres" driver
+	"github.com/lib/pq"
 
 	"github.com/pms-dev/pms/platform/postgres"
 )
@@ -22,16 +23,14 @@ import (
 const EnvURL = "PMS_TEST_POSTGRES_URL"
 
 var (
-	once   sync.Once
-	dbURL  string
-	dbErr  error
-	dbName string
+	once  sync.Once
+	dbURL string
+	dbErr error
 )
 
-// URL returns the URL of a migrated database private to this test binary,
-// creating it on first use. It skips the test under -short and fails it when
-// no test server is configured.
-func URL(tb testing.TB) string {
+// serverURL returns the test server's URL. It skips the test under -short
+// and fails it when no test server is configured.
+func serverURL(tb testing.TB) string {
 	tb.Helper()
 	if testing.Short() {
 		tb.Skip("integration test: needs PostgreSQL (run without -short, via make test)")
@@ -40,18 +39,59 @@ func URL(tb testing.TB) string {
 	if admin == "" {
 		tb.Fatalf("%s is not set: run the integration tests with `make test`, or -short to skip them", EnvURL)
 	}
-	once.Do(func() { dbURL, dbErr = create(admin) })
+	return admin
+}
+
+// URL returns the URL of a migrated database shared by this test binary,
+// creating it on first use. Tests sharing it use rows of their own.
+func URL(tb testing.TB) string {
+	tb.Helper()
+	admin := serverURL(tb)
+	once.Do(func() {
+		dbURL, dbErr = create(admin, "pms_test_")
+		if dbErr == nil {
+			dbErr = migrate(dbURL)
+		}
+	})
 	if dbErr != nil {
 		tb.Fatalf("create test database: %v", dbErr)
 	}
 	return dbURL
 }
 
+// Private returns the URL of a migrated database of the test's own, dropped
+// when the test ends: for tests that act on every row, like an outbox relay.
+func Private(tb testing.TB) string {
+	tb.Helper()
+	u := Empty(tb)
+	if err := migrate(u); err != nil {
+		tb.Fatalf("migrate private test database: %v", err)
+	}
+	return u
+}
+
+// Empty returns the URL of an unmigrated database of the test's own,
+// dropped when the test ends.
+func Empty(tb testing.TB) string {
+	tb.Helper()
+	admin := serverURL(tb)
+	u, err := create(admin, "pms_private_")
+	if err != nil {
+		tb.Fatalf("create private test database: %v", err)
+	}
+	tb.Cleanup(func() {
+		if err := drop(admin, u); err != nil {
+			tb.Errorf("drop private test database: %v", err)
+		}
+	})
+	return u
+}
+
 // New returns a pool on the test binary's migrated database, closed when the
 // test ends.
 func New(tb testing.TB) *postgres.DB {
 	tb.Helper()
-	db, err := postgres.Open(Config(tb))
+	db, err := postgres.Open(Config(tb, URL(tb)))
 	if err != nil {
 		tb.Fatalf("open test database: %v", err)
 	}
@@ -59,45 +99,65 @@ func New(tb testing.TB) *postgres.DB {
 	return db
 }
 
-// Config returns a pool config for the test binary's migrated database.
-func Config(tb testing.TB) postgres.Config {
+// Config returns a pool config for a test database.
+func Config(tb testing.TB, dbURL string) postgres.Config {
 	tb.Helper()
-	return postgres.Config{URL: URL(tb), MaxOpenConns: 20, MaxIdleConns: 5, ConnectTimeout: 5 * time.Second, IOTimeout: 30 * time.Second}
+	return postgres.Config{URL: dbURL, MaxOpenConns: 20, MaxIdleConns: 5, ConnectTimeout: 5 * time.Second, IOTimeout: 30 * time.Second}
 }
 
-// create makes a fresh database named for this process and migrates it.
-func create(admin string) (string, error) {
-	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-	defer cancel()
+// create makes a database with a random name starting with prefix and
+// returns its URL.
+func create(admin, prefix string) (string, error) {
 	var b [6]byte
 	if _, err := rand.Read(b[:]); err != nil {
 		return "", err
 	}
-	dbName = "pms_test_" + hex.EncodeToString(b[:])
-	conn, err := sql.Open("postgres", admin)
-	if err != nil {
-		return "", err
-	}
-	defer conn.Close()
-	if _, err := conn.ExecContext(ctx, "CREATE DATABASE "+dbName); err != nil {
+	name := prefix + hex.EncodeToString(b[:])
+	if err := exec(admin, "CREATE DATABASE "+pq.QuoteIdentifier(name)); err != nil {
 		return "", err
 	}
 	u, err := url.Parse(admin)
 	if err != nil {
 		return "", err
 	}
-	u.Path = "/" + dbName
-	db, err := postgres.Open(postgres.Config{URL: u.String(), MaxOpenConns: 2, ConnectTimeout: 5 * time.Second, IOTimeout: 30 * time.Second})
+	u.Path = "/" + name
+	return u.String(), nil
+}
+
+func drop(admin, dbURL string) error {
+	u, err := url.Parse(dbURL)
 	if err != nil {
-		return "", err
+		return err
+	}
+	return exec(admin, "DROP DATABASE "+pq.QuoteIdentifier(u.Path[1:])+" WITH (FORCE)")
+}
+
+func exec(admin, statement string) error {
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	conn, err := sql.Open("postgres", admin)
+	if err != nil {
+		return err
+	}
+	defer conn.Close()
+	if _, err := conn.ExecContext(ctx, statement); err != nil {
+		return fmt.Errorf("%s: %w", statement, err)
+	}
+	return nil
+}
+
+// migrate applies every migration to the database at dbURL.
+func migrate(dbURL string) error {
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	db, err := postgres.Open(postgres.Config{URL: dbURL, MaxOpenConns: 2, ConnectTimeout: 5 * time.Second, IOTimeout: 30 * time.Second})
+	if err != nil {
+		return err
 	}
 	defer db.Close()
 	m, err := db.Migrator()
 	if err != nil {
-		return "", err
+		return err
 	}
-	if err := m.Up(ctx, func(postgres.Migration) {}); err != nil {
-		return "", err
-	}
-	return u.String(), nil
+	return m.Up(ctx, func(postgres.Migration) {})
 }
