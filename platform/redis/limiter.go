@@ -3,6 +3,7 @@ package redis
 import (
 	"context"
 	"errors"
+	"sync"
 	"time"
 
 	"github.com/go-redis/redis_rate/v10"
@@ -46,11 +47,61 @@ type Decision struct {
 
 // Limiter rate-limits callers with the generic cell rate algorithm, its
 // state kept in Redis so every instance shares it.
+//
+// To spare a Redis round trip per request, a process takes a caller's
+// tokens from Redis a few at a time (a lease of a twentieth of the burst, at
+// most 50) and spends them locally within leaseTTL. Tokens are taken before
+// they are spent, so the limit is never exceeded; a process may hold a few
+// unused ones for up to leaseTTL, so a caller can be refused a little early.
+// With a burst under 40 every request goes to Redis.
 type Limiter struct {
+	mu     sync.Mutex
+	leases map[string]*lease
+
 	c     *Client
 	rl    *redis_rate.Limiter
 	read  redis_rate.Limit
 	write redis_rate.Limit
+}
+
+// Leases: how long a process may hold tokens, and how many callers' leases
+// it keeps.
+const (
+	leaseTTL  = time.Second
+	maxLeases = 100_000
+)
+
+type lease struct {
+	tokens    int
+	expires   time.Time
+	limit     int
+	remaining int // in Redis when the lease was taken
+}
+
+// leaseSize is how many tokens a process takes from Redis at once.
+func leaseSize(burst int) int { return min(max(burst/20, 1), 50) }
+
+// spend uses a token of the caller's lease, if it has one.
+func (l *Limiter) spend(k string, now time.Time) (Decision, bool) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	ls := l.leases[k]
+	if ls == nil || ls.tokens == 0 || !now.Before(ls.expires) {
+		return Decision{}, false
+	}
+	ls.tokens--
+	return Decision{Allowed: true, Limit: ls.limit, Remaining: ls.remaining + ls.tokens}, true
+}
+
+// take takes n tokens from the caller's budget in Redis, all or none.
+func (l *Limiter) take(ctx context.Context, k string, limit redis_rate.Limit, n int) (*redis_rate.Result, error) {
+	var res *redis_rate.Result
+	err := l.c.do(ctx, "redis rate limit", func(ctx context.Context) error {
+		var err error
+		res, err = l.rl.AllowN(ctx, k, limit, n)
+		return err
+	})
+	return res, err
 }
 
 // NewLimiter validates cfg and returns a Limiter with its rates.
@@ -59,10 +110,11 @@ func NewLimiter(c *Client, cfg LimitConfig) (*Limiter, error) {
 		return nil, err
 	}
 	return &Limiter{
-		c:     c,
-		rl:    redis_rate.NewLimiter(c.rdb),
-		read:  redis_rate.Limit{Rate: cfg.ReadRate, Burst: cfg.ReadBurst, Period: time.Second},
-		write: redis_rate.Limit{Rate: cfg.WriteRate, Burst: cfg.WriteBurst, Period: time.Second},
+		leases: map[string]*lease{},
+		c:      c,
+		rl:     redis_rate.NewLimiter(c.rdb),
+		read:   redis_rate.Limit{Rate: cfg.ReadRate, Burst: cfg.ReadBurst, Period: time.Second},
+		write:  redis_rate.Limit{Rate: cfg.WriteRate, Burst: cfg.WriteBurst, Period: time.Second},
 	}, nil
 }
 
@@ -78,17 +130,30 @@ func (l *Limiter) Allow(ctx context.Context, key string, write bool) (Decision, 
 	if write {
 		limit, k = l.write, "pms:rl:w:"+key
 	}
-	var res *redis_rate.Result
-	err := l.c.do(ctx, "redis rate limit", func(ctx context.Context) error {
-		var err error
-		res, err = l.rl.Allow(ctx, k, limit)
-		return err
-	})
+	now := time.Now()
+	if d, ok := l.spend(k, now); ok {
+		return d, nil
+	}
+	n := leaseSize(limit.Burst)
+	res, err := l.take(ctx, k, limit, n)
+	if err == nil && res.Allowed == 0 && n > 1 {
+		// Not a whole lease left: the last tokens go one by one.
+		n = 1
+		res, err = l.take(ctx, k, limit, n)
+	}
 	if err != nil {
 		if cerr := ctx.Err(); cerr != nil {
 			return Decision{}, cerr
 		}
 		return Decision{Allowed: true, Limit: limit.Burst, Remaining: limit.Burst}, nil
+	}
+	if res.Allowed > 0 && n > 1 {
+		l.mu.Lock()
+		if len(l.leases) >= maxLeases {
+			clear(l.leases) // rare, and only costs a round trip per caller
+		}
+		l.leases[k] = &lease{tokens: n - 1, expires: now.Add(leaseTTL), limit: limit.Burst, remaining: res.Remaining}
+		l.mu.Unlock()
 	}
 	return Decision{
 		Allowed:    res.Allowed > 0,

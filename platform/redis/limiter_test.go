@@ -62,3 +62,36 @@ func TestNewLimiterRefusesInvalidConfig(t *testing.T) {
 		t.Error("NewLimiter() with a zero config succeeded, want an error")
 	}
 }
+
+// TestLimiterLeasesNeverOveradmit: two processes sharing a caller's budget
+// through Redis take tokens in leases, and together still admit no more
+// than the burst, and not many fewer.
+func TestLimiterLeasesNeverOveradmit(t *testing.T) {
+	t.Parallel()
+	const burst = 200 // leases of 10
+	cfg := redis.LimitConfig{ReadRate: 1, ReadBurst: burst, WriteRate: 1, WriteBurst: 1}
+	var limiters []*redis.Limiter
+	for range 2 {
+		e := newEnv(t, redistest.Addr(t), nil)
+		l, err := redis.NewLimiter(e.client, cfg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		limiters = append(limiters, l)
+	}
+	key := "caller-" + rand.Text()
+	allowed := 0
+	for i := range 3 * burst {
+		d, err := limiters[i%2].Allow(context.Background(), key, false)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if d.Allowed {
+			allowed++
+		}
+	}
+	// Within the test the budget refills by about one token a second.
+	if allowed > burst+2 || allowed < burst-2*10 {
+		t.Errorf("two processes admitted %d of %d requests against a burst of %d, want at most the burst and at most a lease less per process", allowed, 3*burst, burst)
+	}
+}
