@@ -73,7 +73,11 @@ func (a *app) consumer(ctx context.Context) (*kafka.Consumer, []httpapi.Check, e
 	if err != nil {
 		return nil, nil, err
 	}
-	c, err := kafka.NewConsumer(a.cfg.Kafka, processor, a.log.With().Str("component", "worker").Logger())
+	dlq, err := a.producer()
+	if err != nil {
+		return nil, nil, err
+	}
+	c, err := kafka.NewConsumer(a.cfg.Kafka, processor, dlq, a.log.With().Str("component", "worker").Logger())
 	if err != nil {
 		return nil, nil, fmt.Errorf("connect kafka consumer: %w", err)
 	}

@@ -33,15 +33,20 @@ type Consumer struct {
 	closeErr  error
 }
 
-// NewConsumer validates cfg and connects a consumer group member and a
-// dead-letter producer to the brokers; it fails when none of them answers.
-// The member joins the group when Run is called.
-func NewConsumer(cfg Config, h imaging.Handler, log zerolog.Logger) (*Consumer, error) {
+// NewConsumer validates cfg and connects a consumer group member to the
+// brokers; it fails when none of them answers. Dead letters are written with
+// dlq, which the process may share with its outbox relay; Close leaves it
+// open. The member joins the group when Run is called.
+//
+// Producing and consuming need separate clients: the idempotent producer
+// allows one request in flight per broker connection, which a fetch
+// long-poll would hold for up to MaxWaitTime.
+func NewConsumer(cfg Config, h imaging.Handler, dlq *Producer, log zerolog.Logger) (*Consumer, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	if h == nil {
-		return nil, errors.New("kafka consumer: nil handler")
+	if h == nil || dlq == nil {
+		return nil, errors.New("kafka consumer: nil handler or dead-letter producer")
 	}
 	client, err := sarama.NewClient(cfg.Brokers, cfg.consumerConfig())
 	if err != nil {
@@ -51,12 +56,6 @@ func NewConsumer(cfg Config, h imaging.Handler, log zerolog.Logger) (*Consumer, 
 	if err != nil {
 		_ = client.Close()
 		return nil, fmt.Errorf("create kafka consumer group %s: %w", cfg.GroupID, err)
-	}
-	dlq, err := newProducer(cfg, cfg.DeadLetterTopic)
-	if err != nil {
-		_ = group.Close()
-		_ = client.Close()
-		return nil, fmt.Errorf("dead-letter producer: %w", err)
 	}
 	return &Consumer{
 		cfg:     cfg,
@@ -146,7 +145,7 @@ func (c *Consumer) Check(ctx context.Context) error {
 // calls return the first call's result.
 func (c *Consumer) Close() error {
 	c.closeOnce.Do(func() {
-		c.closeErr = errors.Join(c.group.Close(), c.dlq.Close(), c.client.Close())
+		c.closeErr = errors.Join(c.group.Close(), c.client.Close())
 	})
 	return c.closeErr
 }

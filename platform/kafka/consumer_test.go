@@ -459,7 +459,7 @@ func TestConsumerCheck(t *testing.T) {
 	t.Parallel()
 	kc := kafkatest.New(t)
 	cfg := kc.Config()
-	c, err := kafka.NewConsumer(cfg, &fakeHandler{}, zerolog.Nop())
+	c, err := kafka.NewConsumer(cfg, &fakeHandler{}, newDLQ(t, cfg), zerolog.Nop())
 	if err != nil {
 		t.Fatalf("NewConsumer() error = %v", err)
 	}
@@ -471,7 +471,7 @@ func TestConsumerCheck(t *testing.T) {
 	}
 
 	cfg.Topic = "no.such.topic"
-	missing, err := kafka.NewConsumer(cfg, &fakeHandler{}, zerolog.Nop())
+	missing, err := kafka.NewConsumer(cfg, &fakeHandler{}, newDLQ(t, cfg), zerolog.Nop())
 	if err != nil {
 		t.Fatalf("NewConsumer() error = %v", err)
 	}
@@ -490,4 +490,14 @@ func TestConsumerRunTwice(t *testing.T) {
 	if err := r.c.Run(context.Background()); err == nil {
 		t.Error("second Run() = nil, want an error")
 	}
+}
+
+func newDLQ(t *testing.T, cfg kafka.Config) *kafka.Producer {
+	t.Helper()
+	p, err := kafka.NewProducer(cfg, zerolog.Nop())
+	if err != nil {
+		t.Fatalf("NewProducer() error = %v", err)
+	}
+	t.Cleanup(func() { p.Close() })
+	return p
 }

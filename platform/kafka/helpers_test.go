@@ -77,7 +77,12 @@ type running struct {
 // start runs a consumer until stop is called or the test ends.
 func start(t *testing.T, cfg kafka.Config, h imaging.Handler, log zerolog.Logger) *running {
 	t.Helper()
-	c, err := kafka.NewConsumer(cfg, h, log)
+	dlq, err := kafka.NewProducer(cfg, log)
+	if err != nil {
+		t.Fatalf("NewProducer() error = %v", err)
+	}
+	t.Cleanup(func() { dlq.Close() })
+	c, err := kafka.NewConsumer(cfg, h, dlq, log)
 	if err != nil {
 		t.Fatalf("NewConsumer() error = %v", err)
 	}

@@ -44,15 +44,6 @@ func NewProducer(cfg Config, log zerolog.Logger) (*Producer, error) {
 	return p, nil
 }
 
-// newProducer returns a producer to topic that is connected already.
-func newProducer(cfg Config, topic string) (*Producer, error) {
-	p := &Producer{cfg: cfg, topic: topic}
-	if _, _, err := p.connect(); err != nil {
-		return nil, err
-	}
-	return p, nil
-}
-
 // connect returns the producer's client, connecting it when it is not yet.
 func (p *Producer) connect() (sarama.SyncProducer, sarama.Client, error) {
 	p.mu.Lock()
