@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"sync"
 	"time"
 
 	"github.com/google/uuid"
@@ -12,35 +11,27 @@ import (
 	"github.com/pms-dev/pms/product"
 )
 
-// KeyCache is a product.KeyStore that caches KeyByPrefix for Config.KeyTTL
-// and reads the wrapped store on a miss or when Redis fails. Half the TTL a
-// lookup is held in this process, half in Redis, so most requests cost no
-// round trip for their key. Unknown prefixes (ErrUnauthenticated) are not
-// cached. RevokeKey drops the key from Redis after the store revoked it,
-// behind the same stale-set guard as products: a revoked key stops working
-// on every replica within KeyTTL/2, and within KeyTTL if the delete fails.
+// KeyCache is a product.KeyStore that caches KeyByPrefix and reads the
+// wrapped store on a miss or when Redis fails: for KeyTTL/2 in Redis, and
+// for up to KeyTTL/2 (or LocalTTL, if shorter) as a near copy in each
+// process, so most requests cost no round trip for their key. Unknown
+// prefixes (ErrUnauthenticated) are not cached. RevokeKey drops the key
+// from Redis and from every process's near copies after the store revoked
+// it, behind the same stale-set guard as products: a revoked key stops
+// working at once, and within KeyTTL on every replica if an invalidation is
+// lost.
 type KeyCache struct {
 	c     *Client
 	keys  product.KeyStore
 	reads *aside[product.KeyOwner]
-
-	mu    sync.Mutex
-	local map[string]localKey
+	near  *near[product.KeyOwner]
 }
-
-type localKey struct {
-	owner   product.KeyOwner
-	expires time.Time
-}
-
-// maxLocalKeys bounds the in-process cache; past it, expired entries go.
-const maxLocalKeys = 10_000
 
 var _ product.KeyStore = (*KeyCache)(nil)
 
 // NewKeyCache returns a KeyCache in front of keys.
 func NewKeyCache(c *Client, keys product.KeyStore) *KeyCache {
-	return &KeyCache{c: c, keys: keys, local: map[string]localKey{}, reads: &aside[product.KeyOwner]{
+	return &KeyCache{c: c, keys: keys, near: newNear(c, min(c.cfg.LocalTTL, c.cfg.KeyTTL/2), cloneKeyOwner), reads: &aside[product.KeyOwner]{
 		c:      c,
 		what:   "api key",
 		ttl:    func() time.Duration { return c.cfg.KeyTTL / 2 },
@@ -55,32 +46,24 @@ func keyEntry(prefix string) entry { return newEntry("pms:apikey:{" + prefix + "
 // KeyByPrefix returns the key with the prefix and its owner, from the cache
 // or the store, or product.ErrUnauthenticated.
 func (kc *KeyCache) KeyByPrefix(ctx context.Context, prefix string) (product.KeyOwner, error) {
-	now := time.Now()
-	kc.mu.Lock()
-	l, ok := kc.local[prefix]
-	kc.mu.Unlock()
-	if ok && now.Before(l.expires) {
-		return l.owner, nil
+	e := keyEntry(prefix)
+	if owner, ok := kc.near.get(e.value, time.Now()); ok {
+		return owner, nil
 	}
-	owner, err := kc.reads.get(ctx, keyEntry(prefix), func(ctx context.Context) (product.KeyOwner, error) {
+	epoch := kc.near.start()
+	owner, err := kc.reads.get(ctx, e, func(ctx context.Context) (product.KeyOwner, error) {
 		return kc.keys.KeyByPrefix(ctx, prefix)
 	})
-	if err != nil {
-		return owner, err
+	if err == nil {
+		kc.near.put(e.value, owner, epoch, time.Now())
 	}
-	kc.mu.Lock()
-	defer kc.mu.Unlock()
-	if len(kc.local) >= maxLocalKeys {
-		for p, l := range kc.local {
-			if !now.Before(l.expires) {
-				delete(kc.local, p)
-			}
-		}
-	}
-	if len(kc.local) < maxLocalKeys {
-		kc.local[prefix] = localKey{owner: owner, expires: now.Add(kc.c.cfg.KeyTTL / 2)}
-	}
-	return owner, nil
+	return owner, err
+}
+
+// cloneKeyOwner copies ko so that callers never share its hash.
+func cloneKeyOwner(ko product.KeyOwner) product.KeyOwner {
+	ko.Key.Hash = append([]byte(nil), ko.Key.Hash...)
+	return ko
 }
 
 // RevokeKey revokes the key in the store and then drops it from the cache.
@@ -91,9 +74,6 @@ func (kc *KeyCache) RevokeKey(ctx context.Context, id uuid.UUID, at time.Time) (
 	if err != nil {
 		return k, err
 	}
-	kc.mu.Lock()
-	delete(kc.local, k.Prefix)
-	kc.mu.Unlock()
 	kc.c.forget(ctx, keyEntry(k.Prefix))
 	return k, nil
 }

@@ -23,8 +23,11 @@ const (
 	slack = 100 * time.Millisecond
 )
 
+// outageConfig counts every read that falls back to the store, so it turns
+// near copies off: they would answer some reads without asking Redis.
 func outageConfig(c *redis.Config) {
 	c.Timeout, c.BreakerFailures, c.BreakerCooldown = opTimeout, 5, cooldown
+	c.LocalTTL = 0
 }
 
 // storeLatency returns the slowest of a few direct store reads: the baseline

@@ -21,13 +21,14 @@ type ProductCache struct {
 	c     *Client
 	store product.Store
 	reads *aside[product.Product]
+	near  *near[product.Product]
 }
 
 var _ product.Store = (*ProductCache)(nil)
 
 // NewProductCache returns a ProductCache in front of store.
 func NewProductCache(c *Client, store product.Store) *ProductCache {
-	return &ProductCache{c: c, store: store, reads: &aside[product.Product]{
+	return &ProductCache{c: c, store: store, near: newNear(c, c.cfg.LocalTTL, cloneProduct), reads: &aside[product.Product]{
 		c:      c,
 		what:   "product",
 		ttl:    func() time.Duration { return jittered(c.cfg.ProductTTL, c.cfg.TTLJitter) },
@@ -41,10 +42,28 @@ func productEntry(id uuid.UUID) entry { return newEntry("pms:product:{" + id.Str
 
 // Get returns the product from the cache, or from the store (caching it),
 // or the store's error, e.g. product.ErrNotFound.
+//
+// A process keeps a near copy for up to Config.LocalTTL (see near), so most
+// reads of a hot product cost no round trip.
 func (pc *ProductCache) Get(ctx context.Context, id uuid.UUID) (product.Product, error) {
-	return pc.reads.get(ctx, productEntry(id), func(ctx context.Context) (product.Product, error) {
+	e := productEntry(id)
+	if p, ok := pc.near.get(e.value, time.Now()); ok {
+		return p, nil
+	}
+	epoch := pc.near.start()
+	p, err := pc.reads.get(ctx, e, func(ctx context.Context) (product.Product, error) {
 		return pc.store.Get(ctx, id)
 	})
+	if err == nil {
+		pc.near.put(e.value, p, epoch, time.Now())
+	}
+	return p, err
+}
+
+// cloneProduct copies p so that callers never share its images.
+func cloneProduct(p product.Product) product.Product {
+	p.Images = append([]product.Image(nil), p.Images...)
+	return p
 }
 
 // Update updates the product in the store and then invalidates it. It

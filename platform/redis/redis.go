@@ -15,6 +15,7 @@ import (
 	"fmt"
 	"net"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	goredis "github.com/redis/go-redis/v9"
@@ -43,6 +44,11 @@ type Config struct {
 	// KeyTTL is how long an API key lookup stays cached: the bound on how
 	// long a revoked key keeps working when the cache delete on revoke fails.
 	KeyTTL time.Duration `mapstructure:"key_ttl"`
+
+	// LocalTTL is how long a process keeps its near copy of a cached
+	// product or key, bounding how stale it can get if an invalidation
+	// announcement is lost; 0 turns near copies off.
+	LocalTTL time.Duration `mapstructure:"local_ttl"`
 	// BreakerFailures consecutive failures open the circuit breaker; after
 	// BreakerCooldown one call probes Redis again.
 	BreakerFailures int           `mapstructure:"breaker_failures"`
@@ -59,6 +65,7 @@ func DefaultConfig() Config {
 		ProductTTL:      30 * time.Minute,
 		TTLJitter:       0.1,
 		KeyTTL:          time.Second,
+		LocalTTL:        500 * time.Millisecond,
 		BreakerFailures: 5,
 		BreakerCooldown: 2 * time.Second,
 	}
@@ -88,6 +95,9 @@ func (c Config) Validate() error {
 	if c.TTLJitter < 0 || c.TTLJitter > 0.5 {
 		errs = append(errs, errors.New("redis.ttl_jitter: must be between 0 and 0.5"))
 	}
+	if c.LocalTTL < 0 || c.LocalTTL > c.KeyTTL {
+		errs = append(errs, errors.New("redis.local_ttl: must be between 0 and key_ttl"))
+	}
 	if c.KeyTTL < time.Millisecond || c.KeyTTL > time.Minute {
 		errs = append(errs, errors.New("redis.key_ttl: must be between 1ms and 1m"))
 	}
@@ -112,9 +122,16 @@ type Client struct {
 	// flight collapses concurrent misses of one entry into one store read.
 	flight singleflight.Group
 
-	stop      chan struct{}
-	loopDone  chan struct{}
-	closeOnce sync.Once
+	stop     chan struct{}
+	loopDone chan struct{}
+
+	// Near caches: what to drop on an invalidation, and whether the
+	// invalidations subscription is up.
+	mu         sync.Mutex
+	droppers   []func(key string)
+	subscribed atomic.Bool
+	listenDone chan struct{}
+	closeOnce  sync.Once
 }
 
 // silenceOnce turns off go-redis's own logger, which writes every failed
@@ -131,12 +148,13 @@ func New(cfg Config, log zerolog.Logger) (*Client, error) {
 	}
 	silenceOnce.Do(func() { goredis.SetLogger(&logging.VoidLogger{}) })
 	c := &Client{
-		cfg:      cfg,
-		log:      log,
-		warns:    newLogLimiter(warnEvery),
-		retry:    newRetryQueue(maxPendingInvalidations),
-		stop:     make(chan struct{}),
-		loopDone: make(chan struct{}),
+		cfg:        cfg,
+		log:        log,
+		warns:      newLogLimiter(warnEvery),
+		retry:      newRetryQueue(maxPendingInvalidations),
+		stop:       make(chan struct{}),
+		loopDone:   make(chan struct{}),
+		listenDone: make(chan struct{}),
 	}
 	c.rdb = goredis.NewClient(&goredis.Options{
 		Addr:                  cfg.Addr,
@@ -158,6 +176,11 @@ func New(cfg Config, log zerolog.Logger) (*Client, error) {
 	})
 	c.breaker = newBreaker(cfg, c)
 	go c.retryLoop()
+	if cfg.LocalTTL > 0 {
+		go c.listen()
+	} else {
+		close(c.listenDone)
+	}
 	return c, nil
 }
 
@@ -179,6 +202,7 @@ func (c *Client) Close() error {
 	c.closeOnce.Do(func() {
 		close(c.stop)
 		<-c.loopDone
+		<-c.listenDone
 		c.retryInvalidations(context.Background())
 		if n := c.retry.len(); n > 0 {
 			c.log.Warn().Int("entries", n).Dur("max_stale", c.cfg.ProductTTL).

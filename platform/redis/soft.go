@@ -135,11 +135,15 @@ func (c *Client) forget(ctx context.Context, e entry) {
 	// A store read in flight may have started before the change: later
 	// readers must not wait for its result but read again.
 	c.flight.Forget(e.value)
+	c.dropLocal(e.value)
 	ctx = context.WithoutCancel(ctx)
 	err := c.do(ctx, "redis cache invalidation", func(ctx context.Context) error {
 		return c.rdb.Del(ctx, e.value, e.gen).Err()
 	})
 	if err == nil {
+		// After the delete: whoever hears this and reads Redis again
+		// cannot find the old value there.
+		c.announce(ctx, e.value)
 		return
 	}
 	if !c.retry.add(e) {
@@ -178,6 +182,9 @@ func (c *Client) retryInvalidations(ctx context.Context) {
 		_, err := c.rdb.Pipelined(ctx, func(p goredis.Pipeliner) error {
 			for e := range batch {
 				p.Del(ctx, e.value, e.gen)
+				if c.cfg.LocalTTL > 0 {
+					p.Publish(ctx, invalidations, e.value)
+				}
 			}
 			return nil
 		})

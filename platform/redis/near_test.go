@@ -1,0 +1,118 @@
+package redis_test
+
+import (
+	"context"
+	"testing"
+	"time"
+
+	"github.com/pms-dev/pms/platform/redis"
+	"github.com/pms-dev/pms/platform/redis/redistest"
+)
+
+// waitNear waits until the env's client keeps near copies (it does not
+// before it listens for invalidations): until a Get is answered with the
+// Redis value gone and no store read.
+func waitNear(t *testing.T, e *env, key string, get func() error) {
+	t.Helper()
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		if err := get(); err != nil {
+			t.Fatal(err)
+		}
+		if err := e.raw.Del(context.Background(), key).Err(); err != nil {
+			t.Fatal(err)
+		}
+		before := e.store.gets.Load()
+		if err := get(); err != nil {
+			t.Fatal(err)
+		}
+		if e.store.gets.Load() == before {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("no near copy kept within 5s")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+func TestNearCopyAnswersWithoutRedis(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, redistest.Addr(t), nil)
+	p := e.newProduct(t)
+	ctx := context.Background()
+	get := func() error { _, err := e.cache.Get(ctx, p.ID); return err }
+	// With the Redis value gone (not through an invalidation), the near copy
+	// answers until LocalTTL, then the store is read again.
+	waitNear(t, e, productKey(p.ID), get)
+	reads := e.store.gets.Load()
+	time.Sleep(redis.DefaultConfig().LocalTTL + 50*time.Millisecond)
+	if err := get(); err != nil {
+		t.Fatal(err)
+	}
+	if got := e.store.gets.Load(); got != reads+1 {
+		t.Errorf("a Get after LocalTTL read the store %d times, want once", got-reads)
+	}
+}
+
+// TestNearCopiesInvalidatedAcrossProcesses: two processes share Redis; a
+// change through one reaches the other's near copy at once, long before its
+// TTL could.
+func TestNearCopiesInvalidatedAcrossProcesses(t *testing.T) {
+	t.Parallel()
+	long := func(c *redis.Config) { c.KeyTTL, c.LocalTTL = time.Minute, time.Minute }
+	a := newEnv(t, redistest.Addr(t), long)
+	b := newEnv(t, redistest.Addr(t), long)
+	p := a.newProduct(t)
+	ctx := context.Background()
+	waitNear(t, b, productKey(p.ID), func() error { _, err := b.cache.Get(ctx, p.ID); return err })
+
+	renamed := a.rename(t, p.ID)
+	deadline := time.Now().Add(2 * time.Second)
+	for {
+		got, err := b.cache.Get(ctx, p.ID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got.Version == renamed.Version && got.Name == renamed.Name {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the other process still serves version %d two seconds after version %d was committed", got.Version, renamed.Version)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// TestNearCopyOfRevokedKey: revoking a key through one process stops it in
+// the other at once.
+func TestNearCopyOfRevokedKey(t *testing.T) {
+	t.Parallel()
+	long := func(c *redis.Config) { c.KeyTTL, c.LocalTTL = time.Minute, time.Minute }
+	a := newEnv(t, redistest.Addr(t), long)
+	b := newEnv(t, redistest.Addr(t), long)
+	k := a.newKey(t)
+	ctx := context.Background()
+	for range 3 {
+		if _, err := b.keyCach.KeyByPrefix(ctx, k.Prefix); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := a.keyCach.RevokeKey(ctx, k.ID, now()); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(2 * time.Second)
+	for {
+		ko, err := b.keyCach.KeyByPrefix(ctx, k.Prefix)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !ko.Key.RevokedAt.IsZero() {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the other process still has the key unrevoked two seconds after it was revoked")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
