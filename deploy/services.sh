@@ -79,7 +79,7 @@ start_postgres() {
   fi
   pg "$bin/pg_ctl" -D "$dir/data" -l "$dir/server.log" -w -t 60 start \
     -o "-p $port -k $dir -c listen_addresses=127.0.0.1 ${PG_OPTIONS:-}" >/dev/null ||
-    { tail -20 "$dir/server.log" >&2; die "PostgreSQL did not start"; }
+    { tail -5 "$dir/server.log" >&2; log "PostgreSQL did not start on port $port"; return 1; }
 }
 
 stop_postgres() {
@@ -102,7 +102,8 @@ start_redis() {
     redis-cli -p "$port" ping >/dev/null 2>&1 && return
     sleep 0.05
   done
-  die "Redis did not start (see $dir/redis.log)"
+  log "Redis did not start on port $port (see $dir/redis.log)"
+  return 1
 }
 
 stop_redis() {
@@ -115,11 +116,11 @@ dev() {
   mkdir -p "$state"; state=$(cd "$state" && pwd)
   local pgport=${PMS_DEV_POSTGRES_PORT:-54320} redisport=${PMS_DEV_REDIS_PORT:-63790}
   if ! (exec 3<>"/dev/tcp/127.0.0.1/$pgport") 2>/dev/null; then
-    start_postgres "$state/postgres" "$pgport"
+    start_postgres "$state/postgres" "$pgport" || die "PostgreSQL did not start (see $state/postgres/server.log)"
   fi
   createdb_if_missing "$pgport" pms
   if ! (exec 3<>"/dev/tcp/127.0.0.1/$redisport") 2>/dev/null; then
-    start_redis "$state/redis" "$redisport" --save 60 1 --appendonly yes
+    start_redis "$state/redis" "$redisport" --save 60 1 --appendonly yes || die "Redis did not start"
   fi
   log "PostgreSQL on 127.0.0.1:$pgport, Redis on 127.0.0.1:$redisport, data in $state (stop them with 'make stop')"
   export PMS_POSTGRES_URL=${PMS_POSTGRES_URL:-postgres://postgres@127.0.0.1:$pgport/pms?sslmode=disable}
@@ -139,13 +140,21 @@ dev_stop() {
 testenv() {
   TEST_DIR=$(mktemp -d /tmp/pms-test.XXXXXX); chmod 755 "$TEST_DIR"
   local dir=$TEST_DIR pgport redisport
-  pgport=$(free_port); redisport=$(free_port)
   # shellcheck disable=SC2317
   cleanup() { stop_redis "$TEST_DIR/redis"; stop_postgres "$TEST_DIR/pg"; rm -rf "$TEST_DIR"; }
   trap cleanup EXIT
-  PG_OPTIONS="-c fsync=off -c synchronous_commit=off -c full_page_writes=off -c max_connections=300" \
-    start_postgres "$dir/pg" "$pgport" --no-sync
-  start_redis "$dir/redis" "$redisport" --save "" --appendonly no
+  # A free port can be taken between the check and the start: try a few.
+  for attempt in 1 2 3; do
+    pgport=$(free_port)
+    PG_OPTIONS="-c fsync=off -c synchronous_commit=off -c full_page_writes=off -c max_connections=300" \
+      start_postgres "$dir/pg" "$pgport" --no-sync && break
+    [ "$attempt" = 3 ] && die "PostgreSQL did not start"
+  done
+  for attempt in 1 2 3; do
+    redisport=$(free_port)
+    start_redis "$dir/redis" "$redisport" --save "" --appendonly no && break
+    [ "$attempt" = 3 ] && die "Redis did not start"
+  done
   log "test PostgreSQL on 127.0.0.1:$pgport, Redis on 127.0.0.1:$redisport"
   export PMS_TEST_POSTGRES_URL="postgres://postgres@127.0.0.1:$pgport/postgres?sslmode=disable"
   export PMS_TEST_REDIS_ADDR="127.0.0.1:$redisport"
