@@ -128,17 +128,15 @@ func (c *Client) dropLocal(key string) {
 	}
 }
 
-// announce tells the other processes that key was invalidated.
+// announce tells the other processes that key was invalidated. A failure
+// is logged by do; the others' near copies then expire within LocalTTL.
 func (c *Client) announce(ctx context.Context, key string) {
 	if c.cfg.LocalTTL <= 0 {
 		return
 	}
-	if err := c.do(ctx, "redis invalidation announcement", func(ctx context.Context) error {
+	_ = c.do(ctx, "redis invalidation announcement", func(ctx context.Context) error {
 		return c.rdb.Publish(ctx, invalidations, key).Err()
-	}); err != nil {
-		// The others' near copies expire within LocalTTL.
-		return
-	}
+	})
 }
 
 // listen applies the other processes' invalidations to the near caches
