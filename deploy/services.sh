@@ -14,13 +14,14 @@ die() { log "$*"; exit 1; }
 
 as_root() { if [ "$(id -u)" = 0 ]; then "$@"; else sudo "$@"; fi; }
 
-PACKAGES=(postgresql postgresql-contrib redis-server libvips-dev libvips-tools pkg-config gcc)
+PACKAGES=(postgresql postgresql-contrib redis-server libvips-dev libvips-tools pkg-config gcc wrk)
 
 install() {
   if ! command -v apt-get >/dev/null; then
     missing=()
     command -v pg_ctl >/dev/null || ls /usr/lib/postgresql/*/bin/pg_ctl >/dev/null 2>&1 || missing+=("PostgreSQL 15+ server with contrib (pg_trgm)")
     command -v redis-server >/dev/null || missing+=("Redis 7 (redis-server)")
+    command -v wrk >/dev/null || missing+=("wrk (for make bench only)")
     pkg-config --exists vips 2>/dev/null || missing+=("libvips 8.14+ with headers, and pkg-config")
     command -v go >/dev/null || missing+=("Go 1.26")
     if [ ${#missing[@]} -gt 0 ]; then
