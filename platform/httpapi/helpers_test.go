@@ -309,6 +309,20 @@ type fieldOut struct {
 	Problem string `json:"problem"`
 }
 
+// wantStatus checks that r has status: a success, or an error envelope with
+// code. It reports whether r succeeded.
+func wantStatus(t testing.TB, r response, status int, code string) bool {
+	t.Helper()
+	if status < 300 {
+		if r.status != status {
+			t.Errorf("%v, want %d", r, status)
+		}
+		return true
+	}
+	wantError(t, r, status, code)
+	return false
+}
+
 // wantError checks that r is an error envelope with the status, the code
 // (unless code is "") and exactly the named fields, and that its request_id
 // matches the X-Request-ID header.
