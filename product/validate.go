@@ -111,11 +111,6 @@ type Patch struct {
 	ImageURLs   *[]string
 }
 
-// Empty reports whether the patch changes nothing.
-func (pt Patch) Empty() bool {
-	return pt.Name == nil && pt.Description == nil && pt.Price == nil && pt.ImageURLs == nil
-}
-
 // apply changes p as the patch says and reports whether anything changed.
 // Images whose source URL stays keep their state; new URLs become new
 // pending images.

@@ -186,13 +186,6 @@ func (r *Relay) prune(ctx context.Context) {
 	}
 }
 
-// PendingTasks counts tasks not yet published, for metrics and tests.
-func (r *Relay) PendingTasks(ctx context.Context) (int, error) {
-	var n int
-	err := r.db.db.GetContext(ctx, &n, `SELECT count(*) FROM image_task_outbox WHERE published_at IS NULL`)
-	return n, translate(err)
-}
-
 func sleep(ctx context.Context, d time.Duration) {
 	t := time.NewTimer(d)
 	defer t.Stop()
