@@ -172,7 +172,11 @@ func (p *Processor) GiveUp(ctx context.Context, t Task, attempts int, cause erro
 	return p.results.Failed(ctx, t, attempts, FailureCode(cause))
 }
 
-// FailureCode returns the code of the Failure in err's chain, or "internal".
+// CodeInternal is the failure code of an error that carries none.
+const CodeInternal = "internal"
+
+// FailureCode returns the code of the Failure in err's chain, "timeout" for
+// an expired deadline, or CodeInternal.
 func FailureCode(err error) string {
 	var f *Failure
 	if errors.As(err, &f) {
@@ -181,7 +185,7 @@ func FailureCode(err error) string {
 	if errors.Is(err, context.DeadlineExceeded) {
 		return "timeout"
 	}
-	return "internal"
+	return CodeInternal
 }
 
 // ObjectKey is where a compressed image is stored: content-addressed under

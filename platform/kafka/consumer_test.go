@@ -124,7 +124,7 @@ func TestConsumerGivesUpAndDeadLetters(t *testing.T) {
 		wantAttempts int
 	}{
 		{"transient failure", imaging.Transient("source_unavailable", errors.New("503 from source")), "source_unavailable", 3},
-		{"uncoded error", errors.New("connection reset"), kafka.CodeInternal, 3},
+		{"uncoded error", errors.New("connection reset"), imaging.CodeInternal, 3},
 		{"permanent failure", imaging.Permanent("not_an_image", errors.New("text/html")), "not_an_image", 1},
 	}
 	for _, tt := range tests {

@@ -59,11 +59,9 @@ const (
 	HeaderOriginalOffset    = "original_offset"
 )
 
-// Error codes on dead-lettered messages besides the imaging.Failure codes.
-const (
-	CodeBadMessage = "bad_message" // the message is not a task
-	CodeInternal   = "internal"    // the last error carried no code
-)
+// CodeBadMessage is the error code of a dead-lettered message that is not a
+// task; the others come from imaging.FailureCode.
+const CodeBadMessage = "bad_message"
 
 // headerRequestIDAlt is the HTTP-style name of the request id header, read
 // for messages written by other producers.

@@ -53,7 +53,7 @@ func (c *Consumer) handle(stop, work context.Context, msg *sarama.ConsumerMessag
 		// The dead-letter copy still keeps the task for a replay.
 		log.Error().Err(gerr).Msg("record given-up task")
 	}
-	if !c.deadLetter(stop, ctx, msg, failureCode(err), err, attempt) {
+	if !c.deadLetter(stop, ctx, msg, imaging.FailureCode(err), err, attempt) {
 		return false
 	}
 	c.metrics.tasks.WithLabelValues(outcomeDeadLettered).Inc()
@@ -164,14 +164,6 @@ func decodeTask(msg *sarama.ConsumerMessage) (imaging.Task, error) {
 		}
 	}
 	return t, nil
-}
-
-// failureCode is the code of the imaging.Failure in err, or CodeInternal.
-func failureCode(err error) string {
-	if f, ok := errors.AsType[*imaging.Failure](err); ok && f.Code != "" {
-		return f.Code
-	}
-	return CodeInternal
 }
 
 // backoff is how long to wait after the nth failure: base doubled n-1

@@ -124,7 +124,7 @@ func TestDeadLetterMessage(t *testing.T) {
 		},
 	}
 	cause := fmt.Errorf("process: %w", imaging.Transient("source_unavailable", errors.New(strings.Repeat("x", 5000))))
-	pm := deadLetterMessage("tasks.dlq", msg, failureCode(cause), cause, 3)
+	pm := deadLetterMessage("tasks.dlq", msg, imaging.FailureCode(cause), cause, 3)
 	if pm.Topic != "tasks.dlq" {
 		t.Errorf("topic = %q, want tasks.dlq", pm.Topic)
 	}
@@ -151,7 +151,7 @@ func TestDeadLetterMessage(t *testing.T) {
 	if diff := cmp.Diff(want, got); diff != "" {
 		t.Errorf("headers (-want +got):\n%s", diff)
 	}
-	if code := failureCode(errors.New("plain")); code != CodeInternal {
-		t.Errorf("failureCode(plain error) = %q, want %q", code, CodeInternal)
+	if code := imaging.FailureCode(errors.New("plain")); code != imaging.CodeInternal {
+		t.Errorf("FailureCode(plain error) = %q, want %q", code, imaging.CodeInternal)
 	}
 }
