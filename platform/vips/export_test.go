@@ -5,9 +5,6 @@ import "context"
 // StripWebPMetadata exposes stripWebPMetadata to the external tests.
 var StripWebPMetadata = stripWebPMetadata
 
-// Fit exposes fit to the external tests.
-var Fit = fit
-
 // HoldSlot takes a libvips slot, as a running Compress would, and returns
 // the function that gives it back.
 func (c *Compressor) HoldSlot(ctx context.Context) (func(), error) {
