@@ -238,31 +238,46 @@ func JPEGScans(tb testing.TB, n int) []byte {
 	return append(out, 0xFF, 0xD9)
 }
 
-// WebPCanvas returns an extended WebP whose VP8X chunk declares a w×h
-// canvas and which holds one animation frame of 1×1: a decoder of
-// animations allocates the canvas.
-func WebPCanvas(w, h int) []byte {
+// WebPCanvas returns an animated WebP whose VP8X chunk declares a w×h
+// canvas and whose one frame is frame, a simple WebP file (a VP8 or VP8L
+// bitstream, at most w×h): decoders of animations allocate the canvas,
+// however small the frame.
+func WebPCanvas(w, h int, frame []byte) []byte {
 	le := binary.LittleEndian
 	u24 := func(b []byte, v int) []byte { return append(b, byte(v), byte(v>>8), byte(v>>16)) }
+	// Keep the frame's image chunks (ALPH, VP8, VP8L) and its size.
+	var bitstream []byte
+	fw, fh := 1, 1
+	for rest := frame[12:]; len(rest) >= 8; {
+		fourCC, n := string(rest[:4]), int(le.Uint32(rest[4:]))
+		data := rest[8 : 8+n]
+		switch fourCC {
+		case "VP8L":
+			bits := le.Uint32(data[1:])
+			fw, fh = int(bits&0x3FFF)+1, int(bits>>14&0x3FFF)+1
+		case "VP8 ":
+			fw, fh = int(le.Uint16(data[6:])&0x3FFF), int(le.Uint16(data[8:])&0x3FFF)
+		}
+		if fourCC == "ALPH" || fourCC == "VP8L" || fourCC == "VP8 " {
+			bitstream = append(bitstream, riffChunk(fourCC, data)...)
+		}
+		rest = rest[min(len(rest), 8+n+n%2):]
+	}
 	vp8x := []byte{0x02, 0, 0, 0} // animation flag
 	vp8x = u24(vp8x, w-1)
 	vp8x = u24(vp8x, h-1)
 	anim := []byte{0, 0, 0, 0, 0, 0} // background colour, loop count
-	// A 1×1 lossless frame: signature, 14-bit width-1 and height-1 (0), no
-	// alpha hint, version 0, then a bitstream libwebp may reject: the
-	// structure is what matters here.
-	vp8l := []byte{0x2F, 0, 0, 0, 0, 0x07, 0, 0}
-	frame := u24(nil, 0)
-	frame = u24(frame, 0)
-	frame = u24(frame, 0)
-	frame = u24(frame, 0)
-	frame = u24(frame, 100)
-	frame = append(frame, 0)
-	frame = append(frame, riffChunk("VP8L", vp8l)...)
+	anmf := u24(nil, 0)
+	anmf = u24(anmf, 0)
+	anmf = u24(anmf, fw-1)
+	anmf = u24(anmf, fh-1)
+	anmf = u24(anmf, 100)
+	anmf = append(anmf, 0)
+	anmf = append(anmf, bitstream...)
 	body := []byte("WEBP")
 	body = append(body, riffChunk("VP8X", vp8x)...)
 	body = append(body, riffChunk("ANIM", anim)...)
-	body = append(body, riffChunk("ANMF", frame)...)
+	body = append(body, riffChunk("ANMF", anmf)...)
 	out := []byte("RIFF")
 	out = le.AppendUint32(out, uint32(len(body)))
 	return append(out, body...)

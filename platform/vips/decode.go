@@ -27,6 +27,7 @@ type header struct {
 	pages         int
 	interlaced    bool // progressive JPEG or interlaced PNG: decoded whole
 	icc           bool // has an embedded ICC profile
+	animated      bool // frames are composited on a canvas
 }
 
 var kinds = map[string]C.int{
@@ -68,7 +69,7 @@ func probe(data []byte, format, failOn string) (header, error) {
 	return header{
 		width: int(h.width), height: int(h.height), bands: int(h.bands), sampleBytes: int(h.bytes),
 		alpha: h.alpha != 0, orientation: o, pages: int(h.pages), interlaced: h.interlaced != 0,
-		icc: h.icc != 0,
+		icc: h.icc != 0, animated: h.animated != 0,
 	}, nil
 }
 

@@ -44,7 +44,7 @@ func TestCompressHostile(t *testing.T) {
 		{"png declaring 2^31-1 × 1", imagingtest.PNGDeclaring(1<<31-1, 1), "too_many_pixels"},
 		{"png declaring a 30000 px side", imagingtest.PNGDeclaring(30000, 10), "side_too_long"},
 		{"jpeg declaring 65535²", imagingtest.JPEGDeclaring(t, 65535, 65535), "too_many_pixels"},
-		{"webp canvas of 16384²", imagingtest.WebPCanvas(16384, 16384), "too_many_pixels"},
+		{"webp canvas of 16384²", imagingtest.WebPCanvas(16384, 16384, webpData), "too_many_pixels"},
 		{"png metadata zlib bomb", imagingtest.PNGMetadataBomb(4, 2<<20), "metadata_too_large"},
 		{"jpeg with 1000 scans", imagingtest.JPEGScans(t, 1000), "too_many_scans"},
 		{"jpeg truncated", photo[:len(photo)*6/10], "truncated_image"},

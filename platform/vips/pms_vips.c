@@ -73,6 +73,7 @@ pms_probe(const void *buf, size_t len, int kind, int fail_on, pms_header *h)
 		(void) vips_image_get_int(im, "interlaced", &interlaced);
 	h->interlaced = interlaced;
 	h->icc = vips_image_get_typeof(im, VIPS_META_ICC_NAME) != 0;
+	h->animated = vips_image_get_typeof(im, "delay") != 0;
 	g_object_unref(im);
 	return 0;
 }

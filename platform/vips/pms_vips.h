@@ -24,6 +24,7 @@ typedef struct {
 	int pages;       // frames or pages in the file
 	int interlaced;  // progressive JPEG or interlaced PNG
 	int icc;         // has an embedded ICC profile
+	int animated;    // frames are composited on a canvas (GIF, WebP animation)
 } pms_header;
 
 // pms_probe reads the header of buf with the loader for kind, refusing
