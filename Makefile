@@ -32,6 +32,7 @@ migrate: build ## apply pending migrations to the development database
 
 test: deps ## the whole suite, with the race detector, against private throwaway servers
 	@$(SERVICES) test $(GO) test -race -count=1 -timeout 15m ./...
+	$(GO) test -count=1 -run 'PeakRSS' ./platform/vips/ # memory measurements, which the race detector would slow
 
 test-versitygw: deps ## the S3 tests against versitygw, a SigV4-checking gateway (builds it: minutes)
 	command -v versitygw >/dev/null || test -x $$HOME/go/bin/versitygw || $(GO) install github.com/versity/versitygw/cmd/versitygw@v1.8.0

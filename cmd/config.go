@@ -187,10 +187,11 @@ var defaults = map[string]any{
 	"imaging.fetch.connect_timeout":        5 * time.Second,
 	"imaging.fetch.timeout":                30 * time.Second,
 	"imaging.fetch.max_bytes":              25 << 20,
-	"imaging.fetch.max_pixels":             50_000_000,
 	"imaging.fetch.max_redirects":          3,
 	"imaging.fetch.allow_private_networks": false,
 	"imaging.fetch.user_agent":             "pms-imaging/1",
+	"imaging.limits.max_pixels":            imaging.DefaultLimits.MaxPixels,
+	"imaging.limits.max_side":              imaging.DefaultLimits.MaxSide,
 	"imaging.job_timeout":                  2 * time.Minute,
 	"imaging.main.name":                    "main",
 	"imaging.main.max_width":               1600,
@@ -202,6 +203,8 @@ var defaults = map[string]any{
 	"imaging.thumbnail.quality":            75,
 
 	"vips.max_concurrent": runtime.NumCPU(),
+	"vips.max_memory":     512 << 20,
+	"vips.fail_on":        "warning",
 
 	"auth.public_reads": false,
 

@@ -49,14 +49,14 @@ func (a *app) consumer(ctx context.Context) (*kafka.Consumer, []httpapi.Check, e
 	if err != nil {
 		return nil, nil, err
 	}
-	fetcher, err := imaging.NewFetcher(a.cfg.Imaging.Fetch)
+	fetcher, err := imaging.NewFetcher(a.cfg.Imaging.Fetch, a.cfg.Imaging.Limits)
 	if err != nil {
 		return nil, nil, err
 	}
 	if fetcher.AllowsPrivateNetworks() {
 		a.log.Warn().Msg("imaging.fetch.allow_private_networks is on: image URLs may reach loopback and private networks; for development and tests only")
 	}
-	compressor, err := vips.New(a.cfg.Vips)
+	compressor, err := vips.New(a.cfg.Vips, a.cfg.Imaging.Limits)
 	if err != nil {
 		return nil, nil, err
 	}

@@ -95,12 +95,12 @@ func TestPublicAddr(t *testing.T) {
 func TestFetcherPermits(t *testing.T) {
 	byDefault := fetchNewFetcher(t, imaging.FetchConfig{})
 	private := fetchNewFetcher(t, imaging.FetchConfig{AllowPrivateNetworks: true})
-	loopbackOnly, err := imaging.NewFetcherOnly(imaging.FetchConfig{}, netip.MustParsePrefix("127.0.0.0/8"))
+	loopbackOnly, err := imaging.NewFetcherOnly(imaging.FetchConfig{}, imaging.DefaultLimits, netip.MustParsePrefix("127.0.0.0/8"))
 	if err != nil {
 		t.Fatalf("NewFetcherOnly() error = %v", err)
 	}
 	// Link-local and multicast stay refused even when listed explicitly.
-	tooWide, err := imaging.NewFetcherOnly(imaging.FetchConfig{},
+	tooWide, err := imaging.NewFetcherOnly(imaging.FetchConfig{}, imaging.DefaultLimits,
 		netip.MustParsePrefix("0.0.0.0/0"), netip.MustParsePrefix("::/0"))
 	if err != nil {
 		t.Fatalf("NewFetcherOnly() error = %v", err)

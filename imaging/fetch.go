@@ -22,8 +22,6 @@ type FetchConfig struct {
 	Timeout time.Duration `mapstructure:"timeout"`
 	// MaxBytes caps the size of a source body. Default 25 MiB.
 	MaxBytes int64 `mapstructure:"max_bytes"`
-	// MaxPixels caps width×height as declared in the image header. Default 50 000 000.
-	MaxPixels int64 `mapstructure:"max_pixels"`
 	// MaxRedirects caps the redirects followed in one fetch. Default 3 (zero
 	// means the default, so redirects cannot be turned off).
 	MaxRedirects int `mapstructure:"max_redirects"`
@@ -42,7 +40,6 @@ const (
 	defaultConnectTimeout = 5 * time.Second
 	defaultFetchTimeout   = 30 * time.Second
 	defaultMaxBytes       = 25 << 20
-	defaultMaxPixels      = 50_000_000
 	defaultMaxRedirects   = 3
 	defaultUserAgent      = "pms-imaging/1"
 	maxURLLength          = 2048
@@ -59,7 +56,6 @@ func (c FetchConfig) Validate() error {
 	check(c.ConnectTimeout < 0, "connect_timeout", "must not be negative")
 	check(c.Timeout < 0, "timeout", "must not be negative")
 	check(c.MaxBytes < 0, "max_bytes", "must not be negative")
-	check(c.MaxPixels < 0, "max_pixels", "must not be negative")
 	check(c.MaxRedirects < 0, "max_redirects", "must not be negative")
 	check(strings.ContainsFunc(c.UserAgent, func(r rune) bool { return r < ' ' || r == 0x7f }),
 		"user_agent", "must not contain control characters")
@@ -70,7 +66,6 @@ func (c FetchConfig) withDefaults() FetchConfig {
 	setFetchDefault(&c.ConnectTimeout, defaultConnectTimeout)
 	setFetchDefault(&c.Timeout, defaultFetchTimeout)
 	setFetchDefault(&c.MaxBytes, defaultMaxBytes)
-	setFetchDefault(&c.MaxPixels, defaultMaxPixels)
 	setFetchDefault(&c.MaxRedirects, defaultMaxRedirects)
 	setFetchDefault(&c.UserAgent, defaultUserAgent)
 	return c
@@ -88,6 +83,7 @@ func setFetchDefault[T comparable](v *T, def T) {
 // hop, is checked after DNS resolution. It is safe for concurrent use.
 type Fetcher struct {
 	cfg    FetchConfig
+	limits Limits
 	client *http.Client
 	// only, when non-nil, replaces the public/private rules: the fetcher
 	// dials nothing outside it. Tests use it to reach exactly their loopback
@@ -95,14 +91,15 @@ type Fetcher struct {
 	only []netip.Prefix
 }
 
-// NewFetcher validates cfg, fills in its defaults and returns a Fetcher. It
-// ignores proxy settings from the environment, since a proxy would dial on
-// the fetcher's behalf and bypass its address checks.
-func NewFetcher(cfg FetchConfig) (*Fetcher, error) {
-	if err := cfg.Validate(); err != nil {
+// NewFetcher validates cfg and lim, fills in the defaults of cfg and returns
+// a Fetcher that refuses images breaking lim. It ignores proxy settings from
+// the environment, since a proxy would dial on the fetcher's behalf and
+// bypass its address checks.
+func NewFetcher(cfg FetchConfig, lim Limits) (*Fetcher, error) {
+	if err := errors.Join(cfg.Validate(), lim.Validate()); err != nil {
 		return nil, fmt.Errorf("validate fetch config: %w", err)
 	}
-	f := &Fetcher{cfg: cfg.withDefaults()}
+	f := &Fetcher{cfg: cfg.withDefaults(), limits: lim}
 	dialer := &net.Dialer{Timeout: f.cfg.ConnectTimeout, ControlContext: f.control}
 	f.client = &http.Client{
 		Transport: &http.Transport{
@@ -145,13 +142,14 @@ func (f *Fetcher) Permits(ip netip.Addr) bool {
 	return f.cfg.AllowPrivateNetworks && privateAddr(ip)
 }
 
-// Fetch downloads the image at rawURL and returns it with its format and
-// size read from its header; Source.URL is rawURL. Errors are *Failure values:
-// permanent ones (wrapping ErrPermanent) have the codes invalid_url,
-// blocked_address, too_many_redirects, source_not_found, source_status_4xx,
-// source_status_3xx, too_large, not_an_image and too_many_pixels; transient
-// ones source_unavailable and source_timeout. When ctx is cancelled, Fetch
-// returns an error wrapping context.Canceled instead.
+// Fetch downloads the image at rawURL and returns it with the Header its
+// whole structure gives (see ReadHeader), within the fetcher's Limits;
+// Source.URL is rawURL. Errors are *Failure values: permanent ones (wrapping
+// ErrPermanent) have the codes invalid_url, blocked_address,
+// too_many_redirects, source_not_found, source_status_4xx, source_status_3xx,
+// too_large, those of ReadHeader and those of Limits.Check; transient ones
+// source_unavailable and source_timeout. When ctx is cancelled, Fetch returns
+// an error wrapping context.Canceled instead.
 func (f *Fetcher) Fetch(ctx context.Context, rawURL string) (Source, error) {
 	u, err := parseSourceURL(rawURL)
 	if err != nil {

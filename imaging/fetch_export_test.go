@@ -7,11 +7,12 @@ import (
 	"net/netip"
 )
 
-// NewFetcherOnly returns a Fetcher that connects only to addresses inside
-// prefixes (link-local and multicast still excluded), so tests can reach their
-// loopback server while every other address, public ones included, is refused.
-func NewFetcherOnly(cfg FetchConfig, prefixes ...netip.Prefix) (*Fetcher, error) {
-	f, err := NewFetcher(cfg)
+// NewFetcherOnly returns a Fetcher with lim that connects only to addresses
+// inside prefixes (link-local and multicast still excluded), so tests can
+// reach their loopback server while every other address, public ones
+// included, is refused.
+func NewFetcherOnly(cfg FetchConfig, lim Limits, prefixes ...netip.Prefix) (*Fetcher, error) {
+	f, err := NewFetcher(cfg, lim)
 	if err != nil {
 		return nil, err
 	}

@@ -28,7 +28,7 @@ import (
 
 func fetchNewFetcher(t *testing.T, cfg imaging.FetchConfig) *imaging.Fetcher {
 	t.Helper()
-	f, err := imaging.NewFetcher(cfg)
+	f, err := imaging.NewFetcher(cfg, imaging.DefaultLimits)
 	if err != nil {
 		t.Fatalf("NewFetcher(%+v) error = %v", cfg, err)
 	}
@@ -37,7 +37,13 @@ func fetchNewFetcher(t *testing.T, cfg imaging.FetchConfig) *imaging.Fetcher {
 
 func fetchLoopbackFetcher(t *testing.T, cfg imaging.FetchConfig) *imaging.Fetcher {
 	t.Helper()
-	f, err := imaging.NewFetcherOnly(cfg, netip.MustParsePrefix("127.0.0.0/8"))
+	return fetchLimitedFetcher(t, cfg, imaging.DefaultLimits)
+}
+
+// fetchLimitedFetcher is fetchLoopbackFetcher with other limits.
+func fetchLimitedFetcher(t *testing.T, cfg imaging.FetchConfig, lim imaging.Limits) *imaging.Fetcher {
+	t.Helper()
+	f, err := imaging.NewFetcherOnly(cfg, lim, netip.MustParsePrefix("127.0.0.0/8"))
 	if err != nil {
 		t.Fatalf("NewFetcherOnly(%+v) error = %v", cfg, err)
 	}
@@ -155,17 +161,16 @@ func TestFetchConfigValidate(t *testing.T) {
 		{"zero value takes defaults", imaging.FetchConfig{}, nil},
 		{"all set", imaging.FetchConfig{
 			ConnectTimeout: time.Second, Timeout: 2 * time.Second, MaxBytes: 1 << 20,
-			MaxPixels: 1e6, MaxRedirects: 1, AllowPrivateNetworks: true, UserAgent: "pms-test/1",
+			MaxRedirects: 1, AllowPrivateNetworks: true, UserAgent: "pms-test/1",
 		}, nil},
 		{"negative connect timeout", imaging.FetchConfig{ConnectTimeout: -1}, []string{"connect_timeout: must not be negative"}},
 		{"user agent with newline", imaging.FetchConfig{UserAgent: "a\r\nX-Evil: 1"}, []string{"user_agent: must not contain control characters"}},
 		{"every problem reported", imaging.FetchConfig{
-			ConnectTimeout: -1, Timeout: -1, MaxBytes: -1, MaxPixels: -1, MaxRedirects: -1, UserAgent: "\x00",
+			ConnectTimeout: -1, Timeout: -1, MaxBytes: -1, MaxRedirects: -1, UserAgent: "\x00",
 		}, []string{
 			"connect_timeout: must not be negative",
 			"timeout: must not be negative",
 			"max_bytes: must not be negative",
-			"max_pixels: must not be negative",
 			"max_redirects: must not be negative",
 			"user_agent: must not contain control characters",
 		}},
@@ -180,7 +185,7 @@ func TestFetchConfigValidate(t *testing.T) {
 			if diff := cmp.Diff(tt.want, got); diff != "" {
 				t.Errorf("Validate() problems mismatch (-want +got):\n%s", diff)
 			}
-			f, err := imaging.NewFetcher(tt.cfg)
+			f, err := imaging.NewFetcher(tt.cfg, imaging.DefaultLimits)
 			if (err != nil) != (tt.want != nil) || (err == nil) != (f != nil) {
 				t.Errorf("NewFetcher() = %v, %v; want an error only when Validate fails", f, err)
 			}
@@ -319,8 +324,8 @@ func TestFetchHTTPS(t *testing.T) {
 	if err != nil {
 		t.Fatalf("Fetch(https) error = %v", err)
 	}
-	if got.Format != imaging.FormatPNG || got.Width != 4 || proto.Load() != "HTTP/2.0" {
-		t.Errorf("Fetch(https) = %s %d×%d over %v, want png 4×4 over HTTP/2.0", got.Format, got.Width, got.Height, proto.Load())
+	if got.Header.Format != imaging.FormatPNG || got.Header.Width != 4 || proto.Load() != "HTTP/2.0" {
+		t.Errorf("Fetch(https) = %s %d×%d over %v, want png 4×4 over HTTP/2.0", got.Header.Format, got.Header.Width, got.Header.Height, proto.Load())
 	}
 
 	// An untrusted certificate is worth retrying later, not a refusal.

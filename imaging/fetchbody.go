@@ -41,10 +41,13 @@ func sniffFormat(b []byte) string {
 }
 
 // readImage reads an image body of at most MaxBytes. It checks the type and
-// the pixel count as soon as the header has arrived, before reading the
-// rest, and never decodes pixels. size is the declared Content-Length (-1 when
-// unknown); it is only a hint. Failures are returned as *Failure; read errors
-// are returned as they are, for the caller to classify.
+// the declared size as soon as the header has arrived, before reading the
+// rest, then walks the whole structure (ReadHeader) and checks the canvas a
+// decoder would allocate, which can be larger than the declared one (a GIF
+// frame grows its screen). It never decodes pixels. size is the declared
+// Content-Length (-1 when unknown); it is only a hint. Failures are
+// returned as *Failure; read errors are returned as they are, for the
+// caller to classify.
 func (f *Fetcher) readImage(body io.Reader, size int64) (Source, error) {
 	limited := &readErrRecorder{r: io.LimitReader(body, f.cfg.MaxBytes+1)}
 	var buf bytes.Buffer
@@ -62,7 +65,7 @@ func (f *Fetcher) readImage(body io.Reader, size int64) (Source, error) {
 	}
 	format := sniffFormat(head)
 	if format == "" {
-		return Source{}, Permanent("not_an_image", fmt.Errorf("content (%d bytes seen) is not a jpeg, png, webp or gif image", n))
+		return Source{}, Permanent(CodeNotAnImage, fmt.Errorf("content (%d bytes seen) is not a jpeg, png, webp or gif image", n))
 	}
 	cfg, err := headerDecoders[format](io.MultiReader(bytes.NewReader(head), tee))
 	switch {
@@ -71,11 +74,12 @@ func (f *Fetcher) readImage(body io.Reader, size int64) (Source, error) {
 	case int64(buf.Len()) > f.cfg.MaxBytes:
 		return Source{}, f.tooLarge()
 	case err != nil:
-		return Source{}, Permanent("not_an_image", fmt.Errorf("read %s header: %w", format, err))
+		return Source{}, Permanent(CodeNotAnImage, fmt.Errorf("read %s header: %w", format, err))
 	case cfg.Width <= 0 || cfg.Height <= 0:
-		return Source{}, Permanent("not_an_image", fmt.Errorf("%s header declares %d×%d pixels", format, cfg.Width, cfg.Height))
-	case int64(cfg.Width)*int64(cfg.Height) > f.cfg.MaxPixels:
-		return Source{}, Permanent("too_many_pixels", fmt.Errorf("%s is %d×%d pixels, more than %d", format, cfg.Width, cfg.Height, f.cfg.MaxPixels))
+		return Source{}, Permanent(CodeNotAnImage, fmt.Errorf("%s header declares %d×%d pixels", format, cfg.Width, cfg.Height))
+	}
+	if err := f.limits.Check(format, cfg.Width, cfg.Height); err != nil {
+		return Source{}, err
 	}
 	if _, err := buf.ReadFrom(limited); err != nil {
 		return Source{}, fmt.Errorf("read body: %w", err)
@@ -83,7 +87,14 @@ func (f *Fetcher) readImage(body io.Reader, size int64) (Source, error) {
 	if int64(buf.Len()) > f.cfg.MaxBytes {
 		return Source{}, f.tooLarge()
 	}
-	return Source{Data: buf.Bytes(), Format: format, Width: cfg.Width, Height: cfg.Height}, nil
+	h, err := ReadHeader(buf.Bytes())
+	if err != nil {
+		return Source{}, err
+	}
+	if err := f.limits.Check(format, h.Width, h.Height); err != nil {
+		return Source{}, err
+	}
+	return Source{Data: buf.Bytes(), Header: h}, nil
 }
 
 func (f *Fetcher) tooLarge() error {

@@ -151,7 +151,11 @@ func TestFetchFormats(t *testing.T) {
 			if err != nil {
 				t.Fatalf("Fetch(%q) error = %v", u, err)
 			}
-			want := imaging.Source{URL: u, Data: tt.body, Format: tt.format, Width: tt.w, Height: tt.h}
+			scans := 0
+			if tt.format == imaging.FormatJPEG {
+				scans = 1
+			}
+			want := imaging.Source{URL: u, Data: tt.body, Header: imaging.Header{Format: tt.format, Width: tt.w, Height: tt.h, Frames: 1, Scans: scans}}
 			if diff := cmp.Diff(want, got); diff != "" {
 				t.Errorf("Fetch(%q) mismatch (-want +got):\n%s", u, diff)
 			}
@@ -221,7 +225,11 @@ func TestFetchPixelCap(t *testing.T) {
 	base := startFetchFileServer(t, files)
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			f := fetchLoopbackFetcher(t, imaging.FetchConfig{MaxPixels: tt.maxPixels, Timeout: 5 * time.Second})
+			lim := imaging.DefaultLimits
+			if tt.maxPixels > 0 {
+				lim.MaxPixels = tt.maxPixels
+			}
+			f := fetchLimitedFetcher(t, imaging.FetchConfig{Timeout: 5 * time.Second}, lim)
 			_, err := f.Fetch(context.Background(), base+"/"+tt.name)
 			if tt.code == "" {
 				if err != nil {

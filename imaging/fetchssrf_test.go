@@ -165,7 +165,7 @@ func TestFetchRedirects(t *testing.T) {
 				if err != nil {
 					t.Fatalf("Fetch(%q) error = %v, want none", tt.url, err)
 				}
-				want := imaging.Source{URL: tt.url, Data: img, Format: imaging.FormatPNG, Width: 2, Height: 3}
+				want := imaging.Source{URL: tt.url, Data: img, Header: imaging.Header{Format: imaging.FormatPNG, Width: 2, Height: 3, Frames: 1}}
 				if diff := cmp.Diff(want, src); diff != "" {
 					t.Errorf("Fetch(%q) mismatch (-want +got):\n%s", tt.url, diff)
 				}
@@ -224,7 +224,7 @@ func TestFetchChecksResolvedAddressAtConnect(t *testing.T) {
 	srv.Listener = ln
 	srv.Start()
 	t.Cleanup(srv.Close)
-	f, err := imaging.NewFetcherOnly(imaging.FetchConfig{Timeout: 5 * time.Second}, netip.MustParsePrefix("127.0.0.2/32"))
+	f, err := imaging.NewFetcherOnly(imaging.FetchConfig{Timeout: 5 * time.Second}, imaging.DefaultLimits, netip.MustParsePrefix("127.0.0.2/32"))
 	if err != nil {
 		t.Fatalf("NewFetcherOnly() error = %v", err)
 	}

@@ -17,13 +17,11 @@ const (
 	FormatGIF  = "gif"
 )
 
-// Source is a fetched image whose type and size were checked from its header.
+// Source is a fetched image whose structure and size were checked.
 type Source struct {
 	URL    string
 	Data   []byte
-	Format string // one of the Format constants, sniffed from the bytes
-	Width  int
-	Height int
+	Header Header // from ReadHeader
 }
 
 // Preset says how one output variant is made: fit inside MaxWidth×MaxHeight

@@ -60,6 +60,7 @@ type Processor struct {
 // one task may take.
 type Config struct {
 	Fetch      FetchConfig   `mapstructure:"fetch"`
+	Limits     Limits        `mapstructure:"limits"`
 	JobTimeout time.Duration `mapstructure:"job_timeout"`
 	Main       Preset        `mapstructure:"main"`
 	Thumbnail  Preset        `mapstructure:"thumbnail"` // MaxWidth 0 turns it off
@@ -67,7 +68,7 @@ type Config struct {
 
 // Validate reports every problem with the config.
 func (c Config) Validate() error {
-	errs := []error{c.Fetch.Validate()}
+	errs := []error{c.Fetch.Validate(), c.Limits.Validate()}
 	if c.JobTimeout < time.Second {
 		errs = append(errs, errors.New("imaging.job_timeout: must be at least 1s"))
 	}

@@ -21,50 +21,34 @@ import (
 )
 
 func TestConfigValidate(t *testing.T) {
+	ok := testConfig(2)
 	tests := []struct {
 		name string
-		cfg  vips.Config
+		edit func(*vips.Config)
 		want string // "" when valid
 	}{
-		{"ok", vips.Config{MaxConcurrent: 2}, ""},
-		{"zero", vips.Config{}, "vips.max_concurrent: must be at least 1"},
-		{"negative", vips.Config{MaxConcurrent: -1}, "vips.max_concurrent: must be at least 1"},
+		{"ok", func(*vips.Config) {}, ""},
+		{"fail on error", func(c *vips.Config) { c.FailOn = "error" }, ""},
+		{"zero slots", func(c *vips.Config) { c.MaxConcurrent = 0 }, "vips.max_concurrent: must be at least 1"},
+		{"negative slots", func(c *vips.Config) { c.MaxConcurrent = -1 }, "vips.max_concurrent: must be at least 1"},
+		{"tiny memory", func(c *vips.Config) { c.MaxMemory = 1 << 20 }, "vips.max_memory: must be at least 16 MiB (16777216)"},
+		{"unknown fail_on", func(c *vips.Config) { c.FailOn = "never" }, "vips.fail_on: must be one of [warning error truncated none]"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
+			cfg := ok
+			tt.edit(&cfg)
 			got := ""
-			if err := tt.cfg.Validate(); err != nil {
+			if err := cfg.Validate(); err != nil {
 				got = err.Error()
 			}
 			if got != tt.want {
 				t.Errorf("Validate() = %q, want %q", got, tt.want)
 			}
-			if _, err := vips.New(tt.cfg); (err != nil) != (tt.want != "") {
+			if _, err := vips.New(cfg, imaging.DefaultLimits); (err != nil) != (tt.want != "") {
 				t.Errorf("New() error = %v, want error %t", err, tt.want != "")
 			}
 		})
-	}
-}
-
-func TestFit(t *testing.T) {
-	tests := []struct {
-		w, h, maxW, maxH int
-		wantW, wantH     int
-	}{
-		{1680, 1050, 1600, 1600, 1600, 1000},
-		{1050, 1680, 1600, 1600, 1000, 1600},
-		{800, 600, 1600, 1600, 800, 600}, // never upscaled
-		{1600, 1600, 1600, 1600, 1600, 1600},
-		{3000, 1000, 1000, 800, 1000, 333},
-		{1000, 3000, 800, 1000, 333, 1000},
-		{100, 101, 10, 10, 10, 10},    // 9.9 rounds to 10
-		{100000, 1, 100, 100, 100, 1}, // never 0
-	}
-	for _, tt := range tests {
-		gotW, gotH := vips.Fit(tt.w, tt.h, tt.maxW, tt.maxH)
-		if gotW != tt.wantW || gotH != tt.wantH {
-			t.Errorf("fit(%d, %d, %d, %d) = %d×%d, want %d×%d", tt.w, tt.h, tt.maxW, tt.maxH, gotW, gotH, tt.wantW, tt.wantH)
-		}
 	}
 }
 
@@ -320,10 +304,10 @@ func TestCompressRefused(t *testing.T) {
 		{"text", []byte("hello, this is not an image"), "not_an_image"},
 		{"svg", []byte(`<svg xmlns="http://www.w3.org/2000/svg" width="10" height="10"/>`), "not_an_image"},
 		{"tiff", []byte("II*\x00\x08\x00\x00\x00"), "not_an_image"},
-		{"jpeg magic then junk", append([]byte{0xFF, 0xD8, 0xFF, 0xE0}, bytes.Repeat([]byte{0x42}, 500)...), "decode_failed"},
-		{"jpeg cut in its header", good[:120], "decode_failed"},
-		{"jpeg with zero size", badSOF, "decode_failed"},
-		{"png cut in its header", encodePNG(t, quadrants(8, 8))[:20], "decode_failed"},
+		{"jpeg magic then junk", append([]byte{0xFF, 0xD8, 0xFF, 0xE0}, bytes.Repeat([]byte{0x42}, 500)...), "truncated_image"},
+		{"jpeg cut in its header", good[:120], "truncated_image"},
+		{"jpeg with zero size", badSOF, "corrupt_image"},
+		{"png cut in its header", encodePNG(t, quadrants(8, 8))[:20], "truncated_image"},
 	}
 	c := newCompressor(t, 1)
 	for _, tt := range tests {

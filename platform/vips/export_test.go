@@ -1,12 +1,13 @@
 package vips
 
-import "context"
+import (
+	"context"
+
+	"github.com/pms-dev/pms/imaging"
+)
 
 // StripWebPMetadata exposes stripWebPMetadata to the external tests.
 var StripWebPMetadata = stripWebPMetadata
-
-// Fit exposes fit to the external tests.
-var Fit = fit
 
 // HoldSlot takes a libvips slot, as a running Compress would, and returns
 // the function that gives it back.
@@ -15,4 +16,18 @@ func (c *Compressor) HoldSlot(ctx context.Context) (func(), error) {
 		return nil, err
 	}
 	return c.release, nil
+}
+
+// EstimateCost returns what Compress would reserve from the memory budget
+// to make p from src, or 0 when it would refuse src before that.
+func EstimateCost(src []byte, p imaging.Preset) int64 {
+	gate, err := imaging.ReadHeader(src)
+	if err != nil {
+		return 0
+	}
+	h, err := probe(src, gate.Format, "warning")
+	if err != nil {
+		return 0
+	}
+	return decodeCost(gate.Format, h, p.MaxWidth, p.MaxHeight)
 }

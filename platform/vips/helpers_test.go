@@ -11,6 +11,7 @@ import (
 
 	"github.com/h2non/bimg"
 
+	"github.com/pms-dev/pms/imaging"
 	"github.com/pms-dev/pms/platform/vips"
 )
 
@@ -20,9 +21,14 @@ const (
 	testXMP    = "PMS-TEST-XMP"
 )
 
+// testConfig is the production configuration with maxConcurrent slots.
+func testConfig(maxConcurrent int) vips.Config {
+	return vips.Config{MaxConcurrent: maxConcurrent, MaxMemory: 512 << 20, FailOn: "warning"}
+}
+
 func newCompressor(tb testing.TB, maxConcurrent int) *vips.Compressor {
 	tb.Helper()
-	c, err := vips.New(vips.Config{MaxConcurrent: maxConcurrent})
+	c, err := vips.New(testConfig(maxConcurrent), imaging.DefaultLimits)
 	if err != nil {
 		tb.Fatalf("New() error = %v", err)
 	}

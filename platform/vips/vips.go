@@ -1,27 +1,49 @@
-// Package vips compresses images with libvips through bimg; it is the only
-// package that needs cgo.
+// Package vips compresses images with libvips; it is the only package that
+// needs cgo.
 //
-// Importing it starts libvips (bimg's init). New turns off the libvips
-// operation cache and blocks libvips' untrusted loaders for the whole process.
-// Run the process with MALLOC_ARENA_MAX=2 (it halves peak memory) and
-// VIPS_BLOCK_UNTRUSTED=1.
+// bimg starts libvips when the process starts (its init) and is used to
+// configure it. Decoding, resizing and encoding call libvips directly,
+// through the small C file next to this one, for what bimg cannot do:
+// refuse bytes that another loader would read, fail on truncated or
+// corrupt data (libvips' fail-on levels), resize with premultiplied alpha
+// (vips_thumbnail), read the decoded size before any pixel is decoded, and
+// stop work whose context has ended.
+//
+// New turns off the libvips operation cache and blocks libvips' untrusted
+// loaders for the whole process. Run the process with MALLOC_ARENA_MAX=2
+// (it halves peak memory) and VIPS_BLOCK_UNTRUSTED=1.
 package vips
 
 import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"sync"
 
 	"github.com/h2non/bimg"
+	"golang.org/x/sync/semaphore"
+
+	"github.com/pms-dev/pms/imaging"
 )
 
 // Config bounds the libvips work of one process.
 type Config struct {
 	// MaxConcurrent is how many images are compressed at once. Each uses one
-	// libvips thread and, for a 36 MP JPEG, about 100 MB at its peak.
+	// libvips thread.
 	MaxConcurrent int `mapstructure:"max_concurrent"`
+	// MaxMemory bounds, in bytes, what the images being compressed may hold
+	// at once, as estimated from each one's header before it is decoded
+	// (see decodeCost). An image whose estimate alone is larger is refused.
+	MaxMemory int64 `mapstructure:"max_memory"`
+	// FailOn is the libvips fail-on level: "warning" (any decoder warning
+	// fails the image, as sharp does by default), "error", "truncated" or
+	// "none". Below "warning", a corrupt JPEG can come out grey-filled.
+	FailOn string `mapstructure:"fail_on"`
 }
+
+// FailOnLevels are the values Config.FailOn takes, strictest first.
+var FailOnLevels = []string{"warning", "error", "truncated", "none"}
 
 // Validate reports every problem with the config.
 func (c Config) Validate() error {
@@ -29,30 +51,48 @@ func (c Config) Validate() error {
 	if c.MaxConcurrent < 1 {
 		errs = append(errs, errors.New("vips.max_concurrent: must be at least 1"))
 	}
+	if c.MaxMemory < 16<<20 {
+		errs = append(errs, errors.New("vips.max_memory: must be at least 16 MiB (16777216)"))
+	}
+	if !slices.Contains(FailOnLevels, c.FailOn) {
+		errs = append(errs, fmt.Errorf("vips.fail_on: must be one of %v", FailOnLevels))
+	}
 	return errors.Join(errs...)
 }
 
 // Compressor makes compressed variants of images; it is an
 // imaging.Compressor and is safe for concurrent use.
 type Compressor struct {
-	slots chan struct{}
+	slots     chan struct{}
+	memory    *semaphore.Weighted
+	maxMemory int64
+	limits    imaging.Limits
+	failOn    string
 }
 
 var setupOnce sync.Once
 
-// New validates cfg and returns a Compressor. The first call turns off the
+// New validates cfg and lim and returns a Compressor that refuses images
+// whose decoded canvas breaks lim. The first call turns off the
 // process-wide libvips operation cache (it only costs memory here: every
 // source is different) and blocks libvips' untrusted loaders.
-func New(cfg Config) (*Compressor, error) {
-	if err := cfg.Validate(); err != nil {
+func New(cfg Config, lim imaging.Limits) (*Compressor, error) {
+	if err := errors.Join(cfg.Validate(), lim.Validate()); err != nil {
 		return nil, err
 	}
 	setupOnce.Do(func() {
 		bimg.VipsCacheSetMax(0)
 		bimg.VipsCacheSetMaxMem(0)
 		blockUntrusted()
+		quietWarnings()
 	})
-	return &Compressor{slots: make(chan struct{}, cfg.MaxConcurrent)}, nil
+	return &Compressor{
+		slots:     make(chan struct{}, cfg.MaxConcurrent),
+		memory:    semaphore.NewWeighted(cfg.MaxMemory),
+		maxMemory: cfg.MaxMemory,
+		limits:    lim,
+		failOn:    cfg.FailOn,
+	}, nil
 }
 
 // acquire waits for a free libvips slot or for ctx to end.
@@ -69,3 +109,12 @@ func (c *Compressor) acquire(ctx context.Context) error {
 }
 
 func (c *Compressor) release() { <-c.slots }
+
+// reserve waits until n bytes of the memory budget are free or ctx ends,
+// and returns the function that gives them back.
+func (c *Compressor) reserve(ctx context.Context, n int64) (func(), error) {
+	if err := c.memory.Acquire(ctx, n); err != nil {
+		return nil, fmt.Errorf("wait for libvips memory: %w", err)
+	}
+	return func() { c.memory.Release(n) }, nil
+}

@@ -1,0 +1,157 @@
+package vips
+
+/*
+#cgo pkg-config: vips
+#include "pms_vips.h"
+*/
+import "C"
+
+import (
+	"context"
+	"errors"
+	"runtime"
+	"strings"
+	"sync/atomic"
+	"unsafe"
+
+	"github.com/pms-dev/pms/imaging"
+)
+
+// header is what libvips reads from a source before decoding it.
+type header struct {
+	width, height int // the first frame, as decoded: before the EXIF orientation
+	bands         int
+	sampleBytes   int // 1, or 2 for 16-bit samples
+	alpha         bool
+	orientation   int // EXIF orientation, 1–8
+	pages         int
+	interlaced    bool // progressive JPEG or interlaced PNG: decoded whole
+	icc           bool // has an embedded ICC profile
+	animated      bool // frames are composited on a canvas
+}
+
+var kinds = map[string]C.int{
+	imaging.FormatJPEG: C.PMS_JPEG,
+	imaging.FormatPNG:  C.PMS_PNG,
+	imaging.FormatWebP: C.PMS_WEBP,
+	imaging.FormatGIF:  C.PMS_GIF,
+}
+
+// failOnLevels are the libvips fail-on levels, by config name.
+var failOnLevels = map[string]C.int{
+	"none":      C.VIPS_FAIL_ON_NONE,
+	"truncated": C.VIPS_FAIL_ON_TRUNCATED,
+	"error":     C.VIPS_FAIL_ON_ERROR,
+	"warning":   C.VIPS_FAIL_ON_WARNING,
+}
+
+// probe reads the header of data, which has the given format (an
+// imaging.Format constant), without decoding pixels. It goes to libvips
+// directly because bimg's Metadata and Size leak C memory on every call
+// (h2non/bimg#483).
+func probe(data []byte, format, failOn string) (header, error) {
+	kind, ok := kinds[format]
+	if !ok || len(data) == 0 {
+		return header{}, errors.New("unsupported image format")
+	}
+	// libvips keeps per-thread buffers; free them before the goroutine moves on.
+	defer C.vips_thread_shutdown()
+	var h C.pms_header
+	rc := C.pms_probe(unsafe.Pointer(&data[0]), C.size_t(len(data)), kind, failOnLevels[failOn], &h)
+	runtime.KeepAlive(data)
+	if rc != 0 {
+		return header{}, takeError()
+	}
+	o := int(h.orientation)
+	if o < 1 || o > 8 {
+		o = 1
+	}
+	return header{
+		width: int(h.width), height: int(h.height), bands: int(h.bands), sampleBytes: int(h.bytes),
+		alpha: h.alpha != 0, orientation: o, pages: int(h.pages), interlaced: h.interlaced != 0,
+		icc: h.icc != 0, animated: h.animated != 0,
+	}, nil
+}
+
+// image is a decoded image in memory, owned by libvips.
+type image struct{ p *C.VipsImage }
+
+func (im image) width() int  { return int(C.vips_image_get_width(im.p)) }
+func (im image) height() int { return int(C.vips_image_get_height(im.p)) }
+func (im image) alpha() bool { return C.vips_image_hasalpha(im.p) != 0 }
+func (im image) close()      { C.g_object_unref(C.gpointer(im.p)) }
+
+// errStopped is returned by thumbnail when ctx ended while libvips worked.
+var errStopped = errors.New("libvips stopped")
+
+// thumbnail decodes the first frame of data, whose header is h, and fits it
+// inside w×h (see pms_thumbnail). When ctx ends, libvips stops at its next progress report
+// and thumbnail returns an error wrapping errStopped and ctx.Err().
+func thumbnail(ctx context.Context, data []byte, format string, h header, w, ht int, failOn string) (image, error) {
+	defer C.vips_thread_shutdown()
+	// The stop flag lives in C memory, so libvips can read it while Go sets it.
+	t := (*C.pms_thumb)(C.calloc(1, C.size_t(unsafe.Sizeof(C.pms_thumb{}))))
+	defer C.free(unsafe.Pointer(t))
+	t.width, t.height, t.fail_on = C.int(w), C.int(ht), failOnLevels[failOn]
+	if h.icc {
+		t.icc = 1
+	}
+	stop := (*int32)(unsafe.Pointer(&t.stop))
+	done := make(chan struct{})
+	defer close(done)
+	go func() {
+		select {
+		case <-ctx.Done():
+			atomic.StoreInt32(stop, 1)
+		case <-done:
+		}
+	}()
+	var out *C.VipsImage
+	rc := C.pms_thumbnail(unsafe.Pointer(&data[0]), C.size_t(len(data)), kinds[format], t, &out)
+	runtime.KeepAlive(data)
+	if rc != 0 {
+		err := takeError()
+		if atomic.LoadInt32(stop) != 0 {
+			return image{}, errors.Join(errStopped, ctx.Err(), err)
+		}
+		return image{}, err
+	}
+	return image{out}, nil
+}
+
+// save encodes im as JPEG or WebP at quality, without metadata.
+func save(im image, format string, quality int) ([]byte, error) {
+	defer C.vips_thread_shutdown()
+	out := C.int(C.PMS_OUT_JPEG)
+	if format == imaging.FormatWebP {
+		out = C.PMS_OUT_WEBP
+	}
+	var buf unsafe.Pointer
+	var n C.size_t
+	if C.pms_save(im.p, out, C.int(quality), &buf, &n) != 0 {
+		return nil, takeError()
+	}
+	defer C.g_free(C.gpointer(buf))
+	return C.GoBytes(buf, C.int(n)), nil
+}
+
+// takeError returns and clears the libvips error buffer. The buffer is
+// shared by the whole process, so under concurrency a message may carry
+// another image's words too: callers classify failures by where they
+// happened, never by this text, except for running out of memory.
+func takeError() error {
+	msg := C.pms_take_error()
+	defer C.g_free(C.gpointer(msg))
+	s := strings.TrimSpace(C.GoString(msg))
+	if s == "" {
+		s = "libvips failed without a message"
+	}
+	return errors.New(s)
+}
+
+// quietWarnings keeps libvips' warnings off stderr (see pms_quiet_warnings).
+func quietWarnings() { C.pms_quiet_warnings() }
+
+// blockUntrusted stops libvips from using its loaders that are not fuzzed
+// for hostile input (ImageMagick, poppler, …), as VIPS_BLOCK_UNTRUSTED=1 does.
+func blockUntrusted() { C.vips_block_untrusted_set(C.TRUE) }

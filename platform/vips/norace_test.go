@@ -1,0 +1,5 @@
+//go:build !race
+
+package vips_test
+
+const raceEnabled = false

@@ -1,0 +1,181 @@
+#include "pms_vips.h"
+
+#include <string.h>
+
+// loader_for names the only libvips loader each kind may reach.
+static const char *
+loader_for(int kind)
+{
+	switch (kind) {
+	case PMS_JPEG: return "VipsForeignLoadJpegBuffer";
+	case PMS_PNG:  return "VipsForeignLoadPngBuffer";
+	case PMS_WEBP: return "VipsForeignLoadWebpBuffer";
+	case PMS_GIF:  return "VipsForeignLoadNsgifBuffer";
+	}
+	return NULL;
+}
+
+// check_loader fails unless libvips would give buf to the loader of kind:
+// the Go side sniffed the bytes, and this makes sure libvips agrees, so no
+// other loader (and none of its parsers) ever sees a source.
+static int
+check_loader(const void *buf, size_t len, int kind)
+{
+	const char *want = loader_for(kind);
+	const char *got;
+
+	if (!want) {
+		vips_error("pms", "unsupported image kind %d", kind);
+		return -1;
+	}
+	if (!(got = vips_foreign_find_load_buffer(buf, len)))
+		return -1;
+	if (strcmp(got, want) != 0) {
+		vips_error("pms", "libvips would load this with %s, not %s", got, want);
+		return -1;
+	}
+	return 0;
+}
+
+static int
+load_header(const void *buf, size_t len, int kind, int fail_on, VipsImage **im)
+{
+	// The loaders read buf without keeping it: the operation cache, which
+	// could hold a reference, is off (see New in vips.go).
+	void *b = (void *) buf;
+
+	switch (kind) {
+	case PMS_JPEG: return vips_jpegload_buffer(b, len, im, "fail_on", fail_on, NULL);
+	case PMS_PNG:  return vips_pngload_buffer(b, len, im, "fail_on", fail_on, NULL);
+	case PMS_WEBP: return vips_webpload_buffer(b, len, im, "fail_on", fail_on, NULL);
+	case PMS_GIF:  return vips_gifload_buffer(b, len, im, "fail_on", fail_on, NULL);
+	}
+	vips_error("pms", "unsupported image kind %d", kind);
+	return -1;
+}
+
+int
+pms_probe(const void *buf, size_t len, int kind, int fail_on, pms_header *h)
+{
+	VipsImage *im = NULL;
+	int interlaced = 0;
+
+	if (check_loader(buf, len, kind) || load_header(buf, len, kind, fail_on, &im))
+		return -1;
+	h->width = vips_image_get_width(im);
+	h->height = vips_image_get_page_height(im);
+	h->bands = vips_image_get_bands(im);
+	h->bytes = (int) vips_format_sizeof(vips_image_get_format(im));
+	h->alpha = vips_image_hasalpha(im);
+	h->orientation = vips_image_get_orientation(im);
+	h->pages = vips_image_get_n_pages(im);
+	if (vips_image_get_typeof(im, "interlaced"))
+		(void) vips_image_get_int(im, "interlaced", &interlaced);
+	h->interlaced = interlaced;
+	h->icc = vips_image_get_typeof(im, VIPS_META_ICC_NAME) != 0;
+	h->animated = vips_image_get_typeof(im, "delay") != 0;
+	g_object_unref(im);
+	return 0;
+}
+
+// on_eval stops the computation of image once the stop flag is set;
+// libvips calls it as each part of the image is computed.
+static void
+on_eval(VipsImage *image, VipsProgress *progress, void *data)
+{
+	pms_thumb *t = data;
+
+	(void) progress;
+	if (__atomic_load_n(&t->stop, __ATOMIC_RELAXED))
+		vips_image_set_kill(image, TRUE);
+}
+
+int
+pms_thumbnail(const void *buf, size_t len, int kind, pms_thumb *t, VipsImage **out)
+{
+	VipsImage *lazy = NULL;
+	VipsImage *mem;
+	char options[64];
+	int rc;
+
+	*out = NULL;
+	if (check_loader(buf, len, kind))
+		return -1;
+	// libvips 8.14's thumbnail_buffer does not hand its fail_on to the
+	// loader: only option_string reaches it.
+	g_snprintf(options, sizeof(options), "fail_on=%s",
+		vips_enum_nick(VIPS_TYPE_FAIL_ON, t->fail_on));
+	// size=down: fit inside the box, never upscale. export_profile: the
+	// embedded ICC profile is applied and the result is sRGB; libvips 8.14
+	// shifts the colours of an image without a profile when it is set. Alpha
+	// is premultiplied while resizing, so edges keep their colour.
+	if (vips_thumbnail_buffer((void *) buf, len, &lazy, t->width,
+			"height", t->height,
+			"size", VIPS_SIZE_DOWN,
+			"option_string", options,
+			"export_profile", t->icc ? "srgb" : NULL,
+			NULL))
+		return -1;
+
+	// Compute into memory here, where it can be stopped, so the encoders
+	// that follow read finished pixels and decoding errors surface now.
+	mem = vips_image_new_memory();
+	vips_image_set_progress(mem, TRUE);
+	g_signal_connect(mem, "eval", G_CALLBACK(on_eval), t);
+	rc = vips_image_write(lazy, mem);
+	g_object_unref(lazy);
+	g_signal_handlers_disconnect_by_func(mem, G_CALLBACK(on_eval), t);
+	vips_image_set_progress(mem, FALSE);
+	if (rc) {
+		g_object_unref(mem);
+		return -1;
+	}
+	*out = mem;
+	return 0;
+}
+
+int
+pms_save(VipsImage *im, int format, int quality, void **buf, size_t *len)
+{
+	switch (format) {
+	case PMS_OUT_JPEG:
+		return vips_jpegsave_buffer(im, buf, len,
+			"Q", quality,
+			"strip", TRUE,
+			"optimize_coding", TRUE,
+			NULL);
+	case PMS_OUT_WEBP:
+		// libvips 8.14 ignores strip here (libvips#3340): the Go side
+		// removes the metadata chunks.
+		return vips_webpsave_buffer(im, buf, len,
+			"Q", quality,
+			"strip", TRUE,
+			NULL);
+	}
+	vips_error("pms", "unsupported output format %d", format);
+	return -1;
+}
+
+char *
+pms_take_error(void)
+{
+	char *msg = g_strdup(vips_error_buffer());
+
+	vips_error_clear();
+	return msg;
+}
+
+static void
+drop_log(const gchar *domain, GLogLevelFlags level, const gchar *message, gpointer data)
+{
+	(void) domain;
+	(void) level;
+	(void) message;
+	(void) data;
+}
+
+void
+pms_quiet_warnings(void)
+{
+	g_log_set_handler("VIPS", G_LOG_LEVEL_WARNING | G_LOG_LEVEL_MESSAGE | G_LOG_LEVEL_INFO, drop_log, NULL);
+}
