@@ -199,6 +199,59 @@ func TestConsumerGivesUpAndDeadLetters(t *testing.T) {
 	}
 }
 
+// TestConsumerCountsAttemptsAcrossDeliveries: the consumer numbers attempts
+// by the handler's durable count, so attempts made by earlier deliveries
+// (whose workers died) count against the task; attempts the handler could
+// not count are counted by the consumer.
+func TestConsumerCountsAttemptsAcrossDeliveries(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		name      string
+		before    int  // attempts counted by earlier deliveries
+		uncounted bool // the handler reports 0: its store is down
+		wantCalls int  // Process calls in this delivery
+	}{
+		{"two attempts made before", 2, false, 1},
+		{"one attempt made before", 1, false, 2},
+		{"none made before", 0, false, 3},
+		{"attempts the handler cannot count", 0, true, 3},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			kc := kafkatest.New(t)
+			cfg := kc.Config()
+			task := newTask(uuid.New(), "req-count")
+			var calls, gotAttempts atomic.Int32
+			h := &fakeHandler{
+				uncounted: tt.uncounted,
+				counted:   map[uuid.UUID]int{task.ID: tt.before},
+				process: func(context.Context, imaging.Task, int) error {
+					calls.Add(1)
+					return imaging.Transient("source_unavailable", errors.New("503 from source"))
+				},
+				giveUp: func(_ context.Context, _ imaging.Task, attempts int, _ error) error {
+					gotAttempts.Store(int32(attempts))
+					return nil
+				},
+			}
+			start(t, cfg, h, testLogger(t, nil))
+			enqueue(t, cfg, task)
+			dlq := kc.WaitMessages(t, cfg.DeadLetterTopic, 1, 10*time.Second)
+			waitCommitted(t, kc, cfg.GroupID, cfg.Topic, 5*time.Second)
+			if n := calls.Load(); int(n) != tt.wantCalls {
+				t.Errorf("Process called %d times, want %d", n, tt.wantCalls)
+			}
+			if n := gotAttempts.Load(); n != imaging.MaxAttempts {
+				t.Errorf("GiveUp attempts = %d, want %d", n, imaging.MaxAttempts)
+			}
+			if got := dlq[0].Headers[kafka.HeaderAttempts]; got != strconv.Itoa(imaging.MaxAttempts) {
+				t.Errorf("dead letter attempts header = %q, want %d", got, imaging.MaxAttempts)
+			}
+		})
+	}
+}
+
 func TestConsumerCommitsInOrderWithConcurrency(t *testing.T) {
 	t.Parallel()
 	kc := kafkatest.New(t)
@@ -259,13 +312,30 @@ func TestConsumerShutdownMidTask(t *testing.T) {
 		cfg.ShutdownGrace = 200 * time.Millisecond
 		task := newTask(uuid.New(), "r")
 		started := make(chan struct{})
-		var sawCancel atomic.Bool
-		first := start(t, cfg, &fakeHandler{process: func(ctx context.Context, _ imaging.Task, _ int) error {
-			close(started)
-			<-ctx.Done() // a task that runs past the grace
-			sawCancel.Store(true)
-			return ctx.Err()
-		}}, testLogger(t, nil))
+		var sawCancel, hanging atomic.Bool
+		hanging.Store(true)
+		var again received
+		var redeliveredAs, abandoned atomic.Int32
+		// One handler, and so one count of attempts, for both runs, as the
+		// database is for real workers.
+		h := &fakeHandler{
+			process: func(ctx context.Context, tk imaging.Task, attempt int) error {
+				if hanging.CompareAndSwap(true, false) {
+					close(started)
+					<-ctx.Done() // a task that runs past the grace
+					sawCancel.Store(true)
+					return ctx.Err()
+				}
+				redeliveredAs.Store(int32(attempt))
+				again.add(tk)
+				return nil
+			},
+			abandon: func(_ context.Context, _ imaging.Task, attempt int) error {
+				abandoned.Store(int32(attempt))
+				return nil
+			},
+		}
+		first := start(t, cfg, h, testLogger(t, nil))
 		enqueue(t, cfg, task)
 		select {
 		case <-started:
@@ -276,17 +346,19 @@ func TestConsumerShutdownMidTask(t *testing.T) {
 		if !sawCancel.Load() {
 			t.Error("the task's context was not cancelled at shutdown")
 		}
+		if n := abandoned.Load(); n != 1 {
+			t.Errorf("Abandon got attempt %d, want the cancelled attempt 1 given back", n)
+		}
 		if got := kc.Committed(cfg.GroupID, cfg.Topic); len(got) != 0 && got[kc.Messages(t, cfg.Topic)[0].Partition] > 0 {
 			t.Errorf("committed offsets %v after an abandoned task, want none", got)
 		}
 
-		var again received
-		start(t, cfg, &fakeHandler{process: func(_ context.Context, tk imaging.Task, _ int) error {
-			again.add(tk)
-			return nil
-		}}, testLogger(t, nil))
+		start(t, cfg, h, testLogger(t, nil))
 		waitFor(t, 10*time.Second, "task redelivered to the next run", func() bool { return again.count(task.ID) == 1 })
 		waitCommitted(t, kc, cfg.GroupID, cfg.Topic, 5*time.Second)
+		if n := redeliveredAs.Load(); n != 1 {
+			t.Errorf("redelivered task ran as attempt %d, want 1: the abandoned attempt was given back", n)
+		}
 	})
 	t.Run("task finishing within the grace is committed", func(t *testing.T) {
 		t.Parallel()
