@@ -60,7 +60,7 @@ type fixture struct {
 func newFixture(t *testing.T) fixture {
 	t.Helper()
 	db := postgrestest.New(t)
-	svc := product.NewService(postgres.NewProductStore(db), product.Policy{})
+	svc := product.NewService(newProductStore(t, db, postgres.DefaultIdempotencyConfig()), product.Policy{})
 	u, err := svc.CreateUser(context.Background(), uuid.NewString()+"@example.com", "Tester", false)
 	if err != nil {
 		t.Fatalf("CreateUser: %v", err)

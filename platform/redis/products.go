@@ -92,7 +92,7 @@ func (pc *ProductCache) Invalidate(ctx context.Context, id uuid.UUID) {
 }
 
 // Create stores a new product; see product.Store. It is not cached.
-func (pc *ProductCache) Create(ctx context.Context, p product.Product, key product.IdempotencyKey) (uuid.UUID, bool, error) {
+func (pc *ProductCache) Create(ctx context.Context, p product.Product, key product.IdempotencyKey) (product.Product, bool, error) {
 	return pc.store.Create(ctx, p, key)
 }
 
