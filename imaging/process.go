@@ -48,7 +48,7 @@ var ErrStale = errors.New("task is stale")
 // ErrAttemptsUsed is returned by ResultStore.Begin when MaxAttempts attempts
 // at the image began and none recorded an outcome: each ended with the
 // process running it (killed for memory, SIGKILL, a crash in libvips).
-var ErrAttemptsUsed = errors.New("every attempt began and none finished")
+var ErrAttemptsUsed = errors.New("attempts used up by workers that died")
 
 // Result describes the compressed copies of one image.
 type Result struct {
@@ -130,32 +130,65 @@ var _ Handler = (*Processor)(nil)
 // wrapping ErrPermanent when it can never succeed, and another error when a
 // later attempt may succeed. A task whose attempts were all used up by
 // workers that died during them is not run again: it fails permanently with
-// CodeWorkerCrashed. Failures are recorded by GiveUp, which the consumer
-// calls after the last attempt.
+// CodeWorkerCrashed. An attempt cut short because ctx ended is given back
+// (see giveBack). Failures are recorded by GiveUp, which the consumer calls
+// after the last attempt.
 func (p *Processor) Process(ctx context.Context, t Task) (int, error) {
-	ctx, cancel := context.WithTimeout(ctx, p.jobTimeout)
+	job, cancel := context.WithTimeout(ctx, p.jobTimeout)
 	defer cancel()
-	log := zerolog.Ctx(ctx)
-	attempt, err := p.results.Begin(ctx, t)
+	attempt, err := p.results.Begin(job, t)
 	switch {
 	case errors.Is(err, ErrStale):
-		log.Info().Msg("task is stale, skipped")
+		zerolog.Ctx(ctx).Info().Msg("task is stale, skipped")
 		return 0, nil
 	case errors.Is(err, ErrAttemptsUsed):
-		return attempt, Permanent(CodeWorkerCrashed, fmt.Errorf("%d attempts began and none finished: the worker died during each", attempt))
+		return attempt, Permanent(CodeWorkerCrashed, fmt.Errorf("%w: %d attempts began and none finished", err, attempt))
 	case err != nil:
 		return 0, fmt.Errorf("begin task: %w", err)
 	}
+	if err := p.run(job, t); err != nil {
+		if ctx.Err() != nil {
+			p.giveBack(ctx, t, attempt)
+		}
+		return attempt, err
+	}
+	return attempt, nil
+}
+
+// run makes the image and records it.
+func (p *Processor) run(ctx context.Context, t Task) error {
 	start := time.Now()
 	res, err := p.make(ctx, t)
 	if err != nil {
-		return attempt, err
+		return err
 	}
 	if err := p.results.Ready(ctx, t, res); err != nil {
-		return attempt, fmt.Errorf("record result: %w", err)
+		return fmt.Errorf("record result: %w", err)
 	}
-	log.Info().Dur("took", time.Since(start)).Int64("bytes", res.Bytes).Str("url", res.URL).Msg("image ready")
-	return attempt, nil
+	zerolog.Ctx(ctx).Info().Dur("took", time.Since(start)).Int64("bytes", res.Bytes).Str("url", res.URL).Msg("image ready")
+	return nil
+}
+
+// giveBackTimeout bounds giving back an attempt, which happens while the
+// consumer stops.
+const giveBackTimeout = 2 * time.Second
+
+// giveBack takes back attempt, which ctx's end cut short: the consumer
+// stopped it on purpose (shutdown, rebalance), and restarts should not use
+// up the task's attempts. It is best effort: when the give-back is lost
+// (the database is down, the process dies first) the attempt stays
+// counted, and a task whose every attempt was cut short this way is given
+// up as worker_crashed at its next delivery, its dead-letter copy kept for
+// a replay.
+func (p *Processor) giveBack(ctx context.Context, t Task, attempt int) {
+	log := zerolog.Ctx(ctx)
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), giveBackTimeout)
+	defer cancel()
+	if err := p.results.Abandon(ctx, t, attempt); err != nil {
+		log.Warn().Err(err).Int("attempt", attempt).Msg("give back abandoned attempt")
+		return
+	}
+	log.Info().Int("attempt", attempt).Msg("abandoned attempt given back")
 }
 
 // make fetches, compresses and uploads every variant.
@@ -193,13 +226,6 @@ func (p *Processor) variant(ctx context.Context, t Task, src Source, preset Pres
 // comes from the cause when it is a Failure.
 func (p *Processor) GiveUp(ctx context.Context, t Task, attempts int, cause error) error {
 	return p.results.Failed(ctx, t, attempts, FailureCode(cause))
-}
-
-// Abandon takes back an attempt that the consumer stopped on purpose
-// (shutdown, rebalance) before it finished, so that restarting workers does
-// not use up a task's attempts.
-func (p *Processor) Abandon(ctx context.Context, t Task, attempt int) error {
-	return p.results.Abandon(ctx, t, attempt)
 }
 
 // Failure codes that come from the processor rather than a collaborator.

@@ -38,14 +38,12 @@ type Handler interface {
 	// durably across deliveries, or 0 when it could not be counted. It
 	// returns nil when the task is finished, an error wrapping ErrPermanent
 	// when it can never succeed, and another error when another attempt
-	// may succeed.
+	// may succeed. An attempt cut short because ctx ended (the consumer
+	// stopping on purpose) does not count against the task.
 	Process(ctx context.Context, t Task) (attempt int, err error)
 	// GiveUp records that the task failed for good, after a permanent
 	// error or the last attempt.
 	GiveUp(ctx context.Context, t Task, attempts int, cause error) error
-	// Abandon takes back attempt, which the consumer stopped on purpose
-	// before it finished, so it does not count against the task.
-	Abandon(ctx context.Context, t Task, attempt int) error
 }
 
 type requestIDKey struct{}

@@ -21,12 +21,11 @@ import (
 
 // fakeHandler is an imaging.Handler made of funcs; a nil func succeeds. It
 // counts each task's attempts as the durable store behind the real one
-// does: Process adds one (to counted, which a test may preset as if earlier
-// deliveries had made attempts) and Abandon takes its attempt back.
+// does: Process adds one to counted, which a test may preset as if earlier
+// deliveries had made attempts.
 type fakeHandler struct {
 	process func(ctx context.Context, t imaging.Task, attempt int) error
 	giveUp  func(ctx context.Context, t imaging.Task, attempts int, cause error) error
-	abandon func(ctx context.Context, t imaging.Task, attempt int) error
 	// uncounted makes Process report 0, as when the store cannot be reached.
 	uncounted bool
 
@@ -57,18 +56,6 @@ func (h *fakeHandler) GiveUp(ctx context.Context, t imaging.Task, attempts int, 
 		return nil
 	}
 	return h.giveUp(ctx, t, attempts, cause)
-}
-
-func (h *fakeHandler) Abandon(ctx context.Context, t imaging.Task, attempt int) error {
-	h.mu.Lock()
-	if h.counted[t.ID] == attempt {
-		h.counted[t.ID]--
-	}
-	h.mu.Unlock()
-	if h.abandon == nil {
-		return nil
-	}
-	return h.abandon(ctx, t, attempt)
 }
 
 func newTask(productID uuid.UUID, requestID string) imaging.Task {

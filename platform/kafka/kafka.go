@@ -33,9 +33,9 @@
 //   - Shutdown and rebalances: when a session ends (ctx cancelled or a
 //     rebalance) no new task or attempt starts. Tasks in flight get up to
 //     Config.ShutdownGrace to finish their current attempt and are marked if
-//     they succeed; then their context is cancelled, the attempt is handed
-//     back to the handler (Handler.Abandon, best effort) and the task is
-//     left unmarked, so the next owner of the partition receives it again.
+//     they succeed; then their context is cancelled (the handler gives the
+//     attempt back) and they are abandoned unmarked, so the next owner of
+//     the partition receives them again.
 //
 // Every task is delivered at least once, and sometimes more often, so
 // handlers must be idempotent.

@@ -61,10 +61,6 @@ func (c *Consumer) handle(stop, work context.Context, msg *sarama.ConsumerMessag
 	return true
 }
 
-// abandonTimeout bounds giving back an abandoned attempt, which happens while
-// the consumer stops.
-const abandonTimeout = 2 * time.Second
-
 // attempt calls Process until an attempt succeeds or fails for good, or the
 // task has had imaging.MaxAttempts attempts, sleeping a backoff between
 // attempts. An attempt's number is the handler's durable count, which
@@ -72,8 +68,7 @@ const abandonTimeout = 2 * time.Second
 // delivery, so an attempt the handler could not count still counts. It
 // returns the attempt's number and nil when one succeeded; the number of
 // attempts and the last error when the task is to be given up; or 0 and an
-// error when stop or ctx ended before either. An attempt cut short by ctx is
-// handed back to the handler (see abandon).
+// error when stop or ctx ended before either.
 func (c *Consumer) attempt(stop, ctx context.Context, task imaging.Task) (int, error) {
 	log := zerolog.Ctx(ctx)
 	for made := 1; ; made++ {
@@ -83,7 +78,6 @@ func (c *Consumer) attempt(stop, ctx context.Context, task imaging.Task) (int, e
 		case err == nil:
 			return n, nil
 		case ctx.Err() != nil:
-			c.abandon(ctx, task, counted)
 			return 0, err
 		case errors.Is(err, imaging.ErrPermanent) || n >= imaging.MaxAttempts:
 			return n, err
@@ -95,26 +89,6 @@ func (c *Consumer) attempt(stop, ctx context.Context, task imaging.Task) (int, e
 			return 0, err
 		}
 	}
-}
-
-// abandon gives back attempt, which the consumer cut short on purpose when
-// its session ended, so that restarts and rebalances do not use up the
-// task's attempts. It is best effort: if the give-back is lost (the database
-// is down, the process dies first) the attempt stays counted, and a task
-// whose every attempt was cut short this way is given up as worker_crashed
-// at its next delivery; its dead-letter copy keeps it for a replay.
-func (c *Consumer) abandon(ctx context.Context, task imaging.Task, attempt int) {
-	if attempt == 0 {
-		return // never counted
-	}
-	log := zerolog.Ctx(ctx)
-	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), abandonTimeout)
-	defer cancel()
-	if err := c.h.Abandon(ctx, task, attempt); err != nil {
-		log.Warn().Err(err).Int("attempt", attempt).Msg("give back abandoned attempt")
-		return
-	}
-	log.Info().Int("attempt", attempt).Msg("abandoned attempt given back")
 }
 
 // deadLetter copies msg to the dead-letter topic with headers saying why,
