@@ -102,6 +102,34 @@ func TestCreateReplaysFirstProduct(t *testing.T) {
 	}
 }
 
+// TestCreateReplaysKeyWithoutResponse: a key made before responses were
+// kept (migration 0006) replays the product as it is stored now.
+func TestCreateReplaysKeyWithoutResponse(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t)
+	raw := rawDB(t)
+	ctx := context.Background()
+	d := product.Draft{Name: "Old key", Price: 100}
+	key := "key-" + uuid.NewString()
+	first, _, err := f.svc.Create(ctx, f.as, d, key)
+	if err != nil {
+		t.Fatalf("Create: %v", err)
+	}
+	if _, err := raw.ExecContext(ctx, `UPDATE idempotency_keys SET response = NULL WHERE key = $1`, key); err != nil {
+		t.Fatal(err)
+	}
+	name := "Renamed since"
+	now, err := f.svc.Update(ctx, f.as, first.ID, product.Patch{Name: &name}, 0)
+	if err != nil {
+		t.Fatalf("Update: %v", err)
+	}
+	got, replayed, err := f.svc.Create(ctx, f.as, d, key)
+	if err != nil || !replayed || got.ID != first.ID || got.Name != name || got.Version != now.Version {
+		t.Errorf("Create with a key without response = %s %q v%d, replayed %v, %v; want a replay of %s as stored, %q v%d",
+			got.ID, got.Name, got.Version, replayed, err, first.ID, name, now.Version)
+	}
+}
+
 // TestCreateAfterKeyExpired: once its key has expired a create with it is
 // new, whatever the earlier request was.
 func TestCreateAfterKeyExpired(t *testing.T) {

@@ -132,19 +132,7 @@ VALUES ($1, $2, $3, $4, $5::numeric, $6, $7, $8)`
 // Create stores a new product with its images; see product.Store.
 func (s *ProductStore) Create(ctx context.Context, p product.Product, key product.IdempotencyKey) (product.Product, bool, error) {
 	for tries := 1; ; tries++ {
-		err := s.db.withTx(ctx, func(tx *sqlx.Tx) error {
-			if _, err := tx.ExecContext(ctx, insertProduct, p.ID, p.UserID, p.Name, p.Description,
-				p.Price.String(), p.Version, p.CreatedAt, p.UpdatedAt); err != nil {
-				return fmt.Errorf("insert product: %w", err)
-			}
-			if err := insertImages(ctx, tx, p.ID, p.Images); err != nil {
-				return err
-			}
-			if key.Key == "" {
-				return nil
-			}
-			return s.claimKey(ctx, tx, p, key)
-		})
+		err := s.insert(ctx, p, key)
 		switch {
 		case err == nil:
 			return p, false, nil
@@ -162,6 +150,24 @@ func (s *ProductStore) Create(ctx context.Context, p product.Product, key produc
 		}
 		return earlier, true, nil
 	}
+}
+
+// insert stores p with its images and claims key for it, in one
+// transaction; it returns errKeyTaken when the key is not free.
+func (s *ProductStore) insert(ctx context.Context, p product.Product, key product.IdempotencyKey) error {
+	return s.db.withTx(ctx, func(tx *sqlx.Tx) error {
+		if _, err := tx.ExecContext(ctx, insertProduct, p.ID, p.UserID, p.Name, p.Description,
+			p.Price.String(), p.Version, p.CreatedAt, p.UpdatedAt); err != nil {
+			return fmt.Errorf("insert product: %w", err)
+		}
+		if err := insertImages(ctx, tx, p.ID, p.Images); err != nil {
+			return err
+		}
+		if key.Key == "" {
+			return nil
+		}
+		return s.claimKey(ctx, tx, p, key)
+	})
 }
 
 const (
