@@ -124,7 +124,11 @@ func (a *app) productService() (*product.Service, error) {
 	if err != nil {
 		return nil, err
 	}
-	store := redis.NewProductCache(cache, postgres.NewProductStore(db))
+	products, err := postgres.NewProductStore(db, a.cfg.Idempotency)
+	if err != nil {
+		return nil, err
+	}
+	store := redis.NewProductCache(cache, products)
 	return product.NewService(store, product.Policy{PublicReads: a.cfg.Auth.PublicReads}), nil
 }
 
@@ -196,6 +200,12 @@ func (a *app) requireSchema(ctx context.Context) error {
 type runner interface {
 	Run(ctx context.Context) error
 }
+
+// parts is a runner of several parts, run together (see run).
+type parts []runner
+
+// Run runs the parts; see run.
+func (ps parts) Run(ctx context.Context) error { return run(ctx, ps...) }
 
 // run runs the parts until ctx ends or one fails; then all stop and the
 // first failure is returned.

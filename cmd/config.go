@@ -38,6 +38,9 @@ type Config struct {
 	Auth     AuthConfig           `mapstructure:"auth"`
 	Worker   WorkerConfig         `mapstructure:"worker"`
 	Dev      DevConfig            `mapstructure:"dev"`
+
+	// Idempotency says how long Idempotency-Key records last.
+	Idempotency postgres.IdempotencyConfig `mapstructure:"idempotency"`
 }
 
 // AuthConfig says who may read what.
@@ -87,6 +90,7 @@ func (c Config) Validate(sections ...string) error {
 	validators := map[string]func() error{
 		"http": c.HTTP.Validate, "relay": c.Relay.Validate, "redis": c.Redis.Validate, "rate_limit": c.Limits.Validate, "kafka": c.Kafka.Validate, "s3": c.S3.Validate,
 		"imaging": c.Imaging.Validate, "vips": c.Vips.Validate, "worker": c.Worker.Validate,
+		"idempotency": c.Idempotency.Validate,
 	}
 	errs := []error{c.Log.Validate(), c.Postgres.Validate()}
 	for _, s := range sections {
@@ -105,9 +109,9 @@ func (c WorkerConfig) Validate() error {
 
 // Sections each long-running command needs beyond log and postgres.
 var (
-	serveSections  = []string{"http", "relay", "kafka", "redis", "rate_limit"}
+	serveSections  = []string{"http", "relay", "kafka", "redis", "rate_limit", "idempotency"}
 	workerSections = []string{"http", "kafka", "s3", "imaging", "vips", "worker", "redis"}
-	allSections    = []string{"http", "relay", "kafka", "s3", "imaging", "vips", "redis", "rate_limit"}
+	allSections    = []string{"http", "relay", "kafka", "s3", "imaging", "vips", "redis", "rate_limit", "idempotency"}
 )
 
 // defaults holds every key with its default value: viper only applies
@@ -136,6 +140,9 @@ var defaults = map[string]any{
 	"relay.poll_interval": time.Second,
 	"relay.batch_size":    100,
 	"relay.retention":     24 * time.Hour,
+
+	"idempotency.ttl":            24 * time.Hour,
+	"idempotency.prune_interval": time.Hour,
 
 	"redis.addr":             "127.0.0.1:63790",
 	"redis.password":         "",

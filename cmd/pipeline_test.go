@@ -265,6 +265,10 @@ func TestPipelineWorkerStoppedMidTask(t *testing.T) {
 	if len(logLines(t, first, abandoned)) == 0 {
 		t.Errorf("the stopped worker logged no abandoned task")
 	}
+	givenBack := map[string]string{"component": quote("worker"), "message": quote("abandoned attempt given back"), "attempt": "1"}
+	if len(logLines(t, first, givenBack)) != 1 {
+		t.Errorf("the stopped worker did not log its attempt 1 given back")
+	}
 	if keys := r.s3.Keys(t, "products/"+id+"/"); !slices.Equal(keys, []string{key}) {
 		t.Fatalf("S3 holds %v after the first worker stopped, want its upload %s", keys, key)
 	}
@@ -275,6 +279,9 @@ func TestPipelineWorkerStoppedMidTask(t *testing.T) {
 	im := p.Images[0]
 	if im.Status != "ready" {
 		t.Fatalf("image = %+v after redelivery, want ready", im)
+	}
+	if im.Attempts != 1 {
+		t.Errorf("image made in %d attempts, want 1: the attempt the stopped worker abandoned is given back", im.Attempts)
 	}
 	if got := r.s3Key(t, im.CompressedURL); got != key {
 		t.Errorf("compressed image is %s, want the key the first worker wrote, %s", got, key)

@@ -6,14 +6,16 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/pms-dev/pms/platform/httpapi"
+	"github.com/pms-dev/pms/platform/postgres"
 )
 
 func newServeCmd(a *app) *cobra.Command {
 	return &cobra.Command{
 		Use:   "serve",
 		Short: "Run the HTTP API and the outbox relay",
-		Long: "Run the HTTP API, and the relay that publishes queued image tasks to Kafka, until SIGINT or\n" +
-			"SIGTERM; then finish requests in flight and exit. Refuses a database whose schema is behind.",
+		Long: "Run the HTTP API, the relay that publishes queued image tasks to Kafka and the pruner of\n" +
+			"expired idempotency keys, until SIGINT or SIGTERM; then finish requests in flight and exit.\n" +
+			"Refuses a database whose schema is behind.",
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			ctx := cmd.Context()
@@ -29,8 +31,9 @@ func newServeCmd(a *app) *cobra.Command {
 	}
 }
 
-// api builds the HTTP server and the outbox relay after checking the schema.
-// extra are readiness checks of other parts in the same process.
+// api builds the HTTP server and its background parts (the outbox relay and
+// the pruner of expired idempotency keys) after checking the schema. extra
+// are readiness checks of other parts in the same process.
 func (a *app) api(ctx context.Context, extra []httpapi.Check) (*httpapi.Server, runner, error) {
 	if err := a.requireSchema(ctx); err != nil {
 		return nil, nil, err
@@ -51,6 +54,10 @@ func (a *app) api(ctx context.Context, extra []httpapi.Check) (*httpapi.Server, 
 	if err != nil {
 		return nil, nil, err
 	}
+	pruner, err := postgres.NewPruner(a.cfg.Idempotency, a.db, a.log.With().Str("component", "pruner").Logger())
+	if err != nil {
+		return nil, nil, err
+	}
 	checks, err := a.storeChecks()
 	if err != nil {
 		return nil, nil, err
@@ -60,5 +67,5 @@ func (a *app) api(ctx context.Context, extra []httpapi.Check) (*httpapi.Server, 
 	if err != nil {
 		return nil, nil, err
 	}
-	return server, relay, nil
+	return server, parts{relay, pruner}, nil
 }

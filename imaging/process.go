@@ -18,12 +18,23 @@ type Uploader interface {
 	Upload(ctx context.Context, key string, data []byte, contentType string) (url string, err error)
 }
 
-// ResultStore records what became of an image.
+// ResultStore records what became of an image. None of its methods changes
+// an image whose product is deleted.
 type ResultStore interface {
-	// Begin marks the task's image as processing and counts the attempt. It
-	// returns ErrStale when the image is gone, has another source URL now, or
-	// is already ready, so the task has nothing left to do.
-	Begin(ctx context.Context, t Task, attempt int) error
+	// Begin counts a new attempt at the task's image and marks the image
+	// processing, in one step that is durable before any work starts, so
+	// attempts add up across redeliveries and worker restarts. It returns
+	// the attempt's number: one more than the attempts counted so far, or 1
+	// when the image is pending or failed (a replayed task starts afresh).
+	// It returns ErrStale when the image is gone, has another source URL
+	// now, belongs to a deleted product or is already ready; and the count
+	// with ErrAttemptsUsed when MaxAttempts attempts began and none of them
+	// settled the image.
+	Begin(ctx context.Context, t Task) (attempt int, err error)
+	// Abandon takes back attempt, which Begin counted but which was stopped
+	// on purpose before it finished. It changes nothing when another attempt
+	// began since, or the image was settled.
+	Abandon(ctx context.Context, t Task, attempt int) error
 	// Ready records the compressed copies of the task's image.
 	Ready(ctx context.Context, t Task, r Result) error
 	// Failed records that the task's image cannot be processed, with a code.
@@ -33,6 +44,11 @@ type ResultStore interface {
 // ErrStale is returned by ResultStore.Begin for a task whose image no longer
 // needs processing.
 var ErrStale = errors.New("task is stale")
+
+// ErrAttemptsUsed is returned by ResultStore.Begin when MaxAttempts attempts
+// at the image began and none recorded an outcome: each ended with the
+// process running it (killed for memory, SIGKILL, a crash in libvips).
+var ErrAttemptsUsed = errors.New("attempts used up by workers that died")
 
 // Result describes the compressed copies of one image.
 type Result struct {
@@ -109,21 +125,39 @@ func NewProcessor(cfg Config, f *Fetcher, c Compressor, u Uploader, r ResultStor
 
 var _ Handler = (*Processor)(nil)
 
-// Process runs one attempt of the task. It returns nil when the image is
-// ready or needs nothing more, an error wrapping ErrPermanent when it can
-// never succeed, and another error when a later attempt may succeed. Failures
-// are recorded by GiveUp, which the consumer calls after the last attempt.
-func (p *Processor) Process(ctx context.Context, t Task, attempt int) error {
-	ctx, cancel := context.WithTimeout(ctx, p.jobTimeout)
+// Process runs one attempt of the task, counted by ResultStore.Begin before
+// anything else, and returns its number (0 when it could not be counted).
+// It returns nil when the image is ready or needs nothing more, an error
+// wrapping ErrPermanent when it can never succeed, and another error when a
+// later attempt may succeed. A task whose attempts were all used up by
+// workers that died during them is not run again: it fails permanently with
+// CodeWorkerCrashed. An attempt cut short because ctx ended is given back
+// (see giveBack). Failures are recorded by GiveUp, which the consumer calls
+// after the last attempt.
+func (p *Processor) Process(ctx context.Context, t Task) (int, error) {
+	job, cancel := context.WithTimeout(ctx, p.jobTimeout)
 	defer cancel()
-	log := zerolog.Ctx(ctx)
-	if err := p.results.Begin(ctx, t, attempt); err != nil {
-		if errors.Is(err, ErrStale) {
-			log.Info().Msg("task is stale, skipped")
-			return nil
-		}
-		return fmt.Errorf("begin task: %w", err)
+	attempt, err := p.results.Begin(job, t)
+	switch {
+	case errors.Is(err, ErrStale):
+		zerolog.Ctx(ctx).Info().Msg("task is stale, skipped")
+		return 0, nil
+	case errors.Is(err, ErrAttemptsUsed):
+		return attempt, Permanent(CodeWorkerCrashed, fmt.Errorf("%w: %d attempts began and none finished", err, attempt))
+	case err != nil:
+		return 0, fmt.Errorf("begin task: %w", err)
 	}
+	if err := p.run(job, t); err != nil {
+		if ctx.Err() != nil {
+			p.giveBack(ctx, t, attempt)
+		}
+		return attempt, err
+	}
+	return attempt, nil
+}
+
+// run makes the image and records it.
+func (p *Processor) run(ctx context.Context, t Task) error {
 	start := time.Now()
 	res, err := p.make(ctx, t)
 	if err != nil {
@@ -132,8 +166,30 @@ func (p *Processor) Process(ctx context.Context, t Task, attempt int) error {
 	if err := p.results.Ready(ctx, t, res); err != nil {
 		return fmt.Errorf("record result: %w", err)
 	}
-	log.Info().Dur("took", time.Since(start)).Int64("bytes", res.Bytes).Str("url", res.URL).Msg("image ready")
+	zerolog.Ctx(ctx).Info().Dur("took", time.Since(start)).Int64("bytes", res.Bytes).Str("url", res.URL).Msg("image ready")
 	return nil
+}
+
+// giveBackTimeout bounds giving back an attempt, which happens while the
+// consumer stops.
+const giveBackTimeout = 2 * time.Second
+
+// giveBack takes back attempt, which ctx's end cut short: the consumer
+// stopped it on purpose (shutdown, rebalance), and restarts should not use
+// up the task's attempts. It is best effort: when the give-back is lost
+// (the database is down, the process dies first) the attempt stays
+// counted, and a task whose every attempt was cut short this way is given
+// up as worker_crashed at its next delivery, its dead-letter copy kept for
+// a replay.
+func (p *Processor) giveBack(ctx context.Context, t Task, attempt int) {
+	log := zerolog.Ctx(ctx)
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), giveBackTimeout)
+	defer cancel()
+	if err := p.results.Abandon(ctx, t, attempt); err != nil {
+		log.Warn().Err(err).Int("attempt", attempt).Msg("give back abandoned attempt")
+		return
+	}
+	log.Info().Int("attempt", attempt).Msg("abandoned attempt given back")
 }
 
 // make fetches, compresses and uploads every variant.
@@ -173,8 +229,14 @@ func (p *Processor) GiveUp(ctx context.Context, t Task, attempts int, cause erro
 	return p.results.Failed(ctx, t, attempts, FailureCode(cause))
 }
 
-// CodeInternal is the failure code of an error that carries none.
-const CodeInternal = "internal"
+// Failure codes that come from the processor rather than a collaborator.
+const (
+	// CodeInternal is the failure code of an error that carries none.
+	CodeInternal = "internal"
+	// CodeWorkerCrashed is the failure code of a task given up because every
+	// attempt at it ended with its worker's process.
+	CodeWorkerCrashed = "worker_crashed"
+)
 
 // FailureCode returns the code of the Failure in err's chain, "timeout" for
 // an expired deadline, or CodeInternal.

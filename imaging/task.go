@@ -28,15 +28,21 @@ type Queue interface {
 }
 
 // MaxAttempts is how many times a task is tried in all, counting the first
-// try, before it is given up and dead-lettered.
+// try and tries in earlier deliveries, before it is given up and
+// dead-lettered.
 const MaxAttempts = 3
 
-// Handler processes tasks for a queue consumer. Process returns nil when the
-// task is finished, an error wrapping ErrPermanent when it can never succeed,
-// and another error when another attempt may succeed. GiveUp records that
-// the task failed for good, after a permanent error or the last attempt.
+// Handler processes tasks for a queue consumer.
 type Handler interface {
-	Process(ctx context.Context, t Task, attempt int) error
+	// Process runs one attempt of the task and returns its number, counted
+	// durably across deliveries, or 0 when it could not be counted. It
+	// returns nil when the task is finished, an error wrapping ErrPermanent
+	// when it can never succeed, and another error when another attempt
+	// may succeed. An attempt cut short because ctx ended (the consumer
+	// stopping on purpose) does not count against the task.
+	Process(ctx context.Context, t Task) (attempt int, err error)
+	// GiveUp records that the task failed for good, after a permanent
+	// error or the last attempt.
 	GiveUp(ctx context.Context, t Task, attempts int, cause error) error
 }
 

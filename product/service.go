@@ -15,11 +15,14 @@ import (
 // ErrUserNotFound for missing rows and ErrUnavailable when the storage cannot
 // be reached.
 type Store interface {
-	// Create stores a new product with its images. With a non-zero key it
-	// first claims the key for the product's owner: if the owner used the key
-	// before, Create stores nothing and returns the earlier product's id with
-	// replayed set, or ErrIdempotencyKey when the earlier request differed.
-	Create(ctx context.Context, p Product, key IdempotencyKey) (id uuid.UUID, replayed bool, err error)
+	// Create stores a new product with its images and returns it. With a
+	// non-zero key it also claims the key for the product's owner, in the
+	// same transaction, keeping the product as created. If the owner used
+	// the key before and it has not expired, Create stores nothing and
+	// returns that first product as it was created (even if it has changed
+	// or been deleted since) with replayed set, or ErrIdempotencyKey when
+	// the earlier request differed.
+	Create(ctx context.Context, p Product, key IdempotencyKey) (created Product, replayed bool, err error)
 	// Get returns a product that is not deleted.
 	Get(ctx context.Context, id uuid.UUID) (Product, error)
 	// List returns up to f.Limit+1 products matching f, in f's order after f.After.
@@ -77,8 +80,9 @@ func (s *Service) timestamp() time.Time { return s.now().UTC().Truncate(time.Mic
 // Create validates d and stores it as a new product whose images are
 // pending. The owner is the caller unless d names one: only an admin may
 // create for someone else (ErrForbidden). With an idempotency key the same
-// request returns the first product with replayed set; a different request
-// with the key returns ErrIdempotencyKey.
+// request, until the key expires, returns the first product as that create
+// returned it, with replayed set; a different request with the key returns
+// ErrIdempotencyKey.
 func (s *Service) Create(ctx context.Context, c Caller, d Draft, idempotencyKey string) (p Product, replayed bool, err error) {
 	if d.UserID == uuid.Nil {
 		d.UserID = c.UserID
@@ -103,15 +107,9 @@ func (s *Service) Create(ctx context.Context, c Caller, d Draft, idempotencyKey 
 	if idempotencyKey != "" {
 		key = IdempotencyKey{Key: idempotencyKey, RequestHash: d.hash()}
 	}
-	id, replayed, err := s.store.Create(ctx, p, key)
-	if err != nil {
-		return Product{}, false, err
-	}
-	if !replayed {
-		return p, false, nil
-	}
-	p, err = s.Get(ctx, c, id)
-	return p, true, err
+	// A replay needs no read check: the caller could make this very
+	// product, so they own it or are an admin.
+	return s.store.Create(ctx, p, key)
 }
 
 // hash identifies the draft's content, for idempotency checks.

@@ -65,7 +65,17 @@ func newAPIOn(t testing.TB, db *postgres.DB, cfg httpapi.Config, checks ...httpa
 // newAPIWith is newAPIOn with a read policy and a rate limiter.
 func newAPIWith(t testing.TB, db *postgres.DB, cfg httpapi.Config, policy product.Policy, limiter httpapi.RateLimiter, checks ...httpapi.Check) *api {
 	t.Helper()
-	svc := product.NewService(postgres.NewProductStore(db), policy)
+	return newAPIKeeping(t, db, postgres.DefaultIdempotencyConfig(), cfg, policy, limiter, checks...)
+}
+
+// newAPIKeeping is newAPIWith keeping idempotency keys as idem says.
+func newAPIKeeping(t testing.TB, db *postgres.DB, idem postgres.IdempotencyConfig, cfg httpapi.Config, policy product.Policy, limiter httpapi.RateLimiter, checks ...httpapi.Check) *api {
+	t.Helper()
+	store, err := postgres.NewProductStore(db, idem)
+	if err != nil {
+		t.Fatalf("NewProductStore: %v", err)
+	}
+	svc := product.NewService(store, policy)
 	auth := product.NewAuth(postgres.NewKeyStore(db))
 	s, err := httpapi.New(cfg, httpapi.API{Products: svc, Auth: auth, Limiter: limiter}, checks, prometheus.NewRegistry(), zerolog.Nop())
 	if err != nil {

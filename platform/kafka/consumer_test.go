@@ -199,6 +199,59 @@ func TestConsumerGivesUpAndDeadLetters(t *testing.T) {
 	}
 }
 
+// TestConsumerCountsAttemptsAcrossDeliveries: the consumer numbers attempts
+// by the handler's durable count, so attempts made by earlier deliveries
+// (whose workers died) count against the task; attempts the handler could
+// not count are counted by the consumer.
+func TestConsumerCountsAttemptsAcrossDeliveries(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		name      string
+		before    int  // attempts counted by earlier deliveries
+		uncounted bool // the handler reports 0: its store is down
+		wantCalls int  // Process calls in this delivery
+	}{
+		{"two attempts made before", 2, false, 1},
+		{"one attempt made before", 1, false, 2},
+		{"none made before", 0, false, 3},
+		{"attempts the handler cannot count", 0, true, 3},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			kc := kafkatest.New(t)
+			cfg := kc.Config()
+			task := newTask(uuid.New(), "req-count")
+			var calls, gotAttempts atomic.Int32
+			h := &fakeHandler{
+				uncounted: tt.uncounted,
+				counted:   map[uuid.UUID]int{task.ID: tt.before},
+				process: func(context.Context, imaging.Task, int) error {
+					calls.Add(1)
+					return imaging.Transient("source_unavailable", errors.New("503 from source"))
+				},
+				giveUp: func(_ context.Context, _ imaging.Task, attempts int, _ error) error {
+					gotAttempts.Store(int32(attempts))
+					return nil
+				},
+			}
+			start(t, cfg, h, testLogger(t, nil))
+			enqueue(t, cfg, task)
+			dlq := kc.WaitMessages(t, cfg.DeadLetterTopic, 1, 10*time.Second)
+			waitCommitted(t, kc, cfg.GroupID, cfg.Topic, 5*time.Second)
+			if n := calls.Load(); int(n) != tt.wantCalls {
+				t.Errorf("Process called %d times, want %d", n, tt.wantCalls)
+			}
+			if n := gotAttempts.Load(); n != imaging.MaxAttempts {
+				t.Errorf("GiveUp attempts = %d, want %d", n, imaging.MaxAttempts)
+			}
+			if got := dlq[0].Headers[kafka.HeaderAttempts]; got != strconv.Itoa(imaging.MaxAttempts) {
+				t.Errorf("dead letter attempts header = %q, want %d", got, imaging.MaxAttempts)
+			}
+		})
+	}
+}
+
 func TestConsumerCommitsInOrderWithConcurrency(t *testing.T) {
 	t.Parallel()
 	kc := kafkatest.New(t)

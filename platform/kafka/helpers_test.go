@@ -19,17 +19,36 @@ import (
 	"github.com/pms-dev/pms/platform/kafka/kafkatest"
 )
 
-// fakeHandler is an imaging.Handler made of funcs; a nil func succeeds.
+// fakeHandler is an imaging.Handler made of funcs; a nil func succeeds. It
+// counts each task's attempts as the durable store behind the real one
+// does: Process adds one to counted, which a test may preset as if earlier
+// deliveries had made attempts.
 type fakeHandler struct {
 	process func(ctx context.Context, t imaging.Task, attempt int) error
 	giveUp  func(ctx context.Context, t imaging.Task, attempts int, cause error) error
+	// uncounted makes Process report 0, as when the store cannot be reached.
+	uncounted bool
+
+	mu      sync.Mutex
+	counted map[uuid.UUID]int
 }
 
-func (h *fakeHandler) Process(ctx context.Context, t imaging.Task, attempt int) error {
-	if h.process == nil {
-		return nil
+func (h *fakeHandler) Process(ctx context.Context, t imaging.Task) (int, error) {
+	h.mu.Lock()
+	if h.counted == nil {
+		h.counted = make(map[uuid.UUID]int)
 	}
-	return h.process(ctx, t, attempt)
+	h.counted[t.ID]++
+	n := h.counted[t.ID]
+	h.mu.Unlock()
+	var err error
+	if h.process != nil {
+		err = h.process(ctx, t, n)
+	}
+	if h.uncounted {
+		return 0, err
+	}
+	return n, err
 }
 
 func (h *fakeHandler) GiveUp(ctx context.Context, t imaging.Task, attempts int, cause error) error {

@@ -13,12 +13,16 @@
 //     finished, so a commit never skips an unfinished task. Marked offsets
 //     are committed by Sarama's auto-commit every Config.CommitInterval and
 //     when a session ends, never once per message.
-//   - Retries: a task is tried imaging.MaxAttempts times in all. Between
-//     attempts the worker sleeps Config.RetryBackoff, doubled for each
-//     further attempt, with ±20% jitter and capped at Config.MaxRetryBackoff.
-//     This bounded in-worker backoff holds back the commits of the task's
-//     partition (not its consumption) for at most about backoff₁ + backoff₂ +
-//     3 × the handler's task timeout.
+//   - Retries: a task is tried imaging.MaxAttempts times in all, across
+//     deliveries: the handler counts each attempt durably before it starts
+//     and reports its number, so a task whose attempts kill the worker is
+//     given up (as worker_crashed) by the delivery after the last of them
+//     instead of stalling its partition. Between attempts the worker sleeps
+//     Config.RetryBackoff, doubled for each further attempt, with ±20%
+//     jitter and capped at Config.MaxRetryBackoff. This bounded in-worker
+//     backoff holds back the commits of the task's partition (not its
+//     consumption) for at most about backoff₁ + backoff₂ + 3 × the handler's
+//     task timeout.
 //   - Giving up: after the last failed attempt (or a failure wrapping
 //     imaging.ErrPermanent, which is final at once) the consumer calls
 //     Handler.GiveUp, copies the message to Config.DeadLetterTopic with
@@ -29,8 +33,9 @@
 //   - Shutdown and rebalances: when a session ends (ctx cancelled or a
 //     rebalance) no new task or attempt starts. Tasks in flight get up to
 //     Config.ShutdownGrace to finish their current attempt and are marked if
-//     they succeed; then their context is cancelled and they are abandoned
-//     unmarked, so the next owner of the partition receives them again.
+//     they succeed; then their context is cancelled (the handler gives the
+//     attempt back) and they are abandoned unmarked, so the next owner of
+//     the partition receives them again.
 //
 // Every task is delivered at least once, and sometimes more often, so
 // handlers must be idempotent.

@@ -61,14 +61,19 @@ func (c *Consumer) handle(stop, work context.Context, msg *sarama.ConsumerMessag
 	return true
 }
 
-// attempt calls Process up to imaging.MaxAttempts times, sleeping a backoff
-// between attempts. It returns nil when an attempt succeeded, or the number
-// of attempts made and the last error when the task is to be given up, or 0
-// and an error when stop or ctx ended before either.
+// attempt calls Process until an attempt succeeds or fails for good, or the
+// task has had imaging.MaxAttempts attempts, sleeping a backoff between
+// attempts. An attempt's number is the handler's durable count, which
+// includes earlier deliveries, and never less than the attempts made in this
+// delivery, so an attempt the handler could not count still counts. It
+// returns the attempt's number and nil when one succeeded; the number of
+// attempts and the last error when the task is to be given up; or 0 and an
+// error when stop or ctx ended before either.
 func (c *Consumer) attempt(stop, ctx context.Context, task imaging.Task) (int, error) {
 	log := zerolog.Ctx(ctx)
-	for n := 1; ; n++ {
-		err := c.h.Process(ctx, task, n)
+	for made := 1; ; made++ {
+		counted, err := c.h.Process(ctx, task)
+		n := max(counted, made)
 		switch {
 		case err == nil:
 			return n, nil

@@ -2,6 +2,8 @@ package postgres
 
 import (
 	"context"
+	"database/sql"
+	"errors"
 	"fmt"
 	"time"
 
@@ -10,7 +12,8 @@ import (
 
 // ImageResults records what the worker made of each image. It is an
 // imaging.ResultStore. Every write names the image and the source URL the
-// task was for, so a task for an image that was replaced changes nothing.
+// task was for, so a task for an image that was replaced changes nothing,
+// and none changes an image of a deleted product.
 type ImageResults struct {
 	db *DB
 }
@@ -20,45 +23,84 @@ func NewImageResults(db *DB) *ImageResults { return &ImageResults{db: db} }
 
 var _ imaging.ResultStore = (*ImageResults)(nil)
 
-const beginImage = `
+// An image that is pending or failed starts a new round of attempts; one
+// that is processing counts another, unless it has had them all.
+const (
+	beginImage = `
 UPDATE product_images i
-SET status = 'processing', attempts = GREATEST(i.attempts, $3), updated_at = $4
+SET status = 'processing', error_code = NULL, updated_at = $4,
+    attempts = CASE WHEN i.status IN ('pending', 'failed') THEN 1 ELSE i.attempts + 1 END
 FROM products p
-WHERE i.id = $1 AND i.source_url = $2 AND i.status <> 'ready'
+WHERE i.id = $1 AND i.source_url = $2 AND p.id = i.product_id AND p.deleted_at IS NULL
+  AND (i.status IN ('pending', 'failed') OR (i.status = 'processing' AND i.attempts < $3))
+RETURNING i.attempts`
+	usedAttempts = `
+SELECT i.attempts
+FROM product_images i JOIN products p ON p.id = i.product_id
+WHERE i.id = $1 AND i.source_url = $2 AND p.deleted_at IS NULL
+  AND i.status = 'processing' AND i.attempts >= $3`
+)
+
+// Begin counts an attempt and marks the image processing; see
+// imaging.ResultStore.
+func (r *ImageResults) Begin(ctx context.Context, t imaging.Task) (int, error) {
+	var attempt int
+	err := r.db.db.GetContext(ctx, &attempt, beginImage, t.ImageID, t.SourceURL, imaging.MaxAttempts, now())
+	if err == nil {
+		return attempt, nil
+	}
+	if !errors.Is(err, sql.ErrNoRows) {
+		return 0, translate(fmt.Errorf("begin image %s: %w", t.ImageID, err))
+	}
+	// Nothing begun: the task is stale, or its attempts are used up.
+	var used int
+	if err := r.db.db.GetContext(ctx, &used, usedAttempts, t.ImageID, t.SourceURL, imaging.MaxAttempts); err != nil {
+		if errors.Is(err, sql.ErrNoRows) {
+			return 0, imaging.ErrStale
+		}
+		return 0, translate(fmt.Errorf("look up attempts of image %s: %w", t.ImageID, err))
+	}
+	return used, imaging.ErrAttemptsUsed
+}
+
+const abandonImage = `
+UPDATE product_images i
+SET attempts = i.attempts - 1, updated_at = $4,
+    status = CASE WHEN i.attempts = 1 THEN 'pending' ELSE 'processing' END
+FROM products p
+WHERE i.id = $1 AND i.source_url = $2 AND i.status = 'processing' AND i.attempts = $3
   AND p.id = i.product_id AND p.deleted_at IS NULL`
 
-// Begin marks the image processing; see imaging.ResultStore.
-func (r *ImageResults) Begin(ctx context.Context, t imaging.Task, attempt int) error {
-	res, err := r.db.db.ExecContext(ctx, beginImage, t.ImageID, t.SourceURL, attempt, now())
-	if err != nil {
-		return translate(fmt.Errorf("begin image %s: %w", t.ImageID, err))
-	}
-	if n, err := res.RowsAffected(); err != nil {
-		return translate(fmt.Errorf("begin image %s: %w", t.ImageID, err))
-	} else if n == 0 {
-		return imaging.ErrStale
+// Abandon takes back an attempt; see imaging.ResultStore.
+func (r *ImageResults) Abandon(ctx context.Context, t imaging.Task, attempt int) error {
+	if _, err := r.db.db.ExecContext(ctx, abandonImage, t.ImageID, t.SourceURL, attempt, now()); err != nil {
+		return translate(fmt.Errorf("give back attempt %d at image %s: %w", attempt, t.ImageID, err))
 	}
 	return nil
 }
 
 // A result changes the product's representation, so it bumps the product's
-// version (and so its ETag) in the same statement.
+// version (and so its ETag) in the same statement. It first locks the
+// product, as Delete and Update do: a delete that commits first leaves the
+// image as it was, and one that comes later waits for the result.
 const (
+	lockLiveProduct = `
+EXISTS (SELECT 1 FROM products p WHERE p.id = i.product_id AND p.deleted_at IS NULL FOR NO KEY UPDATE)`
 	readyImage = `
 WITH img AS (
-    UPDATE product_images
+    UPDATE product_images i
     SET status = 'ready', error_code = NULL, compressed_url = $3, width = $4, height = $5, bytes = $6,
         format = $7, thumbnail_url = NULLIF($8, ''), updated_at = $9
-    WHERE id = $1 AND source_url = $2
-    RETURNING product_id)
+    WHERE i.id = $1 AND i.source_url = $2 AND ` + lockLiveProduct + `
+    RETURNING i.product_id)
 UPDATE products SET version = version + 1, updated_at = $9
 WHERE id IN (SELECT product_id FROM img)`
 	failImage = `
 WITH img AS (
-    UPDATE product_images
-    SET status = 'failed', attempts = GREATEST(attempts, $3), error_code = $4, updated_at = $5
-    WHERE id = $1 AND source_url = $2 AND status <> 'ready'
-    RETURNING product_id)
+    UPDATE product_images i
+    SET status = 'failed', attempts = GREATEST(i.attempts, $3), error_code = $4, updated_at = $5
+    WHERE i.id = $1 AND i.source_url = $2 AND i.status <> 'ready' AND ` + lockLiveProduct + `
+    RETURNING i.product_id)
 UPDATE products SET version = version + 1, updated_at = $5
 WHERE id IN (SELECT product_id FROM img)`
 )

@@ -38,7 +38,7 @@ func TestListNameSearch(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
 	db := postgrestest.New(t)
-	store := postgres.NewProductStore(db)
+	store := newProductStore(t, db, postgres.DefaultIdempotencyConfig())
 	svc := product.NewService(store, product.Policy{})
 	owner := product.User{ID: uuid.New(), Email: "search-" + uuid.NewString() + "@example.com", Name: "Search Owner",
 		CreatedAt: time.Now().UTC().Truncate(time.Microsecond)}

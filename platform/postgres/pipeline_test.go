@@ -60,7 +60,7 @@ type fixture struct {
 func newFixture(t *testing.T) fixture {
 	t.Helper()
 	db := postgrestest.New(t)
-	svc := product.NewService(postgres.NewProductStore(db), product.Policy{})
+	svc := product.NewService(newProductStore(t, db, postgres.DefaultIdempotencyConfig()), product.Policy{})
 	u, err := svc.CreateUser(context.Background(), uuid.NewString()+"@example.com", "Tester", false)
 	if err != nil {
 		t.Fatalf("CreateUser: %v", err)
@@ -188,8 +188,8 @@ func TestImageResults(t *testing.T) {
 	results := postgres.NewImageResults(f.db)
 	task := imaging.Task{ProductID: p.ID, ImageID: p.Images[0].ID, SourceURL: p.Images[0].SourceURL}
 
-	if err := results.Begin(ctx, task, 1); err != nil {
-		t.Fatalf("Begin: %v", err)
+	if n, err := results.Begin(ctx, task); err != nil || n != 1 {
+		t.Fatalf("Begin = %d, %v; want attempt 1", n, err)
 	}
 	got, _ := f.svc.Get(ctx, f.as, p.ID)
 	if im := got.Images[0]; im.Status != product.ImageProcessing || im.Attempts != 1 {
@@ -209,7 +209,7 @@ func TestImageResults(t *testing.T) {
 		t.Errorf("CompressedURLs() = %v, want [%s]", urls, res.URL)
 	}
 	// A redelivered task finds nothing to do.
-	if err := results.Begin(ctx, task, 1); !errors.Is(err, imaging.ErrStale) {
+	if _, err := results.Begin(ctx, task); !errors.Is(err, imaging.ErrStale) {
 		t.Errorf("Begin after Ready = %v, want ErrStale", err)
 	}
 }
@@ -224,7 +224,7 @@ func TestImageResultsIgnoreReplacedImages(t *testing.T) {
 		t.Fatalf("Update: %v", err)
 	}
 	results := postgres.NewImageResults(f.db)
-	if err := results.Begin(ctx, old, 1); !errors.Is(err, imaging.ErrStale) {
+	if _, err := results.Begin(ctx, old); !errors.Is(err, imaging.ErrStale) {
 		t.Errorf("Begin for a replaced image = %v, want ErrStale", err)
 	}
 	if err := results.Failed(ctx, old, 3, "source_not_found"); err != nil {

@@ -19,11 +19,18 @@ import (
 // ProductStore keeps products, their images and their owners. It is a
 // product.Store.
 type ProductStore struct {
-	db *DB
+	db   *DB
+	idem IdempotencyConfig
 }
 
-// NewProductStore returns a ProductStore on db.
-func NewProductStore(db *DB) *ProductStore { return &ProductStore{db: db} }
+// NewProductStore validates idem and returns a ProductStore on db that keeps
+// idempotency keys as idem says.
+func NewProductStore(db *DB, idem IdempotencyConfig) (*ProductStore, error) {
+	if err := idem.Validate(); err != nil {
+		return nil, err
+	}
+	return &ProductStore{db: db, idem: idem}, nil
+}
 
 var _ product.Store = (*ProductStore)(nil)
 
@@ -118,22 +125,37 @@ func getProduct(ctx context.Context, q sqlx.QueryerContext, query string, id uui
 	return row.toProduct()
 }
 
-const (
-	insertProduct = `
+const insertProduct = `
 INSERT INTO products (id, user_id, product_name, product_description, product_price, version, created_at, updated_at)
 VALUES ($1, $2, $3, $4, $5::numeric, $6, $7, $8)`
-	insertIdempotencyKey = `
-INSERT INTO idempotency_keys (user_id, key, request_hash, product_id, created_at)
-VALUES ($1, $2, $3, $4, $5)
-ON CONFLICT (user_id, key) DO NOTHING`
-	selectIdempotencyKey = `
-SELECT request_hash, product_id FROM idempotency_keys WHERE user_id = $1 AND key = $2`
-)
 
 // Create stores a new product with its images; see product.Store.
-func (s *ProductStore) Create(ctx context.Context, p product.Product, key product.IdempotencyKey) (uuid.UUID, bool, error) {
-	claimed := true
-	err := s.db.withTx(ctx, func(tx *sqlx.Tx) error {
+func (s *ProductStore) Create(ctx context.Context, p product.Product, key product.IdempotencyKey) (product.Product, bool, error) {
+	for tries := 1; ; tries++ {
+		err := s.insert(ctx, p, key)
+		switch {
+		case err == nil:
+			return p, false, nil
+		case !errors.Is(err, errKeyTaken):
+			return product.Product{}, false, translate(err)
+		}
+		earlier, err := s.replay(ctx, p.UserID, key)
+		// A key that expired and was pruned since it was found taken is
+		// free now: one more try claims it.
+		if errors.Is(err, errKeyGone) && tries < 2 {
+			continue
+		}
+		if err != nil {
+			return product.Product{}, false, err
+		}
+		return earlier, true, nil
+	}
+}
+
+// insert stores p with its images and claims key for it, in one
+// transaction; it returns errKeyTaken when the key is not free.
+func (s *ProductStore) insert(ctx context.Context, p product.Product, key product.IdempotencyKey) error {
+	return s.db.withTx(ctx, func(tx *sqlx.Tx) error {
 		if _, err := tx.ExecContext(ctx, insertProduct, p.ID, p.UserID, p.Name, p.Description,
 			p.Price.String(), p.Version, p.CreatedAt, p.UpdatedAt); err != nil {
 			return fmt.Errorf("insert product: %w", err)
@@ -144,42 +166,8 @@ func (s *ProductStore) Create(ctx context.Context, p product.Product, key produc
 		if key.Key == "" {
 			return nil
 		}
-		// A concurrent request with the same key waits here until the first
-		// commits, then inserts nothing.
-		res, err := tx.ExecContext(ctx, insertIdempotencyKey, p.UserID, key.Key, key.RequestHash, p.ID, p.CreatedAt)
-		if err != nil {
-			return fmt.Errorf("claim idempotency key: %w", err)
-		}
-		if n, err := res.RowsAffected(); err != nil || n == 0 {
-			claimed = false
-			return errKeyTaken
-		}
-		return nil
+		return s.claimKey(ctx, tx, p, key)
 	})
-	switch {
-	case errors.Is(err, errKeyTaken):
-		return s.replay(ctx, p.UserID, key)
-	case err != nil:
-		return uuid.Nil, false, translate(err)
-	}
-	return p.ID, !claimed, nil
-}
-
-// errKeyTaken rolls back a create whose idempotency key was already used.
-var errKeyTaken = errors.New("idempotency key taken")
-
-func (s *ProductStore) replay(ctx context.Context, userID uuid.UUID, key product.IdempotencyKey) (uuid.UUID, bool, error) {
-	var earlier struct {
-		RequestHash string    `db:"request_hash"`
-		ProductID   uuid.UUID `db:"product_id"`
-	}
-	if err := s.db.db.GetContext(ctx, &earlier, selectIdempotencyKey, userID, key.Key); err != nil {
-		return uuid.Nil, false, translate(fmt.Errorf("select idempotency key: %w", err))
-	}
-	if earlier.RequestHash != key.RequestHash {
-		return uuid.Nil, false, product.ErrIdempotencyKey
-	}
-	return earlier.ProductID, true, nil
 }
 
 const (

@@ -59,7 +59,11 @@ func newEnv(t *testing.T, addr string, edit func(*redis.Config)) *env {
 	e.client = client
 	e.raw = goredis.NewClient(&goredis.Options{Addr: addr, MaxRetries: -1, DisableIdentity: true})
 	t.Cleanup(func() { e.raw.Close() })
-	e.store = &countingStore{Store: postgres.NewProductStore(e.db)}
+	store, err := postgres.NewProductStore(e.db, postgres.DefaultIdempotencyConfig())
+	if err != nil {
+		t.Fatalf("NewProductStore() error = %v", err)
+	}
+	e.store = &countingStore{Store: store}
 	e.keys = &countingKeys{KeyStore: postgres.NewKeyStore(e.db)}
 	e.cache = redis.NewProductCache(client, e.store)
 	e.keyCach = redis.NewKeyCache(client, e.keys)

@@ -92,7 +92,7 @@ func (pc *ProductCache) Invalidate(ctx context.Context, id uuid.UUID) {
 }
 
 // Create stores a new product; see product.Store. It is not cached.
-func (pc *ProductCache) Create(ctx context.Context, p product.Product, key product.IdempotencyKey) (uuid.UUID, bool, error) {
+func (pc *ProductCache) Create(ctx context.Context, p product.Product, key product.IdempotencyKey) (product.Product, bool, error) {
 	return pc.store.Create(ctx, p, key)
 }
 
@@ -120,13 +120,20 @@ func NewResultsCache(c *Client, results imaging.ResultStore) *ResultsCache {
 	return &ResultsCache{c: c, results: results}
 }
 
-// Begin marks the image processing and invalidates its product, unless the
-// task is stale (imaging.ErrStale: nothing changed).
-func (rc *ResultsCache) Begin(ctx context.Context, t imaging.Task, attempt int) error {
-	err := rc.results.Begin(ctx, t, attempt)
-	if !errors.Is(err, imaging.ErrStale) {
+// Begin counts an attempt, marks the image processing and invalidates its
+// product, unless nothing changed (imaging.ErrStale, imaging.ErrAttemptsUsed).
+func (rc *ResultsCache) Begin(ctx context.Context, t imaging.Task) (int, error) {
+	attempt, err := rc.results.Begin(ctx, t)
+	if !errors.Is(err, imaging.ErrStale) && !errors.Is(err, imaging.ErrAttemptsUsed) {
 		rc.c.forget(ctx, productEntry(t.ProductID))
 	}
+	return attempt, err
+}
+
+// Abandon takes back an attempt and invalidates the product.
+func (rc *ResultsCache) Abandon(ctx context.Context, t imaging.Task, attempt int) error {
+	err := rc.results.Abandon(ctx, t, attempt)
+	rc.c.forget(ctx, productEntry(t.ProductID))
 	return err
 }
 

@@ -85,7 +85,9 @@ func TestResultsCacheInvalidates(t *testing.T) {
 		image      int
 		wantStatus product.ImageStatus
 	}{
-		{"Begin", func() error { return results.Begin(ctx, task, 1) }, 0, product.ImageProcessing},
+		{"Begin", func() error { _, err := results.Begin(ctx, task); return err }, 0, product.ImageProcessing},
+		{"Abandon", func() error { return results.Abandon(ctx, task, 1) }, 0, product.ImagePending},
+		{"Begin again", func() error { _, err := results.Begin(ctx, task); return err }, 0, product.ImageProcessing},
 		{"Ready", func() error {
 			return results.Ready(ctx, task, imaging.Result{URL: "https://cdn.example.com/a.webp", Width: 4,
 				Height: 3, Bytes: 100, Format: "webp"})
@@ -112,7 +114,7 @@ func TestResultsCacheInvalidates(t *testing.T) {
 			t.Errorf("after %s: cached version %d, Get version %d, before %d", s.name, v, got.Version, before.Version)
 		}
 	}
-	if err := results.Begin(ctx, task, 2); !errors.Is(err, imaging.ErrStale) {
+	if _, err := results.Begin(ctx, task); !errors.Is(err, imaging.ErrStale) {
 		t.Errorf("Begin() on a ready image error = %v, want ErrStale", err)
 	}
 }

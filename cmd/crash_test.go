@@ -1,0 +1,261 @@
+package cmd
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/rs/zerolog"
+
+	"github.com/pms-dev/pms/imaging"
+	"github.com/pms-dev/pms/platform/kafka"
+	"github.com/pms-dev/pms/platform/kafka/kafkatest"
+	"github.com/pms-dev/pms/platform/postgres"
+	"github.com/pms-dev/pms/platform/postgres/postgrestest"
+	"github.com/pms-dev/pms/platform/redis/redistest"
+	"github.com/pms-dev/pms/product"
+)
+
+// buildPMS builds the pms binary into dir as `make build` does (cgo on) and
+// returns its path. It takes tens of seconds of a busy machine: call it once
+// per test binary.
+func buildPMS(t *testing.T, dir string) string {
+	t.Helper()
+	bin := filepath.Join(dir, "pms")
+	build := exec.Command("go", "build", "-o", bin, "..")
+	build.Env = append(os.Environ(), "CGO_ENABLED=1")
+	if out, err := build.CombinedOutput(); err != nil {
+		t.Fatalf("go build pms: %v\n%s", err, out)
+	}
+	return bin
+}
+
+// process is a pms child process; its output is kept and shown when the
+// test fails.
+type process struct {
+	cmd  *exec.Cmd
+	out  *syncBuffer
+	done chan struct{} // closed when it has exited
+	err  error         // of Wait, once done is closed
+}
+
+// startProcess runs bin with args and the PMS_* variables in env on top of
+// the test's environment (without its own PMS_* variables). The test's
+// cleanup kills what is still running.
+func startProcess(t *testing.T, bin string, env map[string]string, args ...string) *process {
+	t.Helper()
+	cmd := exec.Command(bin, args...)
+	for _, kv := range os.Environ() {
+		if !strings.HasPrefix(kv, "PMS_") {
+			cmd.Env = append(cmd.Env, kv)
+		}
+	}
+	for k, v := range env {
+		cmd.Env = append(cmd.Env, k+"="+v)
+	}
+	p := &process{cmd: cmd, out: &syncBuffer{}, done: make(chan struct{})}
+	cmd.Stdout, cmd.Stderr = p.out, p.out
+	if err := cmd.Start(); err != nil {
+		t.Fatalf("start pms %v: %v", args, err)
+	}
+	go func() {
+		p.err = cmd.Wait()
+		close(p.done)
+	}()
+	t.Cleanup(func() {
+		p.signal(t, syscall.SIGKILL)
+		if t.Failed() {
+			t.Logf("pms %v (pid %d) output:\n%s", args, cmd.Process.Pid, p.out.String())
+		}
+	})
+	return p
+}
+
+// signal sends sig and waits up to 30s for the process to exit; it returns
+// the error of Wait (nil for exit status 0).
+func (p *process) signal(t *testing.T, sig syscall.Signal) error {
+	t.Helper()
+	select {
+	case <-p.done:
+		return p.err
+	default:
+	}
+	if err := p.cmd.Process.Signal(sig); err != nil && !errors.Is(err, os.ErrProcessDone) {
+		t.Errorf("signal %v to pid %d: %v", sig, p.cmd.Process.Pid, err)
+	}
+	select {
+	case <-p.done:
+		return p.err
+	case <-time.After(30 * time.Second):
+		t.Fatalf("pid %d still running 30s after %v", p.cmd.Process.Pid, sig)
+		return nil
+	}
+}
+
+// poisonFixture creates a product whose first image is the poison task and
+// whose second a good one, and publishes their tasks, which share a
+// partition, in that order. It returns the store it used, for reading the
+// product back, and the two task messages.
+func poisonFixture(t *testing.T, r *rig, requestID, poisonURL, goodURL string) (*postgres.ProductStore, product.Product, []kafkatest.Message) {
+	t.Helper()
+	ctx := context.Background()
+	db, err := postgres.Open(postgrestest.Config(t, r.dbURL))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { db.Close() })
+	store, err := postgres.NewProductStore(db, postgres.DefaultIdempotencyConfig())
+	if err != nil {
+		t.Fatal(err)
+	}
+	svc := product.NewService(store, product.Policy{})
+	u, err := svc.CreateUser(ctx, "poison@example.test", "Poison", false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	d := product.Draft{Name: "Poisoned", Price: 100, ImageURLs: []string{poisonURL, goodURL}}
+	p, _, err := svc.Create(imaging.WithRequestID(ctx, requestID), product.Caller{UserID: u.ID}, d, "")
+	if err != nil {
+		t.Fatalf("create product: %v", err)
+	}
+	producer, err := kafka.NewProducer(r.kafka.Config(), zerolog.Nop())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer producer.Close()
+	relay, err := postgres.NewRelay(postgres.RelayConfig{PollInterval: time.Second, BatchSize: 10, Retention: time.Hour},
+		db, producer, zerolog.Nop())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n, err := relay.PublishBatch(ctx); err != nil || n != 2 {
+		t.Fatalf("publish the product's tasks = %d, %v; want 2", n, err)
+	}
+	tasks := r.kafka.Messages(t, taskTopic)
+	if len(tasks) != 2 || tasks[0].Partition != tasks[1].Partition || !strings.Contains(string(tasks[0].Value), poisonURL) {
+		t.Fatalf("task topic holds %+v, want the poison task and then the good one in one partition", tasks)
+	}
+	return store, p, tasks
+}
+
+// images returns the product's images as stored now.
+func images(t *testing.T, store *postgres.ProductStore, p product.Product) []product.Image {
+	t.Helper()
+	got, err := store.Get(context.Background(), p.ID)
+	if err != nil {
+		t.Fatalf("get product %s: %v", p.ID, err)
+	}
+	return got.Images
+}
+
+// TestWorkerKilledMidTaskThreeTimes runs the real `pms worker` binary on a
+// task whose source never answers, and SIGKILLs it in the middle of that
+// task three times, starting it again each time, as a worker killed for
+// memory would be. The fourth worker gives the task up without running it:
+// dead-lettered as worker_crashed after 3 attempts, the image failed, and
+// the partition moves on to the next task.
+func TestWorkerKilledMidTaskThreeTimes(t *testing.T) {
+	if testing.Short() {
+		t.Skip("integration test: builds and runs pms worker")
+	}
+	t.Parallel()
+	begin := time.Now()
+	bin := buildPMS(t, t.TempDir())
+	t.Logf("pms built in %v", time.Since(begin).Round(time.Millisecond))
+	r := newRig(t)
+
+	arrived := make(chan struct{}, 8) // one per request for the poison image
+	good := noisyPNG(t, 11)
+	src := newSource(t, func(w http.ResponseWriter, req *http.Request, n int) {
+		if req.URL.Path == "/poison.png" {
+			arrived <- struct{}{}
+			<-req.Context().Done() // hangs until the worker dies
+			return
+		}
+		serve(good)(w, req, n)
+	})
+	const rid = "worker-killed-mid-task"
+	store, p, tasks := poisonFixture(t, r, rid, src.URL("/poison.png"), src.URL("/good.png"))
+	poison, next := tasks[0], tasks[1]
+
+	env := r.env(map[string]string{
+		"PMS_IMAGING_FETCH_ALLOW_PRIVATE_NETWORKS": "true", // the source is on loopback
+		"PMS_KAFKA_CONCURRENCY":                    "1",    // the next task waits for the poison one
+		"PMS_KAFKA_RETRY_BACKOFF":                  "50ms",
+		"PMS_KAFKA_MAX_WAIT_TIME":                  "50ms",
+		"PMS_KAFKA_COMMIT_INTERVAL":                "100ms",
+		"PMS_KAFKA_SHUTDOWN_GRACE":                 "1s",
+		"PMS_LOG_LEVEL":                            "debug",
+		"PMS_REDIS_ADDR":                           redistest.Addr(t),
+	})
+	worker := func() *process {
+		env["PMS_WORKER_ADDR"] = freeAddr(t)
+		return startProcess(t, bin, env, "worker", "--config", filepath.Join("..", "config.yaml"))
+	}
+
+	for attempt := 1; attempt <= imaging.MaxAttempts; attempt++ {
+		started := time.Now()
+		w := worker()
+		select {
+		case <-arrived:
+		case <-time.After(60 * time.Second):
+			t.Fatalf("worker %d did not fetch the poison image within 60s", attempt)
+		}
+		t.Logf("worker %d (pid %d) mid-task %v after its start", attempt, w.cmd.Process.Pid, time.Since(started).Round(time.Millisecond))
+		// The attempt was counted before the fetch began.
+		if im := images(t, store, p)[0]; im.Status != product.ImageProcessing || im.Attempts != attempt {
+			t.Fatalf("poison image is %s after %d attempts mid-task, want processing after %d", im.Status, im.Attempts, attempt)
+		}
+		if err := w.signal(t, syscall.SIGKILL); err == nil || !strings.Contains(err.Error(), "killed") {
+			t.Fatalf("worker %d exited with %v after SIGKILL, want killed", attempt, err)
+		}
+	}
+
+	started := time.Now()
+	last := worker()
+	dls := r.kafka.WaitMessages(t, deadLetterTopic, 1, 60*time.Second)
+	t.Logf("worker %d dead-lettered the poison task %v after its start", imaging.MaxAttempts+1, time.Since(started).Round(time.Millisecond))
+	if len(dls) != 1 {
+		t.Fatalf("%d dead letters, want the poison task alone: %+v", len(dls), dls)
+	}
+	checkDeadLetter(t, dls[0], poison, imaging.CodeWorkerCrashed, imaging.MaxAttempts, rid)
+	waitUntil(t, 30*time.Second, "the next task of the partition to be processed", func() bool {
+		return images(t, store, p)[1].Status == product.ImageReady
+	})
+	got := images(t, store, p)
+	if im := got[0]; im.Status != product.ImageFailed || im.ErrorCode != imaging.CodeWorkerCrashed || im.Attempts != imaging.MaxAttempts {
+		t.Errorf("poison image = %s/%s after %d attempts, want failed/%s after %d",
+			im.Status, im.ErrorCode, im.Attempts, imaging.CodeWorkerCrashed, imaging.MaxAttempts)
+	}
+	if im := got[1]; im.CompressedURL == "" || im.Attempts != 1 {
+		t.Errorf("next image = %+v, want ready with a compressed URL after 1 attempt", im)
+	}
+	if n := src.Hits("/poison.png"); n != imaging.MaxAttempts {
+		t.Errorf("poison source asked %d times, want %d: the last worker must give up without fetching", n, imaging.MaxAttempts)
+	}
+	waitUntil(t, 15*time.Second, "offsets committed past both tasks", func() bool {
+		off, ok := r.kafka.Committed(workerGroup, taskTopic)[next.Partition]
+		return ok && off > next.Offset
+	})
+	if err := last.signal(t, syscall.SIGTERM); err != nil {
+		t.Errorf("last worker exited with %v after SIGTERM, want status 0", err)
+	}
+	gaveUp := 0
+	for _, line := range strings.Split(last.out.String(), "\n") {
+		var l map[string]any
+		if json.Unmarshal([]byte(line), &l) == nil && l["message"] == "task given up; dead-lettered" && l["request_id"] == rid {
+			gaveUp++
+		}
+	}
+	if gaveUp != 1 {
+		t.Errorf("the last worker logged %d give-ups of request %s, want 1", gaveUp, rid)
+	}
+}
