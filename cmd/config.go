@@ -156,6 +156,9 @@ var defaults = map[string]any{
 	"rate_limit.write_rate":  10,
 	"rate_limit.write_burst": 20,
 
+	"rate_limit.auth_failures_per_minute": 60,
+	"rate_limit.auth_failure_burst":       20,
+
 	"kafka.brokers":           []string{},
 	"kafka.topic":             "pms.image-tasks",
 	"kafka.dead_letter_topic": "pms.image-tasks.dlq",

@@ -72,9 +72,10 @@ func TestLimitConfigValidate(t *testing.T) {
 		cfg  redis.LimitConfig
 		want int // number of problems
 	}{
-		{"ok", redis.LimitConfig{ReadRate: 10, ReadBurst: 20, WriteRate: 1, WriteBurst: 5}, 0},
-		{"no write burst", redis.LimitConfig{ReadRate: 10, ReadBurst: 20, WriteRate: 1}, 1},
-		{"zero", redis.LimitConfig{}, 2},
+		{"ok", redis.LimitConfig{ReadRate: 10, ReadBurst: 20, WriteRate: 1, WriteBurst: 5, AuthFailuresPerMinute: 60, AuthFailureBurst: 20}, 0},
+		{"no write burst", redis.LimitConfig{ReadRate: 10, ReadBurst: 20, WriteRate: 1, AuthFailuresPerMinute: 60, AuthFailureBurst: 20}, 1},
+		{"no failure burst", redis.LimitConfig{ReadRate: 10, ReadBurst: 20, WriteRate: 1, WriteBurst: 5, AuthFailuresPerMinute: 60}, 1},
+		{"zero", redis.LimitConfig{}, 3},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
