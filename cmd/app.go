@@ -41,6 +41,9 @@ func (a *app) load() error {
 	}
 	a.cfg = cfg
 	a.log = newLogger(cfg.Log)
+	for _, w := range cfg.warnings {
+		a.log.Warn().Msg(w)
+	}
 	return nil
 }
 

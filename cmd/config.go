@@ -36,8 +36,13 @@ type Config struct {
 	Imaging  imaging.Config       `mapstructure:"imaging"`
 	Vips     vips.Config          `mapstructure:"vips"`
 	Auth     AuthConfig           `mapstructure:"auth"`
+	Ops      OpsConfig            `mapstructure:"ops"`
 	Worker   WorkerConfig         `mapstructure:"worker"`
 	Dev      DevConfig            `mapstructure:"dev"`
+
+	// warnings are about the config itself, such as a deprecated key, for
+	// the log once there is one.
+	warnings []string
 }
 
 // AuthConfig says who may read what.
@@ -46,8 +51,17 @@ type AuthConfig struct {
 	PublicReads bool `mapstructure:"public_reads"`
 }
 
-// WorkerConfig says where `pms worker` serves /health, /ready and /metrics.
+// OpsConfig says where serve, worker and all serve /health, /ready and
+// /metrics for operators, apart from the API.
+type OpsConfig struct {
+	Addr string `mapstructure:"addr"`
+}
+
+// WorkerConfig holds what is left of the worker's own section.
 type WorkerConfig struct {
+	// Addr is the old name of ops.addr, from when only the worker had an
+	// operator listener. Deprecated: set ops.addr; when set, it is used as
+	// ops.addr with a warning.
 	Addr string `mapstructure:"addr"`
 }
 
@@ -86,7 +100,7 @@ func (c LogConfig) Validate() error {
 func (c Config) Validate(sections ...string) error {
 	validators := map[string]func() error{
 		"http": c.HTTP.Validate, "relay": c.Relay.Validate, "redis": c.Redis.Validate, "rate_limit": c.Limits.Validate, "kafka": c.Kafka.Validate, "s3": c.S3.Validate,
-		"imaging": c.Imaging.Validate, "vips": c.Vips.Validate, "worker": c.Worker.Validate,
+		"imaging": c.Imaging.Validate, "vips": c.Vips.Validate, "ops": c.Ops.Validate,
 	}
 	errs := []error{c.Log.Validate(), c.Postgres.Validate()}
 	for _, s := range sections {
@@ -95,19 +109,33 @@ func (c Config) Validate(sections ...string) error {
 	return errors.Join(errs...)
 }
 
-// Validate reports every problem with the worker config.
-func (c WorkerConfig) Validate() error {
+// Validate reports every problem with the ops config.
+func (c OpsConfig) Validate() error {
 	if _, _, err := net.SplitHostPort(c.Addr); err != nil {
-		return fmt.Errorf("worker.addr: must be host:port: %w", err)
+		return fmt.Errorf("ops.addr: must be host:port: %w", err)
 	}
+	return nil
+}
+
+// applyWorkerAddr makes worker.addr, when set, the value of ops.addr, and
+// refuses a config that sets both to different addresses.
+func applyWorkerAddr(cfg *Config) error {
+	if cfg.Worker.Addr == "" {
+		return nil
+	}
+	if cfg.Ops.Addr != defaults["ops.addr"] && cfg.Ops.Addr != cfg.Worker.Addr {
+		return fmt.Errorf("worker.addr (%s) and ops.addr (%s) differ: worker.addr is the deprecated name of ops.addr; set only ops.addr", cfg.Worker.Addr, cfg.Ops.Addr)
+	}
+	cfg.Ops.Addr = cfg.Worker.Addr
+	cfg.warnings = append(cfg.warnings, "worker.addr (PMS_WORKER_ADDR) is deprecated and now sets ops.addr (PMS_OPS_ADDR): rename it")
 	return nil
 }
 
 // Sections each long-running command needs beyond log and postgres.
 var (
-	serveSections  = []string{"http", "relay", "kafka", "redis", "rate_limit"}
-	workerSections = []string{"http", "kafka", "s3", "imaging", "vips", "worker", "redis"}
-	allSections    = []string{"http", "relay", "kafka", "s3", "imaging", "vips", "redis", "rate_limit"}
+	serveSections  = []string{"http", "relay", "kafka", "redis", "rate_limit", "ops"}
+	workerSections = []string{"http", "kafka", "s3", "imaging", "vips", "redis", "ops"}
+	allSections    = []string{"http", "relay", "kafka", "s3", "imaging", "vips", "redis", "rate_limit", "ops"}
 )
 
 // defaults holds every key with its default value: viper only applies
@@ -209,7 +237,8 @@ var defaults = map[string]any{
 
 	"auth.public_reads": false,
 
-	"worker.addr": ":8081",
+	"ops.addr":    ":8081",
+	"worker.addr": "", // deprecated: ops.addr
 
 	"dev.state_dir":  ".pms",
 	"dev.kafka_addr": "127.0.0.1:9092",
@@ -249,6 +278,9 @@ func loadConfig(file string, env func(string) (string, bool)) (Config, error) {
 	hook := mapstructure.ComposeDecodeHookFunc(mapstructure.StringToTimeDurationHookFunc(), mapstructure.StringToSliceHookFunc(","))
 	if err := v.Unmarshal(&cfg, viper.DecodeHook(hook)); err != nil {
 		return Config{}, fmt.Errorf("read config: %w", err)
+	}
+	if err := applyWorkerAddr(&cfg); err != nil {
+		return Config{}, fmt.Errorf("invalid config:\n%w", err)
 	}
 	if err := cfg.Validate(); err != nil {
 		return Config{}, fmt.Errorf("invalid config:\n%w", err)
