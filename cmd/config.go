@@ -152,6 +152,7 @@ var defaults = map[string]any{
 	"http.request_timeout":     10 * time.Second,
 	"http.shutdown_timeout":    15 * time.Second,
 	"http.max_body_bytes":      1 << 20,
+	"http.trusted_proxies":     []string{},
 
 	"postgres.url":                "postgres://postgres@127.0.0.1:54320/pms?sslmode=disable",
 	"postgres.max_open_conns":     20,

@@ -147,3 +147,20 @@ func TestWorkerAddrIsDeprecatedOpsAddr(t *testing.T) {
 		})
 	}
 }
+
+func TestLoadConfigTrustedProxies(t *testing.T) {
+	cfg, err := loadConfig(filepath.Join("..", "config.yaml"), envOf(map[string]string{"PMS_HTTP_TRUSTED_PROXIES": "10.0.0.0/8,192.0.2.1"}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := cfg.HTTP.TrustedProxies; len(got) != 2 || got[0] != "10.0.0.0/8" || got[1] != "192.0.2.1" {
+		t.Errorf("PMS_HTTP_TRUSTED_PROXIES=10.0.0.0/8,192.0.2.1 gave %q, want both", got)
+	}
+	if err := cfg.Validate("http"); err != nil {
+		t.Errorf("Validate() = %v", err)
+	}
+	cfg.HTTP.TrustedProxies = []string{"proxy.internal"}
+	if err := cfg.Validate("http"); err == nil || !strings.Contains(err.Error(), "http.trusted_proxies") {
+		t.Errorf("Validate() with a host name as trusted proxy = %v, want an http.trusted_proxies problem", err)
+	}
+}

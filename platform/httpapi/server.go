@@ -35,6 +35,10 @@ type Config struct {
 	RequestTimeout    time.Duration `mapstructure:"request_timeout"`
 	ShutdownTimeout   time.Duration `mapstructure:"shutdown_timeout"`
 	MaxBodyBytes      int64         `mapstructure:"max_body_bytes"`
+	// TrustedProxies are the CIDRs (or addresses) of the proxies that may
+	// name the client address in X-Forwarded-For or X-Real-IP; for every
+	// other peer the client is the peer itself. None by default.
+	TrustedProxies []string `mapstructure:"trusted_proxies"`
 }
 
 // Validate reports every problem with the config.
@@ -56,6 +60,9 @@ func (c Config) Validate() error {
 	}
 	if c.MaxBodyBytes < 1024 {
 		errs = append(errs, errors.New("http.max_body_bytes: must be at least 1024"))
+	}
+	if _, err := parseProxies(c.TrustedProxies); err != nil {
+		errs = append(errs, fmt.Errorf("http.trusted_proxies: %w", err))
 	}
 	return errors.Join(errs...)
 }
@@ -129,6 +136,7 @@ func newServer(cfg Config, reg *prometheus.Registry, logLevel zerolog.Level, log
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
+	proxies, _ := parseProxies(cfg.TrustedProxies) // validated
 	m, err := newMetrics(reg)
 	if err != nil {
 		return nil, err
@@ -136,6 +144,7 @@ func newServer(cfg Config, reg *prometheus.Registry, logLevel zerolog.Level, log
 	s := &Server{cfg: cfg, log: log, echo: echo.New()}
 	e := s.echo
 	e.HideBanner, e.HidePort = true, true
+	e.IPExtractor = clientIP(proxies)
 	e.HTTPErrorHandler = handleError
 	e.Use(withRequestID(log), logRequests(m, logLevel), recoverPanics, withTimeout(cfg.RequestTimeout), requireJSON(cfg.MaxBodyBytes))
 	e.GET("/health", s.health)
