@@ -48,7 +48,7 @@ func (a *app) api(ctx context.Context) (*httpapi.Server, runner, []httpapi.Check
 	if err != nil {
 		return nil, nil, nil, err
 	}
-	limiter, err := a.rateLimiter()
+	limiter, failures, err := a.rateLimiters()
 	if err != nil {
 		return nil, nil, nil, err
 	}
@@ -61,7 +61,7 @@ func (a *app) api(ctx context.Context) (*httpapi.Server, runner, []httpapi.Check
 		return nil, nil, nil, err
 	}
 	checks = append(checks, httpapi.Check{Name: "kafka", Critical: true, Run: a.kafkaProducer.Check})
-	api := httpapi.API{Products: svc, Auth: auth, Limiter: limiter}
+	api := httpapi.API{Products: svc, Auth: auth, Limiter: limiter, Failures: failures}
 	server, err := httpapi.New(a.cfg.HTTP, api, a.metrics(), a.log.With().Str("component", "http").Logger())
 	if err != nil {
 		return nil, nil, nil, err

@@ -27,3 +27,6 @@ func ClientIP(trusted ...string) func(*http.Request) string {
 	}
 	return clientIP(nets)
 }
+
+// AddressKey is the client address a failure budget is kept for.
+var AddressKey = addressKey

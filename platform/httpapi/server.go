@@ -4,6 +4,7 @@ package httpapi
 
 import (
 	"context"
+	"crypto/sha256"
 	_ "embed" // the OpenAPI description
 	"errors"
 	"fmt"
@@ -78,16 +79,24 @@ type Server struct {
 	echo      *echo.Echo
 	http      *http.Server
 
+	// For limitFailures: the budget, and what this process remembers of
+	// credentials that authenticated and client addresses that failed to.
+	failures    FailureLimiter
+	goodCreds   *recentSet[[sha256.Size]byte]
+	failedAddrs *recentSet[string]
+
 	mu       sync.Mutex
 	listener net.Listener
 }
 
 // API is what the product API serves: products, who may act on them, and
-// how fast. A nil Limiter means no rate limit.
+// how fast. A nil Limiter means no rate limit per key; a nil Failures, no
+// limit on failed authentications per client address.
 type API struct {
 	Products *product.Service
 	Auth     *product.Auth
 	Limiter  RateLimiter
+	Failures FailureLimiter
 }
 
 // New returns a Server for the public product API: /health for load
@@ -99,11 +108,16 @@ func New(cfg Config, api API, reg *prometheus.Registry, log zerolog.Logger) (*Se
 	if err != nil {
 		return nil, err
 	}
-	s.products, s.auth, s.limiter = api.Products, api.Auth, api.Limiter
+	s.products, s.auth, s.limiter, s.failures = api.Products, api.Auth, api.Limiter, api.Failures
 	s.echo.GET("/openapi.yaml", func(c echo.Context) error { return c.Blob(http.StatusOK, "application/yaml", openAPI) })
 	// Middleware goes on each route, not the group: Echo answers a group's
 	// unknown methods with 404 where 405 is right.
-	mw := []echo.MiddlewareFunc{s.authenticate}
+	var mw []echo.MiddlewareFunc
+	if s.failures != nil {
+		s.goodCreds, s.failedAddrs = newRecentSet[[sha256.Size]byte](), newRecentSet[string]()
+		mw = append(mw, s.limitFailures)
+	}
+	mw = append(mw, s.authenticate)
 	if s.limiter != nil {
 		mw = append(mw, s.limitRate)
 	}
