@@ -19,6 +19,6 @@ COPY config.yaml /etc/pms/config.yaml
 # VIPS_BLOCK_UNTRUSTED turns off the loaders libvips should not run on untrusted input.
 ENV MALLOC_ARENA_MAX=2 VIPS_BLOCK_UNTRUSTED=1
 USER pms
-EXPOSE 8080
+EXPOSE 8080 8081
 ENTRYPOINT ["pms", "--config", "/etc/pms/config.yaml"]
 CMD ["serve"]

@@ -13,7 +13,8 @@ func newAllCmd(a *app) *cobra.Command {
 		Long: "Run the HTTP API, the outbox relay and the image worker in one process sharing one PostgreSQL\n" +
 			"pool and one Kafka client. With no kafka.brokers configured it starts an embedded Kafka-protocol\n" +
 			"broker, and with no s3.endpoint an embedded S3 server, both on loopback with their data under\n" +
-			"dev.state_dir: development stand-ins, never used by serve or worker. One failing part stops all.",
+			"dev.state_dir: development stand-ins, never used by serve or worker. One operator listener on\n" +
+			"ops.addr serves /health, /ready and /metrics for all parts. One failing part stops all.",
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error { return a.runAll(cmd.Context()) },
 	}
@@ -31,9 +32,13 @@ func (a *app) runAll(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	server, relay, err := a.api(ctx, workerChecks)
+	server, relay, apiChecks, err := a.api(ctx)
 	if err != nil {
 		return err
 	}
-	return run(ctx, server, relay, consumer)
+	ops, err := a.ops(append(apiChecks, workerChecks...))
+	if err != nil {
+		return err
+	}
+	return run(ctx, server, relay, consumer, ops)
 }

@@ -69,6 +69,7 @@ func (b *syncBuffer) String() string {
 type stack struct {
 	app  *app
 	base string // http://host:port of the API
+	ops  string // http://host:port of the operator listener
 	key  string // an API key
 	logs *syncBuffer
 }
@@ -80,6 +81,7 @@ func startAll(t testing.TB, env map[string]string) (*stack, func()) {
 	vars := map[string]string{
 		"PMS_POSTGRES_URL":                         postgrestest.URL(t),
 		"PMS_HTTP_ADDR":                            freeAddr(t),
+		"PMS_OPS_ADDR":                             freeAddr(t),
 		"PMS_DEV_STATE_DIR":                        t.TempDir(),
 		"PMS_DEV_KAFKA_ADDR":                       freeAddr(t),
 		"PMS_DEV_S3_ADDR":                          freeAddr(t),
@@ -128,7 +130,7 @@ func startAll(t testing.TB, env map[string]string) (*stack, func()) {
 			t.Logf("pms all (%s) logs:\n%s", cfg.HTTP.Addr, logs.String())
 		}
 	})
-	s := &stack{app: a, base: "http://" + cfg.HTTP.Addr, logs: logs}
+	s := &stack{app: a, base: "http://" + cfg.HTTP.Addr, ops: "http://" + cfg.Ops.Addr, logs: logs}
 	s.waitReady(t, done)
 	key, err := a.newTestKey()
 	if err != nil {
@@ -166,7 +168,7 @@ func (s *stack) waitReady(t testing.TB, done <-chan error) {
 			t.Fatalf("pms all stopped while starting: %v\n%s", err, s.logs.String())
 		default:
 		}
-		res, err := http.Get(s.base + "/ready")
+		res, err := http.Get(s.ops + "/ready")
 		if err == nil {
 			res.Body.Close()
 			if res.StatusCode == http.StatusOK {

@@ -41,6 +41,9 @@ func (a *app) load() error {
 	}
 	a.cfg = cfg
 	a.log = newLogger(cfg.Log)
+	for _, w := range cfg.warnings {
+		a.log.Warn().Msg(w)
+	}
 	return nil
 }
 
@@ -142,20 +145,22 @@ func (a *app) authService() (*product.Auth, error) {
 	return product.NewAuth(redis.NewKeyCache(cache, postgres.NewKeyStore(db))), nil
 }
 
-// rateLimiter limits each API key in Redis, failing open without it.
-func (a *app) rateLimiter() (httpapi.RateLimiter, error) {
+// rateLimiters limit each API key, and the failed authentications from
+// each client address, in Redis, failing open without it.
+func (a *app) rateLimiters() (httpapi.RateLimiter, httpapi.FailureLimiter, error) {
 	cache, err := a.redis()
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	l, err := redis.NewLimiter(cache, a.cfg.Limits)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
-	return func(ctx context.Context, key string, write bool) httpapi.RateLimit {
+	perKey := func(ctx context.Context, key string, write bool) httpapi.RateLimit {
 		d, _ := l.Allow(ctx, key, write) // an error means ctx ended: the request is over anyway
 		return httpapi.RateLimit(d)
-	}, nil
+	}
+	return perKey, l, nil
 }
 
 // metrics returns the registry every part registers its metrics on, with

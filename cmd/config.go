@@ -36,11 +36,16 @@ type Config struct {
 	Imaging  imaging.Config       `mapstructure:"imaging"`
 	Vips     vips.Config          `mapstructure:"vips"`
 	Auth     AuthConfig           `mapstructure:"auth"`
+	Ops      OpsConfig            `mapstructure:"ops"`
 	Worker   WorkerConfig         `mapstructure:"worker"`
 	Dev      DevConfig            `mapstructure:"dev"`
 
 	// Idempotency says how long Idempotency-Key records last.
 	Idempotency postgres.IdempotencyConfig `mapstructure:"idempotency"`
+
+	// warnings are about the config itself, such as a deprecated key, for
+	// the log once there is one.
+	warnings []string
 }
 
 // AuthConfig says who may read what.
@@ -49,8 +54,17 @@ type AuthConfig struct {
 	PublicReads bool `mapstructure:"public_reads"`
 }
 
-// WorkerConfig says where `pms worker` serves /health, /ready and /metrics.
+// OpsConfig says where serve, worker and all serve /health, /ready and
+// /metrics for operators, apart from the API.
+type OpsConfig struct {
+	Addr string `mapstructure:"addr"`
+}
+
+// WorkerConfig holds what is left of the worker's own section.
 type WorkerConfig struct {
+	// Addr is the old name of ops.addr, from when only the worker had an
+	// operator listener. Deprecated: set ops.addr; when set, it is used as
+	// ops.addr with a warning.
 	Addr string `mapstructure:"addr"`
 }
 
@@ -89,7 +103,7 @@ func (c LogConfig) Validate() error {
 func (c Config) Validate(sections ...string) error {
 	validators := map[string]func() error{
 		"http": c.HTTP.Validate, "relay": c.Relay.Validate, "redis": c.Redis.Validate, "rate_limit": c.Limits.Validate, "kafka": c.Kafka.Validate, "s3": c.S3.Validate,
-		"imaging": c.Imaging.Validate, "vips": c.Vips.Validate, "worker": c.Worker.Validate,
+		"imaging": c.Imaging.Validate, "vips": c.Vips.Validate, "ops": c.Ops.Validate,
 		"idempotency": c.Idempotency.Validate,
 	}
 	errs := []error{c.Log.Validate(), c.Postgres.Validate()}
@@ -99,19 +113,33 @@ func (c Config) Validate(sections ...string) error {
 	return errors.Join(errs...)
 }
 
-// Validate reports every problem with the worker config.
-func (c WorkerConfig) Validate() error {
+// Validate reports every problem with the ops config.
+func (c OpsConfig) Validate() error {
 	if _, _, err := net.SplitHostPort(c.Addr); err != nil {
-		return fmt.Errorf("worker.addr: must be host:port: %w", err)
+		return fmt.Errorf("ops.addr: must be host:port: %w", err)
 	}
+	return nil
+}
+
+// applyWorkerAddr makes worker.addr, when set, the value of ops.addr, and
+// refuses a config that sets both to different addresses.
+func applyWorkerAddr(cfg *Config) error {
+	if cfg.Worker.Addr == "" {
+		return nil
+	}
+	if cfg.Ops.Addr != defaults["ops.addr"] && cfg.Ops.Addr != cfg.Worker.Addr {
+		return fmt.Errorf("worker.addr (%s) and ops.addr (%s) differ: worker.addr is the deprecated name of ops.addr; set only ops.addr", cfg.Worker.Addr, cfg.Ops.Addr)
+	}
+	cfg.Ops.Addr = cfg.Worker.Addr
+	cfg.warnings = append(cfg.warnings, "worker.addr (PMS_WORKER_ADDR) is deprecated and now sets ops.addr (PMS_OPS_ADDR): rename it")
 	return nil
 }
 
 // Sections each long-running command needs beyond log and postgres.
 var (
-	serveSections  = []string{"http", "relay", "kafka", "redis", "rate_limit", "idempotency"}
-	workerSections = []string{"http", "kafka", "s3", "imaging", "vips", "worker", "redis"}
-	allSections    = []string{"http", "relay", "kafka", "s3", "imaging", "vips", "redis", "rate_limit", "idempotency"}
+	serveSections  = []string{"http", "relay", "kafka", "redis", "rate_limit", "idempotency", "ops"}
+	workerSections = []string{"http", "kafka", "s3", "imaging", "vips", "redis", "ops"}
+	allSections    = []string{"http", "relay", "kafka", "s3", "imaging", "vips", "redis", "rate_limit", "idempotency", "ops"}
 )
 
 // defaults holds every key with its default value: viper only applies
@@ -128,6 +156,7 @@ var defaults = map[string]any{
 	"http.request_timeout":     10 * time.Second,
 	"http.shutdown_timeout":    15 * time.Second,
 	"http.max_body_bytes":      1 << 20,
+	"http.trusted_proxies":     []string{},
 
 	"postgres.url":                "postgres://postgres@127.0.0.1:54320/pms?sslmode=disable",
 	"postgres.max_open_conns":     20,
@@ -153,6 +182,7 @@ var defaults = map[string]any{
 	"redis.product_ttl":      30 * time.Minute,
 	"redis.ttl_jitter":       0.1,
 	"redis.key_ttl":          time.Second,
+	"redis.unknown_key_ttl":  10 * time.Second,
 	"redis.local_ttl":        500 * time.Millisecond,
 	"redis.breaker_failures": 5,
 	"redis.breaker_cooldown": 2 * time.Second,
@@ -161,6 +191,9 @@ var defaults = map[string]any{
 	"rate_limit.read_burst":  100,
 	"rate_limit.write_rate":  10,
 	"rate_limit.write_burst": 20,
+
+	"rate_limit.auth_failures_per_minute": 60,
+	"rate_limit.auth_failure_burst":       20,
 
 	"kafka.brokers":           []string{},
 	"kafka.topic":             "pms.image-tasks",
@@ -215,7 +248,8 @@ var defaults = map[string]any{
 
 	"auth.public_reads": false,
 
-	"worker.addr": ":8081",
+	"ops.addr":    ":8081",
+	"worker.addr": "", // deprecated: ops.addr
 
 	"dev.state_dir":  ".pms",
 	"dev.kafka_addr": "127.0.0.1:9092",
@@ -255,6 +289,9 @@ func loadConfig(file string, env func(string) (string, bool)) (Config, error) {
 	hook := mapstructure.ComposeDecodeHookFunc(mapstructure.StringToTimeDurationHookFunc(), mapstructure.StringToSliceHookFunc(","))
 	if err := v.Unmarshal(&cfg, viper.DecodeHook(hook)); err != nil {
 		return Config{}, fmt.Errorf("read config: %w", err)
+	}
+	if err := applyWorkerAddr(&cfg); err != nil {
+		return Config{}, fmt.Errorf("invalid config:\n%w", err)
 	}
 	if err := cfg.Validate(); err != nil {
 		return Config{}, fmt.Errorf("invalid config:\n%w", err)

@@ -92,9 +92,9 @@ func TestLoadConfigListsEveryProblem(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	cfg.HTTP.Addr, cfg.Kafka.Topic, cfg.Imaging.Main.Quality, cfg.Worker.Addr = "nope", "", 0, "x"
+	cfg.HTTP.Addr, cfg.Kafka.Topic, cfg.Imaging.Main.Quality, cfg.Ops.Addr = "nope", "", 0, "x"
 	err = cfg.Validate(workerSections...)
-	for _, want := range []string{"http.addr", "kafka.brokers", "kafka.topic", "imaging.main.quality", "worker.addr"} {
+	for _, want := range []string{"http.addr", "kafka.brokers", "kafka.topic", "imaging.main.quality", "ops.addr"} {
 		if !strings.Contains(err.Error(), want) {
 			t.Errorf("loadConfig error %q does not name %s", err, want)
 		}
@@ -111,5 +111,56 @@ func TestRedactURL(t *testing.T) {
 	got := redactURL("postgres://u:hunter2@h:5432/db")
 	if strings.Contains(got, "hunter2") {
 		t.Errorf("redactURL kept the password: %s", got)
+	}
+}
+
+// TestWorkerAddrIsDeprecatedOpsAddr: worker.addr still sets where the
+// operator listener is, with a warning, and may not contradict ops.addr.
+func TestWorkerAddrIsDeprecatedOpsAddr(t *testing.T) {
+	tests := []struct {
+		name    string
+		env     map[string]string
+		want    string // ops.addr; "" when loading must fail
+		warning bool
+	}{
+		{"default", nil, ":8081", false},
+		{"ops.addr", map[string]string{"PMS_OPS_ADDR": ":9200"}, ":9200", false},
+		{"worker.addr alone", map[string]string{"PMS_WORKER_ADDR": ":9100"}, ":9100", true},
+		{"both, the same", map[string]string{"PMS_WORKER_ADDR": ":9100", "PMS_OPS_ADDR": ":9100"}, ":9100", true},
+		{"both, different", map[string]string{"PMS_WORKER_ADDR": ":9100", "PMS_OPS_ADDR": ":9200"}, "", false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			cfg, err := loadConfig(filepath.Join("..", "config.yaml"), envOf(tt.env))
+			if tt.want == "" {
+				if err == nil || !strings.Contains(err.Error(), "worker.addr") || !strings.Contains(err.Error(), "ops.addr") {
+					t.Errorf("loadConfig with %v = %v, want an error naming worker.addr and ops.addr", tt.env, err)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatalf("loadConfig with %v: %v", tt.env, err)
+			}
+			if cfg.Ops.Addr != tt.want || (len(cfg.warnings) > 0) != tt.warning {
+				t.Errorf("loadConfig with %v: ops.addr %q, warnings %q; want %q, a warning %v", tt.env, cfg.Ops.Addr, cfg.warnings, tt.want, tt.warning)
+			}
+		})
+	}
+}
+
+func TestLoadConfigTrustedProxies(t *testing.T) {
+	cfg, err := loadConfig(filepath.Join("..", "config.yaml"), envOf(map[string]string{"PMS_HTTP_TRUSTED_PROXIES": "10.0.0.0/8,192.0.2.1"}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := cfg.HTTP.TrustedProxies; len(got) != 2 || got[0] != "10.0.0.0/8" || got[1] != "192.0.2.1" {
+		t.Errorf("PMS_HTTP_TRUSTED_PROXIES=10.0.0.0/8,192.0.2.1 gave %q, want both", got)
+	}
+	if err := cfg.Validate("http"); err != nil {
+		t.Errorf("Validate() = %v", err)
+	}
+	cfg.HTTP.TrustedProxies = []string{"proxy.internal"}
+	if err := cfg.Validate("http"); err == nil || !strings.Contains(err.Error(), "http.trusted_proxies") {
+		t.Errorf("Validate() with a host name as trusted proxy = %v, want an http.trusted_proxies problem", err)
 	}
 }

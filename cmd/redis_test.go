@@ -55,7 +55,7 @@ func TestRedisDownServesFromPostgres(t *testing.T) {
 			t.Errorf("round %d of 5 requests took %v with Redis down, want about the 50ms Redis timeout at most", i, took)
 		}
 	}
-	res, err := http.Get(s.base + "/ready")
+	res, err := http.Get(s.ops + "/ready")
 	if err != nil {
 		t.Fatal(err)
 	}

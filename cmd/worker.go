@@ -2,8 +2,6 @@ package cmd
 
 import (
 	"github.com/spf13/cobra"
-
-	"github.com/pms-dev/pms/platform/httpapi"
 )
 
 func newWorkerCmd(a *app) *cobra.Command {
@@ -11,7 +9,7 @@ func newWorkerCmd(a *app) *cobra.Command {
 		Use:   "worker",
 		Short: "Process image tasks from Kafka",
 		Long: "Consume image tasks from Kafka: fetch each image, compress it with libvips, upload it to S3 and\n" +
-			"record it in PostgreSQL. Serves /health, /ready and /metrics on worker.addr.\n" +
+			"record it in PostgreSQL. Serves /health, /ready and /metrics on ops.addr.\n" +
 			"On SIGINT or SIGTERM, tasks in flight finish or are left for redelivery.",
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
@@ -30,9 +28,7 @@ func newWorkerCmd(a *app) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			opsCfg := a.cfg.HTTP
-			opsCfg.Addr = a.cfg.Worker.Addr
-			ops, err := httpapi.NewOps(opsCfg, append(pgChecks, checks...), a.metrics(), a.log.With().Str("component", "ops").Logger())
+			ops, err := a.ops(append(pgChecks, checks...))
 			if err != nil {
 				return err
 			}

@@ -11,3 +11,22 @@ import (
 func AddRoute(s *Server, method, path string, h http.Handler) {
 	s.echo.Add(method, path, echo.WrapHandler(h))
 }
+
+// AddClientIPRoute registers GET path, which answers the client address
+// the server sees for the request.
+func AddClientIPRoute(s *Server, path string) {
+	s.echo.GET(path, func(c echo.Context) error { return c.String(http.StatusOK, c.RealIP()) })
+}
+
+// ClientIP returns the server's client address extractor for the trusted
+// proxies, which must be valid.
+func ClientIP(trusted ...string) func(*http.Request) string {
+	nets, err := parseProxies(trusted)
+	if err != nil {
+		panic(err)
+	}
+	return clientIP(nets)
+}
+
+// AddressKey is the client address a failure budget is kept for.
+var AddressKey = addressKey

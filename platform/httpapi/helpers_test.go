@@ -38,10 +38,12 @@ func testConfig() httpapi.Config {
 	}
 }
 
-// api is a server under test on a loopback httptest server. Requests carry
-// an admin's API key unless they set Authorization themselves.
+// api is a server under test on a loopback httptest server, with its
+// operator listener on another. Requests carry an admin's API key unless
+// they set Authorization themselves.
 type api struct {
 	srv    *httptest.Server
+	ops    *httptest.Server
 	server *httpapi.Server
 	svc    *product.Service
 	auth   *product.Auth
@@ -56,7 +58,8 @@ func newAPI(t testing.TB) *api {
 	return newAPIOn(t, db, testConfig(), httpapi.Check{Name: "postgres", Critical: true, Run: db.Ping})
 }
 
-// newAPIOn serves the API on db with the given config and readiness checks.
+// newAPIOn serves the API on db with the given config, and the readiness
+// checks on its operator listener.
 func newAPIOn(t testing.TB, db *postgres.DB, cfg httpapi.Config, checks ...httpapi.Check) *api {
 	t.Helper()
 	return newAPIWith(t, db, cfg, product.Policy{}, nil, checks...)
@@ -77,13 +80,19 @@ func newAPIKeeping(t testing.TB, db *postgres.DB, idem postgres.IdempotencyConfi
 	}
 	svc := product.NewService(store, policy)
 	auth := product.NewAuth(postgres.NewKeyStore(db))
-	s, err := httpapi.New(cfg, httpapi.API{Products: svc, Auth: auth, Limiter: limiter}, checks, prometheus.NewRegistry(), zerolog.Nop())
+	reg := prometheus.NewRegistry()
+	s, err := httpapi.New(cfg, httpapi.API{Products: svc, Auth: auth, Limiter: limiter}, reg, zerolog.Nop())
 	if err != nil {
 		t.Fatalf("httpapi.New: %v", err)
 	}
-	srv := httptest.NewServer(s.Handler())
+	ops, err := httpapi.NewOps(cfg, checks, reg, zerolog.Nop())
+	if err != nil {
+		t.Fatalf("httpapi.NewOps: %v", err)
+	}
+	srv, opsSrv := httptest.NewServer(s.Handler()), httptest.NewServer(ops.Handler())
 	t.Cleanup(srv.Close)
-	a := &api{srv: srv, server: s, svc: svc, auth: auth}
+	t.Cleanup(opsSrv.Close)
+	a := &api{srv: srv, ops: opsSrv, server: s, svc: svc, auth: auth}
 	a.key = a.newKey(t, true)
 	return a
 }
@@ -179,6 +188,26 @@ func (a *api) send(t testing.TB, method, path string, body io.Reader, desc strin
 		call += fmt.Sprintf(" %q", header)
 	}
 	res, err := a.srv.Client().Do(req)
+	if err != nil {
+		t.Fatalf("%s: %v", call, err)
+	}
+	defer res.Body.Close()
+	b, err := io.ReadAll(res.Body)
+	if err != nil {
+		t.Fatalf("%s: read body: %v", call, err)
+	}
+	r := response{call: call, status: res.StatusCode, header: res.Header, body: b}
+	if r.status == http.StatusInternalServerError {
+		t.Errorf("%v, want anything but 500", r)
+	}
+	return r
+}
+
+// doOps sends GET path to the operator listener and reads the response.
+func (a *api) doOps(t testing.TB, path string) response {
+	t.Helper()
+	call := "ops GET " + path
+	res, err := a.ops.Client().Get(a.ops.URL + path)
 	if err != nil {
 		t.Fatalf("%s: %v", call, err)
 	}

@@ -73,6 +73,9 @@ type metrics struct {
 	duration *prometheus.HistogramVec
 }
 
+// newMetrics registers the request metrics on reg, or takes the ones
+// already there: the API and the operator listener of one process share
+// them.
 func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 	m := &metrics{
 		requests: prometheus.NewCounterVec(prometheus.CounterOpts{
@@ -83,17 +86,36 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 			Buckets: []float64{.001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5},
 		}, []string{"method", "route"}),
 	}
-	for _, c := range []prometheus.Collector{m.requests, m.duration} {
-		if err := reg.Register(c); err != nil {
-			return nil, fmt.Errorf("register http metrics: %w", err)
-		}
+	var err error
+	if m.requests, err = register(reg, m.requests); err != nil {
+		return nil, err
+	}
+	if m.duration, err = register(reg, m.duration); err != nil {
+		return nil, err
 	}
 	return m, nil
 }
 
-// logRequests writes one log line per request and records its metrics. It
-// runs the error handler itself so the status logged is the one sent.
-func logRequests(m *metrics) echo.MiddlewareFunc {
+// register registers c on reg and returns it, or the identical collector
+// registered before.
+func register[C prometheus.Collector](reg prometheus.Registerer, c C) (C, error) {
+	err := reg.Register(c)
+	var are prometheus.AlreadyRegisteredError
+	if errors.As(err, &are) {
+		if existing, ok := are.ExistingCollector.(C); ok {
+			return existing, nil
+		}
+	}
+	if err != nil {
+		return c, fmt.Errorf("register http metrics: %w", err)
+	}
+	return c, nil
+}
+
+// logRequests writes one log line per request at level and records its
+// metrics. It runs the error handler itself so the status logged is the one
+// sent.
+func logRequests(m *metrics, level zerolog.Level) echo.MiddlewareFunc {
 	return func(next echo.HandlerFunc) echo.HandlerFunc {
 		return func(c echo.Context) error {
 			start := time.Now()
@@ -108,7 +130,7 @@ func logRequests(m *metrics) echo.MiddlewareFunc {
 			}
 			m.requests.WithLabelValues(req.Method, route, strconv.Itoa(res.Status)).Inc()
 			m.duration.WithLabelValues(req.Method, route).Observe(took.Seconds())
-			zerolog.Ctx(req.Context()).Info().
+			zerolog.Ctx(req.Context()).WithLevel(level).
 				Int("status", res.Status).
 				Dur("latency", took).
 				Int64("bytes", res.Size).

@@ -24,7 +24,7 @@ func TestOpenAPIDescribesEveryRoute(t *testing.T) {
 	}
 	cfg := Config{Addr: "127.0.0.1:0", ReadHeaderTimeout: time.Second, ReadTimeout: time.Second, WriteTimeout: 2 * time.Second,
 		IdleTimeout: time.Second, RequestTimeout: time.Second, ShutdownTimeout: time.Second, MaxBodyBytes: 1 << 20}
-	s, err := New(cfg, API{}, nil, prometheus.NewRegistry(), zerolog.Nop())
+	s, err := New(cfg, API{}, prometheus.NewRegistry(), zerolog.Nop())
 	if err != nil {
 		t.Fatal(err)
 	}

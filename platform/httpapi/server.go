@@ -4,6 +4,7 @@ package httpapi
 
 import (
 	"context"
+	"crypto/sha256"
 	_ "embed" // the OpenAPI description
 	"errors"
 	"fmt"
@@ -35,6 +36,10 @@ type Config struct {
 	RequestTimeout    time.Duration `mapstructure:"request_timeout"`
 	ShutdownTimeout   time.Duration `mapstructure:"shutdown_timeout"`
 	MaxBodyBytes      int64         `mapstructure:"max_body_bytes"`
+	// TrustedProxies are the CIDRs (or addresses) of the proxies that may
+	// name the client address in X-Forwarded-For or X-Real-IP; for every
+	// other peer the client is the peer itself. None by default.
+	TrustedProxies []string `mapstructure:"trusted_proxies"`
 }
 
 // Validate reports every problem with the config.
@@ -57,52 +62,62 @@ func (c Config) Validate() error {
 	if c.MaxBodyBytes < 1024 {
 		errs = append(errs, errors.New("http.max_body_bytes: must be at least 1024"))
 	}
+	if _, err := parseProxies(c.TrustedProxies); err != nil {
+		errs = append(errs, fmt.Errorf("http.trusted_proxies: %w", err))
+	}
 	return errors.Join(errs...)
 }
 
-// Check is one readiness check. A failing check that is not Critical makes
-// the service "degraded" but still ready.
-type Check struct {
-	Name     string
-	Critical bool
-	Run      func(ctx context.Context) error
-}
-
-// Server is the HTTP API.
+// Server is the HTTP API, or the operator listener of NewOps.
 type Server struct {
-	cfg      Config
-	products *product.Service
-	auth     *product.Auth
-	limiter  RateLimiter
-	checks   []Check
-	log      zerolog.Logger
-	echo     *echo.Echo
-	http     *http.Server
+	cfg       Config
+	products  *product.Service
+	auth      *product.Auth
+	limiter   RateLimiter
+	readiness *readiness
+	log       zerolog.Logger
+	echo      *echo.Echo
+	http      *http.Server
+
+	// For limitFailures: the budget, and what this process remembers of
+	// credentials that authenticated and client addresses that failed to.
+	failures    FailureLimiter
+	goodCreds   *recentSet[[sha256.Size]byte]
+	failedAddrs *recentSet[string]
 
 	mu       sync.Mutex
 	listener net.Listener
 }
 
 // API is what the product API serves: products, who may act on them, and
-// how fast. A nil Limiter means no rate limit.
+// how fast. A nil Limiter means no rate limit per key; a nil Failures, no
+// limit on failed authentications per client address.
 type API struct {
 	Products *product.Service
 	Auth     *product.Auth
 	Limiter  RateLimiter
+	Failures FailureLimiter
 }
 
-// New returns a Server for the product API. Every /api/v1 route requires an
-// API key. Readiness runs checks; the request metrics are registered on reg
-// and served at /metrics with the rest of what reg gathers.
-func New(cfg Config, api API, checks []Check, reg *prometheus.Registry, log zerolog.Logger) (*Server, error) {
-	s, err := newServer(cfg, checks, reg, log)
+// New returns a Server for the public product API: /health for load
+// balancers, /openapi.yaml, and the /api/v1 routes, each of which requires
+// an API key. /ready and /metrics are for operators and live on NewOps's
+// listener. The request metrics are registered on reg.
+func New(cfg Config, api API, reg *prometheus.Registry, log zerolog.Logger) (*Server, error) {
+	s, err := newServer(cfg, reg, zerolog.InfoLevel, log)
 	if err != nil {
 		return nil, err
 	}
-	s.products, s.auth, s.limiter = api.Products, api.Auth, api.Limiter
+	s.products, s.auth, s.limiter, s.failures = api.Products, api.Auth, api.Limiter, api.Failures
+	s.echo.GET("/openapi.yaml", func(c echo.Context) error { return c.Blob(http.StatusOK, "application/yaml", openAPI) })
 	// Middleware goes on each route, not the group: Echo answers a group's
 	// unknown methods with 404 where 405 is right.
-	mw := []echo.MiddlewareFunc{s.authenticate}
+	var mw []echo.MiddlewareFunc
+	if s.failures != nil {
+		s.goodCreds, s.failedAddrs = newRecentSet[[sha256.Size]byte](), newRecentSet[string]()
+		mw = append(mw, s.limitFailures)
+	}
+	mw = append(mw, s.authenticate)
 	if s.limiter != nil {
 		mw = append(mw, s.limitRate)
 	}
@@ -116,29 +131,37 @@ func New(cfg Config, api API, checks []Check, reg *prometheus.Registry, log zero
 	return s, nil
 }
 
-// NewOps returns a Server with only the operational routes (/health, /ready,
-// /metrics), for processes that serve no API such as `pms worker`.
+// NewOps returns the operator listener of a process: /health, /ready
+// (which runs checks, see readiness) and /metrics (what reg gathers). It is
+// meant for a port that only operators and their tools reach. Its requests
+// are logged at debug level, since probes and scrapes repeat all day.
 func NewOps(cfg Config, checks []Check, reg *prometheus.Registry, log zerolog.Logger) (*Server, error) {
-	return newServer(cfg, checks, reg, log)
+	s, err := newServer(cfg, reg, zerolog.DebugLevel, log)
+	if err != nil {
+		return nil, err
+	}
+	s.readiness = newReadiness(checks, log)
+	s.echo.GET("/ready", s.ready)
+	s.echo.GET("/metrics", echo.WrapHandler(promhttp.HandlerFor(reg, promhttp.HandlerOpts{})))
+	return s, nil
 }
 
-func newServer(cfg Config, checks []Check, reg *prometheus.Registry, log zerolog.Logger) (*Server, error) {
+func newServer(cfg Config, reg *prometheus.Registry, logLevel zerolog.Level, log zerolog.Logger) (*Server, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
+	proxies, _ := parseProxies(cfg.TrustedProxies) // validated
 	m, err := newMetrics(reg)
 	if err != nil {
 		return nil, err
 	}
-	s := &Server{cfg: cfg, checks: checks, log: log, echo: echo.New()}
+	s := &Server{cfg: cfg, log: log, echo: echo.New()}
 	e := s.echo
 	e.HideBanner, e.HidePort = true, true
+	e.IPExtractor = clientIP(proxies)
 	e.HTTPErrorHandler = handleError
-	e.Use(withRequestID(log), logRequests(m), recoverPanics, withTimeout(cfg.RequestTimeout), requireJSON(cfg.MaxBodyBytes))
+	e.Use(withRequestID(log), logRequests(m, logLevel), recoverPanics, withTimeout(cfg.RequestTimeout), requireJSON(cfg.MaxBodyBytes))
 	e.GET("/health", s.health)
-	e.GET("/ready", s.ready)
-	e.GET("/metrics", echo.WrapHandler(promhttp.HandlerFor(reg, promhttp.HandlerOpts{})))
-	e.GET("/openapi.yaml", func(c echo.Context) error { return c.Blob(http.StatusOK, "application/yaml", openAPI) })
 	s.http = &http.Server{
 		Handler:           e,
 		ReadHeaderTimeout: cfg.ReadHeaderTimeout,
@@ -204,38 +227,4 @@ func (s *Server) Run(ctx context.Context) error {
 
 func (s *Server) health(c echo.Context) error {
 	return c.JSON(http.StatusOK, map[string]string{"status": "ok"})
-}
-
-type readyJSON struct {
-	Status string            `json:"status"`
-	Checks map[string]string `json:"checks"`
-}
-
-// ready runs every check concurrently: 200 "ok" or "degraded" when every
-// critical check passes, else 503 naming the failures.
-func (s *Server) ready(c echo.Context) error {
-	ctx, cancel := context.WithTimeout(c.Request().Context(), 2*time.Second)
-	defer cancel()
-	results := make([]error, len(s.checks))
-	var wg sync.WaitGroup
-	for i, ch := range s.checks {
-		wg.Go(func() { results[i] = ch.Run(ctx) })
-	}
-	wg.Wait()
-	out := readyJSON{Status: "ok", Checks: make(map[string]string, len(s.checks))}
-	status := http.StatusOK
-	for i, ch := range s.checks {
-		if results[i] == nil {
-			out.Checks[ch.Name] = "ok"
-			continue
-		}
-		out.Checks[ch.Name] = results[i].Error()
-		zerolog.Ctx(c.Request().Context()).Warn().Err(results[i]).Str("check", ch.Name).Msg("readiness check failed")
-		if ch.Critical {
-			status, out.Status = http.StatusServiceUnavailable, "unavailable"
-		} else if out.Status == "ok" {
-			out.Status = "degraded"
-		}
-	}
-	return c.JSON(status, out)
 }

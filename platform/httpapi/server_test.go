@@ -40,6 +40,7 @@ func TestReady(t *testing.T) {
 		<-ctx.Done()
 		return ctx.Err()
 	}}
+	panicking := httpapi.Check{Name: "panics", Critical: true, Run: func(context.Context) error { panic("check bug") }}
 	tests := []struct {
 		name   string
 		checks []httpapi.Check
@@ -50,22 +51,27 @@ func TestReady(t *testing.T) {
 		{"all pass", []httpapi.Check{ok}, http.StatusOK, "ok", map[string]string{"postgres": "ok"}},
 		{"no checks", nil, http.StatusOK, "ok", map[string]string{}},
 		{"critical fails", []httpapi.Check{ok, failing("kafka", true)}, http.StatusServiceUnavailable, "unavailable",
-			map[string]string{"postgres": "ok", "kafka": "kafka is down"}},
+			map[string]string{"postgres": "ok", "kafka": "failed"}},
 		{"non-critical fails", []httpapi.Check{ok, failing("redis", false)}, http.StatusOK, "degraded",
-			map[string]string{"postgres": "ok", "redis": "redis is down"}},
+			map[string]string{"postgres": "ok", "redis": "failed"}},
 		{"both fail", []httpapi.Check{failing("redis", false), failing("kafka", true)}, http.StatusServiceUnavailable, "unavailable",
-			map[string]string{"redis": "redis is down", "kafka": "kafka is down"}},
+			map[string]string{"redis": "failed", "kafka": "failed"}},
 		{"critical hangs", []httpapi.Check{ok, hanging}, http.StatusServiceUnavailable, "unavailable",
-			map[string]string{"postgres": "ok", "hanging": context.DeadlineExceeded.Error()}},
+			map[string]string{"postgres": "ok", "hanging": "timeout"}},
+		{"critical panics", []httpapi.Check{ok, panicking}, http.StatusServiceUnavailable, "unavailable",
+			map[string]string{"postgres": "ok", "panics": "failed"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
 			a := newAPIOn(t, db, testConfig(), tt.checks...)
 			start := time.Now()
-			r := a.do(t, http.MethodGet, "/ready", "")
+			r := a.doOps(t, "/ready")
 			if took := time.Since(start); took > 5*time.Second {
-				t.Errorf("%v took %v, want the readiness timeout to bound it", r, took)
+				t.Errorf("%v took %v, want the check timeout to bound it", r, took)
+			}
+			if strings.Contains(string(r.body), "down") || strings.Contains(string(r.body), "check bug") {
+				t.Errorf("%v: the body tells the checks' errors, want only ok, failed or timeout", r)
 			}
 			var got struct {
 				Status string            `json:"status"`
@@ -150,7 +156,7 @@ func TestRouting(t *testing.T) {
 		{http.MethodPost, id, "{}", http.StatusMethodNotAllowed, "method_not_allowed", "DELETE"},
 		{http.MethodPatch, "/api/v1/products", "{}", http.StatusMethodNotAllowed, "method_not_allowed", "POST"},
 		{http.MethodDelete, "/health", "", http.StatusMethodNotAllowed, "method_not_allowed", "GET"},
-		{http.MethodPost, "/ready", "{}", http.StatusMethodNotAllowed, "method_not_allowed", "GET"},
+		{http.MethodPost, "/openapi.yaml", "{}", http.StatusMethodNotAllowed, "method_not_allowed", "GET"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.method+" "+tt.path, func(t *testing.T) {
@@ -168,7 +174,7 @@ func TestMetrics(t *testing.T) {
 	t.Parallel()
 	a := newAPI(t)
 	a.do(t, http.MethodGet, "/health", "")
-	r := a.do(t, http.MethodGet, "/metrics", "")
+	r := a.doOps(t, "/metrics")
 	if r.status != http.StatusOK || !strings.Contains(string(r.body), `pms_http_requests_total{method="GET",route="/health",status="200"} 1`) {
 		t.Errorf("%v, want 200 counting the GET /health", r)
 	}

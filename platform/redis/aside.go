@@ -98,8 +98,8 @@ func (c *Client) store(ctx context.Context, e entry, token string, data []byte, 
 // are collapsed into one store read (Client.flight).
 type aside[T any] struct {
 	c      *Client
-	what   string // for logs
-	ttl    func() time.Duration
+	what   string                // for logs
+	ttl    func(T) time.Duration // how long a value stays in Redis
 	encode func(T) ([]byte, error)
 	decode func([]byte) (T, error)
 }
@@ -157,7 +157,7 @@ func (a *aside[T]) fill(ctx context.Context, e entry, token string, load func(co
 	if err != nil {
 		return nil, fmt.Errorf("encode %s for cache: %w", a.what, err)
 	}
-	a.c.store(ctx, e, token, data, a.ttl())
+	a.c.store(ctx, e, token, data, a.ttl(v))
 	return data, nil
 }
 

@@ -24,7 +24,8 @@ func TestConfigValidate(t *testing.T) {
 		{"key ttl too long", func(c *redis.Config) { c.KeyTTL = time.Hour }, []string{"redis.key_ttl"}},
 		{"everything", func(c *redis.Config) { *c = redis.Config{DB: -1, PoolSize: -1} }, []string{
 			"redis.addr", "redis.db", "redis.dial_timeout", "redis.timeout", "redis.pool_size",
-			"redis.product_ttl", "redis.key_ttl", "redis.breaker_failures", "redis.breaker_cooldown"}},
+			"redis.product_ttl", "redis.key_ttl", "redis.unknown_key_ttl", "redis.breaker_failures", "redis.breaker_cooldown"}},
+		{"unknown key ttl too short", func(c *redis.Config) { c.UnknownKeyTTL = time.Millisecond }, []string{"redis.unknown_key_ttl"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -71,9 +72,10 @@ func TestLimitConfigValidate(t *testing.T) {
 		cfg  redis.LimitConfig
 		want int // number of problems
 	}{
-		{"ok", redis.LimitConfig{ReadRate: 10, ReadBurst: 20, WriteRate: 1, WriteBurst: 5}, 0},
-		{"no write burst", redis.LimitConfig{ReadRate: 10, ReadBurst: 20, WriteRate: 1}, 1},
-		{"zero", redis.LimitConfig{}, 2},
+		{"ok", redis.LimitConfig{ReadRate: 10, ReadBurst: 20, WriteRate: 1, WriteBurst: 5, AuthFailuresPerMinute: 60, AuthFailureBurst: 20}, 0},
+		{"no write burst", redis.LimitConfig{ReadRate: 10, ReadBurst: 20, WriteRate: 1, AuthFailuresPerMinute: 60, AuthFailureBurst: 20}, 1},
+		{"no failure burst", redis.LimitConfig{ReadRate: 10, ReadBurst: 20, WriteRate: 1, WriteBurst: 5, AuthFailuresPerMinute: 60}, 1},
+		{"zero", redis.LimitConfig{}, 3},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -3,6 +3,7 @@ package redis
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"time"
 
@@ -15,28 +16,42 @@ import (
 // wrapped store on a miss or when Redis fails: for KeyTTL/2 in Redis, and
 // for up to KeyTTL/2 (or LocalTTL, if shorter) as a near copy in each
 // process, so most requests cost no round trip for their key. Unknown
-// prefixes (ErrUnauthenticated) are not cached. RevokeKey drops the key
-// from Redis and from every process's near copies after the store revoked
-// it, behind the same stale-set guard as products: a revoked key stops
-// working at once, and within KeyTTL on every replica if an invalidation is
-// lost.
+// prefixes (ErrUnauthenticated) are cached as unknown for UnknownKeyTTL in
+// Redis, so repeating a made-up key costs no store lookup. RevokeKey drops
+// the key from Redis and from every process's near copies after the store
+// revoked it, and CreateKey drops an unknown entry for the new prefix the
+// same way, behind the same stale-set guard as products: a revoked key
+// stops working at once, and within KeyTTL on every replica if an
+// invalidation is lost; a new key works at once.
 type KeyCache struct {
 	c     *Client
 	keys  product.KeyStore
-	reads *aside[product.KeyOwner]
-	near  *near[product.KeyOwner]
+	reads *aside[keyResult]
+	near  *near[keyResult]
 }
 
 var _ product.KeyStore = (*KeyCache)(nil)
 
+// keyResult is what the cache keeps for a prefix: its key and owner, or
+// that no key has it.
+type keyResult struct {
+	owner   product.KeyOwner
+	unknown bool
+}
+
 // NewKeyCache returns a KeyCache in front of keys.
 func NewKeyCache(c *Client, keys product.KeyStore) *KeyCache {
-	return &KeyCache{c: c, keys: keys, near: newNear(c, min(c.cfg.LocalTTL, c.cfg.KeyTTL/2), cloneKeyOwner), reads: &aside[product.KeyOwner]{
-		c:      c,
-		what:   "api key",
-		ttl:    func() time.Duration { return c.cfg.KeyTTL / 2 },
-		encode: encodeKeyOwner,
-		decode: decodeKeyOwner,
+	return &KeyCache{c: c, keys: keys, near: newNear(c, min(c.cfg.LocalTTL, c.cfg.KeyTTL/2), cloneKeyResult), reads: &aside[keyResult]{
+		c:    c,
+		what: "api key",
+		ttl: func(r keyResult) time.Duration {
+			if r.unknown {
+				return c.cfg.UnknownKeyTTL
+			}
+			return c.cfg.KeyTTL / 2
+		},
+		encode: encodeKeyResult,
+		decode: decodeKeyResult,
 	}}
 }
 
@@ -47,23 +62,36 @@ func keyEntry(prefix string) entry { return newEntry("pms:apikey:{" + prefix + "
 // or the store, or product.ErrUnauthenticated.
 func (kc *KeyCache) KeyByPrefix(ctx context.Context, prefix string) (product.KeyOwner, error) {
 	e := keyEntry(prefix)
-	if owner, ok := kc.near.get(e.value, time.Now()); ok {
-		return owner, nil
+	if r, ok := kc.near.get(e.value, time.Now()); ok {
+		return r.result()
 	}
 	epoch := kc.near.start()
-	owner, err := kc.reads.get(ctx, e, func(ctx context.Context) (product.KeyOwner, error) {
-		return kc.keys.KeyByPrefix(ctx, prefix)
+	r, err := kc.reads.get(ctx, e, func(ctx context.Context) (keyResult, error) {
+		owner, err := kc.keys.KeyByPrefix(ctx, prefix)
+		if errors.Is(err, product.ErrUnauthenticated) {
+			return keyResult{unknown: true}, nil
+		}
+		return keyResult{owner: owner}, err
 	})
-	if err == nil {
-		kc.near.put(e.value, owner, epoch, time.Now())
+	if err != nil {
+		return product.KeyOwner{}, err
 	}
-	return owner, err
+	kc.near.put(e.value, r, epoch, time.Now())
+	return r.result()
 }
 
-// cloneKeyOwner copies ko so that callers never share its hash.
-func cloneKeyOwner(ko product.KeyOwner) product.KeyOwner {
-	ko.Key.Hash = append([]byte(nil), ko.Key.Hash...)
-	return ko
+// result is what KeyByPrefix returns for r.
+func (r keyResult) result() (product.KeyOwner, error) {
+	if r.unknown {
+		return product.KeyOwner{}, product.ErrUnauthenticated
+	}
+	return r.owner, nil
+}
+
+// cloneKeyResult copies r so that callers never share its hash.
+func cloneKeyResult(r keyResult) keyResult {
+	r.owner.Key.Hash = append([]byte(nil), r.owner.Key.Hash...)
+	return r
 }
 
 // RevokeKey revokes the key in the store and then drops it from the cache.
@@ -78,9 +106,16 @@ func (kc *KeyCache) RevokeKey(ctx context.Context, id uuid.UUID, at time.Time) (
 	return k, nil
 }
 
-// CreateKey stores a new key; see product.KeyStore.
+// CreateKey stores a new key, then drops its prefix from the cache, where
+// a lookup may have left it as unknown. Prefixes are 72 random bits, so
+// that takes someone who knew the prefix before the key existed; the drop
+// makes sure a new key works at once anyway.
 func (kc *KeyCache) CreateKey(ctx context.Context, k product.APIKey) error {
-	return kc.keys.CreateKey(ctx, k)
+	if err := kc.keys.CreateKey(ctx, k); err != nil {
+		return err
+	}
+	kc.c.forget(ctx, keyEntry(k.Prefix))
+	return nil
 }
 
 // TouchKey records when a key was last used. The cached copy may show the
@@ -106,11 +141,15 @@ func (kc *KeyCache) UserByEmail(ctx context.Context, email string) (product.User
 
 const keyFormat = 1
 
-// cachedKey is product.KeyOwner as cached, with short JSON names. The hash
-// of the secret is cached as it is stored: the secret cannot be derived
-// from it.
+// cachedKey is a keyResult as cached, with short JSON names: a key and its
+// owner, or Unknown. The hash of the secret is cached as it is stored: the
+// secret cannot be derived from it.
+//
+// A process from before Unknown existed reads an unknown entry as a key
+// with no hash, which no secret matches: it refuses the key, as it should.
 type cachedKey struct {
 	Format     int       `json:"f"`
+	Unknown    bool      `json:"u,omitempty"`
 	ID         uuid.UUID `json:"id"`
 	UserID     uuid.UUID `json:"uid"`
 	Prefix     string    `json:"px"`
@@ -125,8 +164,11 @@ type cachedKey struct {
 	UserAt     time.Time `json:"uca"`
 }
 
-func encodeKeyOwner(ko product.KeyOwner) ([]byte, error) {
-	k, u := ko.Key, ko.User
+func encodeKeyResult(r keyResult) ([]byte, error) {
+	if r.unknown {
+		return json.Marshal(cachedKey{Format: keyFormat, Unknown: true})
+	}
+	k, u := r.owner.Key, r.owner.User
 	return json.Marshal(cachedKey{
 		Format: keyFormat, ID: k.ID, UserID: k.UserID, Prefix: k.Prefix, Hash: k.Hash, CreatedAt: k.CreatedAt,
 		LastUsedAt: k.LastUsedAt, RevokedAt: k.RevokedAt, OwnerID: u.ID, Email: u.Email, Name: u.Name,
@@ -134,17 +176,20 @@ func encodeKeyOwner(ko product.KeyOwner) ([]byte, error) {
 	})
 }
 
-func decodeKeyOwner(data []byte) (product.KeyOwner, error) {
+func decodeKeyResult(data []byte) (keyResult, error) {
 	var c cachedKey
 	if err := json.Unmarshal(data, &c); err != nil {
-		return product.KeyOwner{}, fmt.Errorf("decode cached api key: %w", err)
+		return keyResult{}, fmt.Errorf("decode cached api key: %w", err)
 	}
 	if c.Format != keyFormat {
-		return product.KeyOwner{}, fmt.Errorf("decode cached api key: format %d, want %d", c.Format, keyFormat)
+		return keyResult{}, fmt.Errorf("decode cached api key: format %d, want %d", c.Format, keyFormat)
 	}
-	return product.KeyOwner{
+	if c.Unknown {
+		return keyResult{unknown: true}, nil
+	}
+	return keyResult{owner: product.KeyOwner{
 		Key: product.APIKey{ID: c.ID, UserID: c.UserID, Prefix: c.Prefix, Hash: c.Hash, CreatedAt: c.CreatedAt,
 			LastUsedAt: c.LastUsedAt, RevokedAt: c.RevokedAt},
 		User: product.User{ID: c.OwnerID, Email: c.Email, Name: c.Name, Admin: c.Admin, CreatedAt: c.UserAt},
-	}, nil
+	}}, nil
 }

@@ -2,11 +2,16 @@ package redis_test
 
 import (
 	"context"
+	"crypto/rand"
+	"crypto/sha256"
 	"errors"
 	"testing"
 	"time"
 
+	"github.com/google/uuid"
+
 	"github.com/pms-dev/pms/platform/postgres"
+	"github.com/pms-dev/pms/platform/redis"
 	"github.com/pms-dev/pms/platform/redis/redistest"
 	"github.com/pms-dev/pms/product"
 )
@@ -64,17 +69,48 @@ func TestKeyCacheRevokeBypassingCacheExpiresWithinKeyTTL(t *testing.T) {
 	}
 }
 
-func TestKeyCacheUnknownPrefixNotCached(t *testing.T) {
+// TestKeyCacheUnknownPrefixCachedAsUnknown: a made-up key repeated costs
+// one store lookup, and creating a key with that prefix makes it work at
+// once, in this process and in another one that had it cached as unknown.
+func TestKeyCacheUnknownPrefixCachedAsUnknown(t *testing.T) {
 	t.Parallel()
-	e := newEnv(t, redistest.Addr(t), nil)
+	addr := redistest.Addr(t)
+	e, other := newEnv(t, addr, nil), newEnv(t, addr, nil)
 	ctx := context.Background()
-	const prefix = "nosuchprefx0"
-	for i := range 2 {
+	prefix := rand.Text()[:12]
+	for i := range 20 {
 		if _, err := e.keyCach.KeyByPrefix(ctx, prefix); !errors.Is(err, product.ErrUnauthenticated) {
-			t.Errorf("KeyByPrefix(unknown) #%d error = %v, want ErrUnauthenticated", i+1, err)
+			t.Fatalf("KeyByPrefix(unknown) #%d error = %v, want ErrUnauthenticated", i+1, err)
 		}
 	}
-	if n := e.keys.lookups.Load(); n != 2 {
-		t.Errorf("two lookups of an unknown prefix read the store %d times, want 2", n)
+	if n := e.keys.lookups.Load(); n != 1 {
+		t.Errorf("20 lookups of an unknown prefix read the store %d times, want 1", n)
+	}
+	if _, err := other.keyCach.KeyByPrefix(ctx, prefix); !errors.Is(err, product.ErrUnauthenticated) {
+		t.Fatalf("KeyByPrefix(unknown) in another process error = %v, want ErrUnauthenticated", err)
+	}
+	if n := other.keys.lookups.Load(); n != 0 {
+		t.Errorf("another process read the store %d times for a prefix cached as unknown in Redis, want 0", n)
+	}
+	ttl := e.raw.PTTL(ctx, "pms:apikey:{"+prefix+"}").Val()
+	if want := redis.DefaultConfig().UnknownKeyTTL; ttl <= time.Second || ttl > want {
+		t.Errorf("TTL of an unknown prefix = %v, want within (1s, %v]", ttl, want)
+	}
+
+	// A key made with that prefix (only someone who knew it in advance
+	// could have tried it) works at once, everywhere.
+	secret := sha256.Sum256([]byte(rand.Text()))
+	k := product.APIKey{ID: uuid.Must(uuid.NewV7()), UserID: e.user.ID, Prefix: prefix, Hash: secret[:], CreatedAt: now()}
+	if err := e.keyCach.CreateKey(ctx, k); err != nil {
+		t.Fatalf("CreateKey() error = %v", err)
+	}
+	if ko, err := e.keyCach.KeyByPrefix(ctx, prefix); err != nil || ko.Key.ID != k.ID {
+		t.Errorf("KeyByPrefix() right after CreateKey = %v, %v; want key %s", ko.Key.ID, err, k.ID)
+	}
+	if !eventually(200*time.Millisecond, func() bool {
+		ko, err := other.keyCach.KeyByPrefix(ctx, prefix)
+		return err == nil && ko.Key.ID == k.ID
+	}) {
+		t.Errorf("another process still finds no key %s 200ms after CreateKey, want it found once the announcement arrives", prefix)
 	}
 }

@@ -11,12 +11,16 @@ import (
 
 // LimitConfig sets the request rates each caller may sustain, per second,
 // and the bursts it may make above them. Reads and writes have separate
-// budgets.
+// budgets. Failed authentications have a budget per client address, per
+// minute (see Limiter.Fail).
 type LimitConfig struct {
 	ReadRate   int `mapstructure:"read_rate"`
 	ReadBurst  int `mapstructure:"read_burst"`
 	WriteRate  int `mapstructure:"write_rate"`
 	WriteBurst int `mapstructure:"write_burst"`
+
+	AuthFailuresPerMinute int `mapstructure:"auth_failures_per_minute"`
+	AuthFailureBurst      int `mapstructure:"auth_failure_burst"`
 }
 
 // Validate reports every problem with the config.
@@ -27,6 +31,9 @@ func (c LimitConfig) Validate() error {
 	}
 	if c.WriteRate < 1 || c.WriteBurst < 1 {
 		errs = append(errs, errors.New("rate_limit.write_rate, write_burst: must be at least 1"))
+	}
+	if c.AuthFailuresPerMinute < 1 || c.AuthFailureBurst < 1 {
+		errs = append(errs, errors.New("rate_limit.auth_failures_per_minute, auth_failure_burst: must be at least 1"))
 	}
 	return errors.Join(errs...)
 }
@@ -55,13 +62,15 @@ type Decision struct {
 // unused ones for up to leaseTTL, so a caller can be refused a little early.
 // With a burst under 40 every request goes to Redis.
 type Limiter struct {
-	mu     sync.Mutex
-	leases map[string]*lease
+	mu      sync.Mutex
+	leases  map[string]*lease
+	blocked blocklist // client addresses over their failure budget
 
-	c     *Client
-	rl    *redis_rate.Limiter
-	read  redis_rate.Limit
-	write redis_rate.Limit
+	c       *Client
+	rl      *redis_rate.Limiter
+	read    redis_rate.Limit
+	write   redis_rate.Limit
+	failure redis_rate.Limit
 }
 
 // Leases: how long a process may hold tokens, and how many callers' leases
@@ -110,11 +119,13 @@ func NewLimiter(c *Client, cfg LimitConfig) (*Limiter, error) {
 		return nil, err
 	}
 	return &Limiter{
-		leases: map[string]*lease{},
-		c:      c,
-		rl:     redis_rate.NewLimiter(c.rdb),
-		read:   redis_rate.Limit{Rate: cfg.ReadRate, Burst: cfg.ReadBurst, Period: time.Second},
-		write:  redis_rate.Limit{Rate: cfg.WriteRate, Burst: cfg.WriteBurst, Period: time.Second},
+		leases:  map[string]*lease{},
+		blocked: blocklist{until: map[string]time.Time{}},
+		c:       c,
+		rl:      redis_rate.NewLimiter(c.rdb),
+		read:    redis_rate.Limit{Rate: cfg.ReadRate, Burst: cfg.ReadBurst, Period: time.Second},
+		write:   redis_rate.Limit{Rate: cfg.WriteRate, Burst: cfg.WriteBurst, Period: time.Second},
+		failure: redis_rate.Limit{Rate: cfg.AuthFailuresPerMinute, Burst: cfg.AuthFailureBurst, Period: time.Minute},
 	}, nil
 }
 

@@ -16,7 +16,7 @@ func TestLimiterBurstThenDenied(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t, redistest.Addr(t), nil)
 	const burst = 3
-	l, err := redis.NewLimiter(e.client, redis.LimitConfig{ReadRate: 5, ReadBurst: burst, WriteRate: 1, WriteBurst: 1})
+	l, err := redis.NewLimiter(e.client, redis.LimitConfig{ReadRate: 5, ReadBurst: burst, WriteRate: 1, WriteBurst: 1, AuthFailuresPerMinute: 60, AuthFailureBurst: 20})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -69,7 +69,7 @@ func TestNewLimiterRefusesInvalidConfig(t *testing.T) {
 func TestLimiterLeasesNeverOveradmit(t *testing.T) {
 	t.Parallel()
 	const burst = 200 // leases of 10
-	cfg := redis.LimitConfig{ReadRate: 1, ReadBurst: burst, WriteRate: 1, WriteBurst: 1}
+	cfg := redis.LimitConfig{ReadRate: 1, ReadBurst: burst, WriteRate: 1, WriteBurst: 1, AuthFailuresPerMinute: 60, AuthFailureBurst: 20}
 	var limiters []*redis.Limiter
 	for range 2 {
 		e := newEnv(t, redistest.Addr(t), nil)

@@ -68,7 +68,7 @@ func TestRedisKilledAndRestarted(t *testing.T) {
 	ctx := context.Background()
 	p := e.newProduct(t)
 	k := e.newKey(t)
-	limiter, err := redis.NewLimiter(e.client, redis.LimitConfig{ReadRate: 1, ReadBurst: 1, WriteRate: 1, WriteBurst: 1})
+	limiter, err := redis.NewLimiter(e.client, redis.LimitConfig{ReadRate: 1, ReadBurst: 1, WriteRate: 1, WriteBurst: 1, AuthFailuresPerMinute: 60, AuthFailureBurst: 20})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -31,7 +31,7 @@ func NewProductCache(c *Client, store product.Store) *ProductCache {
 	return &ProductCache{c: c, store: store, near: newNear(c, c.cfg.LocalTTL, cloneProduct), reads: &aside[product.Product]{
 		c:      c,
 		what:   "product",
-		ttl:    func() time.Duration { return jittered(c.cfg.ProductTTL, c.cfg.TTLJitter) },
+		ttl:    func(product.Product) time.Duration { return jittered(c.cfg.ProductTTL, c.cfg.TTLJitter) },
 		encode: encodeProduct,
 		decode: decodeProduct,
 	}}

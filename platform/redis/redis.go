@@ -44,6 +44,10 @@ type Config struct {
 	// KeyTTL is how long an API key lookup stays cached: the bound on how
 	// long a revoked key keeps working when the cache delete on revoke fails.
 	KeyTTL time.Duration `mapstructure:"key_ttl"`
+	// UnknownKeyTTL is how long a prefix that names no key is remembered
+	// as unknown, so repeating a made-up key costs no PostgreSQL lookup.
+	// Creating a key with the prefix forgets it at once.
+	UnknownKeyTTL time.Duration `mapstructure:"unknown_key_ttl"`
 
 	// LocalTTL is how long a process keeps its near copy of a cached
 	// product or key, bounding how stale it can get if an invalidation
@@ -65,6 +69,7 @@ func DefaultConfig() Config {
 		ProductTTL:      30 * time.Minute,
 		TTLJitter:       0.1,
 		KeyTTL:          time.Second,
+		UnknownKeyTTL:   10 * time.Second,
 		LocalTTL:        500 * time.Millisecond,
 		BreakerFailures: 5,
 		BreakerCooldown: 2 * time.Second,
@@ -100,6 +105,9 @@ func (c Config) Validate() error {
 	}
 	if c.KeyTTL < time.Millisecond || c.KeyTTL > time.Minute {
 		errs = append(errs, errors.New("redis.key_ttl: must be between 1ms and 1m"))
+	}
+	if c.UnknownKeyTTL < time.Second || c.UnknownKeyTTL > time.Minute {
+		errs = append(errs, errors.New("redis.unknown_key_ttl: must be between 1s and 1m"))
 	}
 	if c.BreakerFailures < 1 {
 		errs = append(errs, errors.New("redis.breaker_failures: must be at least 1"))
