@@ -4,11 +4,13 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -24,18 +26,44 @@ import (
 	"github.com/pms-dev/pms/product"
 )
 
-// buildPMS builds the pms binary into dir as `make build` does (cgo on) and
-// returns its path. It takes tens of seconds of a busy machine: call it once
-// per test binary.
-func buildPMS(t *testing.T, dir string) string {
+// pmsBinary is the pms binary the process tests run, built once per test
+// binary (see TestMain).
+var pmsBinary struct {
+	once sync.Once
+	dir  string
+	path string
+	err  error
+}
+
+// buildPMS returns the pms binary, built as `make build` does (cgo on) on
+// first use: tens of seconds of a busy machine, once per test binary.
+func buildPMS(t *testing.T) string {
 	t.Helper()
-	bin := filepath.Join(dir, "pms")
-	build := exec.Command("go", "build", "-o", bin, "..")
-	build.Env = append(os.Environ(), "CGO_ENABLED=1")
-	if out, err := build.CombinedOutput(); err != nil {
-		t.Fatalf("go build pms: %v\n%s", err, out)
+	b := &pmsBinary
+	b.once.Do(func() {
+		if b.dir, b.err = os.MkdirTemp("", "pms-bin-"); b.err != nil {
+			return
+		}
+		b.path = filepath.Join(b.dir, "pms")
+		build := exec.Command("go", "build", "-o", b.path, "..")
+		build.Env = append(os.Environ(), "CGO_ENABLED=1")
+		if out, err := build.CombinedOutput(); err != nil {
+			b.err = fmt.Errorf("go build pms: %w\n%s", err, out)
+		}
+	})
+	if b.err != nil {
+		t.Fatal(b.err)
 	}
-	return bin
+	return b.path
+}
+
+// TestMain removes the pms binary the tests built.
+func TestMain(m *testing.M) {
+	code := m.Run()
+	if pmsBinary.dir != "" {
+		_ = os.RemoveAll(pmsBinary.dir)
+	}
+	os.Exit(code)
 }
 
 // process is a pms child process; its output is kept and shown when the
@@ -106,6 +134,20 @@ func (p *process) signal(t *testing.T, sig syscall.Signal) error {
 // product back, and the two task messages.
 func poisonFixture(t *testing.T, r *rig, requestID, poisonURL, goodURL string) (*postgres.ProductStore, product.Product, []kafkatest.Message) {
 	t.Helper()
+	store, ps := publishProducts(t, r, requestID, [][]string{{poisonURL, goodURL}})
+	tasks := r.kafka.Messages(t, taskTopic)
+	if len(tasks) != 2 || tasks[0].Partition != tasks[1].Partition || !strings.Contains(string(tasks[0].Value), poisonURL) {
+		t.Fatalf("task topic holds %+v, want the poison task and then the good one in one partition", tasks)
+	}
+	return store, ps[0], tasks
+}
+
+// publishProducts creates one product per list of image URLs, for a new
+// user, and publishes their image tasks to the rig's Kafka as the relay of
+// `pms serve` would. It returns the store it used, for reading the products
+// back, and the products.
+func publishProducts(t *testing.T, r *rig, requestID string, images [][]string) (*postgres.ProductStore, []product.Product) {
+	t.Helper()
 	ctx := context.Background()
 	db, err := postgres.Open(postgrestest.Config(t, r.dbURL))
 	if err != nil {
@@ -117,33 +159,35 @@ func poisonFixture(t *testing.T, r *rig, requestID, poisonURL, goodURL string) (
 		t.Fatal(err)
 	}
 	svc := product.NewService(store, product.Policy{})
-	u, err := svc.CreateUser(ctx, "poison@example.test", "Poison", false)
+	u, err := svc.CreateUser(ctx, requestID+"@example.test", "Test", false)
 	if err != nil {
 		t.Fatal(err)
 	}
-	d := product.Draft{Name: "Poisoned", Price: 100, ImageURLs: []string{poisonURL, goodURL}}
-	p, _, err := svc.Create(imaging.WithRequestID(ctx, requestID), product.Caller{UserID: u.ID}, d, "")
-	if err != nil {
-		t.Fatalf("create product: %v", err)
+	var ps []product.Product
+	tasks := 0
+	for i, urls := range images {
+		d := product.Draft{Name: fmt.Sprintf("Product %d", i), Price: 100, ImageURLs: urls}
+		p, _, err := svc.Create(imaging.WithRequestID(ctx, requestID), product.Caller{UserID: u.ID}, d, "")
+		if err != nil {
+			t.Fatalf("create product: %v", err)
+		}
+		ps = append(ps, p)
+		tasks += len(urls)
 	}
 	producer, err := kafka.NewProducer(r.kafka.Config(), zerolog.Nop())
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer producer.Close()
-	relay, err := postgres.NewRelay(postgres.RelayConfig{PollInterval: time.Second, BatchSize: 10, Retention: time.Hour},
+	relay, err := postgres.NewRelay(postgres.RelayConfig{PollInterval: time.Second, BatchSize: 100, Retention: time.Hour},
 		db, producer, zerolog.Nop())
 	if err != nil {
 		t.Fatal(err)
 	}
-	if n, err := relay.PublishBatch(ctx); err != nil || n != 2 {
-		t.Fatalf("publish the product's tasks = %d, %v; want 2", n, err)
+	if n, err := relay.PublishBatch(ctx); err != nil || n != tasks {
+		t.Fatalf("publish the products' tasks = %d, %v; want %d", n, err, tasks)
 	}
-	tasks := r.kafka.Messages(t, taskTopic)
-	if len(tasks) != 2 || tasks[0].Partition != tasks[1].Partition || !strings.Contains(string(tasks[0].Value), poisonURL) {
-		t.Fatalf("task topic holds %+v, want the poison task and then the good one in one partition", tasks)
-	}
-	return store, p, tasks
+	return store, ps
 }
 
 // images returns the product's images as stored now.
@@ -168,7 +212,7 @@ func TestWorkerKilledMidTaskThreeTimes(t *testing.T) {
 	}
 	t.Parallel()
 	begin := time.Now()
-	bin := buildPMS(t, t.TempDir())
+	bin := buildPMS(t)
 	t.Logf("pms built in %v", time.Since(begin).Round(time.Millisecond))
 	r := newRig(t)
 

@@ -290,20 +290,31 @@ func findMessage(t *testing.T, msgs []kafkatest.Message, key string) kafkatest.M
 // procStatus returns a "kB" field of /proc/self/status in bytes.
 func procStatus(t *testing.T, field string) int64 {
 	t.Helper()
-	data, err := os.ReadFile("/proc/self/status")
+	return readStatus(t, "/proc/self/status", field)
+}
+
+// pidStatus returns a "kB" field of the status of process pid in bytes.
+func pidStatus(t *testing.T, pid int, field string) int64 {
+	t.Helper()
+	return readStatus(t, "/proc/"+strconv.Itoa(pid)+"/status", field)
+}
+
+func readStatus(t *testing.T, path, field string) int64 {
+	t.Helper()
+	data, err := os.ReadFile(path)
 	if err != nil {
-		t.Skipf("no /proc/self/status: %v", err)
+		t.Skipf("no %s: %v", path, err)
 	}
 	for _, line := range strings.Split(string(data), "\n") {
 		if rest, ok := strings.CutPrefix(line, field+":"); ok {
 			kb, err := strconv.ParseInt(strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(rest), "kB")), 10, 64)
 			if err != nil {
-				t.Fatalf("parse %s in /proc/self/status: %v", field, err)
+				t.Fatalf("parse %s in %s: %v", field, path, err)
 			}
 			return kb << 10
 		}
 	}
-	t.Skipf("/proc/self/status has no %s", field)
+	t.Skipf("%s has no %s", path, field)
 	return 0
 }
 
