@@ -42,6 +42,28 @@ type IdempotencyKey struct {
 	RequestHash string // identifies the request's content
 }
 
+// MaxIdempotencyKeyLen is the length of the longest idempotency key.
+const MaxIdempotencyKeyLen = 255
+
+// IdempotencyKeyField is the public name of the idempotency key in errors.
+const IdempotencyKeyField = "Idempotency-Key"
+
+// IdempotencyKeyProblem says what is wrong with a client's idempotency key,
+// or returns "". A key is 1 to 255 visible ASCII characters (0x21 to 0x7E):
+// enough for a UUID or any token a client makes, and text every store and
+// log keeps as it is.
+func IdempotencyKeyProblem(key string) string {
+	if key == "" || len(key) > MaxIdempotencyKeyLen {
+		return "must be 1 to 255 characters"
+	}
+	for i := 0; i < len(key); i++ {
+		if key[i] < 0x21 || key[i] > 0x7e {
+			return "must be visible ASCII characters (no spaces, controls or non-ASCII)"
+		}
+	}
+	return ""
+}
+
 // Policy says who may see what.
 type Policy struct {
 	// PublicReads lets any caller read and list every user's products.
@@ -78,7 +100,8 @@ func (s *Service) timestamp() time.Time { return s.now().UTC().Truncate(time.Mic
 // pending. The owner is the caller unless d names one: only an admin may
 // create for someone else (ErrForbidden). With an idempotency key the same
 // request returns the first product with replayed set; a different request
-// with the key returns ErrIdempotencyKey.
+// with the key returns ErrIdempotencyKey. A malformed key is a
+// *ValidationError naming IdempotencyKeyField.
 func (s *Service) Create(ctx context.Context, c Caller, d Draft, idempotencyKey string) (p Product, replayed bool, err error) {
 	if d.UserID == uuid.Nil {
 		d.UserID = c.UserID
@@ -88,6 +111,11 @@ func (s *Service) Create(ctx context.Context, c Caller, d Draft, idempotencyKey 
 	}
 	if err := d.Validate(); err != nil {
 		return Product{}, false, err
+	}
+	if idempotencyKey != "" {
+		if problem := IdempotencyKeyProblem(idempotencyKey); problem != "" {
+			return Product{}, false, &ValidationError{Fields: []FieldError{{IdempotencyKeyField, problem}}}
+		}
 	}
 	now := s.timestamp()
 	p = Product{

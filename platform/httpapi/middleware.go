@@ -9,6 +9,7 @@ import (
 	"mime"
 	"net/http"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/labstack/echo/v4"
@@ -146,7 +147,7 @@ func withTimeout(d time.Duration) echo.MiddlewareFunc {
 	}
 }
 
-// requireJSON refuses request bodies that are not JSON (415) or larger than
+// requireJSON refuses request bodies that are not JSON in UTF-8 (415) or larger than
 // limit (413, also when the body turns out larger than Content-Length said).
 func requireJSON(limit int64) echo.MiddlewareFunc {
 	return func(next echo.HandlerFunc) echo.HandlerFunc {
@@ -155,9 +156,13 @@ func requireJSON(limit int64) echo.MiddlewareFunc {
 			if req.Method != http.MethodPost && req.Method != http.MethodPatch && req.Method != http.MethodPut {
 				return next(c)
 			}
-			mt, _, err := mime.ParseMediaType(req.Header.Get(echo.HeaderContentType))
+			mt, params, err := mime.ParseMediaType(req.Header.Get(echo.HeaderContentType))
 			if err != nil || (mt != echo.MIMEApplicationJSON && mt != "application/merge-patch+json") {
 				return echo.NewHTTPError(http.StatusUnsupportedMediaType, "the request body must be application/json")
+			}
+			// JSON is UTF-8 (RFC 8259); a body declared otherwise would be misread.
+			if cs, ok := params["charset"]; ok && !strings.EqualFold(cs, "utf-8") {
+				return echo.NewHTTPError(http.StatusUnsupportedMediaType, "the request body must be application/json in UTF-8")
 			}
 			if req.ContentLength > limit {
 				return errTooLarge(limit)
