@@ -77,8 +77,15 @@ func (r *fieldReader) present(name string) (present, null bool) {
 	return ok, ok && string(bytes.TrimSpace(raw)) == "null"
 }
 
+// member returns the member's raw value, unless it is missing or has a
+// problem already (see checkJSON): one problem per member is enough.
+func (r *fieldReader) member(name string) (json.RawMessage, bool) {
+	raw, ok := r.obj[name]
+	return raw, ok && !slices.ContainsFunc(r.problems, func(f product.FieldError) bool { return f.Field == name })
+}
+
 func (r *fieldReader) str(name string, dst *string) {
-	if raw, ok := r.obj[name]; ok {
+	if raw, ok := r.member(name); ok {
 		if json.Unmarshal(raw, dst) != nil {
 			r.problems.Add(name, "must be a string")
 		}
@@ -90,7 +97,7 @@ func (r *fieldReader) id(name string, dst *uuid.UUID) {
 	if _, null := r.present(name); null {
 		return
 	}
-	if raw, ok := r.obj[name]; ok {
+	if raw, ok := r.member(name); ok {
 		if json.Unmarshal(raw, &s) != nil {
 			r.problems.Add(name, "must be a UUID string")
 			return
@@ -105,7 +112,7 @@ func (r *fieldReader) id(name string, dst *uuid.UUID) {
 }
 
 func (r *fieldReader) price(name string, dst *product.Price) {
-	raw, ok := r.obj[name]
+	raw, ok := r.member(name)
 	if _, null := r.present(name); !ok || null {
 		return
 	}
@@ -130,7 +137,7 @@ func (r *fieldReader) price(name string, dst *product.Price) {
 }
 
 func (r *fieldReader) strings(name string, dst *[]string) {
-	if raw, ok := r.obj[name]; ok {
+	if raw, ok := r.member(name); ok {
 		var list []string
 		if json.Unmarshal(raw, &list) != nil {
 			r.problems.Add(name, "must be an array of strings")

@@ -1,6 +1,7 @@
 package httpapi
 
 import (
+	"context"
 	"net/http"
 
 	"github.com/labstack/echo/v4"
@@ -10,4 +11,11 @@ import (
 // handler the API lacks, such as a slow one for the shutdown tests.
 func AddRoute(s *Server, method, path string, h http.Handler) {
 	s.echo.Add(method, path, echo.WrapHandler(h))
+}
+
+// AddErrorRoute registers a GET route behind the server's middleware that
+// answers with what fn returns, so tests can show how the error handler
+// answers an error a real store returned.
+func AddErrorRoute(s *Server, path string, fn func(ctx context.Context) error) {
+	s.echo.GET(path, func(c echo.Context) error { return fn(c.Request().Context()) })
 }
