@@ -106,10 +106,3 @@ func TestLoadConfigMissingFile(t *testing.T) {
 		t.Error("loadConfig(no-such.yaml) succeeded, want an error")
 	}
 }
-
-func TestRedactURL(t *testing.T) {
-	got := redactURL("postgres://u:hunter2@h:5432/db")
-	if strings.Contains(got, "hunter2") {
-		t.Errorf("redactURL kept the password: %s", got)
-	}
-}

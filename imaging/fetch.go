@@ -11,6 +11,8 @@ import (
 	"strings"
 	"syscall"
 	"time"
+
+	"github.com/pms-dev/pms/redact"
 )
 
 // FetchConfig bounds what a Fetcher downloads. A zero field takes the default
@@ -315,9 +317,10 @@ func reFail(err error, what string) error {
 	return &Failure{Code: fl.Code, Permanent: fl.Permanent, Err: fmt.Errorf("%s: %w", what, fl.Err)}
 }
 
-// redactSourceURL returns u without user info, query or fragment, which may hold
-// credentials, for use in error messages.
+// redactSourceURL describes u for error messages: without its query and
+// fragment, which in a client's URL may hold a signature under any name,
+// and with any credential left masked by redact.URL.
 func redactSourceURL(u *url.URL) string {
-	r := url.URL{Scheme: u.Scheme, Host: u.Host, Path: u.Path, RawPath: u.RawPath}
-	return r.String()
+	r := url.URL{Scheme: u.Scheme, User: u.User, Host: u.Host, Path: u.Path, RawPath: u.RawPath}
+	return redact.URL(r.String())
 }
