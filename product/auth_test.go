@@ -53,3 +53,22 @@ func TestAuthenticateRefusesMalformedKeysWithoutLookup(t *testing.T) {
 		t.Errorf("the well-formed key is %d bytes, want KeyLength %d", len(key), product.KeyLength)
 	}
 }
+
+// noStore is a Store that must not be reached: any call panics.
+type noStore struct{ product.Store }
+
+func TestCreateUserRefusesWhatTheStoreCannotHold(t *testing.T) {
+	svc := product.NewService(noStore{}, product.Policy{})
+	for _, tt := range []struct{ email, name, field string }{
+		{"ann\xff@example.com", "Ann", "email"},
+		{"ann\x00@example.com", "Ann", "email"},
+		{"ann@example.com", "A\xffn", "name"},
+		{"ann@example.com", "A\x00n", "name"},
+	} {
+		_, err := svc.CreateUser(context.Background(), tt.email, tt.name, false)
+		var ve *product.ValidationError
+		if !errors.As(err, &ve) || len(ve.Fields) != 1 || ve.Fields[0].Field != tt.field {
+			t.Errorf("CreateUser(%q, %q) = %v, want a validation error naming %s", tt.email, tt.name, err, tt.field)
+		}
+	}
+}

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/google/uuid"
 )
@@ -236,11 +237,11 @@ func (s *Service) Delete(ctx context.Context, c Caller, id uuid.UUID, ifMatch in
 func (s *Service) CreateUser(ctx context.Context, email, name string, admin bool) (User, error) {
 	var ps Problems
 	email = strings.TrimSpace(email)
-	if at := strings.LastIndexByte(email, '@'); at < 1 || at == len(email)-1 || len(email) > 254 {
+	if at := strings.LastIndexByte(email, '@'); at < 1 || at == len(email)-1 || len(email) > 254 || !isText(email) {
 		ps.Add("email", "must be an email address")
 	}
-	if name = strings.TrimSpace(name); name == "" || len(name) > MaxNameLen {
-		ps.Add("name", "must be 1 to 255 characters")
+	if name = strings.TrimSpace(name); name == "" || len(name) > MaxNameLen || !isText(name) {
+		ps.Add("name", "must be 1 to 255 characters of UTF-8 text")
 	}
 	if err := ps.Err(); err != nil {
 		return User{}, err
@@ -251,3 +252,7 @@ func (s *Service) CreateUser(ctx context.Context, email, name string, admin bool
 	}
 	return u, nil
 }
+
+// isText reports whether s is text PostgreSQL can store: valid UTF-8
+// without NUL.
+func isText(s string) bool { return utf8.ValidString(s) && !strings.ContainsRune(s, 0) }

@@ -60,7 +60,7 @@ type jsonWalker struct {
 
 func (w *jsonWalker) add(field, problem string) {
 	if len(w.problems) < maxListed {
-		w.problems.Add(field, problem)
+		w.problems.Add(fieldName(field), problem) // a path of long names is long too
 	} else {
 		w.more++
 	}
@@ -207,8 +207,12 @@ func hex4(b []byte) rune {
 }
 
 // fieldName makes a client's member or parameter name safe to repeat in an
-// error: valid UTF-8, at most maxFieldName characters.
+// error: valid UTF-8, at most maxFieldName characters, and "" written as
+// the two quotes, which cannot be mistaken for no name.
 func fieldName(s string) string {
+	if s == "" {
+		return `""`
+	}
 	s = strings.ToValidUTF8(s, "\uFFFD")
 	if utf8.RuneCountInString(s) <= maxFieldName {
 		return s

@@ -147,8 +147,9 @@ func withTimeout(d time.Duration) echo.MiddlewareFunc {
 	}
 }
 
-// requireJSON refuses request bodies that are not JSON in UTF-8 (415) or larger than
-// limit (413, also when the body turns out larger than Content-Length said).
+// requireJSON refuses request bodies that are not JSON in UTF-8 (415) or
+// larger than limit (413, also when the body turns out larger than
+// Content-Length said).
 func requireJSON(limit int64) echo.MiddlewareFunc {
 	return func(next echo.HandlerFunc) echo.HandlerFunc {
 		return func(c echo.Context) error {
