@@ -11,7 +11,7 @@ export MALLOC_ARENA_MAX := 2
 export VIPS_BLOCK_UNTRUSTED := 1
 export CGO_ENABLED := 1
 
-.PHONY: all build run stop test test-versitygw test-short lint bench migrate docker clean deps
+.PHONY: all build run stop test test-versitygw test-short fuzz fuzz-smoke lint bench migrate docker clean deps
 
 all: build
 
@@ -30,9 +30,19 @@ stop: ## stop the development services
 migrate: build ## apply pending migrations to the development database
 	@$(SERVICES) dev $(BIN) migrate up
 
-test: deps ## the whole suite, with the race detector, against private throwaway servers
+test: deps ## the whole suite, with the race detector, against private throwaway servers; then fuzz-smoke
 	@$(SERVICES) test $(GO) test -race -count=1 -timeout 15m ./...
 	$(GO) test -count=1 -run 'PeakRSS' ./platform/vips/ # memory measurements, which the race detector would slow
+	@$(MAKE) --no-print-directory fuzz-smoke
+
+# FUZZTIME is how long fuzz-smoke runs each fuzz target.
+FUZZTIME ?= 3s
+
+fuzz-smoke: ## run every fuzz target in the module for FUZZTIME (3s) each; crashers land in testdata/fuzz
+	@GO=$(GO) FUZZTIME=$(FUZZTIME) deploy/fuzz.sh
+
+fuzz: ## run every fuzz target for 5 minutes each (or FUZZTIME=...)
+	@$(MAKE) --no-print-directory fuzz-smoke FUZZTIME=$(if $(filter command line environment,$(origin FUZZTIME)),$(FUZZTIME),5m)
 
 test-versitygw: deps ## the S3 tests against versitygw, a SigV4-checking gateway (builds it: minutes)
 	command -v versitygw >/dev/null || test -x $$HOME/go/bin/versitygw || $(GO) install github.com/versity/versitygw/cmd/versitygw@v1.8.0

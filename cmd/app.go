@@ -15,6 +15,7 @@ import (
 	"github.com/pms-dev/pms/platform/httpapi"
 	"github.com/pms-dev/pms/platform/kafka"
 	"github.com/pms-dev/pms/platform/postgres"
+	"github.com/pms-dev/pms/platform/redact"
 	"github.com/pms-dev/pms/platform/redis"
 	"github.com/pms-dev/pms/product"
 )
@@ -90,7 +91,7 @@ func (a *app) postgres() (*postgres.DB, error) {
 	if err != nil {
 		return nil, err
 	}
-	a.log.Info().Str("url", redactURL(a.cfg.Postgres.URL)).Int("max_open_conns", a.cfg.Postgres.MaxOpenConns).Msg("postgres pool opened")
+	a.log.Info().Str("url", redact.URL(a.cfg.Postgres.URL)).Int("max_open_conns", a.cfg.Postgres.MaxOpenConns).Msg("postgres pool opened")
 	a.db = db
 	a.onClose(db.Close)
 	return db, nil

@@ -381,15 +381,6 @@ func applyLegacyEnv(v *viper.Viper, env func(string) (string, bool)) error {
 	return nil
 }
 
-// redactURL hides the password in a URL, for logs and messages.
-func redactURL(raw string) string {
-	u, err := url.Parse(raw)
-	if err != nil {
-		return "(malformed URL)"
-	}
-	return u.Redacted()
-}
-
 // lookupEnv is the process environment, the only one loadConfig reads in
 // production.
 func lookupEnv(name string) (string, bool) { return os.LookupEnv(name) }

@@ -107,13 +107,6 @@ func TestLoadConfigMissingFile(t *testing.T) {
 	}
 }
 
-func TestRedactURL(t *testing.T) {
-	got := redactURL("postgres://u:hunter2@h:5432/db")
-	if strings.Contains(got, "hunter2") {
-		t.Errorf("redactURL kept the password: %s", got)
-	}
-}
-
 // TestWorkerAddrIsDeprecatedOpsAddr: worker.addr still sets where the
 // operator listener is, with a warning, and may not contradict ops.addr.
 func TestWorkerAddrIsDeprecatedOpsAddr(t *testing.T) {

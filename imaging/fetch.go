@@ -204,7 +204,8 @@ func parseSourceURL(rawURL string) (*url.URL, error) {
 }
 
 // checkURL refuses URLs the fetcher must not follow: anything but http(s),
-// user info, overlong URLs, and hosts that are, or are written like, refused
+// user info, overlong URLs, URLs whose text reads back as another host,
+// addresses with a zone, and hosts that are, or are written like, refused
 // IP addresses. Names are checked later, when their addresses are dialled.
 func (f *Fetcher) checkURL(u *url.URL) error {
 	switch {
@@ -218,9 +219,16 @@ func (f *Fetcher) checkURL(u *url.URL) error {
 		return Permanent("invalid_url", errors.New("url has no host"))
 	}
 	host := u.Hostname()
+	// The request is made from u's text: it must name the host checked here.
+	if again, err := url.Parse(u.String()); err != nil || again.Hostname() != host {
+		return Permanent("invalid_url", errors.New("url does not read back as the same host"))
+	}
 	if ip, err := netip.ParseAddr(host); err == nil {
 		if !f.Permits(ip) {
 			return Permanent("blocked_address", fmt.Errorf("address %s is not allowed", ip))
+		}
+		if ip.Zone() != "" {
+			return Permanent("invalid_url", errors.New("address has a zone, which only link-local addresses use"))
 		}
 		return nil
 	}
@@ -313,8 +321,9 @@ func reFail(err error, what string) error {
 	return &Failure{Code: fl.Code, Permanent: fl.Permanent, Err: fmt.Errorf("%s: %w", what, fl.Err)}
 }
 
-// redactSourceURL returns u without user info, query or fragment, which may hold
-// credentials, for use in error messages.
+// redactSourceURL describes u for error messages: without its user info,
+// query and fragment, which in a client's URL may hold a password or a
+// signature under any name.
 func redactSourceURL(u *url.URL) string {
 	r := url.URL{Scheme: u.Scheme, Host: u.Host, Path: u.Path, RawPath: u.RawPath}
 	return r.String()

@@ -83,14 +83,34 @@ func newKey(userID uuid.UUID, now time.Time) (string, APIKey, error) {
 	return keyScheme + prefix + "_" + secret, k, nil
 }
 
+// KeyLength is the length of every API key pms makes.
+const KeyLength = len(keyScheme) + prefixLength + 1 + secretLength
+
 // parseKey splits a presented key into prefix and secret, or reports that it
-// cannot be one of ours.
+// cannot be one of ours. It checks every byte, so what it returns is ASCII
+// that any store can take.
 func parseKey(s string) (prefix, secret string, ok bool) {
 	rest, ok := strings.CutPrefix(s, keyScheme)
 	if !ok || len(rest) != prefixLength+1+secretLength || rest[prefixLength] != '_' {
 		return "", "", false
 	}
-	return rest[:prefixLength], rest[prefixLength+1:], true
+	prefix, secret = rest[:prefixLength], rest[prefixLength+1:]
+	if !isBase64URL(prefix) || !isBase64URL(secret) {
+		return "", "", false
+	}
+	return prefix, secret, true
+}
+
+// isBase64URL reports whether s uses only the unpadded base64url alphabet.
+func isBase64URL(s string) bool {
+	for i := 0; i < len(s); i++ {
+		switch c := s[i]; {
+		case 'A' <= c && c <= 'Z', 'a' <= c && c <= 'z', '0' <= c && c <= '9', c == '-', c == '_':
+		default:
+			return false
+		}
+	}
+	return true
 }
 
 // Auth authenticates API keys and manages them.
@@ -104,7 +124,8 @@ type Auth struct {
 func NewAuth(keys KeyStore) *Auth { return &Auth{keys: keys, now: time.Now} }
 
 // Authenticate returns the caller a presented key belongs to, or
-// ErrUnauthenticated. The secret is compared in constant time.
+// ErrUnauthenticated. A key that is not of the form pms makes is refused
+// before any store lookup; the secret is compared in constant time.
 func (a *Auth) Authenticate(ctx context.Context, presented string) (Caller, error) {
 	prefix, secret, ok := parseKey(presented)
 	if !ok {

@@ -14,6 +14,10 @@ var (
 	ErrVersionMismatch = errors.New("product was changed by someone else")
 	ErrIdempotencyKey  = errors.New("idempotency key was used with a different request")
 	ErrUnavailable     = errors.New("storage unavailable")
+	// ErrInvalidInput is a value the storage refused as data it cannot
+	// hold (a byte sequence that is not UTF-8, a number out of range): input
+	// that validation should have refused first.
+	ErrInvalidInput = errors.New("storage refused a value as malformed")
 )
 
 // FieldError says what is wrong with one input field, named by its public

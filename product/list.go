@@ -90,8 +90,7 @@ func (f Filter) Validate() error {
 	}
 	if f.After != nil && f.After.filter != f.fingerprint() {
 		ps.Add("cursor", "belongs to a list with other filters or order")
-	} else if f.After != nil && (!utf8.ValidString(f.After.Name) || strings.ContainsRune(f.After.Name, 0)) {
-		// Cursors are checked, not signed: one can be made by hand.
+	} else if f.After != nil && !f.After.valid() {
 		ps.Add("cursor", ErrBadCursor.Error())
 	}
 	return ps.Err()
@@ -166,6 +165,17 @@ const cursorCheckLen = 8
 // ErrBadCursor is returned by ParseCursor for a cursor this package did not make.
 var ErrBadCursor = errors.New("cursor is malformed or was altered")
 
+// MaxCursorLen is the length of the longest cursor ParseCursor reads: more
+// than a cursor after the longest name takes.
+const MaxCursorLen = 4096
+
+// valid reports whether the cursor holds only what a product can: cursors
+// are checked, not signed, so one can be made by hand.
+func (c Cursor) valid() bool {
+	return c.Price >= 0 && c.Price <= MaxPrice && utf8.ValidString(c.Name) && !strings.ContainsRune(c.Name, 0) &&
+		utf8.RuneCountInString(c.Name) <= MaxNameLen
+}
+
 // String encodes the cursor as an opaque URL-safe token.
 func (c Cursor) String() string {
 	body, _ := json.Marshal(cursorJSON{c.CreatedAt, int64(c.Price), c.Name, c.ID, c.filter})
@@ -173,8 +183,12 @@ func (c Cursor) String() string {
 	return base64.RawURLEncoding.EncodeToString(append(body, sum[:cursorCheckLen]...))
 }
 
-// ParseCursor decodes a token made by Cursor.String, or returns ErrBadCursor.
+// ParseCursor decodes a token made by Cursor.String, or returns ErrBadCursor
+// for a token that is too long, altered, or holds what no product can.
 func ParseCursor(s string) (*Cursor, error) {
+	if len(s) > MaxCursorLen {
+		return nil, ErrBadCursor
+	}
 	raw, err := base64.RawURLEncoding.DecodeString(s)
 	if err != nil || len(raw) <= cursorCheckLen {
 		return nil, ErrBadCursor
@@ -187,5 +201,9 @@ func ParseCursor(s string) (*Cursor, error) {
 	if err := json.Unmarshal(body, &cj); err != nil {
 		return nil, ErrBadCursor
 	}
-	return &Cursor{CreatedAt: cj.T, Price: Price(cj.P), Name: cj.N, ID: cj.I, filter: cj.F}, nil
+	c := &Cursor{CreatedAt: cj.T, Price: Price(cj.P), Name: cj.N, ID: cj.I, filter: cj.F}
+	if !c.valid() {
+		return nil, ErrBadCursor
+	}
+	return c, nil
 }

@@ -65,3 +65,52 @@ func TestParseCursorRefusesAlteredCursors(t *testing.T) {
 		}
 	}
 }
+
+func TestParseCursorRefusesWhatNoProductHolds(t *testing.T) {
+	for name, c := range map[string]product.Cursor{
+		"negative price":         {Price: -1},
+		"price over the maximum": {Price: product.MaxPrice + 1},
+		"name of 256 characters": {Name: strings.Repeat("é", 256)},
+		"name with NUL":          {Name: "Lamp\x00"},
+	} {
+		if got, err := product.ParseCursor(c.String()); err != product.ErrBadCursor {
+			t.Errorf("ParseCursor(cursor with %s) = %+v, %v, want ErrBadCursor", name, got, err)
+		}
+	}
+	if got, err := product.ParseCursor(strings.Repeat("A", product.MaxCursorLen+1)); err != product.ErrBadCursor {
+		t.Errorf("ParseCursor(%d characters) = %+v, %v, want ErrBadCursor", product.MaxCursorLen+1, got, err)
+	}
+}
+
+func TestLongestCursorFits(t *testing.T) {
+	// json.Marshal writes < as \u003c: six bytes for one character.
+	c := product.Cursor{CreatedAt: time.Date(9999, 12, 31, 23, 59, 59, 999999000, time.FixedZone("", -(23*3600+59*60))),
+		Price: product.MaxPrice, Name: strings.Repeat("<", product.MaxNameLen), ID: uuid.New()}
+	s := c.String()
+	if len(s) > product.MaxCursorLen {
+		t.Fatalf("a cursor after the longest name is %d characters, more than MaxCursorLen %d", len(s), product.MaxCursorLen)
+	}
+	if got, err := product.ParseCursor(s); err != nil || got.Name != c.Name || got.Price != c.Price {
+		t.Errorf("ParseCursor(longest cursor) = %+v, %v, want it back", got, err)
+	}
+}
+
+func TestIdempotencyKeyProblem(t *testing.T) {
+	for key, ok := range map[string]bool{
+		"k":                             true,
+		uuid.NewString():                true,
+		"!~" + strings.Repeat("a", 253): true,
+		strings.Repeat("a", 256):        false,
+		"":                              false,
+		"a b":                           false,
+		"a\tb":                          false,
+		"a\x00b":                        false,
+		"a\x7fb":                        false,
+		"clé":                           false,
+		"key-\xff":                      false,
+	} {
+		if got := product.IdempotencyKeyProblem(key); (got == "") != ok {
+			t.Errorf("IdempotencyKeyProblem(%q) = %q, want ok %v", key, got, ok)
+		}
+	}
+}

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/google/uuid"
 )
@@ -43,6 +44,28 @@ type Store interface {
 type IdempotencyKey struct {
 	Key         string
 	RequestHash string // identifies the request's content
+}
+
+// MaxIdempotencyKeyLen is the length of the longest idempotency key.
+const MaxIdempotencyKeyLen = 255
+
+// IdempotencyKeyField is the public name of the idempotency key in errors.
+const IdempotencyKeyField = "Idempotency-Key"
+
+// IdempotencyKeyProblem says what is wrong with a client's idempotency key,
+// or returns "". A key is 1 to 255 visible ASCII characters (0x21 to 0x7E):
+// enough for a UUID or any token a client makes, and text every store and
+// log keeps as it is.
+func IdempotencyKeyProblem(key string) string {
+	if key == "" || len(key) > MaxIdempotencyKeyLen {
+		return "must be 1 to 255 characters"
+	}
+	for i := 0; i < len(key); i++ {
+		if key[i] < 0x21 || key[i] > 0x7e {
+			return "must be visible ASCII characters (no spaces, controls or non-ASCII)"
+		}
+	}
+	return ""
 }
 
 // Policy says who may see what.
@@ -82,7 +105,8 @@ func (s *Service) timestamp() time.Time { return s.now().UTC().Truncate(time.Mic
 // create for someone else (ErrForbidden). With an idempotency key the same
 // request, until the key expires, returns the first product as that create
 // returned it, with replayed set; a different request with the key returns
-// ErrIdempotencyKey.
+// ErrIdempotencyKey. A malformed key is a *ValidationError naming
+// IdempotencyKeyField.
 func (s *Service) Create(ctx context.Context, c Caller, d Draft, idempotencyKey string) (p Product, replayed bool, err error) {
 	if d.UserID == uuid.Nil {
 		d.UserID = c.UserID
@@ -92,6 +116,11 @@ func (s *Service) Create(ctx context.Context, c Caller, d Draft, idempotencyKey 
 	}
 	if err := d.Validate(); err != nil {
 		return Product{}, false, err
+	}
+	if idempotencyKey != "" {
+		if problem := IdempotencyKeyProblem(idempotencyKey); problem != "" {
+			return Product{}, false, &ValidationError{Fields: []FieldError{{IdempotencyKeyField, problem}}}
+		}
 	}
 	now := s.timestamp()
 	p = Product{
@@ -206,11 +235,11 @@ func (s *Service) Delete(ctx context.Context, c Caller, id uuid.UUID, ifMatch in
 func (s *Service) CreateUser(ctx context.Context, email, name string, admin bool) (User, error) {
 	var ps Problems
 	email = strings.TrimSpace(email)
-	if at := strings.LastIndexByte(email, '@'); at < 1 || at == len(email)-1 || len(email) > 254 {
+	if at := strings.LastIndexByte(email, '@'); at < 1 || at == len(email)-1 || len(email) > 254 || !isText(email) {
 		ps.Add("email", "must be an email address")
 	}
-	if name = strings.TrimSpace(name); name == "" || len(name) > MaxNameLen {
-		ps.Add("name", "must be 1 to 255 characters")
+	if name = strings.TrimSpace(name); name == "" || len(name) > MaxNameLen || !isText(name) {
+		ps.Add("name", "must be 1 to 255 characters of UTF-8 text")
 	}
 	if err := ps.Err(); err != nil {
 		return User{}, err
@@ -221,3 +250,7 @@ func (s *Service) CreateUser(ctx context.Context, email, name string, admin bool
 	}
 	return u, nil
 }
+
+// isText reports whether s is text PostgreSQL can store: valid UTF-8
+// without NUL.
+func isText(s string) bool { return utf8.ValidString(s) && !strings.ContainsRune(s, 0) }

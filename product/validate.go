@@ -52,6 +52,8 @@ func checkDescription(ps *Problems, d string) {
 	switch {
 	case utf8.RuneCountInString(d) > MaxDescriptionLen:
 		ps.Add("product_description", "must be at most 10000 characters")
+	case !utf8.ValidString(d):
+		ps.Add("product_description", "must be valid UTF-8")
 	case strings.ContainsRune(d, 0):
 		ps.Add("product_description", errNUL)
 	}
@@ -87,6 +89,9 @@ func checkImageURLs(ps *Problems, urls []string) {
 func urlProblem(s string) string {
 	if len(s) > MaxURLLen {
 		return "must be at most 2048 characters"
+	}
+	if !utf8.ValidString(s) {
+		return "must be valid UTF-8"
 	}
 	u, err := url.Parse(s)
 	switch {

@@ -25,11 +25,11 @@ func caller(c echo.Context) product.Caller {
 // the context, and their ids in the request's logger.
 func (s *Server) authenticate(next echo.HandlerFunc) echo.HandlerFunc {
 	return func(c echo.Context) error {
-		scheme, key, ok := strings.Cut(c.Request().Header.Get(echo.HeaderAuthorization), " ")
-		if !ok || !strings.EqualFold(scheme, "Bearer") || key == "" {
+		key, ok := bearerKey(c.Request().Header)
+		if !ok {
 			return errUnauthenticated("")
 		}
-		cl, err := s.auth.Authenticate(c.Request().Context(), strings.TrimSpace(key))
+		cl, err := s.auth.Authenticate(c.Request().Context(), key)
 		if err != nil {
 			return err
 		}
@@ -39,6 +39,25 @@ func (s *Server) authenticate(next echo.HandlerFunc) echo.HandlerFunc {
 		c.SetRequest(c.Request().WithContext(l.WithContext(ctx)))
 		return next(c)
 	}
+}
+
+// maxAuthorizationLen is more than "Bearer <key>" takes with any spacing.
+const maxAuthorizationLen = 2 * product.KeyLength
+
+// bearerKey returns the key of the request's one "Authorization: Bearer
+// <key>" header, or false for none, several, or one that is too long or of
+// another scheme. Authenticate checks the key's form before any lookup.
+func bearerKey(h http.Header) (string, bool) {
+	vs := h.Values(echo.HeaderAuthorization)
+	if len(vs) != 1 || len(vs[0]) > maxAuthorizationLen {
+		return "", false
+	}
+	scheme, key, ok := strings.Cut(vs[0], " ")
+	key = strings.TrimSpace(key)
+	if !ok || !strings.EqualFold(scheme, "Bearer") || key == "" {
+		return "", false
+	}
+	return key, true
 }
 
 // errUnauthenticated is a 401 with the challenge RFC 6750 asks for.

@@ -15,10 +15,12 @@ import (
 	"github.com/pms-dev/pms/product"
 )
 
-// readJSONObject reads a request body holding one JSON object and returns
-// its members. Syntax errors, trailing data and a body over the limit are
-// reported as client errors.
-func readJSONObject(body io.Reader, limit int64) (map[string]json.RawMessage, error) {
+// readObject reads a request body holding one JSON object and returns a
+// fieldReader for its members, known being those the request may have.
+// Syntax errors, trailing data and a body over the limit are client errors
+// at once; the reader holds the other problems (see checkJSON and
+// newFieldReader) for the response that names every one.
+func readObject(body io.Reader, limit int64, known ...string) (*fieldReader, error) {
 	raw, err := io.ReadAll(body)
 	if err != nil {
 		if isTooLarge(err) {
@@ -34,7 +36,9 @@ func readJSONObject(body io.Reader, limit int64) (map[string]json.RawMessage, er
 	if _, err := dec.Token(); err != io.EOF {
 		return nil, badRequest(product.FieldError{Field: "body", Problem: "must hold a single JSON object"})
 	}
-	return obj, nil
+	r := newFieldReader(obj, known...)
+	r.problems = append(checkJSON(raw), r.problems...)
+	return r, nil
 }
 
 func jsonErrorDetail(err error) string {
@@ -52,6 +56,8 @@ type fieldReader struct {
 	problems product.Problems
 }
 
+// newFieldReader returns a reader of obj's members that lists the unknown
+// ones: at most maxListed by name, in order, and how many more there are.
 func newFieldReader(obj map[string]json.RawMessage, known ...string) *fieldReader {
 	r := &fieldReader{obj: obj}
 	var unknown []string
@@ -61,9 +67,7 @@ func newFieldReader(obj map[string]json.RawMessage, known ...string) *fieldReade
 		}
 	}
 	sort.Strings(unknown)
-	for _, name := range unknown {
-		r.problems.Add(name, "is not a known field")
-	}
+	r.problems = unknownProblems(unknown, "field", "body")
 	return r
 }
 
@@ -73,8 +77,15 @@ func (r *fieldReader) present(name string) (present, null bool) {
 	return ok, ok && string(bytes.TrimSpace(raw)) == "null"
 }
 
+// member returns the member's raw value, unless it is missing or has a
+// problem already (see checkJSON): one problem per member is enough.
+func (r *fieldReader) member(name string) (json.RawMessage, bool) {
+	raw, ok := r.obj[name]
+	return raw, ok && !slices.ContainsFunc(r.problems, func(f product.FieldError) bool { return f.Field == name })
+}
+
 func (r *fieldReader) str(name string, dst *string) {
-	if raw, ok := r.obj[name]; ok {
+	if raw, ok := r.member(name); ok {
 		if json.Unmarshal(raw, dst) != nil {
 			r.problems.Add(name, "must be a string")
 		}
@@ -86,7 +97,7 @@ func (r *fieldReader) id(name string, dst *uuid.UUID) {
 	if _, null := r.present(name); null {
 		return
 	}
-	if raw, ok := r.obj[name]; ok {
+	if raw, ok := r.member(name); ok {
 		if json.Unmarshal(raw, &s) != nil {
 			r.problems.Add(name, "must be a UUID string")
 			return
@@ -101,7 +112,7 @@ func (r *fieldReader) id(name string, dst *uuid.UUID) {
 }
 
 func (r *fieldReader) price(name string, dst *product.Price) {
-	raw, ok := r.obj[name]
+	raw, ok := r.member(name)
 	if _, null := r.present(name); !ok || null {
 		return
 	}
@@ -126,7 +137,7 @@ func (r *fieldReader) price(name string, dst *product.Price) {
 }
 
 func (r *fieldReader) strings(name string, dst *[]string) {
-	if raw, ok := r.obj[name]; ok {
+	if raw, ok := r.member(name); ok {
 		var list []string
 		if json.Unmarshal(raw, &list) != nil {
 			r.problems.Add(name, "must be an array of strings")

@@ -36,6 +36,7 @@ var errorTable = []struct {
 	{product.ErrForbidden, http.StatusForbidden, "forbidden", "this API key may not do that"},
 	{product.ErrUserNotFound, http.StatusUnprocessableEntity, "unknown_user", "user_id names no user"},
 	{product.ErrIdempotencyKey, http.StatusUnprocessableEntity, "idempotency_key_reused", "Idempotency-Key was already used with a different request"},
+	{product.ErrInvalidInput, http.StatusBadRequest, "invalid_input", "the request holds a value that cannot be stored"},
 	{product.ErrVersionMismatch, http.StatusPreconditionFailed, "version_mismatch", "the product has changed since the version in If-Match"},
 	{product.ErrConflict, http.StatusConflict, "conflict", "the change conflicts with existing data"},
 	{product.ErrUnavailable, http.StatusServiceUnavailable, "unavailable", "a dependency is unavailable; try again shortly"},
@@ -104,13 +105,18 @@ type fieldJSON struct {
 }
 
 // handleError is Echo's HTTPErrorHandler: it logs the error once, at error
-// level for 5xx and debug for 4xx, and writes the error envelope.
+// level for 5xx, warn for input only the store refused, and debug for other
+// 4xx, and writes the error envelope.
 func handleError(err error, c echo.Context) {
 	ae := toAPIError(err)
 	log := zerolog.Ctx(c.Request().Context())
-	if ae.Status >= 500 {
+	switch {
+	case ae.Status >= 500:
 		log.Error().Err(err).Int("status", ae.Status).Msg("request failed")
-	} else {
+	case errors.Is(err, product.ErrInvalidInput):
+		// The store refused what validation let through: a gap to close.
+		log.Warn().Err(err).Int("status", ae.Status).Msg("request refused by the store, not by validation")
+	default:
 		log.Debug().Err(err).Int("status", ae.Status).Msg("request refused")
 	}
 	if c.Response().Committed {

@@ -1,6 +1,7 @@
 package httpapi
 
 import (
+	"context"
 	"net/http"
 
 	"github.com/labstack/echo/v4"
@@ -30,3 +31,10 @@ func ClientIP(trusted ...string) func(*http.Request) string {
 
 // AddressKey is the client address a failure budget is kept for.
 var AddressKey = addressKey
+
+// AddErrorRoute registers a GET route behind the server's middleware that
+// answers with what fn returns, so tests can show how the error handler
+// answers an error a real store returned.
+func AddErrorRoute(s *Server, path string, fn func(ctx context.Context) error) {
+	s.echo.GET(path, func(c echo.Context) error { return fn(c.Request().Context()) })
+}

@@ -152,7 +152,8 @@ func abbreviate(s string) string {
 }
 
 // do sends a request with an optional body (sent as application/json) and
-// headers given as name, value pairs, and reads the whole response. No test
+// headers given as name, value pairs (a name given twice is sent twice), and
+// reads the whole response. No test
 // expects a 500, so one fails the test wherever it happens.
 func (a *api) do(t testing.TB, method, path, body string, header ...string) response {
 	t.Helper()
@@ -176,12 +177,18 @@ func (a *api) send(t testing.TB, method, path string, body io.Reader, desc strin
 	if a.key != "" {
 		req.Header.Set("Authorization", "Bearer "+a.key)
 	}
+	given := map[string]bool{}
 	for i := 0; i+1 < len(header); i += 2 {
-		if header[i+1] == omit {
-			req.Header.Del(header[i])
-		} else {
-			req.Header[http.CanonicalHeaderKey(header[i])] = []string{header[i+1]}
+		name := http.CanonicalHeaderKey(header[i])
+		switch {
+		case header[i+1] == omit:
+			req.Header.Del(name)
+		case given[name]: // a name given twice sends the header twice
+			req.Header[name] = append(req.Header[name], header[i+1])
+		default:
+			req.Header[name] = []string{header[i+1]}
 		}
+		given[name] = true
 	}
 	call := strings.TrimSpace(abbreviate(method+" "+path) + " " + abbreviate(desc))
 	if len(header) > 0 {

@@ -9,6 +9,7 @@ import (
 	"mime"
 	"net/http"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/labstack/echo/v4"
@@ -168,8 +169,9 @@ func withTimeout(d time.Duration) echo.MiddlewareFunc {
 	}
 }
 
-// requireJSON refuses request bodies that are not JSON (415) or larger than
-// limit (413, also when the body turns out larger than Content-Length said).
+// requireJSON refuses request bodies that are not JSON in UTF-8 (415) or
+// larger than limit (413, also when the body turns out larger than
+// Content-Length said).
 func requireJSON(limit int64) echo.MiddlewareFunc {
 	return func(next echo.HandlerFunc) echo.HandlerFunc {
 		return func(c echo.Context) error {
@@ -177,9 +179,13 @@ func requireJSON(limit int64) echo.MiddlewareFunc {
 			if req.Method != http.MethodPost && req.Method != http.MethodPatch && req.Method != http.MethodPut {
 				return next(c)
 			}
-			mt, _, err := mime.ParseMediaType(req.Header.Get(echo.HeaderContentType))
+			mt, params, err := mime.ParseMediaType(req.Header.Get(echo.HeaderContentType))
 			if err != nil || (mt != echo.MIMEApplicationJSON && mt != "application/merge-patch+json") {
 				return echo.NewHTTPError(http.StatusUnsupportedMediaType, "the request body must be application/json")
+			}
+			// JSON is UTF-8 (RFC 8259); a body declared otherwise would be misread.
+			if cs, ok := params["charset"]; ok && !strings.EqualFold(cs, "utf-8") {
+				return echo.NewHTTPError(http.StatusUnsupportedMediaType, "the request body must be application/json in UTF-8")
 			}
 			if req.ContentLength > limit {
 				return errTooLarge(limit)

@@ -2,9 +2,8 @@ package httpapi
 
 import (
 	"encoding/json"
+	"io"
 	"net/http"
-	"net/url"
-	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -79,28 +78,13 @@ func etag(version int) string { return `"` + strconv.Itoa(version) + `"` }
 func productPath(id uuid.UUID) string { return "/api/v1/products/" + id.String() }
 
 func (s *Server) createProduct(c echo.Context) error {
-	obj, err := readJSONObject(c.Request().Body, s.cfg.MaxBodyBytes)
+	key, err := idempotencyKey(c.Request().Header)
 	if err != nil {
 		return err
 	}
-	r := newFieldReader(obj, "user_id", "product_name", "product_description", "product_price", "product_images")
-	r.required("product_name", "product_price")
-	r.notNull("product_description", "product_images")
-	var d product.Draft
-	r.id("user_id", &d.UserID)
-	r.str("product_name", &d.Name)
-	r.str("product_description", &d.Description)
-	r.price("product_price", &d.Price)
-	r.strings("product_images", &d.ImageURLs)
-	if d.UserID == uuid.Nil {
-		d.UserID = caller(c).UserID // as the service would: checked here to report every problem at once
-	}
-	if err := r.check(d.Validate()); err != nil {
+	d, err := readDraft(c.Request().Body, s.cfg.MaxBodyBytes, caller(c).UserID)
+	if err != nil {
 		return err
-	}
-	key := c.Request().Header.Get(headerIdempotencyKey)
-	if len(key) > 255 || (key == "" && c.Request().Header.Values(headerIdempotencyKey) != nil) {
-		return badRequest(product.FieldError{Field: headerIdempotencyKey, Problem: "must be 1 to 255 characters"})
 	}
 	p, replayed, err := s.products.Create(c.Request().Context(), caller(c), d, key)
 	if err != nil {
@@ -113,6 +97,47 @@ func (s *Server) createProduct(c echo.Context) error {
 		h.Set(headerReplayed, "true")
 	}
 	return c.JSON(http.StatusCreated, toJSON(p))
+}
+
+// idempotencyKey returns the request's Idempotency-Key, "" for none, or a
+// 400 when it is repeated or breaks product.IdempotencyKeyProblem's rule.
+func idempotencyKey(h http.Header) (string, error) {
+	vs := h.Values(headerIdempotencyKey)
+	switch {
+	case len(vs) == 0:
+		return "", nil
+	case len(vs) > 1:
+		return "", badRequest(product.FieldError{Field: headerIdempotencyKey, Problem: "must be given once"})
+	}
+	if problem := product.IdempotencyKeyProblem(vs[0]); problem != "" {
+		return "", badRequest(product.FieldError{Field: headerIdempotencyKey, Problem: problem})
+	}
+	return vs[0], nil
+}
+
+// readDraft reads a create request's body into a valid Draft, owned by
+// owner unless the body names a user_id, or returns a *ValidationError
+// naming every problem of the body.
+func readDraft(body io.Reader, limit int64, owner uuid.UUID) (product.Draft, error) {
+	r, err := readObject(body, limit, "user_id", "product_name", "product_description", "product_price", "product_images")
+	if err != nil {
+		return product.Draft{}, err
+	}
+	r.required("product_name", "product_price")
+	r.notNull("product_description", "product_images")
+	var d product.Draft
+	r.id("user_id", &d.UserID)
+	r.str("product_name", &d.Name)
+	r.str("product_description", &d.Description)
+	r.price("product_price", &d.Price)
+	r.strings("product_images", &d.ImageURLs)
+	if d.UserID == uuid.Nil {
+		d.UserID = owner // as the service would: checked here to report every problem at once
+	}
+	if err := r.check(d.Validate()); err != nil {
+		return product.Draft{}, err
+	}
+	return d, nil
 }
 
 // productID parses the :id path parameter.
@@ -143,7 +168,7 @@ func (s *Server) getProduct(c echo.Context) error {
 
 // matchesAny reports whether an If-None-Match list names tag or is "*".
 func matchesAny(list, tag string) bool {
-	for _, t := range strings.Split(list, ",") {
+	for t := range strings.SplitSeq(list, ",") {
 		t = strings.TrimPrefix(strings.TrimSpace(t), "W/")
 		if t == tag || t == "*" {
 			return true
@@ -182,11 +207,26 @@ func (s *Server) updateProduct(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	obj, err := readJSONObject(c.Request().Body, s.cfg.MaxBodyBytes)
+	patch, err := readPatch(c.Request().Body, s.cfg.MaxBodyBytes)
 	if err != nil {
 		return err
 	}
-	r := newFieldReader(obj, "product_name", "product_description", "product_price", "product_images")
+	p, err := s.products.Update(c.Request().Context(), caller(c), id, patch, version)
+	if err != nil {
+		return err
+	}
+	c.Response().Header().Set("ETag", etag(p.Version))
+	return c.JSON(http.StatusOK, toJSON(p))
+}
+
+// readPatch reads a merge patch's body, or returns a *ValidationError
+// naming every member it cannot read. The service validates the patched
+// product.
+func readPatch(body io.Reader, limit int64) (product.Patch, error) {
+	r, err := readObject(body, limit, "product_name", "product_description", "product_price", "product_images")
+	if err != nil {
+		return product.Patch{}, err
+	}
 	// In a merge patch, null clears a field: only the optional ones may be cleared.
 	r.notNull("product_name", "product_price")
 	var patch product.Patch
@@ -207,14 +247,9 @@ func (s *Server) updateProduct(c echo.Context) error {
 		r.strings("product_images", patch.ImageURLs)
 	}
 	if err := r.err(); err != nil {
-		return err
+		return product.Patch{}, err
 	}
-	p, err := s.products.Update(c.Request().Context(), caller(c), id, patch, version)
-	if err != nil {
-		return err
-	}
-	c.Response().Header().Set("ETag", etag(p.Version))
-	return c.JSON(http.StatusOK, toJSON(p))
+	return patch, nil
 }
 
 func (s *Server) deleteProduct(c echo.Context) error {
@@ -226,93 +261,4 @@ func (s *Server) deleteProduct(c echo.Context) error {
 		return err
 	}
 	return c.NoContent(http.StatusNoContent)
-}
-
-// listParams are the query parameters GET /products understands.
-var listParams = []string{"user_id", "min_price", "max_price", "name", "sort", "limit", "cursor"}
-
-func (s *Server) listProducts(c echo.Context) error {
-	f, err := parseFilter(c.QueryParams())
-	if err != nil {
-		return err
-	}
-	page, err := s.products.List(c.Request().Context(), caller(c), f)
-	if err != nil {
-		return err
-	}
-	out := pageJSON{Items: make([]productJSON, len(page.Items))}
-	for i, p := range page.Items {
-		out.Items[i] = toJSON(p)
-	}
-	if page.Next != nil {
-		next := page.Next.String()
-		out.NextCursor = &next
-	}
-	return c.JSON(http.StatusOK, out)
-}
-
-// parseFilter reads list parameters, naming every one that is unknown,
-// repeated or unparsable.
-func parseFilter(q url.Values) (product.Filter, error) {
-	f := product.Filter{Sort: product.SortCreated, Limit: product.DefaultLimit}
-	var ps product.Problems
-	for name, vs := range q {
-		switch {
-		case !slices.Contains(listParams, name):
-			ps.Add(name, "is not a known parameter")
-		case len(vs) > 1:
-			ps.Add(name, "must be given once")
-		}
-	}
-	get := func(name string) (string, bool) {
-		vs, ok := q[name]
-		if !ok || len(vs) != 1 {
-			return "", false
-		}
-		return vs[0], true
-	}
-	if v, ok := get("user_id"); ok {
-		if id, err := uuid.Parse(v); err != nil {
-			ps.Add("user_id", "must be a UUID")
-		} else {
-			f.UserID = &id
-		}
-	}
-	for name, dst := range map[string]**product.Price{"min_price": &f.MinPrice, "max_price": &f.MaxPrice} {
-		if v, ok := get(name); ok {
-			if p, err := product.ParsePrice(v); err != nil {
-				ps.Add(name, err.Error())
-			} else {
-				*dst = &p
-			}
-		}
-	}
-	if v, ok := get("name"); ok {
-		if v == "" {
-			ps.Add("name", "must not be empty")
-		}
-		f.Name = v
-	}
-	if v, ok := get("sort"); ok {
-		f.Sort = product.Sort(v)
-	}
-	if v, ok := get("limit"); ok {
-		n, err := strconv.Atoi(v)
-		if err != nil {
-			ps.Add("limit", "must be a whole number")
-			n = product.DefaultLimit
-		}
-		f.Limit = n
-	}
-	if v, ok := get("cursor"); ok {
-		c, err := product.ParseCursor(v)
-		if err != nil {
-			ps.Add("cursor", err.Error())
-		}
-		f.After = c
-	}
-	if err := ps.Err(); err != nil {
-		return f, err
-	}
-	return f, f.Validate()
 }

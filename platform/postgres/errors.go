@@ -16,7 +16,8 @@ import (
 )
 
 // translate turns driver errors into the product package's errors, keeping
-// the original in the chain for logs. It returns other errors unchanged.
+// the original in the chain for logs: data exceptions (SQLSTATE class 22)
+// become product.ErrInvalidInput. It returns other errors unchanged.
 func translate(err error) error {
 	if err == nil {
 		return nil
@@ -28,6 +29,10 @@ func translate(err error) error {
 			return fmt.Errorf("%w: %w", product.ErrConflict, err)
 		case code == pqerror.ForeignKeyViolation && pqErr.Constraint == "products_user_id_fkey":
 			return fmt.Errorf("%w: %w", product.ErrUserNotFound, err)
+		case code.Class() == pqerror.ClassDataException:
+			// A value the server cannot take (a byte sequence that is not
+			// UTF-8, a number out of range) is the client's, not ours.
+			return fmt.Errorf("%w: %w", product.ErrInvalidInput, err)
 		case code.Class() == pqerror.ClassConnectionException,
 			code.Class() == pqerror.ClassInsufficientResources,
 			code == pqerror.AdminShutdown, code == pqerror.CrashShutdown, code == pqerror.CannotConnectNow,

@@ -14,6 +14,8 @@ import (
 
 	"github.com/jmoiron/sqlx"
 	"github.com/lib/pq"
+
+	"github.com/pms-dev/pms/platform/redact"
 )
 
 // Config says how to reach PostgreSQL and how large the pool is.
@@ -52,6 +54,16 @@ func (c Config) Validate() error {
 	}
 	return errors.Join(errs...)
 }
+
+// String describes the config with the URL's credentials masked, so that
+// logging a Config by accident leaks nothing.
+func (c Config) String() string {
+	return fmt.Sprintf("{URL:%s MaxOpenConns:%d MaxIdleConns:%d ConnMaxLifetime:%s ConnMaxIdleTime:%s ConnectTimeout:%s IOTimeout:%s}",
+		redact.URL(c.URL), c.MaxOpenConns, c.MaxIdleConns, c.ConnMaxLifetime, c.ConnMaxIdleTime, c.ConnectTimeout, c.IOTimeout)
+}
+
+// GoString is String, so that %#v redacts too.
+func (c Config) GoString() string { return c.String() }
 
 // DB is a pool of PostgreSQL connections.
 type DB struct {

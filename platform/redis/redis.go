@@ -24,6 +24,8 @@ import (
 	"github.com/rs/zerolog"
 	"github.com/sony/gobreaker/v2"
 	"golang.org/x/sync/singleflight"
+
+	"github.com/pms-dev/pms/platform/redact"
 )
 
 // Config says how to reach Redis, how long to wait for it and how long
@@ -117,6 +119,22 @@ func (c Config) Validate() error {
 	}
 	return errors.Join(errs...)
 }
+
+// String describes the config with the password masked, so that logging a
+// Config by accident leaks nothing.
+func (c Config) String() string {
+	password := ""
+	if c.Password != "" {
+		password = redact.Mask
+	}
+	return fmt.Sprintf("{Addr:%s Password:%s DB:%d DialTimeout:%s Timeout:%s PoolSize:%d ProductTTL:%s TTLJitter:%g "+
+		"KeyTTL:%s LocalTTL:%s BreakerFailures:%d BreakerCooldown:%s}",
+		redact.URL(c.Addr), password, c.DB, c.DialTimeout, c.Timeout, c.PoolSize, c.ProductTTL, c.TTLJitter,
+		c.KeyTTL, c.LocalTTL, c.BreakerFailures, c.BreakerCooldown)
+}
+
+// GoString is String, so that %#v redacts too.
+func (c Config) GoString() string { return c.String() }
 
 // Client is a connection pool to Redis with a circuit breaker in front of
 // it. The caches and the limiter share one Client.

@@ -8,6 +8,8 @@ import (
 	"net/url"
 	"regexp"
 	"time"
+
+	"github.com/pms-dev/pms/platform/redact"
 )
 
 // DefaultCacheControl is the Cache-Control sent with every object when the
@@ -81,12 +83,12 @@ func (c Config) Validate() error {
 func (c Config) String() string {
 	secret := ""
 	if c.SecretAccessKey != "" {
-		secret = "REDACTED"
+		secret = redact.Mask
 	}
 	return fmt.Sprintf("{Endpoint:%s Region:%s Bucket:%s AccessKeyID:%s SecretAccessKey:%s UsePathStyle:%t "+
 		"PublicURL:%s CacheControl:%s Timeout:%s MaxAttempts:%d CreateBucket:%t}",
-		redactURL(c.Endpoint), c.Region, c.Bucket, c.AccessKeyID, secret, c.UsePathStyle,
-		redactURL(c.PublicURL), c.CacheControl, c.Timeout, c.MaxAttempts, c.CreateBucket)
+		redact.URL(c.Endpoint), c.Region, c.Bucket, c.AccessKeyID, secret, c.UsePathStyle,
+		redact.URL(c.PublicURL), c.CacheControl, c.Timeout, c.MaxAttempts, c.CreateBucket)
 }
 
 // GoString is String, so that %#v redacts too.
@@ -98,12 +100,4 @@ func isBaseURL(s string) bool {
 	u, err := url.Parse(s)
 	return err == nil && (u.Scheme == "http" || u.Scheme == "https") && u.Host != "" &&
 		u.User == nil && u.RawQuery == "" && u.Fragment == "" && !u.ForceQuery
-}
-
-func redactURL(s string) string {
-	u, err := url.Parse(s)
-	if err != nil {
-		return "(invalid)"
-	}
-	return u.Redacted()
 }
