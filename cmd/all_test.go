@@ -79,7 +79,6 @@ type stack struct {
 func startAll(t testing.TB, env map[string]string) (*stack, func()) {
 	t.Helper()
 	vars := map[string]string{
-		"PMS_POSTGRES_URL":                         postgrestest.URL(t),
 		"PMS_HTTP_ADDR":                            freeAddr(t),
 		"PMS_OPS_ADDR":                             freeAddr(t),
 		"PMS_DEV_STATE_DIR":                        t.TempDir(),
@@ -97,6 +96,11 @@ func startAll(t testing.TB, env map[string]string) (*stack, func()) {
 	}
 	for k, v := range env {
 		vars[k] = v
+	}
+	if _, ok := vars["PMS_POSTGRES_URL"]; !ok {
+		// A database of its own: the relay publishes every row of the
+		// outbox, and another test's relay must not take this one's.
+		vars["PMS_POSTGRES_URL"] = postgrestest.Private(t)
 	}
 	cfg, err := loadConfig(filepath.Join("..", "config.yaml"), envOf(vars))
 	if err != nil {

@@ -106,7 +106,7 @@ func TestStartupLogsHoldNoSecret(t *testing.T) {
 	rdb.Close()
 	src := serveFiles(t, map[string][]byte{"a.png": transparentPNG(t)})
 	s, stop := startAll(t, map[string]string{
-		"PMS_POSTGRES_URL":         withPassword(t, postgrestest.URL(t)),
+		"PMS_POSTGRES_URL":         withPassword(t, postgrestest.Private(t)),
 		"PMS_REDIS_ADDR":           rs.Addr(),
 		"PMS_REDIS_PASSWORD":       redisSecret,
 		"PMS_S3_ACCESS_KEY_ID":     "pms-key",
