@@ -9,6 +9,7 @@ import (
 
 	"github.com/google/uuid"
 
+	"github.com/pms-dev/pms/platform/postgres/postgrestest"
 	"github.com/pms-dev/pms/platform/redis/redistest"
 )
 
@@ -112,8 +113,9 @@ func TestRevokedKeyStopsOnEveryReplica(t *testing.T) {
 		t.Skip("integration test: runs pms all twice")
 	}
 	t.Parallel()
-	a, _ := startAll(t, nil)
-	b, _ := startAll(t, nil)
+	shared := map[string]string{"PMS_POSTGRES_URL": postgrestest.Private(t)}
+	a, _ := startAll(t, shared)
+	b, _ := startAll(t, shared)
 	b.key = a.key
 	for _, s := range []*stack{a, b} {
 		if code := s.do(t, http.MethodGet, "/api/v1/me", "", "", nil); code != http.StatusOK {
