@@ -143,7 +143,10 @@ func (a *app) authService() (*product.Auth, error) {
 	if err != nil {
 		return nil, err
 	}
-	return product.NewAuth(redis.NewKeyCache(cache, postgres.NewKeyStore(db))), nil
+	auth := product.NewAuth(redis.NewKeyCache(cache, postgres.NewKeyStore(db)))
+	// Closed before the pool: last_used_at writes in flight finish first.
+	a.onClose(func() error { auth.Wait(); return nil })
+	return auth, nil
 }
 
 // rateLimiters limit each API key, and the failed authentications from

@@ -182,6 +182,7 @@ var defaults = map[string]any{
 	"redis.product_ttl":      30 * time.Minute,
 	"redis.ttl_jitter":       0.1,
 	"redis.key_ttl":          time.Second,
+	"redis.key_stale_ttl":    30 * time.Minute,
 	"redis.unknown_key_ttl":  10 * time.Second,
 	"redis.local_ttl":        500 * time.Millisecond,
 	"redis.breaker_failures": 5,

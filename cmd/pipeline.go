@@ -94,7 +94,10 @@ func (a *app) consumer(ctx context.Context) (*kafka.Consumer, []httpapi.Check, e
 
 // storeChecks are the readiness checks of every process that uses
 // PostgreSQL and Redis. Redis only degrades: pms serves without it.
-func (a *app) storeChecks() ([]httpapi.Check, error) {
+// PostgreSQL is critical where needsPostgres: the worker can do nothing
+// without it, while the API still answers the reads its caches hold, so a
+// serve process without PostgreSQL is degraded and stays in rotation.
+func (a *app) storeChecks(needsPostgres bool) ([]httpapi.Check, error) {
 	db, err := a.postgres()
 	if err != nil {
 		return nil, err
@@ -108,8 +111,8 @@ func (a *app) storeChecks() ([]httpapi.Check, error) {
 		return nil, err
 	}
 	return []httpapi.Check{
-		{Name: "postgres", Critical: true, Run: db.Ping},
-		{Name: "schema", Critical: true, Run: m.CheckSchema},
+		{Name: "postgres", Critical: needsPostgres, Run: db.Ping},
+		{Name: "schema", Critical: needsPostgres, Run: m.CheckSchema},
 		{Name: "redis", Critical: false, Run: cache.Ping},
 	}, nil
 }

@@ -62,7 +62,7 @@ func (a *app) api(ctx context.Context) (*httpapi.Server, runner, []httpapi.Check
 	if err != nil {
 		return nil, nil, nil, err
 	}
-	checks, err := a.storeChecks()
+	checks, err := a.storeChecks(false)
 	if err != nil {
 		return nil, nil, nil, err
 	}

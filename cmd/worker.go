@@ -24,7 +24,7 @@ func newWorkerCmd(a *app) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			pgChecks, err := a.storeChecks()
+			pgChecks, err := a.storeChecks(true)
 			if err != nil {
 				return err
 			}

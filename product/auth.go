@@ -26,6 +26,9 @@ type Caller struct {
 	UserID uuid.UUID
 	Admin  bool
 	KeyID  uuid.UUID
+	// Degraded says the caller was authenticated from a cache while the
+	// store was unavailable (see KeyOwner.Stale).
+	Degraded bool
 }
 
 // APIKey is a stored API key. Only a hash of its secret is kept.
@@ -43,6 +46,10 @@ type APIKey struct {
 type KeyOwner struct {
 	Key  APIKey
 	User User
+	// Stale says the key comes from a cache that could not check it with
+	// the store, which was unavailable: a request may still be answered
+	// from caches, in degraded mode.
+	Stale bool
 }
 
 // KeyStore keeps API keys. KeyByPrefix returns ErrUnauthenticated when no
@@ -67,6 +74,8 @@ const (
 	secretLength = 43
 	// touchEvery limits last_used_at writes to one per key and interval.
 	touchEvery = time.Minute
+	// touchTimeout bounds one last_used_at write.
+	touchTimeout = 5 * time.Second
 )
 
 // newKey makes a random key for userID and returns it in plain text (shown
@@ -118,6 +127,7 @@ type Auth struct {
 	keys    KeyStore
 	now     func() time.Time
 	touched sync.Map // key id → time.Time of this process's last TouchKey
+	touches sync.WaitGroup
 }
 
 // NewAuth returns an Auth that keeps keys in keys.
@@ -139,12 +149,17 @@ func (a *Auth) Authenticate(ctx context.Context, presented string) (Caller, erro
 	if subtle.ConstantTimeCompare(sum[:], ko.Key.Hash) != 1 || !ko.Key.RevokedAt.IsZero() {
 		return Caller{}, ErrUnauthenticated
 	}
-	a.touch(ctx, ko.Key)
-	return Caller{UserID: ko.User.ID, Admin: ko.User.Admin, KeyID: ko.Key.ID}, nil
+	if !ko.Stale {
+		a.touch(ctx, ko.Key)
+	}
+	return Caller{UserID: ko.User.ID, Admin: ko.User.Admin, KeyID: ko.Key.ID, Degraded: ko.Stale}, nil
 }
 
 // touch records the key's use at most once per touchEvery, in the store and
-// in this process: a cached key shows an old last_used_at meanwhile.
+// in this process: a cached key shows an old last_used_at meanwhile. The
+// write runs beside the request, which never waits for it: a missed
+// last_used_at is no reason to refuse or slow a request, and a store that
+// hangs must not hang it.
 func (a *Auth) touch(ctx context.Context, k APIKey) {
 	now := a.now()
 	if now.Sub(k.LastUsedAt) <= touchEvery {
@@ -154,9 +169,16 @@ func (a *Auth) touch(ctx context.Context, k APIKey) {
 		return
 	}
 	a.touched.Store(k.ID, now)
-	// Best effort: a missed last_used_at update is no reason to refuse.
-	_ = a.keys.TouchKey(ctx, k.ID, now.UTC().Truncate(time.Microsecond))
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), touchTimeout)
+	a.touches.Go(func() {
+		defer cancel()
+		_ = a.keys.TouchKey(ctx, k.ID, now.UTC().Truncate(time.Microsecond))
+	})
 }
+
+// Wait waits for the last_used_at writes in flight, for a clean shutdown
+// and for tests.
+func (a *Auth) Wait() { a.touches.Wait() }
 
 // CreateKey makes a new key for the user and returns it in plain text, the
 // only time it is shown, with its stored form.

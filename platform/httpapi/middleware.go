@@ -72,6 +72,7 @@ func withRequestID(log zerolog.Logger) echo.MiddlewareFunc {
 type metrics struct {
 	requests *prometheus.CounterVec
 	duration *prometheus.HistogramVec
+	degraded *prometheus.CounterVec
 }
 
 // newMetrics registers the request metrics on reg, or takes the ones
@@ -86,8 +87,15 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 			Name: "pms_http_request_duration_seconds", Help: "HTTP request latency by method and route.",
 			Buckets: []float64{.001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5},
 		}, []string{"method", "route"}),
+		degraded: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "pms_http_degraded_reads_total",
+			Help: "Requests answered from caches alone, by route, while PostgreSQL was unavailable to authenticate them.",
+		}, []string{"route"}),
 	}
 	var err error
+	if m.degraded, err = register(reg, m.degraded); err != nil {
+		return nil, err
+	}
 	if m.requests, err = register(reg, m.requests); err != nil {
 		return nil, err
 	}
@@ -131,8 +139,14 @@ func logRequests(m *metrics, level zerolog.Level) echo.MiddlewareFunc {
 			}
 			m.requests.WithLabelValues(req.Method, route, strconv.Itoa(res.Status)).Inc()
 			m.duration.WithLabelValues(req.Method, route).Observe(took.Seconds())
-			zerolog.Ctx(req.Context()).WithLevel(level).
-				Int("status", res.Status).
+			ev := zerolog.Ctx(req.Context()).WithLevel(level)
+			if caller(c).Degraded {
+				ev = ev.Bool("degraded", true) // authenticated from the cache alone
+				if res.Status < http.StatusInternalServerError {
+					m.degraded.WithLabelValues(route).Inc()
+				}
+			}
+			ev.Int("status", res.Status).
 				Dur("latency", took).
 				Int64("bytes", res.Size).
 				Str("remote_ip", c.RealIP()).

@@ -263,6 +263,7 @@ func TestKeyStore(t *testing.T) {
 	if err != nil || caller.UserID != f.owner || caller.KeyID != key.ID {
 		t.Fatalf("Authenticate(new key) = %+v, %v; want user %s", caller, err, f.owner)
 	}
+	auth.Wait() // last_used_at is written beside the request
 	keys, err := auth.ListKeys(ctx, f.owner)
 	if err != nil || len(keys) != 1 || keys[0].LastUsedAt.IsZero() {
 		t.Errorf("ListKeys = %+v, %v; want the one key, used", keys, err)

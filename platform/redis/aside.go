@@ -10,6 +10,7 @@ import (
 
 	goredis "github.com/redis/go-redis/v9"
 	"github.com/rs/zerolog"
+	"golang.org/x/sync/singleflight"
 )
 
 // genTTL is how long a generation token lives. A reader whose store read
@@ -120,13 +121,18 @@ func (a *aside[T]) get(ctx context.Context, e entry, load func(context.Context) 
 		a.c.note(zerolog.WarnLevel, "cached "+a.what+" unreadable", err, nil)
 		a.c.forget(ctx, e)
 	}
-	ch := a.c.flight.DoChan(e.value, func() (any, error) { return a.fill(ctx, e, l.token, load) })
+	return a.await(ctx, a.c.flight.DoChan(e.value, func() (any, error) { return a.fill(ctx, e, l.token, load) }))
+}
+
+// await returns the value a fill sends on ch, or ctx's error if it ends
+// first. Each caller decodes its own copy: shared results share no slices.
+func (a *aside[T]) await(ctx context.Context, ch <-chan singleflight.Result) (T, error) {
+	var zero T
 	select {
 	case r := <-ch:
 		if r.Err != nil {
 			return zero, r.Err
 		}
-		// Each caller decodes its own copy: shared results share no slices.
 		return a.decode(r.Val.([]byte))
 	case <-ctx.Done():
 		return zero, ctx.Err()
@@ -150,6 +156,7 @@ func (a *aside[T]) fill(ctx context.Context, e entry, token string, load func(co
 		}
 	}()
 	v, err := load(ctx)
+	a.c.health.note(err, time.Now())
 	if err != nil {
 		return nil, err
 	}

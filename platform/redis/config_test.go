@@ -24,7 +24,8 @@ func TestConfigValidate(t *testing.T) {
 		{"key ttl too long", func(c *redis.Config) { c.KeyTTL = time.Hour }, []string{"redis.key_ttl"}},
 		{"everything", func(c *redis.Config) { *c = redis.Config{DB: -1, PoolSize: -1} }, []string{
 			"redis.addr", "redis.db", "redis.dial_timeout", "redis.timeout", "redis.pool_size",
-			"redis.product_ttl", "redis.key_ttl", "redis.unknown_key_ttl", "redis.breaker_failures", "redis.breaker_cooldown"}},
+			"redis.product_ttl", "redis.key_ttl", "redis.key_stale_ttl", "redis.unknown_key_ttl", "redis.breaker_failures", "redis.breaker_cooldown"}},
+		{"stale keys kept shorter than fresh ones", func(c *redis.Config) { c.KeyTTL, c.KeyStaleTTL = 30*time.Second, 10*time.Second }, []string{"redis.key_stale_ttl"}},
 		{"unknown key ttl too short", func(c *redis.Config) { c.UnknownKeyTTL = time.Millisecond }, []string{"redis.unknown_key_ttl"}},
 	}
 	for _, tt := range tests {

@@ -6,6 +6,7 @@ import (
 	"crypto/rand"
 	"crypto/sha256"
 	"encoding/json"
+	"fmt"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -160,14 +161,29 @@ func (s *countingStore) Get(ctx context.Context, id uuid.UUID) (product.Product,
 	return p, err
 }
 
-// countingKeys counts key lookups.
+// countingKeys counts key lookups, and can play a store that is down
+// (failing at once) or hung (answering only when the caller gives up).
 type countingKeys struct {
 	product.KeyStore
 	lookups atomic.Int64
+	outage  atomic.Int32 // storeUp, storeDown or storeHung
 }
+
+const (
+	storeUp = iota
+	storeDown
+	storeHung
+)
 
 func (k *countingKeys) KeyByPrefix(ctx context.Context, prefix string) (product.KeyOwner, error) {
 	k.lookups.Add(1)
+	switch k.outage.Load() {
+	case storeDown:
+		return product.KeyOwner{}, fmt.Errorf("look up key: %w", product.ErrUnavailable)
+	case storeHung:
+		<-ctx.Done()
+		return product.KeyOwner{}, fmt.Errorf("look up key: %w: %w", product.ErrUnavailable, ctx.Err())
+	}
 	return k.KeyStore.KeyByPrefix(ctx, prefix)
 }
 

@@ -33,10 +33,11 @@ type KeyCache struct {
 var _ product.KeyStore = (*KeyCache)(nil)
 
 // keyResult is what the cache keeps for a prefix: its key and owner, or
-// that no key has it.
+// that no key has it, and when the store said so.
 type keyResult struct {
 	owner   product.KeyOwner
 	unknown bool
+	fetched time.Time
 }
 
 // NewKeyCache returns a KeyCache in front of keys.
@@ -48,7 +49,7 @@ func NewKeyCache(c *Client, keys product.KeyStore) *KeyCache {
 			if r.unknown {
 				return c.cfg.UnknownKeyTTL
 			}
-			return c.cfg.KeyTTL / 2
+			return c.cfg.KeyStaleTTL
 		},
 		encode: encodeKeyResult,
 		decode: decodeKeyResult,
@@ -59,25 +60,40 @@ func NewKeyCache(c *Client, keys product.KeyStore) *KeyCache {
 func keyEntry(prefix string) entry { return newEntry("pms:apikey:{" + prefix + "}") }
 
 // KeyByPrefix returns the key with the prefix and its owner, from the cache
-// or the store, or product.ErrUnauthenticated.
+// or the store, or product.ErrUnauthenticated. A key cached more than
+// KeyTTL/2 ago is read again from the store; while the store is
+// unavailable, the cached key (if it was fetched less than KeyStaleTTL ago)
+// is returned instead, marked Stale. Keys cannot be revoked meanwhile, since
+// revoking needs the store, and one revoked before drops out of the cache.
 func (kc *KeyCache) KeyByPrefix(ctx context.Context, prefix string) (product.KeyOwner, error) {
 	e := keyEntry(prefix)
 	if r, ok := kc.near.get(e.value, time.Now()); ok {
 		return r.result()
 	}
 	epoch := kc.near.start()
-	r, err := kc.reads.get(ctx, e, func(ctx context.Context) (keyResult, error) {
+	r, stale, err := kc.reads.getStale(ctx, e, kc.fresh, func(ctx context.Context) (keyResult, error) {
 		owner, err := kc.keys.KeyByPrefix(ctx, prefix)
+		now := time.Now()
 		if errors.Is(err, product.ErrUnauthenticated) {
-			return keyResult{unknown: true}, nil
+			return keyResult{unknown: true, fetched: now}, nil
 		}
-		return keyResult{owner: owner}, err
+		return keyResult{owner: owner, fetched: now}, err
 	})
 	if err != nil {
 		return product.KeyOwner{}, err
 	}
+	if stale {
+		r.owner.Stale = true
+		return r.result()
+	}
 	kc.near.put(e.value, r, epoch, time.Now())
 	return r.result()
+}
+
+// fresh reports whether a cached result may be used without asking the
+// store: unknown prefixes until they expire, keys for KeyTTL/2.
+func (kc *KeyCache) fresh(r keyResult) bool {
+	return r.unknown || time.Since(r.fetched) < kc.c.cfg.KeyTTL/2
 }
 
 // result is what KeyByPrefix returns for r.
@@ -162,17 +178,19 @@ type cachedKey struct {
 	Name       string    `json:"n"`
 	Admin      bool      `json:"adm"`
 	UserAt     time.Time `json:"uca"`
+	// Fetched is when the store gave it; an entry without it is stale.
+	Fetched time.Time `json:"ft,omitzero"`
 }
 
 func encodeKeyResult(r keyResult) ([]byte, error) {
 	if r.unknown {
-		return json.Marshal(cachedKey{Format: keyFormat, Unknown: true})
+		return json.Marshal(cachedKey{Format: keyFormat, Unknown: true, Fetched: r.fetched})
 	}
 	k, u := r.owner.Key, r.owner.User
 	return json.Marshal(cachedKey{
 		Format: keyFormat, ID: k.ID, UserID: k.UserID, Prefix: k.Prefix, Hash: k.Hash, CreatedAt: k.CreatedAt,
 		LastUsedAt: k.LastUsedAt, RevokedAt: k.RevokedAt, OwnerID: u.ID, Email: u.Email, Name: u.Name,
-		Admin: u.Admin, UserAt: u.CreatedAt,
+		Admin: u.Admin, UserAt: u.CreatedAt, Fetched: r.fetched,
 	})
 }
 
@@ -185,11 +203,11 @@ func decodeKeyResult(data []byte) (keyResult, error) {
 		return keyResult{}, fmt.Errorf("decode cached api key: format %d, want %d", c.Format, keyFormat)
 	}
 	if c.Unknown {
-		return keyResult{unknown: true}, nil
+		return keyResult{unknown: true, fetched: c.Fetched}, nil
 	}
 	return keyResult{owner: product.KeyOwner{
 		Key: product.APIKey{ID: c.ID, UserID: c.UserID, Prefix: c.Prefix, Hash: c.Hash, CreatedAt: c.CreatedAt,
 			LastUsedAt: c.LastUsedAt, RevokedAt: c.RevokedAt},
 		User: product.User{ID: c.OwnerID, Email: c.Email, Name: c.Name, Admin: c.Admin, CreatedAt: c.UserAt},
-	}}, nil
+	}, fetched: c.Fetched}, nil
 }

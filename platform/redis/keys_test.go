@@ -32,8 +32,9 @@ func TestKeyCacheLookupAndRevoke(t *testing.T) {
 	if n := e.keys.lookups.Load(); n != 1 {
 		t.Errorf("two lookups read the store %d times, want 1", n)
 	}
-	if ttl := e.raw.PTTL(ctx, "pms:apikey:{"+k.Prefix+"}").Val(); ttl <= 0 || ttl > time.Second {
-		t.Errorf("TTL of a cached key = %v, want within (0, 1s]", ttl)
+	// Fresh for KeyTTL/2, kept for KeyStaleTTL for outages of the store.
+	if ttl := e.raw.PTTL(ctx, "pms:apikey:{"+k.Prefix+"}").Val(); ttl <= time.Second || ttl > 30*time.Minute {
+		t.Errorf("TTL of a cached key = %v, want within (1s, 30m]", ttl)
 	}
 
 	if _, err := e.keyCach.RevokeKey(ctx, k.ID, now()); err != nil {
@@ -112,5 +113,62 @@ func TestKeyCacheUnknownPrefixCachedAsUnknown(t *testing.T) {
 		return err == nil && ko.Key.ID == k.ID
 	}) {
 		t.Errorf("another process still finds no key %s 200ms after CreateKey, want it found once the announcement arrives", prefix)
+	}
+}
+
+// TestKeyCacheServesStaleKeysWhileStoreIsAway: once a key is past its
+// freshness, a store that is down or hung does not fail its lookups; they
+// get the cached key, marked stale, without waiting for the store (after
+// the first lookup, which waits at most about 100ms). A key revoked before
+// the outage stays refused, and once the store answers again, lookups are
+// fresh again.
+func TestKeyCacheServesStaleKeysWhileStoreIsAway(t *testing.T) {
+	t.Parallel()
+	for _, outage := range []int32{storeDown, storeHung} {
+		e := newEnv(t, redistest.Addr(t), func(c *redis.Config) { c.KeyTTL, c.LocalTTL = 200*time.Millisecond, 0 })
+		ctx := context.Background()
+		k, revoked := e.newKey(t), e.newKey(t)
+		for _, key := range []product.APIKey{k, revoked} {
+			if _, err := e.keyCach.KeyByPrefix(ctx, key.Prefix); err != nil {
+				t.Fatalf("KeyByPrefix() error = %v", err)
+			}
+		}
+		if _, err := e.keyCach.RevokeKey(ctx, revoked.ID, now()); err != nil {
+			t.Fatal(err)
+		}
+		if ko, err := e.keyCach.KeyByPrefix(ctx, revoked.Prefix); err != nil || ko.Key.RevokedAt.IsZero() {
+			t.Fatalf("revoked key = %+v, %v; want it revoked", ko.Key, err)
+		}
+		time.Sleep(150 * time.Millisecond) // past KeyTTL/2: no longer fresh
+		e.keys.outage.Store(outage)
+		for i := range 20 {
+			reqCtx, cancel := context.WithTimeout(ctx, 2*time.Second)
+			start := time.Now()
+			ko, err := e.keyCach.KeyByPrefix(reqCtx, k.Prefix)
+			took := time.Since(start)
+			cancel()
+			if err != nil || ko.Key.ID != k.ID || !ko.Stale {
+				t.Fatalf("outage %d, lookup %d = %+v, %v; want the cached key, stale", outage, i, ko, err)
+			}
+			if limit := 30 * time.Millisecond; i > 0 && took > limit || took > 300*time.Millisecond {
+				t.Errorf("outage %d, lookup %d took %v, want no wait for the store", outage, i, took)
+			}
+			rk, err := e.keyCach.KeyByPrefix(reqCtx, revoked.Prefix)
+			if err == nil && rk.Key.RevokedAt.IsZero() {
+				t.Fatalf("outage %d: revoked key = %+v, want refused", outage, rk.Key)
+			}
+		}
+		e.keys.outage.Store(storeUp)
+		// The hung read of the store gives up with its caller's deadline;
+		// the next stale lookup then reads the store again.
+		for deadline := time.Now().Add(15 * time.Second); ; time.Sleep(50 * time.Millisecond) {
+			ko, err := e.keyCach.KeyByPrefix(ctx, k.Prefix)
+			if err == nil && !ko.Stale {
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("outage %d: lookups still stale 15s after the store came back: %+v, %v", outage, ko, err)
+			}
+		}
 	}
 }

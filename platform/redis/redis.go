@@ -43,9 +43,13 @@ type Config struct {
 	// (a fraction: 0.1 spreads expiry over ±10%).
 	ProductTTL time.Duration `mapstructure:"product_ttl"`
 	TTLJitter  float64       `mapstructure:"ttl_jitter"`
-	// KeyTTL is how long an API key lookup stays cached: the bound on how
+	// KeyTTL is how long an API key lookup stays fresh: the bound on how
 	// long a revoked key keeps working when the cache delete on revoke fails.
 	KeyTTL time.Duration `mapstructure:"key_ttl"`
+	// KeyStaleTTL is how long a key stays in Redis after it was fetched,
+	// to authenticate requests while PostgreSQL is unavailable (and only
+	// then); at least KeyTTL.
+	KeyStaleTTL time.Duration `mapstructure:"key_stale_ttl"`
 	// UnknownKeyTTL is how long a prefix that names no key is remembered
 	// as unknown, so repeating a made-up key costs no PostgreSQL lookup.
 	// Creating a key with the prefix forgets it at once.
@@ -71,6 +75,7 @@ func DefaultConfig() Config {
 		ProductTTL:      30 * time.Minute,
 		TTLJitter:       0.1,
 		KeyTTL:          time.Second,
+		KeyStaleTTL:     30 * time.Minute,
 		UnknownKeyTTL:   10 * time.Second,
 		LocalTTL:        500 * time.Millisecond,
 		BreakerFailures: 5,
@@ -107,6 +112,12 @@ func (c Config) Validate() error {
 	}
 	if c.KeyTTL < time.Millisecond || c.KeyTTL > time.Minute {
 		errs = append(errs, errors.New("redis.key_ttl: must be between 1ms and 1m"))
+	}
+	switch {
+	case c.KeyStaleTTL < time.Second || c.KeyStaleTTL > 24*time.Hour:
+		errs = append(errs, errors.New("redis.key_stale_ttl: must be between 1s and 24h"))
+	case c.KeyStaleTTL < c.KeyTTL && c.KeyTTL <= time.Minute:
+		errs = append(errs, errors.New("redis.key_stale_ttl: must be at least key_ttl"))
 	}
 	if c.UnknownKeyTTL < time.Second || c.UnknownKeyTTL > time.Minute {
 		errs = append(errs, errors.New("redis.unknown_key_ttl: must be between 1s and 1m"))
@@ -147,6 +158,8 @@ type Client struct {
 	retry   *retryQueue
 	// flight collapses concurrent misses of one entry into one store read.
 	flight singleflight.Group
+	// health remembers whether the wrapped stores answered lately.
+	health storeHealth
 
 	stop     chan struct{}
 	loopDone chan struct{}
