@@ -171,7 +171,7 @@ func TestServeCachedReadsWhilePostgresAway(t *testing.T) {
 		if slowest > 500*time.Millisecond {
 			t.Errorf("%s: a cached read took %v, want its usual time, not PostgreSQL's io_timeout (1s)", name, slowest)
 		}
-		ready := readiness(t, ops)
+		ready := opsGet(t, ops, "/ready")
 		if ready.status != http.StatusOK || !strings.Contains(ready.body, `"degraded"`) || !strings.Contains(ready.body, `"postgres":"failed"`) &&
 			!strings.Contains(ready.body, `"postgres":"timeout"`) {
 			t.Errorf("%s: /ready = %d %s, want 200, degraded, postgres failing", name, ready.status, ready.body)
@@ -184,7 +184,7 @@ func TestServeCachedReadsWhilePostgresAway(t *testing.T) {
 				c.do(http.MethodPost, "/api/v1/products", `{"product_name":"Chair","product_price":3}`).status == http.StatusCreated
 		})
 		waitUntil(t, 10*time.Second, "/ready to recover after "+name, func() bool {
-			r := readiness(t, ops)
+			r := opsGet(t, ops, "/ready")
 			return r.status == http.StatusOK && strings.Contains(r.body, `"status":"ok"`)
 		})
 	}
@@ -199,32 +199,22 @@ func TestServeCachedReadsWhilePostgresAway(t *testing.T) {
 	pg.Resume(t)
 	recovered("the hang")
 
-	metrics := readMetrics(t, ops)
+	metrics := opsGet(t, ops, "/metrics").body
 	if !regexp.MustCompile(`pms_http_degraded_reads_total\{route="/api/v1/products/:id"\} [1-9]`).MatchString(metrics) {
 		t.Errorf("/metrics has no degraded reads of products:\n%s", grepLines(metrics, "degraded"))
 	}
 }
 
-func readiness(t *testing.T, ops string) reply {
+// opsGet sends GET path to an operator listener.
+func opsGet(t *testing.T, ops, path string) reply {
 	t.Helper()
-	resp, err := http.Get("http://" + ops + "/ready")
+	resp, err := http.Get("http://" + ops + path)
 	if err != nil {
-		t.Fatalf("GET /ready: %v", err)
+		t.Fatalf("GET %s: %v", path, err)
 	}
 	defer resp.Body.Close()
 	b, _ := io.ReadAll(resp.Body)
 	return reply{status: resp.StatusCode, body: string(b)}
-}
-
-func readMetrics(t *testing.T, ops string) string {
-	t.Helper()
-	resp, err := http.Get("http://" + ops + "/metrics")
-	if err != nil {
-		t.Fatalf("GET /metrics: %v", err)
-	}
-	defer resp.Body.Close()
-	b, _ := io.ReadAll(resp.Body)
-	return string(b)
 }
 
 func grepLines(s, sub string) string {

@@ -195,6 +195,13 @@ func (a *api) send(t testing.TB, method, path string, body io.Reader, desc strin
 		call += fmt.Sprintf(" %q", header)
 	}
 	res, err := a.srv.Client().Do(req)
+	return readResponse(t, call, res, err)
+}
+
+// readResponse reads the response to call, failing the test when there is
+// none and flagging a 500, which no request may get.
+func readResponse(t testing.TB, call string, res *http.Response, err error) response {
+	t.Helper()
 	if err != nil {
 		t.Fatalf("%s: %v", call, err)
 	}
@@ -215,19 +222,7 @@ func (a *api) doOps(t testing.TB, path string) response {
 	t.Helper()
 	call := "ops GET " + path
 	res, err := a.ops.Client().Get(a.ops.URL + path)
-	if err != nil {
-		t.Fatalf("%s: %v", call, err)
-	}
-	defer res.Body.Close()
-	b, err := io.ReadAll(res.Body)
-	if err != nil {
-		t.Fatalf("%s: read body: %v", call, err)
-	}
-	r := response{call: call, status: res.StatusCode, header: res.Header, body: b}
-	if r.status == http.StatusInternalServerError {
-		t.Errorf("%v, want anything but 500", r)
-	}
-	return r
+	return readResponse(t, call, res, err)
 }
 
 // productOut is a product as the API returns it.

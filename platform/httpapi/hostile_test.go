@@ -2,7 +2,6 @@ package httpapi_test
 
 import (
 	"bufio"
-	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -11,7 +10,6 @@ import (
 	"net/http/httptest"
 	"regexp"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 	"unicode/utf8"
@@ -358,7 +356,7 @@ func TestMalformedKeysNeverReachTheStore(t *testing.T) {
 func TestStoreDataErrorIsA400(t *testing.T) {
 	t.Parallel()
 	db := postgrestest.New(t)
-	logs := &lockedBuffer{}
+	logs := &syncBuffer{}
 	store, err := postgres.NewProductStore(db, postgres.DefaultIdempotencyConfig())
 	if err != nil {
 		t.Fatal(err)
@@ -388,22 +386,4 @@ func TestStoreDataErrorIsA400(t *testing.T) {
 	if !warned {
 		t.Errorf("%v: no warn log line with PostgreSQL's error; logs:\n%s", r, logs.String())
 	}
-}
-
-// lockedBuffer collects a server's log lines, written from its goroutines.
-type lockedBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *lockedBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *lockedBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
 }
