@@ -1,4 +1,4 @@
-package product_test
+package account_test
 
 import (
 	"context"
@@ -6,19 +6,19 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/pms-dev/pms/product"
+	"github.com/pms-dev/pms/product/account"
 )
 
 // lookups is a KeyStore that only counts KeyByPrefix calls and knows no
 // key: it stands in for the database, which a malformed key must not reach.
 type lookups struct {
-	product.KeyStore // nil: any other call panics
-	n                int
+	account.Store // nil: any other call panics
+	n             int
 }
 
-func (l *lookups) KeyByPrefix(context.Context, string) (product.KeyOwner, error) {
+func (l *lookups) KeyByPrefix(context.Context, string) (account.KeyOwner, error) {
 	l.n++
-	return product.KeyOwner{}, product.ErrUnauthenticated
+	return account.KeyOwner{}, account.ErrUnauthenticated
 }
 
 func TestAuthenticateRefusesMalformedKeysWithoutLookup(t *testing.T) {
@@ -38,27 +38,27 @@ func TestAuthenticateRefusesMalformedKeysWithoutLookup(t *testing.T) {
 		"pms_AAAAAAAAAAAA_" + secret[:41] + "é",
 	} {
 		store := &lookups{}
-		_, err := product.NewAuth(store).Authenticate(context.Background(), key)
-		if !errors.Is(err, product.ErrUnauthenticated) || store.n != 0 {
+		_, err := account.NewService(store).Authenticate(context.Background(), key)
+		if !errors.Is(err, account.ErrUnauthenticated) || store.n != 0 {
 			t.Errorf("Authenticate(%q) = %v after %d lookups, want ErrUnauthenticated without any", key, err, store.n)
 		}
 	}
 	// A well-formed key is looked up: the fake would notice if none were.
 	store := &lookups{}
 	key := "pms_" + strings.Repeat("a", 11) + "-_" + secret[:42] + "_"
-	if _, err := product.NewAuth(store).Authenticate(context.Background(), key); !errors.Is(err, product.ErrUnauthenticated) || store.n != 1 {
+	if _, err := account.NewService(store).Authenticate(context.Background(), key); !errors.Is(err, account.ErrUnauthenticated) || store.n != 1 {
 		t.Errorf("Authenticate(%q) = %v after %d lookups, want ErrUnauthenticated after one", key, err, store.n)
 	}
-	if len(key) != product.KeyLength {
-		t.Errorf("the well-formed key is %d bytes, want KeyLength %d", len(key), product.KeyLength)
+	if len(key) != account.KeyLength {
+		t.Errorf("the well-formed key is %d bytes, want KeyLength %d", len(key), account.KeyLength)
 	}
 }
 
 // noStore is a Store that must not be reached: any call panics.
-type noStore struct{ product.Store }
+type noStore struct{ account.Store }
 
 func TestCreateUserRefusesWhatTheStoreCannotHold(t *testing.T) {
-	svc := product.NewService(noStore{}, product.Policy{})
+	svc := account.NewService(noStore{})
 	for _, tt := range []struct{ email, name, field string }{
 		{"ann\xff@example.com", "Ann", "email"},
 		{"ann\x00@example.com", "Ann", "email"},
@@ -66,7 +66,7 @@ func TestCreateUserRefusesWhatTheStoreCannotHold(t *testing.T) {
 		{"ann@example.com", "A\x00n", "name"},
 	} {
 		_, err := svc.CreateUser(context.Background(), tt.email, tt.name, false)
-		var ve *product.ValidationError
+		var ve *account.ValidationError
 		if !errors.As(err, &ve) || len(ve.Fields) != 1 || ve.Fields[0].Field != tt.field {
 			t.Errorf("CreateUser(%q, %q) = %v, want a validation error naming %s", tt.email, tt.name, err, tt.field)
 		}
