@@ -11,7 +11,7 @@ export MALLOC_ARENA_MAX := 2
 export VIPS_BLOCK_UNTRUSTED := 1
 export CGO_ENABLED := 1
 
-.PHONY: all build run stop test test-versitygw test-short fuzz fuzz-smoke lint bench migrate docker clean deps
+.PHONY: all build run stop test test-versitygw test-short fuzz fuzz-smoke lint imports bench migrate docker clean deps
 
 all: build
 
@@ -51,13 +51,23 @@ test-versitygw: deps ## the S3 tests against versitygw, a SigV4-checking gateway
 test-short: ## unit tests only
 	$(GO) test -short -count=1 ./...
 
-lint: ## gofmt, go vet, staticcheck and the import-direction check
+lint: ## gofmt, go vet, staticcheck and the import-direction check (imports)
 	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
 	$(GO) vet ./...
 	$(GO) run honnef.co/go/tools/cmd/staticcheck@v0.8.2 ./...
-	@bad=$$($(GO) list -deps ./product/... ./imaging/... | grep 'pms/platform\|pms/cmd' || true); \
-	  if [ -n "$$bad" ]; then echo "product/ and imaging/ must not import:"; echo "$$bad"; exit 1; fi
+	@$(MAKE) --no-print-directory imports
 	@echo lint clean
+
+# PMS is the module path; imports checks the dependency direction with go list -deps.
+PMS := github.com/pms-dev/pms
+imports: ## the import-direction check: cmd → platform/* → product → product/account; imaging apart
+	@fail=0; check() { bad=$$($(GO) list -deps $$1 | grep -E "^$(PMS)/($$2)(/|$$)" || true); \
+	  if [ -n "$$bad" ]; then echo "$$1 must not import:"; echo "$$bad"; fail=1; fi; }; \
+	  check './product/... ./imaging/...' 'platform|cmd'; \
+	  check './product/...' 'imaging'; \
+	  check './imaging/...' 'product'; \
+	  check './product/account/...' 'product$$|imaging|platform|cmd'; \
+	  exit $$fail
 
 bench: deps ## benchmarks (see BENCHMARKS.md)
 	@$(SERVICES) test $(GO) test -run '^$$' -bench . -benchmem ./...

@@ -147,15 +147,11 @@ func startAll(t testing.TB, env map[string]string) (*stack, func()) {
 // newTestKey makes a user with an API key through the app's own
 // services and returns the key.
 func (a *app) newTestKey() (string, error) {
-	svc, err := a.productService()
-	if err != nil {
-		return "", err
-	}
 	auth, err := a.authService()
 	if err != nil {
 		return "", err
 	}
-	u, err := svc.CreateUser(context.Background(), fmt.Sprintf("e2e-%d@example.test", time.Now().UnixNano()), "E2E", false)
+	u, err := auth.CreateUser(context.Background(), fmt.Sprintf("e2e-%d@example.test", time.Now().UnixNano()), "E2E", false)
 	if err != nil {
 		return "", err
 	}

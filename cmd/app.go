@@ -18,6 +18,7 @@ import (
 	"github.com/pms-dev/pms/platform/redact"
 	"github.com/pms-dev/pms/platform/redis"
 	"github.com/pms-dev/pms/product"
+	"github.com/pms-dev/pms/product/account"
 )
 
 // app builds each shared dependency once, on first use, and closes them in
@@ -136,14 +137,14 @@ func (a *app) productService() (*product.Service, error) {
 	return product.NewService(store, product.Policy{PublicReads: a.cfg.Auth.PublicReads}), nil
 }
 
-// authService looks keys up in PostgreSQL behind the Redis cache, which
-// revoking a key clears.
-func (a *app) authService() (*product.Auth, error) {
+// authService keeps users and keys in PostgreSQL and looks keys up behind
+// the Redis cache, which revoking a key clears.
+func (a *app) authService() (*account.Service, error) {
 	db, cache, err := a.stores()
 	if err != nil {
 		return nil, err
 	}
-	auth := product.NewAuth(redis.NewKeyCache(cache, postgres.NewKeyStore(db)))
+	auth := account.NewService(redis.NewKeyCache(cache, postgres.NewAccountStore(db)))
 	// Closed before the pool: last_used_at writes in flight finish first.
 	a.onClose(func() error { auth.Wait(); return nil })
 	return auth, nil

@@ -10,7 +10,7 @@ import (
 	"github.com/google/uuid"
 	"github.com/spf13/cobra"
 
-	"github.com/pms-dev/pms/product"
+	"github.com/pms-dev/pms/product/account"
 )
 
 func newUsersCmd(a *app) *cobra.Command {
@@ -25,15 +25,11 @@ func newUsersCmd(a *app) *cobra.Command {
 			if err := a.requireSchema(cmd.Context()); err != nil {
 				return err
 			}
-			svc, err := a.productService()
-			if err != nil {
-				return err
-			}
 			auth, err := a.authService()
 			if err != nil {
 				return err
 			}
-			u, err := svc.CreateUser(cmd.Context(), email, name, admin)
+			u, err := auth.CreateUser(cmd.Context(), email, name, admin)
 			if err != nil {
 				return err
 			}
@@ -56,7 +52,7 @@ func newUsersCmd(a *app) *cobra.Command {
 	return cmd
 }
 
-func printKey(out io.Writer, key string, k product.APIKey) {
+func printKey(out io.Writer, key string, k account.APIKey) {
 	fmt.Fprintf(out, "api key %s: %s\n", k.ID, key)
 	fmt.Fprintln(out, "store it now: it is not shown again (only its hash is kept)")
 }
@@ -65,13 +61,13 @@ func newKeysCmd(a *app) *cobra.Command {
 	cmd := &cobra.Command{Use: "keys", Short: "Manage API keys"}
 	var user string
 	// forUser finds the --user (an id or an email address) and runs fn for them.
-	forUser := func(fn func(cmd *cobra.Command, auth *product.Auth, u product.User) error) func(*cobra.Command, []string) error {
+	forUser := func(fn func(cmd *cobra.Command, auth *account.Service, u account.User) error) func(*cobra.Command, []string) error {
 		return func(cmd *cobra.Command, _ []string) error {
 			auth, err := a.keyAdmin(cmd)
 			if err != nil {
 				return err
 			}
-			var u product.User
+			var u account.User
 			if id, perr := uuid.Parse(user); perr == nil {
 				u, err = auth.User(cmd.Context(), id)
 			} else {
@@ -87,7 +83,7 @@ func newKeysCmd(a *app) *cobra.Command {
 		Use:   "create --user ID|EMAIL",
 		Short: "Create an API key for a user (shown once)",
 		Args:  cobra.NoArgs,
-		RunE: forUser(func(cmd *cobra.Command, auth *product.Auth, u product.User) error {
+		RunE: forUser(func(cmd *cobra.Command, auth *account.Service, u account.User) error {
 			key, k, err := auth.CreateKey(cmd.Context(), u.ID)
 			if err != nil {
 				return err
@@ -100,7 +96,7 @@ func newKeysCmd(a *app) *cobra.Command {
 		Use:   "list --user ID|EMAIL",
 		Short: "List a user's API keys (prefixes only)",
 		Args:  cobra.NoArgs,
-		RunE: forUser(func(cmd *cobra.Command, auth *product.Auth, u product.User) error {
+		RunE: forUser(func(cmd *cobra.Command, auth *account.Service, u account.User) error {
 			keys, err := auth.ListKeys(cmd.Context(), u.ID)
 			if err != nil {
 				return err
@@ -143,7 +139,7 @@ func newKeysCmd(a *app) *cobra.Command {
 }
 
 // keyAdmin checks the schema and returns the key service.
-func (a *app) keyAdmin(cmd *cobra.Command) (*product.Auth, error) {
+func (a *app) keyAdmin(cmd *cobra.Command) (*account.Service, error) {
 	if err := a.requireSchema(cmd.Context()); err != nil {
 		return nil, err
 	}

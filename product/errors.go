@@ -9,11 +9,13 @@ import (
 // into these at the boundary.
 var (
 	ErrNotFound        = errors.New("product not found")
-	ErrUserNotFound    = errors.New("user not found")
 	ErrConflict        = errors.New("conflicting change")
 	ErrVersionMismatch = errors.New("product was changed by someone else")
 	ErrIdempotencyKey  = errors.New("idempotency key was used with a different request")
-	ErrUnavailable     = errors.New("storage unavailable")
+	// ErrUnavailable says the storage cannot be reached. Products and
+	// accounts share one database, so the account adapters report an
+	// outage with it too.
+	ErrUnavailable = errors.New("storage unavailable")
 	// ErrInvalidInput is a value the storage refused as data it cannot
 	// hold (a byte sequence that is not UTF-8, a number out of range): input
 	// that validation should have refused first.

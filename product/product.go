@@ -75,12 +75,3 @@ func (p Product) CompressedURLs() []string {
 	}
 	return urls
 }
-
-// User owns products.
-type User struct {
-	ID        uuid.UUID
-	Email     string
-	Name      string
-	Admin     bool
-	CreatedAt time.Time
-}

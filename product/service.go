@@ -7,14 +7,15 @@ import (
 	"fmt"
 	"strings"
 	"time"
-	"unicode/utf8"
 
 	"github.com/google/uuid"
+
+	"github.com/pms-dev/pms/product/account"
 )
 
-// Store keeps products and their owners. Methods return ErrNotFound or
-// ErrUserNotFound for missing rows and ErrUnavailable when the storage cannot
-// be reached.
+// Store keeps products. Methods return ErrNotFound for a missing product,
+// account.ErrUserNotFound for an owner who does not exist, and ErrUnavailable
+// when the storage cannot be reached.
 type Store interface {
 	// Create stores a new product with its images and returns it. With a
 	// non-zero key it also claims the key for the product's owner, in the
@@ -35,8 +36,6 @@ type Store interface {
 	// Delete marks a product deleted. With version > 0 it deletes only that
 	// version and returns ErrVersionMismatch otherwise.
 	Delete(ctx context.Context, id uuid.UUID, version int) error
-	// CreateUser stores a new user; ErrConflict when the email is taken.
-	CreateUser(ctx context.Context, u User) error
 }
 
 // IdempotencyKey lets a client retry a create safely. The zero value means
@@ -75,9 +74,9 @@ type Policy struct {
 	PublicReads bool
 }
 
-// Service applies the product rules on top of a Store. Every method that
-// acts on products takes the Caller it acts for: a product belongs to its
-// owner, and only the owner or an admin may change it.
+// Service applies the product rules on top of a Store. Every method takes the
+// account.Caller it acts for: a product belongs to its owner, and only the
+// owner or an admin may change it.
 type Service struct {
 	store  Store
 	policy Policy
@@ -90,29 +89,30 @@ func NewService(store Store, policy Policy) *Service {
 }
 
 // canRead reports whether c may see p.
-func (s *Service) canRead(c Caller, p Product) bool {
+func (s *Service) canRead(c account.Caller, p Product) bool {
 	return s.policy.PublicReads || c.Admin || p.UserID == c.UserID
 }
 
 // canChange reports whether c may change or delete p.
-func canChange(c Caller, p Product) bool { return c.Admin || p.UserID == c.UserID }
+func canChange(c account.Caller, p Product) bool { return c.Admin || p.UserID == c.UserID }
 
 // timestamp returns the current time at the precision PostgreSQL keeps.
 func (s *Service) timestamp() time.Time { return s.now().UTC().Truncate(time.Microsecond) }
 
 // Create validates d and stores it as a new product whose images are
 // pending. The owner is the caller unless d names one: only an admin may
-// create for someone else (ErrForbidden). With an idempotency key the same
-// request, until the key expires, returns the first product as that create
-// returned it, with replayed set; a different request with the key returns
+// create for someone else (account.ErrForbidden), and the owner must exist
+// (account.ErrUserNotFound). With an idempotency key the same request, until
+// the key expires, returns the first product as that create returned it,
+// with replayed set; a different request with the key returns
 // ErrIdempotencyKey. A malformed key is a *ValidationError naming
 // IdempotencyKeyField.
-func (s *Service) Create(ctx context.Context, c Caller, d Draft, idempotencyKey string) (p Product, replayed bool, err error) {
+func (s *Service) Create(ctx context.Context, c account.Caller, d Draft, idempotencyKey string) (p Product, replayed bool, err error) {
 	if d.UserID == uuid.Nil {
 		d.UserID = c.UserID
 	}
 	if d.UserID != c.UserID && !c.Admin {
-		return Product{}, false, fmt.Errorf("create a product for another user: %w", ErrForbidden)
+		return Product{}, false, fmt.Errorf("create a product for another user: %w", account.ErrForbidden)
 	}
 	if err := d.Validate(); err != nil {
 		return Product{}, false, err
@@ -151,7 +151,7 @@ func (d Draft) hash() string {
 
 // Get returns the product with the given id, or ErrNotFound when there is
 // none the caller may see.
-func (s *Service) Get(ctx context.Context, c Caller, id uuid.UUID) (Product, error) {
+func (s *Service) Get(ctx context.Context, c account.Caller, id uuid.UUID) (Product, error) {
 	p, err := s.store.Get(ctx, id)
 	if err != nil {
 		return Product{}, err
@@ -165,13 +165,13 @@ func (s *Service) Get(ctx context.Context, c Caller, id uuid.UUID) (Product, err
 // List returns the page of products f selects, or a *ValidationError for a
 // bad filter. Without a user_id filter a caller lists their own products and
 // an admin every product; filtering by another user is for admins, or for
-// everyone under the PublicReads policy (else ErrForbidden).
-func (s *Service) List(ctx context.Context, c Caller, f Filter) (Page, error) {
+// everyone under the PublicReads policy (else account.ErrForbidden).
+func (s *Service) List(ctx context.Context, c account.Caller, f Filter) (Page, error) {
 	switch {
 	case f.UserID == nil && !c.Admin:
 		f.UserID = &c.UserID
 	case f.UserID != nil && *f.UserID != c.UserID && !c.Admin && !s.policy.PublicReads:
-		return Page{}, fmt.Errorf("list another user's products: %w", ErrForbidden)
+		return Page{}, fmt.Errorf("list another user's products: %w", account.ErrForbidden)
 	}
 	if err := f.Validate(); err != nil {
 		return Page{}, err
@@ -191,7 +191,7 @@ func (s *Service) List(ctx context.Context, c Caller, f Filter) (Page, error) {
 // Update applies the patch to the product. With ifMatch > 0 the product must
 // still be at that version, else ErrVersionMismatch. A change bumps the
 // version; a patch that changes nothing returns the product as it is.
-func (s *Service) Update(ctx context.Context, c Caller, id uuid.UUID, patch Patch, ifMatch int) (Product, error) {
+func (s *Service) Update(ctx context.Context, c account.Caller, id uuid.UUID, patch Patch, ifMatch int) (Product, error) {
 	return s.store.Update(ctx, id, func(p *Product) error {
 		if !canChange(c, *p) {
 			return ErrNotFound // others' products are not revealed
@@ -219,7 +219,7 @@ func (s *Service) Update(ctx context.Context, c Caller, id uuid.UUID, patch Patc
 
 // Delete removes the product. With ifMatch > 0 it must still be at that
 // version, else ErrVersionMismatch. Others' products are ErrNotFound.
-func (s *Service) Delete(ctx context.Context, c Caller, id uuid.UUID, ifMatch int) error {
+func (s *Service) Delete(ctx context.Context, c account.Caller, id uuid.UUID, ifMatch int) error {
 	// The owner never changes, so checking it before deleting cannot race.
 	p, err := s.store.Get(ctx, id)
 	if err != nil {
@@ -230,27 +230,3 @@ func (s *Service) Delete(ctx context.Context, c Caller, id uuid.UUID, ifMatch in
 	}
 	return s.store.Delete(ctx, id, ifMatch)
 }
-
-// CreateUser validates and stores a new user.
-func (s *Service) CreateUser(ctx context.Context, email, name string, admin bool) (User, error) {
-	var ps Problems
-	email = strings.TrimSpace(email)
-	if at := strings.LastIndexByte(email, '@'); at < 1 || at == len(email)-1 || len(email) > 254 || !isText(email) {
-		ps.Add("email", "must be an email address")
-	}
-	if name = strings.TrimSpace(name); name == "" || len(name) > MaxNameLen || !isText(name) {
-		ps.Add("name", "must be 1 to 255 characters of UTF-8 text")
-	}
-	if err := ps.Err(); err != nil {
-		return User{}, err
-	}
-	u := User{ID: mustV7(), Email: email, Name: name, Admin: admin, CreatedAt: s.timestamp()}
-	if err := s.store.CreateUser(ctx, u); err != nil {
-		return User{}, err
-	}
-	return u, nil
-}
-
-// isText reports whether s is text PostgreSQL can store: valid UTF-8
-// without NUL.
-func isText(s string) bool { return utf8.ValidString(s) && !strings.ContainsRune(s, 0) }

@@ -10,14 +10,14 @@ import (
 	"github.com/labstack/echo/v4"
 	"github.com/rs/zerolog"
 
-	"github.com/pms-dev/pms/product"
+	"github.com/pms-dev/pms/product/account"
 )
 
 const callerKey = "caller"
 
 // caller returns who the request acts for, set by authenticate.
-func caller(c echo.Context) product.Caller {
-	cl, _ := c.Get(callerKey).(product.Caller)
+func caller(c echo.Context) account.Caller {
+	cl, _ := c.Get(callerKey).(account.Caller)
 	return cl
 }
 
@@ -42,7 +42,7 @@ func (s *Server) authenticate(next echo.HandlerFunc) echo.HandlerFunc {
 }
 
 // maxAuthorizationLen is more than "Bearer <key>" takes with any spacing.
-const maxAuthorizationLen = 2 * product.KeyLength
+const maxAuthorizationLen = 2 * account.KeyLength
 
 // bearerKey returns the key of the request's one "Authorization: Bearer
 // <key>" header, or false for none, several, or one that is too long or of

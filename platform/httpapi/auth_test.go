@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"net/http"
+	"strconv"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -240,6 +241,49 @@ func TestCreateWithoutUserIDOwnsByCaller(t *testing.T) {
 	for _, d := range []draft{validDraft(me).without("user_id"), validDraft(me).with("user_id", nil)} {
 		if p := a.create(t, d); p.UserID != me {
 			t.Errorf("POST %s made a product of %s, want the caller %s", d, p.UserID, me)
+		}
+	}
+}
+
+// TestAccountErrorsHaveTheirOwnAnswers serves what the account service
+// returns against PostgreSQL through the error handler: an unknown API key
+// is not an unknown product, and account input problems name their fields.
+func TestAccountErrorsHaveTheirOwnAnswers(t *testing.T) {
+	t.Parallel()
+	a := newAPI(t)
+	email := "taken-" + uuid.NewString() + "@example.test"
+	if _, err := a.auth.CreateUser(t.Context(), email, "First", false); err != nil {
+		t.Fatalf("CreateUser(%s) error = %v", email, err)
+	}
+	tests := []struct {
+		name, code, message string
+		status              int
+		fields              []string
+		call                func(ctx context.Context) error
+	}{
+		{"revoke unknown key", "not_found", "API key not found", http.StatusNotFound, nil, func(ctx context.Context) error {
+			_, err := a.auth.RevokeKey(ctx, uuid.New())
+			return err
+		}},
+		{"email taken", "conflict", "another user has this email address", http.StatusConflict, nil, func(ctx context.Context) error {
+			_, err := a.auth.CreateUser(ctx, strings.ToUpper(email), "Second", false)
+			return err
+		}},
+		{"unknown user", "unknown_user", "user_id names no user", http.StatusUnprocessableEntity, nil, func(ctx context.Context) error {
+			_, err := a.auth.User(ctx, uuid.New())
+			return err
+		}},
+		{"invalid user", "validation_failed", "the request has invalid fields", http.StatusBadRequest, []string{"email", "name"}, func(ctx context.Context) error {
+			_, err := a.auth.CreateUser(ctx, "not an address", " ", false)
+			return err
+		}},
+	}
+	for i, tt := range tests {
+		path := "/test/account-error-" + strconv.Itoa(i)
+		httpapi.AddErrorRoute(a.server, path, tt.call)
+		r := a.do(t, http.MethodGet, path, "")
+		if e := wantError(t, r, tt.status, tt.code, tt.fields...); e.Message != tt.message {
+			t.Errorf("%s: %v: message %q, want %q", tt.name, r, e.Message, tt.message)
 		}
 	}
 }

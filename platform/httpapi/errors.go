@@ -9,6 +9,7 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/pms-dev/pms/product"
+	"github.com/pms-dev/pms/product/account"
 )
 
 // apiError is a failure with its public status, code and message.
@@ -33,8 +34,10 @@ var errorTable = []struct {
 	message string
 }{
 	{product.ErrNotFound, http.StatusNotFound, "not_found", "product not found"},
-	{product.ErrForbidden, http.StatusForbidden, "forbidden", "this API key may not do that"},
-	{product.ErrUserNotFound, http.StatusUnprocessableEntity, "unknown_user", "user_id names no user"},
+	{account.ErrForbidden, http.StatusForbidden, "forbidden", "this API key may not do that"},
+	{account.ErrUserNotFound, http.StatusUnprocessableEntity, "unknown_user", "user_id names no user"},
+	{account.ErrKeyNotFound, http.StatusNotFound, "not_found", "API key not found"},
+	{account.ErrEmailTaken, http.StatusConflict, "conflict", "another user has this email address"},
 	{product.ErrIdempotencyKey, http.StatusUnprocessableEntity, "idempotency_key_reused", "Idempotency-Key was already used with a different request"},
 	{product.ErrInvalidInput, http.StatusBadRequest, "invalid_input", "the request holds a value that cannot be stored"},
 	{product.ErrVersionMismatch, http.StatusPreconditionFailed, "version_mismatch", "the product has changed since the version in If-Match"},
@@ -61,12 +64,11 @@ func toAPIError(err error) *apiError {
 	if errors.As(err, &ae) {
 		return ae
 	}
-	if errors.Is(err, product.ErrUnauthenticated) {
+	if errors.Is(err, account.ErrUnauthenticated) {
 		return errUnauthenticated(err.Error())
 	}
-	var ve *product.ValidationError
-	if errors.As(err, &ve) {
-		return &apiError{Status: http.StatusBadRequest, Code: "validation_failed", Message: "the request has invalid fields", Fields: ve.Fields, Err: err}
+	if fields, ok := invalidFields(err); ok {
+		return &apiError{Status: http.StatusBadRequest, Code: "validation_failed", Message: "the request has invalid fields", Fields: fields, Err: err}
 	}
 	for _, row := range errorTable {
 		if errors.Is(err, row.err) {
@@ -86,6 +88,24 @@ func toAPIError(err error) *apiError {
 		return &apiError{Status: he.Code, Code: code, Message: msg, Err: err}
 	}
 	return &apiError{Status: http.StatusInternalServerError, Code: "internal", Message: "internal error", Err: err}
+}
+
+// invalidFields returns the fields of the product or account
+// *ValidationError in err's chain, or false when there is none.
+func invalidFields(err error) ([]product.FieldError, bool) {
+	var ve *product.ValidationError
+	if errors.As(err, &ve) {
+		return ve.Fields, true
+	}
+	var ae *account.ValidationError
+	if !errors.As(err, &ae) {
+		return nil, false
+	}
+	fields := make([]product.FieldError, len(ae.Fields))
+	for i, f := range ae.Fields {
+		fields[i] = product.FieldError(f)
+	}
+	return fields, true
 }
 
 type errorBody struct {

@@ -23,17 +23,18 @@ import (
 	"github.com/pms-dev/pms/platform/redis"
 	"github.com/pms-dev/pms/platform/redis/redistest"
 	"github.com/pms-dev/pms/product"
+	"github.com/pms-dev/pms/product/account"
 )
 
 // countingKeys counts the key lookups that reach PostgreSQL.
 type countingKeys struct {
-	product.KeyStore
+	account.Store
 	lookups atomic.Int64
 }
 
-func (k *countingKeys) KeyByPrefix(ctx context.Context, prefix string) (product.KeyOwner, error) {
+func (k *countingKeys) KeyByPrefix(ctx context.Context, prefix string) (account.KeyOwner, error) {
 	k.lookups.Add(1)
-	return k.KeyStore.KeyByPrefix(ctx, prefix)
+	return k.Store.KeyByPrefix(ctx, prefix)
 }
 
 // guardedAPI is the API as pms wires it: keys in PostgreSQL behind the
@@ -61,13 +62,13 @@ func newGuardedAPI(t *testing.T, redisAddr string, burst int) *guardedAPI {
 	if err != nil {
 		t.Fatal(err)
 	}
-	keys := &countingKeys{KeyStore: postgres.NewKeyStore(db)}
+	keys := &countingKeys{Store: postgres.NewAccountStore(db)}
 	store, err := postgres.NewProductStore(db, postgres.DefaultIdempotencyConfig())
 	if err != nil {
 		t.Fatal(err)
 	}
 	svc := product.NewService(store, product.Policy{})
-	auth := product.NewAuth(redis.NewKeyCache(rc, keys))
+	auth := account.NewService(redis.NewKeyCache(rc, keys))
 	s, err := httpapi.New(testConfig(), httpapi.API{Products: svc, Auth: auth, Failures: failures}, prometheus.NewRegistry(), zerolog.Nop())
 	if err != nil {
 		t.Fatal(err)

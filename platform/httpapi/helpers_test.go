@@ -22,6 +22,7 @@ import (
 	"github.com/pms-dev/pms/platform/postgres"
 	"github.com/pms-dev/pms/platform/postgres/postgrestest"
 	"github.com/pms-dev/pms/product"
+	"github.com/pms-dev/pms/product/account"
 )
 
 // testConfig is a valid server config on a free loopback port.
@@ -46,7 +47,7 @@ type api struct {
 	ops    *httptest.Server
 	server *httpapi.Server
 	svc    *product.Service
-	auth   *product.Auth
+	auth   *account.Service
 	key    string // an admin's API key
 }
 
@@ -79,7 +80,7 @@ func newAPIKeeping(t testing.TB, db *postgres.DB, idem postgres.IdempotencyConfi
 		t.Fatalf("NewProductStore: %v", err)
 	}
 	svc := product.NewService(store, policy)
-	auth := product.NewAuth(postgres.NewKeyStore(db))
+	auth := account.NewService(postgres.NewAccountStore(db))
 	reg := prometheus.NewRegistry()
 	s, err := httpapi.New(cfg, httpapi.API{Products: svc, Auth: auth, Limiter: limiter}, reg, zerolog.Nop())
 	if err != nil {
@@ -105,7 +106,7 @@ const unknownKey = "pms_AAAAAAAAAAAA_AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA
 // tests that expect only errors.
 func (a *api) newKey(t testing.TB, admin bool) string {
 	t.Helper()
-	u, err := a.svc.CreateUser(t.Context(), "user-"+uuid.NewString()+"@example.test", "Key Holder", admin)
+	u, err := a.auth.CreateUser(t.Context(), "user-"+uuid.NewString()+"@example.test", "Key Holder", admin)
 	if errors.Is(err, product.ErrUnavailable) {
 		return unknownKey
 	}
@@ -122,7 +123,7 @@ func (a *api) newKey(t testing.TB, admin bool) string {
 // newUser stores a user with a unique email and returns its id.
 func (a *api) newUser(t testing.TB) uuid.UUID {
 	t.Helper()
-	u, err := a.svc.CreateUser(t.Context(), "user-"+uuid.NewString()+"@example.test", "Test User", false)
+	u, err := a.auth.CreateUser(t.Context(), "user-"+uuid.NewString()+"@example.test", "Test User", false)
 	if err != nil {
 		t.Fatalf("CreateUser: %v", err)
 	}

@@ -22,6 +22,7 @@ import (
 	"github.com/pms-dev/pms/platform/postgres"
 	"github.com/pms-dev/pms/platform/postgres/postgrestest"
 	"github.com/pms-dev/pms/product"
+	"github.com/pms-dev/pms/product/account"
 )
 
 // member returns d's JSON with one more member, whose name and value are
@@ -362,11 +363,11 @@ func TestStoreDataErrorIsA400(t *testing.T) {
 		t.Fatal(err)
 	}
 	s, err := httpapi.New(testConfig(), httpapi.API{Products: product.NewService(store, product.Policy{}),
-		Auth: product.NewAuth(postgres.NewKeyStore(db))}, prometheus.NewRegistry(), zerolog.New(logs))
+		Auth: account.NewService(postgres.NewAccountStore(db))}, prometheus.NewRegistry(), zerolog.New(logs))
 	if err != nil {
 		t.Fatal(err)
 	}
-	keys := postgres.NewKeyStore(db)
+	keys := postgres.NewAccountStore(db)
 	httpapi.AddErrorRoute(s, "/test/store-data-error", func(ctx context.Context) error {
 		_, err := keys.KeyByPrefix(ctx, "\xff\xfe\xfd\xfc\xfb\xfa\xf9\xf8\xf7\xf6\xf5\xf4") // past every check
 		return err

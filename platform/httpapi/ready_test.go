@@ -19,6 +19,7 @@ import (
 	"github.com/pms-dev/pms/platform/postgres"
 	"github.com/pms-dev/pms/platform/postgres/postgrestest"
 	"github.com/pms-dev/pms/product"
+	"github.com/pms-dev/pms/product/account"
 )
 
 // countedCheck is a readiness check that counts its runs.
@@ -62,7 +63,7 @@ func TestReadyFloodSparesTheAPI(t *testing.T) {
 		t.Fatal(err)
 	}
 	svc := product.NewService(store, product.Policy{})
-	auth := product.NewAuth(postgres.NewKeyStore(db))
+	auth := account.NewService(postgres.NewAccountStore(db))
 	public, err := httpapi.New(testConfig(), httpapi.API{Products: svc, Auth: auth}, reg, zerolog.Nop())
 	if err != nil {
 		t.Fatal(err)

@@ -19,6 +19,7 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/pms-dev/pms/product"
+	"github.com/pms-dev/pms/product/account"
 )
 
 // openAPI describes the API; a test keeps it in step with the routes.
@@ -72,7 +73,7 @@ func (c Config) Validate() error {
 type Server struct {
 	cfg       Config
 	products  *product.Service
-	auth      *product.Auth
+	auth      *account.Service
 	limiter   RateLimiter
 	readiness *readiness
 	log       zerolog.Logger
@@ -94,7 +95,7 @@ type Server struct {
 // limit on failed authentications per client address.
 type API struct {
 	Products *product.Service
-	Auth     *product.Auth
+	Auth     *account.Service
 	Limiter  RateLimiter
 	Failures FailureLimiter
 }

@@ -16,6 +16,7 @@ import (
 
 	"github.com/pms-dev/pms/platform/postgres"
 	"github.com/pms-dev/pms/product"
+	"github.com/pms-dev/pms/product/account"
 )
 
 var benchProducts = flag.Int("bench.products", 1_000_000, "products in BenchmarkProductList's database")
@@ -41,7 +42,7 @@ type benchScenario struct {
 
 type benchEnv struct {
 	svc   *product.Service
-	admin product.Caller // sees the whole catalogue
+	admin account.Caller // sees the whole catalogue
 	ids   []uuid.UUID    // a sample of live products
 	users []uuid.UUID
 }
@@ -67,7 +68,7 @@ func newBenchEnv(b *testing.B, n int) *benchEnv {
 	if len(env.ids) == 0 || len(env.users) == 0 {
 		b.Fatalf("database holds no products or users")
 	}
-	env.admin = product.Caller{UserID: env.users[0], Admin: true}
+	env.admin = account.Caller{UserID: env.users[0], Admin: true}
 	// Read every table and index into the page cache so that all scenarios,
 	// and runs that reuse the database after a restart, start warm.
 	if _, err := raw.ExecContext(ctx, `CREATE EXTENSION IF NOT EXISTS pg_prewarm`); err != nil {

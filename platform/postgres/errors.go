@@ -13,11 +13,14 @@ import (
 	"github.com/lib/pq/pqerror"
 
 	"github.com/pms-dev/pms/product"
+	"github.com/pms-dev/pms/product/account"
 )
 
-// translate turns driver errors into the product package's errors, keeping
-// the original in the chain for logs: data exceptions (SQLSTATE class 22)
-// become product.ErrInvalidInput. It returns other errors unchanged.
+// translate turns driver errors into the domain packages' errors, keeping
+// the original in the chain for logs: a taken email becomes
+// account.ErrEmailTaken, other unique violations product.ErrConflict, and
+// data exceptions (SQLSTATE class 22) product.ErrInvalidInput. It returns
+// other errors unchanged.
 func translate(err error) error {
 	if err == nil {
 		return nil
@@ -25,10 +28,12 @@ func translate(err error) error {
 	var pqErr *pq.Error
 	if errors.As(err, &pqErr) {
 		switch code := pqErr.Code; {
+		case code == pqerror.UniqueViolation && pqErr.Constraint == "users_email_key":
+			return fmt.Errorf("%w: %w", account.ErrEmailTaken, err)
 		case code == pqerror.UniqueViolation:
 			return fmt.Errorf("%w: %w", product.ErrConflict, err)
 		case code == pqerror.ForeignKeyViolation && pqErr.Constraint == "products_user_id_fkey":
-			return fmt.Errorf("%w: %w", product.ErrUserNotFound, err)
+			return fmt.Errorf("%w: %w", account.ErrUserNotFound, err)
 		case code.Class() == pqerror.ClassDataException:
 			// A value the server cannot take (a byte sequence that is not
 			// UTF-8, a number out of range) is the client's, not ours.

@@ -20,7 +20,7 @@ import (
 func TestDataExceptionsAreInvalidInput(t *testing.T) {
 	t.Parallel()
 	f := newFixture(t)
-	store, keys := newProductStore(t, f.db, postgres.DefaultIdempotencyConfig()), postgres.NewKeyStore(f.db)
+	store, keys := newProductStore(t, f.db, postgres.DefaultIdempotencyConfig()), postgres.NewAccountStore(f.db)
 	now := time.Now().UTC().Truncate(time.Microsecond)
 	newProduct := func(edit func(*product.Product)) product.Product {
 		p := product.Product{ID: uuid.Must(uuid.NewV7()), UserID: f.owner, Name: "Lamp", Price: 100, Version: 1, CreatedAt: now, UpdatedAt: now}

@@ -14,6 +14,7 @@ import (
 	"github.com/pms-dev/pms/platform/postgres"
 	"github.com/pms-dev/pms/platform/postgres/postgrestest"
 	"github.com/pms-dev/pms/product"
+	"github.com/pms-dev/pms/product/account"
 )
 
 // newProductStore returns a ProductStore on db keeping keys as idem says.
@@ -180,11 +181,11 @@ func TestPrunerDeletesExpiredKeys(t *testing.T) {
 	t.Cleanup(func() { raw.Close() })
 	ctx := context.Background()
 	svc := product.NewService(newProductStore(t, db, postgres.DefaultIdempotencyConfig()), product.Policy{})
-	u, err := svc.CreateUser(ctx, "pruner@example.com", "Pruner", false)
+	u, err := account.NewService(postgres.NewAccountStore(db)).CreateUser(ctx, "pruner@example.com", "Pruner", false)
 	if err != nil {
 		t.Fatal(err)
 	}
-	p, _, err := svc.Create(ctx, product.Caller{UserID: u.ID}, product.Draft{Name: "Kept key", Price: 1}, "live-key")
+	p, _, err := svc.Create(ctx, account.Caller{UserID: u.ID}, product.Draft{Name: "Kept key", Price: 1}, "live-key")
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -19,6 +19,7 @@ import (
 	"github.com/pms-dev/pms/platform/postgres"
 	"github.com/pms-dev/pms/platform/postgres/postgrestest"
 	"github.com/pms-dev/pms/product"
+	"github.com/pms-dev/pms/product/account"
 )
 
 // searchRow is a product the name-search test stores, as the test sees it.
@@ -40,12 +41,12 @@ func TestListNameSearch(t *testing.T) {
 	db := postgrestest.New(t)
 	store := newProductStore(t, db, postgres.DefaultIdempotencyConfig())
 	svc := product.NewService(store, product.Policy{})
-	owner := product.User{ID: uuid.New(), Email: "search-" + uuid.NewString() + "@example.com", Name: "Search Owner",
+	owner := account.User{ID: uuid.New(), Email: "search-" + uuid.NewString() + "@example.com", Name: "Search Owner",
 		CreatedAt: time.Now().UTC().Truncate(time.Microsecond)}
-	if err := store.CreateUser(ctx, owner); err != nil {
+	if err := postgres.NewAccountStore(db).CreateUser(ctx, owner); err != nil {
 		t.Fatalf("CreateUser: %v", err)
 	}
-	admin := product.Caller{UserID: owner.ID, Admin: true} // searches the whole catalogue
+	admin := account.Caller{UserID: owner.ID, Admin: true} // searches the whole catalogue
 	common, rare := "xc"+randomHex(t), "xr"+randomHex(t)   // unique to this run
 	rows := storeSearchRows(t, postgrestest.URL(t), owner.ID, common, strings.ToUpper(rare))
 

@@ -15,6 +15,7 @@ import (
 	"github.com/pms-dev/pms/platform/postgres"
 	"github.com/pms-dev/pms/platform/postgres/postgrestest"
 	"github.com/pms-dev/pms/product"
+	"github.com/pms-dev/pms/product/account"
 )
 
 // queue records published tasks; fail makes Enqueue fail while set. It
@@ -54,18 +55,18 @@ type fixture struct {
 	db    *postgres.DB
 	svc   *product.Service
 	owner uuid.UUID
-	as    product.Caller // the owner
+	as    account.Caller // the owner
 }
 
 func newFixture(t *testing.T) fixture {
 	t.Helper()
 	db := postgrestest.New(t)
 	svc := product.NewService(newProductStore(t, db, postgres.DefaultIdempotencyConfig()), product.Policy{})
-	u, err := svc.CreateUser(context.Background(), uuid.NewString()+"@example.com", "Tester", false)
+	u, err := account.NewService(postgres.NewAccountStore(db)).CreateUser(context.Background(), uuid.NewString()+"@example.com", "Tester", false)
 	if err != nil {
 		t.Fatalf("CreateUser: %v", err)
 	}
-	return fixture{db: db, svc: svc, owner: u.ID, as: product.Caller{UserID: u.ID}}
+	return fixture{db: db, svc: svc, owner: u.ID, as: account.Caller{UserID: u.ID}}
 }
 
 func (f fixture) create(t *testing.T, ctx context.Context, urls ...string) product.Product {
@@ -254,7 +255,7 @@ func TestImageResultsFailed(t *testing.T) {
 func TestKeyStore(t *testing.T) {
 	f := newFixture(t)
 	ctx := context.Background()
-	auth := product.NewAuth(postgres.NewKeyStore(f.db))
+	auth := account.NewService(postgres.NewAccountStore(f.db))
 	plain, key, err := auth.CreateKey(ctx, f.owner)
 	if err != nil {
 		t.Fatalf("CreateKey: %v", err)
@@ -273,20 +274,20 @@ func TestKeyStore(t *testing.T) {
 		wrong = plain[:len(plain)-1] + "B"
 	}
 	for name, k := range map[string]string{"empty": "", "malformed": "pms_x", "wrong secret": wrong, "unknown": "pms_AAAAAAAAAAAA_" + plain[len(plain)-43:]} {
-		if _, err := auth.Authenticate(ctx, k); !errors.Is(err, product.ErrUnauthenticated) {
+		if _, err := auth.Authenticate(ctx, k); !errors.Is(err, account.ErrUnauthenticated) {
 			t.Errorf("Authenticate(%s) = %v, want ErrUnauthenticated", name, err)
 		}
 	}
 	if _, err := auth.RevokeKey(ctx, key.ID); err != nil {
 		t.Fatalf("RevokeKey: %v", err)
 	}
-	if _, err := auth.Authenticate(ctx, plain); !errors.Is(err, product.ErrUnauthenticated) {
+	if _, err := auth.Authenticate(ctx, plain); !errors.Is(err, account.ErrUnauthenticated) {
 		t.Errorf("Authenticate(revoked) = %v, want ErrUnauthenticated", err)
 	}
-	if _, err := auth.RevokeKey(ctx, uuid.New()); !errors.Is(err, product.ErrNotFound) {
-		t.Errorf("RevokeKey(unknown) = %v, want ErrNotFound", err)
+	if _, err := auth.RevokeKey(ctx, uuid.New()); !errors.Is(err, account.ErrKeyNotFound) || errors.Is(err, product.ErrNotFound) {
+		t.Errorf("RevokeKey(unknown) = %v, want ErrKeyNotFound, not product.ErrNotFound", err)
 	}
-	if _, _, err := auth.CreateKey(ctx, uuid.New()); !errors.Is(err, product.ErrUserNotFound) {
+	if _, _, err := auth.CreateKey(ctx, uuid.New()); !errors.Is(err, account.ErrUserNotFound) {
 		t.Errorf("CreateKey(unknown user) = %v, want ErrUserNotFound", err)
 	}
 }

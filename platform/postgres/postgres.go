@@ -1,5 +1,5 @@
-// Package postgres keeps products in PostgreSQL through sqlx and lib/pq, and
-// runs the schema migrations.
+// Package postgres keeps products and accounts in PostgreSQL through sqlx and
+// lib/pq, and runs the schema migrations.
 package postgres
 
 import (

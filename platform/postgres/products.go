@@ -305,14 +305,3 @@ func (s *ProductStore) Delete(ctx context.Context, id uuid.UUID, version int) er
 	}
 	return product.ErrNotFound
 }
-
-const insertUser = `INSERT INTO users (id, email, name, is_admin, created_at) VALUES ($1, $2, $3, $4, $5)`
-
-// CreateUser stores a new user, or returns product.ErrConflict when the email
-// is taken.
-func (s *ProductStore) CreateUser(ctx context.Context, u product.User) error {
-	if _, err := s.db.db.ExecContext(ctx, insertUser, u.ID, u.Email, u.Name, u.Admin, u.CreatedAt); err != nil {
-		return translate(fmt.Errorf("insert user: %w", err))
-	}
-	return nil
-}

@@ -20,6 +20,7 @@ import (
 	"github.com/pms-dev/pms/platform/postgres/postgrestest"
 	"github.com/pms-dev/pms/platform/redis"
 	"github.com/pms-dev/pms/product"
+	"github.com/pms-dev/pms/product/account"
 )
 
 // env is what an integration test works with: the caches on a Redis server
@@ -33,7 +34,7 @@ type env struct {
 	keys    *countingKeys
 	cache   *redis.ProductCache
 	keyCach *redis.KeyCache
-	user    product.User
+	user    account.User
 	logs    *syncBuffer
 }
 
@@ -65,12 +66,12 @@ func newEnv(t *testing.T, addr string, edit func(*redis.Config)) *env {
 		t.Fatalf("NewProductStore() error = %v", err)
 	}
 	e.store = &countingStore{Store: store}
-	e.keys = &countingKeys{KeyStore: postgres.NewKeyStore(e.db)}
+	e.keys = &countingKeys{Store: postgres.NewAccountStore(e.db)}
 	e.cache = redis.NewProductCache(client, e.store)
 	e.keyCach = redis.NewKeyCache(client, e.keys)
-	e.user = product.User{ID: uuid.Must(uuid.NewV7()), Email: rand.Text() + "@example.com", Name: "Tester",
+	e.user = account.User{ID: uuid.Must(uuid.NewV7()), Email: rand.Text() + "@example.com", Name: "Tester",
 		CreatedAt: now()}
-	if err := e.cache.CreateUser(context.Background(), e.user); err != nil {
+	if err := e.keyCach.CreateUser(context.Background(), e.user); err != nil {
 		t.Fatalf("CreateUser() error = %v", err)
 	}
 	return e
@@ -111,10 +112,10 @@ func (e *env) rename(t *testing.T, id uuid.UUID) product.Product {
 }
 
 // newKey stores a new API key for the env's user and returns it.
-func (e *env) newKey(t *testing.T) product.APIKey {
+func (e *env) newKey(t *testing.T) account.APIKey {
 	t.Helper()
 	secret := sha256.Sum256([]byte(rand.Text()))
-	k := product.APIKey{ID: uuid.Must(uuid.NewV7()), UserID: e.user.ID, Prefix: rand.Text()[:12],
+	k := account.APIKey{ID: uuid.Must(uuid.NewV7()), UserID: e.user.ID, Prefix: rand.Text()[:12],
 		Hash: secret[:], CreatedAt: now()}
 	if err := e.keyCach.CreateKey(context.Background(), k); err != nil {
 		t.Fatalf("CreateKey() error = %v", err)
@@ -164,7 +165,7 @@ func (s *countingStore) Get(ctx context.Context, id uuid.UUID) (product.Product,
 // countingKeys counts key lookups, and can play a store that is down
 // (failing at once) or hung (answering only when the caller gives up).
 type countingKeys struct {
-	product.KeyStore
+	account.Store
 	lookups atomic.Int64
 	outage  atomic.Int32 // storeUp, storeDown or storeHung
 }
@@ -175,16 +176,16 @@ const (
 	storeHung
 )
 
-func (k *countingKeys) KeyByPrefix(ctx context.Context, prefix string) (product.KeyOwner, error) {
+func (k *countingKeys) KeyByPrefix(ctx context.Context, prefix string) (account.KeyOwner, error) {
 	k.lookups.Add(1)
 	switch k.outage.Load() {
 	case storeDown:
-		return product.KeyOwner{}, fmt.Errorf("look up key: %w", product.ErrUnavailable)
+		return account.KeyOwner{}, fmt.Errorf("look up key: %w", product.ErrUnavailable)
 	case storeHung:
 		<-ctx.Done()
-		return product.KeyOwner{}, fmt.Errorf("look up key: %w: %w", product.ErrUnavailable, ctx.Err())
+		return account.KeyOwner{}, fmt.Errorf("look up key: %w: %w", product.ErrUnavailable, ctx.Err())
 	}
-	return k.KeyStore.KeyByPrefix(ctx, prefix)
+	return k.Store.KeyByPrefix(ctx, prefix)
 }
 
 // syncBuffer collects log lines from several goroutines.

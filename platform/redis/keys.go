@@ -9,10 +9,10 @@ import (
 
 	"github.com/google/uuid"
 
-	"github.com/pms-dev/pms/product"
+	"github.com/pms-dev/pms/product/account"
 )
 
-// KeyCache is a product.KeyStore that caches KeyByPrefix and reads the
+// KeyCache is an account.Store that caches KeyByPrefix and reads the
 // wrapped store on a miss or when Redis fails: for KeyTTL/2 in Redis, and
 // for up to KeyTTL/2 (or LocalTTL, if shorter) as a near copy in each
 // process, so most requests cost no round trip for their key. Unknown
@@ -22,27 +22,29 @@ import (
 // revoked it, and CreateKey drops an unknown entry for the new prefix the
 // same way, behind the same stale-set guard as products: a revoked key
 // stops working at once, and within KeyTTL on every replica if an
-// invalidation is lost; a new key works at once.
+// invalidation is lost; a new key works at once. Every other method is the
+// wrapped store's: TouchKey changes no cached entry, so a cached key may
+// show the previous last use for up to KeyTTL.
 type KeyCache struct {
+	account.Store
 	c     *Client
-	keys  product.KeyStore
 	reads *aside[keyResult]
 	near  *near[keyResult]
 }
 
-var _ product.KeyStore = (*KeyCache)(nil)
+var _ account.Store = (*KeyCache)(nil)
 
 // keyResult is what the cache keeps for a prefix: its key and owner, or
 // that no key has it, and when the store said so.
 type keyResult struct {
-	owner   product.KeyOwner
+	owner   account.KeyOwner
 	unknown bool
 	fetched time.Time
 }
 
 // NewKeyCache returns a KeyCache in front of keys.
-func NewKeyCache(c *Client, keys product.KeyStore) *KeyCache {
-	return &KeyCache{c: c, keys: keys, near: newNear(c, min(c.cfg.LocalTTL, c.cfg.KeyTTL/2), cloneKeyResult), reads: &aside[keyResult]{
+func NewKeyCache(c *Client, keys account.Store) *KeyCache {
+	return &KeyCache{Store: keys, c: c, near: newNear(c, min(c.cfg.LocalTTL, c.cfg.KeyTTL/2), cloneKeyResult), reads: &aside[keyResult]{
 		c:    c,
 		what: "api key",
 		ttl: func(r keyResult) time.Duration {
@@ -60,27 +62,27 @@ func NewKeyCache(c *Client, keys product.KeyStore) *KeyCache {
 func keyEntry(prefix string) entry { return newEntry("pms:apikey:{" + prefix + "}") }
 
 // KeyByPrefix returns the key with the prefix and its owner, from the cache
-// or the store, or product.ErrUnauthenticated. A key cached more than
+// or the store, or account.ErrUnauthenticated. A key cached more than
 // KeyTTL/2 ago is read again from the store; while the store is
 // unavailable, the cached key (if it was fetched less than KeyStaleTTL ago)
 // is returned instead, marked Stale. Keys cannot be revoked meanwhile, since
 // revoking needs the store, and one revoked before drops out of the cache.
-func (kc *KeyCache) KeyByPrefix(ctx context.Context, prefix string) (product.KeyOwner, error) {
+func (kc *KeyCache) KeyByPrefix(ctx context.Context, prefix string) (account.KeyOwner, error) {
 	e := keyEntry(prefix)
 	if r, ok := kc.near.get(e.value, time.Now()); ok {
 		return r.result()
 	}
 	epoch := kc.near.start()
 	r, stale, err := kc.reads.getStale(ctx, e, kc.fresh, func(ctx context.Context) (keyResult, error) {
-		owner, err := kc.keys.KeyByPrefix(ctx, prefix)
+		owner, err := kc.Store.KeyByPrefix(ctx, prefix)
 		now := time.Now()
-		if errors.Is(err, product.ErrUnauthenticated) {
+		if errors.Is(err, account.ErrUnauthenticated) {
 			return keyResult{unknown: true, fetched: now}, nil
 		}
 		return keyResult{owner: owner, fetched: now}, err
 	})
 	if err != nil {
-		return product.KeyOwner{}, err
+		return account.KeyOwner{}, err
 	}
 	if stale {
 		r.owner.Stale = true
@@ -97,9 +99,9 @@ func (kc *KeyCache) fresh(r keyResult) bool {
 }
 
 // result is what KeyByPrefix returns for r.
-func (r keyResult) result() (product.KeyOwner, error) {
+func (r keyResult) result() (account.KeyOwner, error) {
 	if r.unknown {
-		return product.KeyOwner{}, product.ErrUnauthenticated
+		return account.KeyOwner{}, account.ErrUnauthenticated
 	}
 	return r.owner, nil
 }
@@ -113,8 +115,8 @@ func cloneKeyResult(r keyResult) keyResult {
 // RevokeKey revokes the key in the store and then drops it from the cache.
 // When the store fails the prefix is unknown, and the cached key expires
 // within KeyTTL.
-func (kc *KeyCache) RevokeKey(ctx context.Context, id uuid.UUID, at time.Time) (product.APIKey, error) {
-	k, err := kc.keys.RevokeKey(ctx, id, at)
+func (kc *KeyCache) RevokeKey(ctx context.Context, id uuid.UUID, at time.Time) (account.APIKey, error) {
+	k, err := kc.Store.RevokeKey(ctx, id, at)
 	if err != nil {
 		return k, err
 	}
@@ -126,33 +128,12 @@ func (kc *KeyCache) RevokeKey(ctx context.Context, id uuid.UUID, at time.Time) (
 // a lookup may have left it as unknown. Prefixes are 72 random bits, so
 // that takes someone who knew the prefix before the key existed; the drop
 // makes sure a new key works at once anyway.
-func (kc *KeyCache) CreateKey(ctx context.Context, k product.APIKey) error {
-	if err := kc.keys.CreateKey(ctx, k); err != nil {
+func (kc *KeyCache) CreateKey(ctx context.Context, k account.APIKey) error {
+	if err := kc.Store.CreateKey(ctx, k); err != nil {
 		return err
 	}
 	kc.c.forget(ctx, keyEntry(k.Prefix))
 	return nil
-}
-
-// TouchKey records when a key was last used. The cached copy may show the
-// previous time for up to KeyTTL.
-func (kc *KeyCache) TouchKey(ctx context.Context, id uuid.UUID, at time.Time) error {
-	return kc.keys.TouchKey(ctx, id, at)
-}
-
-// ListKeys returns the user's keys from the store.
-func (kc *KeyCache) ListKeys(ctx context.Context, userID uuid.UUID) ([]product.APIKey, error) {
-	return kc.keys.ListKeys(ctx, userID)
-}
-
-// GetUser returns the user from the store, or product.ErrUserNotFound.
-func (kc *KeyCache) GetUser(ctx context.Context, id uuid.UUID) (product.User, error) {
-	return kc.keys.GetUser(ctx, id)
-}
-
-// UserByEmail returns the user from the store, or product.ErrUserNotFound.
-func (kc *KeyCache) UserByEmail(ctx context.Context, email string) (product.User, error) {
-	return kc.keys.UserByEmail(ctx, email)
 }
 
 const keyFormat = 1
@@ -205,9 +186,9 @@ func decodeKeyResult(data []byte) (keyResult, error) {
 	if c.Unknown {
 		return keyResult{unknown: true, fetched: c.Fetched}, nil
 	}
-	return keyResult{owner: product.KeyOwner{
-		Key: product.APIKey{ID: c.ID, UserID: c.UserID, Prefix: c.Prefix, Hash: c.Hash, CreatedAt: c.CreatedAt,
+	return keyResult{owner: account.KeyOwner{
+		Key: account.APIKey{ID: c.ID, UserID: c.UserID, Prefix: c.Prefix, Hash: c.Hash, CreatedAt: c.CreatedAt,
 			LastUsedAt: c.LastUsedAt, RevokedAt: c.RevokedAt},
-		User: product.User{ID: c.OwnerID, Email: c.Email, Name: c.Name, Admin: c.Admin, CreatedAt: c.UserAt},
+		User: account.User{ID: c.OwnerID, Email: c.Email, Name: c.Name, Admin: c.Admin, CreatedAt: c.UserAt},
 	}, fetched: c.Fetched}, nil
 }

@@ -13,7 +13,7 @@ import (
 	"github.com/pms-dev/pms/platform/postgres"
 	"github.com/pms-dev/pms/platform/redis"
 	"github.com/pms-dev/pms/platform/redis/redistest"
-	"github.com/pms-dev/pms/product"
+	"github.com/pms-dev/pms/product/account"
 )
 
 func TestKeyCacheLookupAndRevoke(t *testing.T) {
@@ -55,7 +55,7 @@ func TestKeyCacheRevokeBypassingCacheExpiresWithinKeyTTL(t *testing.T) {
 		t.Fatalf("KeyByPrefix() error = %v", err)
 	}
 	// Revoked behind the cache's back, as when the delete on revoke fails.
-	if _, err := postgres.NewKeyStore(e.db).RevokeKey(ctx, k.ID, now()); err != nil {
+	if _, err := postgres.NewAccountStore(e.db).RevokeKey(ctx, k.ID, now()); err != nil {
 		t.Fatalf("RevokeKey() error = %v", err)
 	}
 	revoked := time.Now()
@@ -80,14 +80,14 @@ func TestKeyCacheUnknownPrefixCachedAsUnknown(t *testing.T) {
 	ctx := context.Background()
 	prefix := rand.Text()[:12]
 	for i := range 20 {
-		if _, err := e.keyCach.KeyByPrefix(ctx, prefix); !errors.Is(err, product.ErrUnauthenticated) {
+		if _, err := e.keyCach.KeyByPrefix(ctx, prefix); !errors.Is(err, account.ErrUnauthenticated) {
 			t.Fatalf("KeyByPrefix(unknown) #%d error = %v, want ErrUnauthenticated", i+1, err)
 		}
 	}
 	if n := e.keys.lookups.Load(); n != 1 {
 		t.Errorf("20 lookups of an unknown prefix read the store %d times, want 1", n)
 	}
-	if _, err := other.keyCach.KeyByPrefix(ctx, prefix); !errors.Is(err, product.ErrUnauthenticated) {
+	if _, err := other.keyCach.KeyByPrefix(ctx, prefix); !errors.Is(err, account.ErrUnauthenticated) {
 		t.Fatalf("KeyByPrefix(unknown) in another process error = %v, want ErrUnauthenticated", err)
 	}
 	if n := other.keys.lookups.Load(); n != 0 {
@@ -101,7 +101,7 @@ func TestKeyCacheUnknownPrefixCachedAsUnknown(t *testing.T) {
 	// A key made with that prefix (only someone who knew it in advance
 	// could have tried it) works at once, everywhere.
 	secret := sha256.Sum256([]byte(rand.Text()))
-	k := product.APIKey{ID: uuid.Must(uuid.NewV7()), UserID: e.user.ID, Prefix: prefix, Hash: secret[:], CreatedAt: now()}
+	k := account.APIKey{ID: uuid.Must(uuid.NewV7()), UserID: e.user.ID, Prefix: prefix, Hash: secret[:], CreatedAt: now()}
 	if err := e.keyCach.CreateKey(ctx, k); err != nil {
 		t.Fatalf("CreateKey() error = %v", err)
 	}
@@ -128,7 +128,7 @@ func TestKeyCacheServesStaleKeysWhileStoreIsAway(t *testing.T) {
 		e := newEnv(t, redistest.Addr(t), func(c *redis.Config) { c.KeyTTL, c.LocalTTL = 200*time.Millisecond, 0 })
 		ctx := context.Background()
 		k, revoked := e.newKey(t), e.newKey(t)
-		for _, key := range []product.APIKey{k, revoked} {
+		for _, key := range []account.APIKey{k, revoked} {
 			if _, err := e.keyCach.KeyByPrefix(ctx, key.Prefix); err != nil {
 				t.Fatalf("KeyByPrefix() error = %v", err)
 			}

@@ -16,10 +16,11 @@ import (
 // ProductCache is a product.Store that serves Get from Redis and reads the
 // wrapped store on a miss. Update and Delete invalidate the product after the
 // store returns. Missing products (ErrNotFound) are not cached: a new product
-// then needs no invalidation, and such reads are rare and cheap.
+// then needs no invalidation, and such reads are rare and cheap. Every other
+// method is the wrapped store's: Create and List are not cached.
 type ProductCache struct {
+	product.Store
 	c     *Client
-	store product.Store
 	reads *aside[product.Product]
 	near  *near[product.Product]
 }
@@ -28,7 +29,7 @@ var _ product.Store = (*ProductCache)(nil)
 
 // NewProductCache returns a ProductCache in front of store.
 func NewProductCache(c *Client, store product.Store) *ProductCache {
-	return &ProductCache{c: c, store: store, near: newNear(c, c.cfg.LocalTTL, cloneProduct), reads: &aside[product.Product]{
+	return &ProductCache{Store: store, c: c, near: newNear(c, c.cfg.LocalTTL, cloneProduct), reads: &aside[product.Product]{
 		c:      c,
 		what:   "product",
 		ttl:    func(product.Product) time.Duration { return jittered(c.cfg.ProductTTL, c.cfg.TTLJitter) },
@@ -52,7 +53,7 @@ func (pc *ProductCache) Get(ctx context.Context, id uuid.UUID) (product.Product,
 	}
 	epoch := pc.near.start()
 	p, err := pc.reads.get(ctx, e, func(ctx context.Context) (product.Product, error) {
-		return pc.store.Get(ctx, id)
+		return pc.Store.Get(ctx, id)
 	})
 	if err == nil {
 		pc.near.put(e.value, p, epoch, time.Now())
@@ -70,7 +71,7 @@ func cloneProduct(p product.Product) product.Product {
 // invalidates after failures too, whose outcome may be unknown: a spare
 // delete costs nothing.
 func (pc *ProductCache) Update(ctx context.Context, id uuid.UUID, change func(*product.Product) error) (product.Product, error) {
-	p, err := pc.store.Update(ctx, id, change)
+	p, err := pc.Store.Update(ctx, id, change)
 	pc.Invalidate(ctx, id)
 	return p, err
 }
@@ -78,7 +79,7 @@ func (pc *ProductCache) Update(ctx context.Context, id uuid.UUID, change func(*p
 // Delete deletes the product in the store and then invalidates it, after
 // failures too.
 func (pc *ProductCache) Delete(ctx context.Context, id uuid.UUID, version int) error {
-	err := pc.store.Delete(ctx, id, version)
+	err := pc.Store.Delete(ctx, id, version)
 	pc.Invalidate(ctx, id)
 	return err
 }
@@ -91,39 +92,26 @@ func (pc *ProductCache) Invalidate(ctx context.Context, id uuid.UUID) {
 	pc.c.forget(ctx, productEntry(id))
 }
 
-// Create stores a new product; see product.Store. It is not cached.
-func (pc *ProductCache) Create(ctx context.Context, p product.Product, key product.IdempotencyKey) (product.Product, bool, error) {
-	return pc.store.Create(ctx, p, key)
-}
-
-// List returns the store's products; lists are not cached.
-func (pc *ProductCache) List(ctx context.Context, f product.Filter) ([]product.Product, error) {
-	return pc.store.List(ctx, f)
-}
-
-// CreateUser stores a new user; see product.Store.
-func (pc *ProductCache) CreateUser(ctx context.Context, u product.User) error {
-	return pc.store.CreateUser(ctx, u)
-}
-
 // ResultsCache is an imaging.ResultStore that invalidates a product's cache
-// entry after the worker changes its images.
+// entry after the worker changes its images. The methods it does not write
+// are the wrapped store's, so a new ResultStore method that changes images
+// needs one here.
 type ResultsCache struct {
-	c       *Client
-	results imaging.ResultStore
+	imaging.ResultStore
+	c *Client
 }
 
 var _ imaging.ResultStore = (*ResultsCache)(nil)
 
 // NewResultsCache returns a ResultsCache in front of results.
 func NewResultsCache(c *Client, results imaging.ResultStore) *ResultsCache {
-	return &ResultsCache{c: c, results: results}
+	return &ResultsCache{ResultStore: results, c: c}
 }
 
 // Begin counts an attempt, marks the image processing and invalidates its
 // product, unless nothing changed (imaging.ErrStale, imaging.ErrAttemptsUsed).
 func (rc *ResultsCache) Begin(ctx context.Context, t imaging.Task) (int, error) {
-	attempt, err := rc.results.Begin(ctx, t)
+	attempt, err := rc.ResultStore.Begin(ctx, t)
 	if !errors.Is(err, imaging.ErrStale) && !errors.Is(err, imaging.ErrAttemptsUsed) {
 		rc.c.forget(ctx, productEntry(t.ProductID))
 	}
@@ -132,21 +120,21 @@ func (rc *ResultsCache) Begin(ctx context.Context, t imaging.Task) (int, error) 
 
 // Abandon takes back an attempt and invalidates the product.
 func (rc *ResultsCache) Abandon(ctx context.Context, t imaging.Task, attempt int) error {
-	err := rc.results.Abandon(ctx, t, attempt)
+	err := rc.ResultStore.Abandon(ctx, t, attempt)
 	rc.c.forget(ctx, productEntry(t.ProductID))
 	return err
 }
 
 // Ready records the compressed copies and invalidates the product.
 func (rc *ResultsCache) Ready(ctx context.Context, t imaging.Task, r imaging.Result) error {
-	err := rc.results.Ready(ctx, t, r)
+	err := rc.ResultStore.Ready(ctx, t, r)
 	rc.c.forget(ctx, productEntry(t.ProductID))
 	return err
 }
 
 // Failed records the failure and invalidates the product.
 func (rc *ResultsCache) Failed(ctx context.Context, t imaging.Task, attempts int, code string) error {
-	err := rc.results.Failed(ctx, t, attempts, code)
+	err := rc.ResultStore.Failed(ctx, t, attempts, code)
 	rc.c.forget(ctx, productEntry(t.ProductID))
 	return err
 }

@@ -10,18 +10,18 @@ import (
 
 	"github.com/google/uuid"
 
-	"github.com/pms-dev/pms/product"
+	"github.com/pms-dev/pms/product/account"
 )
 
-// KeyStore keeps users' API keys. It is a product.KeyStore.
-type KeyStore struct {
+// AccountStore keeps users and their API keys. It is an account.Store.
+type AccountStore struct {
 	db *DB
 }
 
-// NewKeyStore returns a KeyStore on db.
-func NewKeyStore(db *DB) *KeyStore { return &KeyStore{db: db} }
+// NewAccountStore returns an AccountStore on db.
+func NewAccountStore(db *DB) *AccountStore { return &AccountStore{db: db} }
 
-var _ product.KeyStore = (*KeyStore)(nil)
+var _ account.Store = (*AccountStore)(nil)
 
 type keyRow struct {
 	ID         uuid.UUID    `db:"id"`
@@ -33,8 +33,8 @@ type keyRow struct {
 	RevokedAt  sql.NullTime `db:"revoked_at"`
 }
 
-func (r keyRow) toKey() product.APIKey {
-	return product.APIKey{ID: r.ID, UserID: r.UserID, Prefix: r.Prefix, Hash: r.Hash, CreatedAt: r.CreatedAt.UTC(),
+func (r keyRow) toKey() account.APIKey {
+	return account.APIKey{ID: r.ID, UserID: r.UserID, Prefix: r.Prefix, Hash: r.Hash, CreatedAt: r.CreatedAt.UTC(),
 		LastUsedAt: r.LastUsedAt.Time.UTC(), RevokedAt: r.RevokedAt.Time.UTC()}
 }
 
@@ -46,14 +46,25 @@ type userRow struct {
 	CreatedAt time.Time `db:"created_at"`
 }
 
-func (r userRow) toUser() product.User {
-	return product.User{ID: r.ID, Email: r.Email, Name: r.Name, Admin: r.Admin, CreatedAt: r.CreatedAt.UTC()}
+func (r userRow) toUser() account.User {
+	return account.User{ID: r.ID, Email: r.Email, Name: r.Name, Admin: r.Admin, CreatedAt: r.CreatedAt.UTC()}
+}
+
+const insertUser = `INSERT INTO users (id, email, name, is_admin, created_at) VALUES ($1, $2, $3, $4, $5)`
+
+// CreateUser stores a new user, or returns account.ErrEmailTaken when
+// another user has the email, in any case.
+func (s *AccountStore) CreateUser(ctx context.Context, u account.User) error {
+	if _, err := s.db.db.ExecContext(ctx, insertUser, u.ID, u.Email, u.Name, u.Admin, u.CreatedAt); err != nil {
+		return translate(fmt.Errorf("insert user: %w", err))
+	}
+	return nil
 }
 
 const insertKey = `INSERT INTO api_keys (id, user_id, prefix, hash, created_at) VALUES ($1, $2, $3, $4, $5)`
 
 // CreateKey stores a new key.
-func (s *KeyStore) CreateKey(ctx context.Context, k product.APIKey) error {
+func (s *AccountStore) CreateKey(ctx context.Context, k account.APIKey) error {
 	if _, err := s.db.db.ExecContext(ctx, insertKey, k.ID, k.UserID, k.Prefix, k.Hash, k.CreatedAt); err != nil {
 		return translate(fmt.Errorf("insert api key: %w", err))
 	}
@@ -67,8 +78,8 @@ FROM api_keys k JOIN users u ON u.id = k.user_id
 WHERE k.prefix = $1`
 
 // KeyByPrefix returns the key with the prefix and its user, or
-// product.ErrUnauthenticated.
-func (s *KeyStore) KeyByPrefix(ctx context.Context, prefix string) (product.KeyOwner, error) {
+// account.ErrUnauthenticated.
+func (s *AccountStore) KeyByPrefix(ctx context.Context, prefix string) (account.KeyOwner, error) {
 	var row struct {
 		keyRow
 		Email         string    `db:"email"`
@@ -78,16 +89,16 @@ func (s *KeyStore) KeyByPrefix(ctx context.Context, prefix string) (product.KeyO
 	}
 	if err := s.db.db.GetContext(ctx, &row, selectKeyOwner, prefix); err != nil {
 		if errors.Is(err, sql.ErrNoRows) {
-			return product.KeyOwner{}, product.ErrUnauthenticated
+			return account.KeyOwner{}, account.ErrUnauthenticated
 		}
-		return product.KeyOwner{}, translate(fmt.Errorf("select api key: %w", err))
+		return account.KeyOwner{}, translate(fmt.Errorf("select api key: %w", err))
 	}
 	u := userRow{ID: row.UserID, Email: row.Email, Name: row.Name, Admin: row.Admin, CreatedAt: row.UserCreatedAt}
-	return product.KeyOwner{Key: row.toKey(), User: u.toUser()}, nil
+	return account.KeyOwner{Key: row.toKey(), User: u.toUser()}, nil
 }
 
 // TouchKey records when a key was last used.
-func (s *KeyStore) TouchKey(ctx context.Context, id uuid.UUID, at time.Time) error {
+func (s *AccountStore) TouchKey(ctx context.Context, id uuid.UUID, at time.Time) error {
 	if _, err := s.db.db.ExecContext(ctx, `UPDATE api_keys SET last_used_at = $2 WHERE id = $1`, id, at); err != nil {
 		return translate(fmt.Errorf("touch api key: %w", err))
 	}
@@ -99,12 +110,12 @@ SELECT id, user_id, prefix, hash, created_at, last_used_at, revoked_at
 FROM api_keys WHERE user_id = $1 ORDER BY created_at DESC, id DESC`
 
 // ListKeys returns a user's keys, newest first.
-func (s *KeyStore) ListKeys(ctx context.Context, userID uuid.UUID) ([]product.APIKey, error) {
+func (s *AccountStore) ListKeys(ctx context.Context, userID uuid.UUID) ([]account.APIKey, error) {
 	var rows []keyRow
 	if err := s.db.db.SelectContext(ctx, &rows, selectKeys, userID); err != nil {
 		return nil, translate(fmt.Errorf("list api keys: %w", err))
 	}
-	keys := make([]product.APIKey, len(rows))
+	keys := make([]account.APIKey, len(rows))
 	for i, r := range rows {
 		keys[i] = r.toKey()
 	}
@@ -115,14 +126,14 @@ const revokeKey = `
 UPDATE api_keys SET revoked_at = COALESCE(revoked_at, $2) WHERE id = $1
 RETURNING id, user_id, prefix, hash, created_at, last_used_at, revoked_at`
 
-// RevokeKey marks a key revoked, or returns product.ErrNotFound.
-func (s *KeyStore) RevokeKey(ctx context.Context, id uuid.UUID, at time.Time) (product.APIKey, error) {
+// RevokeKey marks a key revoked, or returns account.ErrKeyNotFound.
+func (s *AccountStore) RevokeKey(ctx context.Context, id uuid.UUID, at time.Time) (account.APIKey, error) {
 	var row keyRow
 	if err := s.db.db.GetContext(ctx, &row, revokeKey, id, at); err != nil {
 		if errors.Is(err, sql.ErrNoRows) {
-			return product.APIKey{}, product.ErrNotFound
+			return account.APIKey{}, account.ErrKeyNotFound
 		}
-		return product.APIKey{}, translate(fmt.Errorf("revoke api key: %w", err))
+		return account.APIKey{}, translate(fmt.Errorf("revoke api key: %w", err))
 	}
 	return row.toKey(), nil
 }
@@ -132,23 +143,23 @@ const (
 	selectUserByEmail = `SELECT id, email, name, is_admin, created_at FROM users WHERE lower(email) = $1`
 )
 
-// GetUser returns the user with the id, or product.ErrUserNotFound.
-func (s *KeyStore) GetUser(ctx context.Context, id uuid.UUID) (product.User, error) {
+// GetUser returns the user with the id, or account.ErrUserNotFound.
+func (s *AccountStore) GetUser(ctx context.Context, id uuid.UUID) (account.User, error) {
 	return s.user(ctx, selectUser, id)
 }
 
-// UserByEmail returns the user with the email (any case), or product.ErrUserNotFound.
-func (s *KeyStore) UserByEmail(ctx context.Context, email string) (product.User, error) {
+// UserByEmail returns the user with the email (any case), or account.ErrUserNotFound.
+func (s *AccountStore) UserByEmail(ctx context.Context, email string) (account.User, error) {
 	return s.user(ctx, selectUserByEmail, strings.ToLower(email))
 }
 
-func (s *KeyStore) user(ctx context.Context, query string, arg any) (product.User, error) {
+func (s *AccountStore) user(ctx context.Context, query string, arg any) (account.User, error) {
 	var row userRow
 	if err := s.db.db.GetContext(ctx, &row, query, arg); err != nil {
 		if errors.Is(err, sql.ErrNoRows) {
-			return product.User{}, product.ErrUserNotFound
+			return account.User{}, account.ErrUserNotFound
 		}
-		return product.User{}, translate(fmt.Errorf("select user: %w", err))
+		return account.User{}, translate(fmt.Errorf("select user: %w", err))
 	}
 	return row.toUser(), nil
 }

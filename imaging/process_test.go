@@ -1,0 +1,403 @@
+package imaging_test
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"image"
+	"image/color"
+	"image/png"
+	"net/http"
+	"net/http/httptest"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+	"github.com/google/uuid"
+
+	"github.com/pms-dev/pms/imaging"
+)
+
+// The Processor is tested here against fakes of its collaborators: a
+// Compressor, an Uploader and a ResultStore that record what they are
+// asked and fail where a test says. Sources come from a loopback server
+// through a real Fetcher. The suites in platform/kafka and cmd run it with
+// libvips, S3 and PostgreSQL.
+
+// fakeCompressor makes an Output from the preset and the source, unless
+// fail returns an error for the preset.
+type fakeCompressor struct {
+	mu      sync.Mutex
+	fail    func(ctx context.Context, p imaging.Preset) error
+	presets []string
+	sources []imaging.Source
+}
+
+func (c *fakeCompressor) Compress(ctx context.Context, src imaging.Source, p imaging.Preset) (imaging.Output, error) {
+	c.mu.Lock()
+	c.presets = append(c.presets, p.Name)
+	c.sources = append(c.sources, src)
+	c.mu.Unlock()
+	if c.fail != nil {
+		if err := c.fail(ctx, p); err != nil {
+			return imaging.Output{}, err
+		}
+	}
+	data := fmt.Appendf(nil, "%s of %d bytes", p.Name, len(src.Data))
+	return imaging.Output{Preset: p.Name, Data: data, Format: imaging.FormatWebP, Width: p.MaxWidth / 2, Height: p.MaxHeight / 4}, nil
+}
+
+// upload is one Upload call.
+type upload struct {
+	key, contentType string
+	data             []byte
+}
+
+// fakeUploader keeps uploads in memory and returns their URL, unless fail
+// returns an error for the object.
+type fakeUploader struct {
+	mu      sync.Mutex
+	fail    func(data []byte) error
+	uploads []upload
+}
+
+func (u *fakeUploader) Upload(_ context.Context, key string, data []byte, contentType string) (string, error) {
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	if u.fail != nil {
+		if err := u.fail(data); err != nil {
+			return "", err
+		}
+	}
+	u.uploads = append(u.uploads, upload{key, contentType, data})
+	return "https://cdn.test/" + key, nil
+}
+
+// fakeResults is a ResultStore whose Begin answers begin (attempt 1 when
+// nil) and that records the outcomes it is told.
+type fakeResults struct {
+	mu        sync.Mutex
+	begin     func() (int, error)
+	readyErr  error
+	ready     []imaging.Result
+	failed    []failure
+	abandoned []abandon
+}
+
+type failure struct {
+	attempts int
+	code     string
+}
+
+type abandon struct {
+	attempt int
+	ctxErr  error // of the context Abandon was given
+}
+
+func (r *fakeResults) Begin(context.Context, imaging.Task) (int, error) {
+	if r.begin == nil {
+		return 1, nil
+	}
+	return r.begin()
+}
+
+func (r *fakeResults) Abandon(ctx context.Context, _ imaging.Task, attempt int) error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.abandoned = append(r.abandoned, abandon{attempt, ctx.Err()})
+	return nil
+}
+
+func (r *fakeResults) Ready(_ context.Context, _ imaging.Task, res imaging.Result) error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.readyErr != nil {
+		return r.readyErr
+	}
+	r.ready = append(r.ready, res)
+	return nil
+}
+
+func (r *fakeResults) Failed(_ context.Context, _ imaging.Task, attempts int, code string) error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.failed = append(r.failed, failure{attempts, code})
+	return nil
+}
+
+// rig is a Processor on fakes, and a loopback server with one PNG at
+// /a.png; every other path is a 404.
+type rig struct {
+	proc     *imaging.Processor
+	compress *fakeCompressor
+	upload   *fakeUploader
+	results  *fakeResults
+	png      []byte
+	srv      *httptest.Server
+	mu       sync.Mutex
+	hits     int
+}
+
+var (
+	mainPreset  = imaging.Preset{Name: "main", MaxWidth: 1600, MaxHeight: 1600, Quality: 80}
+	thumbPreset = imaging.Preset{Name: "thumbnail", MaxWidth: 320, MaxHeight: 320, Quality: 70}
+)
+
+// newRig returns a rig whose processor makes the main variant and the
+// thumbnail in 10s at most, unless edit changes that.
+func newRig(t *testing.T, edit func(*imaging.Config)) *rig {
+	t.Helper()
+	r := &rig{compress: &fakeCompressor{}, upload: &fakeUploader{}, results: &fakeResults{}, png: smallPNG(t)}
+	r.srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
+		r.mu.Lock()
+		r.hits++
+		r.mu.Unlock()
+		if req.URL.Path != "/a.png" {
+			http.NotFound(w, req)
+			return
+		}
+		w.Header().Set("Content-Type", "image/png")
+		_, _ = w.Write(r.png)
+	}))
+	t.Cleanup(r.srv.Close)
+	cfg := imaging.Config{Limits: imaging.DefaultLimits, JobTimeout: 10 * time.Second, Main: mainPreset, Thumbnail: thumbPreset}
+	if edit != nil {
+		edit(&cfg)
+	}
+	p, err := imaging.NewProcessor(cfg, fetchLoopbackFetcher(t, imaging.FetchConfig{}), r.compress, r.upload, r.results)
+	if err != nil {
+		t.Fatalf("NewProcessor() error = %v", err)
+	}
+	r.proc = p
+	return r
+}
+
+// task returns a task for the image at path on the rig's server.
+func (r *rig) task(path string) imaging.Task {
+	return imaging.Task{ID: uuid.New(), ProductID: uuid.New(), ImageID: uuid.New(), SourceURL: r.srv.URL + path, RequestedAt: time.Now()}
+}
+
+func (r *rig) fetches() int {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.hits
+}
+
+// smallPNG returns a 6×4 PNG.
+func smallPNG(t *testing.T) []byte {
+	t.Helper()
+	img := image.NewRGBA(image.Rect(0, 0, 6, 4))
+	for i := range img.Pix {
+		img.Pix[i] = byte(i * 7)
+	}
+	img.Set(0, 0, color.RGBA{R: 255, A: 255})
+	var buf bytes.Buffer
+	if err := png.Encode(&buf, img); err != nil {
+		t.Fatal(err)
+	}
+	return buf.Bytes()
+}
+
+// code returns the failure code of err and whether it is permanent.
+func code(err error) (string, bool) {
+	return imaging.FailureCode(err), errors.Is(err, imaging.ErrPermanent)
+}
+
+func TestProcessMakesEveryVariant(t *testing.T) {
+	for _, thumb := range []bool{true, false} {
+		r := newRig(t, func(c *imaging.Config) {
+			if !thumb {
+				c.Thumbnail = imaging.Preset{}
+			}
+		})
+		task := r.task("/a.png")
+		attempt, err := r.proc.Process(context.Background(), task)
+		if attempt != 1 || err != nil {
+			t.Fatalf("Process() = %d, %v; want attempt 1 done", attempt, err)
+		}
+		wantPresets := []string{"main"}
+		if thumb {
+			wantPresets = append(wantPresets, "thumbnail")
+		}
+		if diff := cmp.Diff(wantPresets, r.compress.presets); diff != "" {
+			t.Errorf("thumbnail %v: presets compressed (-want +got):\n%s", thumb, diff)
+		}
+		for _, src := range r.compress.sources {
+			if src.URL != task.SourceURL || !bytes.Equal(src.Data, r.png) || src.Header.Format != imaging.FormatPNG ||
+				src.Header.Width != 6 || src.Header.Height != 4 {
+				t.Errorf("Compress() got source %s, %d bytes, header %+v; want the 6×4 PNG served", src.URL, len(src.Data), src.Header)
+			}
+		}
+		var wantUploads []upload
+		for _, p := range []imaging.Preset{mainPreset, thumbPreset}[:len(wantPresets)] {
+			data := fmt.Appendf(nil, "%s of %d bytes", p.Name, len(r.png))
+			key := imaging.ObjectKey(task.ProductID, imaging.Output{Data: data, Format: imaging.FormatWebP})
+			wantUploads = append(wantUploads, upload{key, "image/webp", data})
+		}
+		if diff := cmp.Diff(wantUploads, r.upload.uploads, cmp.AllowUnexported(upload{})); diff != "" {
+			t.Errorf("thumbnail %v: uploads (-want +got):\n%s", thumb, diff)
+		}
+		want := imaging.Result{URL: "https://cdn.test/" + wantUploads[0].key, Width: 800, Height: 400,
+			Bytes: int64(len(wantUploads[0].data)), Format: imaging.FormatWebP}
+		if thumb {
+			want.ThumbnailURL = "https://cdn.test/" + wantUploads[1].key
+		}
+		if diff := cmp.Diff([]imaging.Result{want}, r.results.ready); diff != "" {
+			t.Errorf("thumbnail %v: Ready() got (-want +got):\n%s", thumb, diff)
+		}
+		if len(r.results.failed) != 0 || len(r.results.abandoned) != 0 {
+			t.Errorf("a finished task also failed %v or was abandoned %v", r.results.failed, r.results.abandoned)
+		}
+	}
+}
+
+// TestProcessRunsNothingBegunElsewhere checks what Process does when Begin
+// says the task needs no work, or no more attempts: nothing is fetched.
+func TestProcessRunsNothingBegunElsewhere(t *testing.T) {
+	down := errors.New("database is down")
+	tests := []struct {
+		name          string
+		attempt       int
+		beginErr      error
+		wantAttempt   int
+		wantCode      string // "" when Process returns nil
+		wantPermanent bool
+	}{
+		{"stale", 0, imaging.ErrStale, 0, "", false},
+		{"attempts used up by dead workers", imaging.MaxAttempts, imaging.ErrAttemptsUsed, imaging.MaxAttempts, imaging.CodeWorkerCrashed, true},
+		{"begin failed", 0, down, 0, imaging.CodeInternal, false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			r := newRig(t, nil)
+			r.results.begin = func() (int, error) { return tt.attempt, tt.beginErr }
+			attempt, err := r.proc.Process(context.Background(), r.task("/a.png"))
+			if attempt != tt.wantAttempt {
+				t.Errorf("Process() attempt = %d, want %d", attempt, tt.wantAttempt)
+			}
+			if tt.wantCode == "" && err != nil {
+				t.Errorf("Process() error = %v, want nil", err)
+			}
+			if c, permanent := code(err); tt.wantCode != "" && (c != tt.wantCode || permanent != tt.wantPermanent) {
+				t.Errorf("Process() error = %v (code %s, permanent %v), want code %s, permanent %v", err, c, permanent, tt.wantCode, tt.wantPermanent)
+			}
+			if tt.wantCode != "" && !errors.Is(err, tt.beginErr) {
+				t.Errorf("Process() error = %v, want it to wrap %v", err, tt.beginErr)
+			}
+			if n := r.fetches(); n != 0 || len(r.compress.presets) != 0 || len(r.results.ready) != 0 {
+				t.Errorf("Process() fetched %d times, compressed %v, recorded %v; want nothing done", n, r.compress.presets, r.results.ready)
+			}
+		})
+	}
+}
+
+// TestProcessFailures fails each step of a task in turn: a permanent
+// failure is permanent whichever variant it hits, anything else is worth
+// another attempt, and no result is recorded unless every variant was
+// made. GiveUp records the failure's code.
+func TestProcessFailures(t *testing.T) {
+	notImage := imaging.Permanent(imaging.CodeNotAnImage, errors.New("vips: unsupported"))
+	tests := []struct {
+		name          string
+		path          string
+		compress      func(ctx context.Context, p imaging.Preset) error
+		upload        func(data []byte) error
+		readyErr      error
+		wantCode      string
+		wantPermanent bool
+		wantUploads   int
+	}{
+		{name: "source gone", path: "/gone.png", wantCode: "source_not_found", wantPermanent: true},
+		{name: "main not an image", path: "/a.png", compress: failOn("main", notImage),
+			wantCode: imaging.CodeNotAnImage, wantPermanent: true},
+		{name: "thumbnail not an image", path: "/a.png", compress: failOn("thumbnail", notImage),
+			wantCode: imaging.CodeNotAnImage, wantPermanent: true, wantUploads: 1},
+		{name: "thumbnail out of memory", path: "/a.png", compress: failOn("thumbnail", errors.New("vips: out of memory")),
+			wantCode: imaging.CodeInternal, wantUploads: 1},
+		{name: "thumbnail upload unavailable", path: "/a.png", upload: func(data []byte) error {
+			if bytes.HasPrefix(data, []byte("thumbnail")) {
+				return imaging.Transient("upload_failed", errors.New("s3: 503"))
+			}
+			return nil
+		}, wantCode: "upload_failed", wantUploads: 1},
+		{name: "result not recorded", path: "/a.png", readyErr: errors.New("database is down"),
+			wantCode: imaging.CodeInternal, wantUploads: 2},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			r := newRig(t, nil)
+			r.compress.fail, r.upload.fail, r.results.readyErr = tt.compress, tt.upload, tt.readyErr
+			r.results.begin = func() (int, error) { return 2, nil }
+			task := r.task(tt.path)
+			attempt, err := r.proc.Process(context.Background(), task)
+			c, permanent := code(err)
+			if attempt != 2 || err == nil || c != tt.wantCode || permanent != tt.wantPermanent {
+				t.Errorf("Process() = %d, %v (code %q, permanent %v); want attempt 2 failing with %q, permanent %v",
+					attempt, err, c, permanent, tt.wantCode, tt.wantPermanent)
+			}
+			if len(r.upload.uploads) != tt.wantUploads || len(r.results.ready) != 0 {
+				t.Errorf("Process() uploaded %d objects and recorded %v; want %d uploads and no result",
+					len(r.upload.uploads), r.results.ready, tt.wantUploads)
+			}
+			if len(r.results.abandoned) != 0 {
+				t.Errorf("Process() gave back attempts %v of a task that failed on its own", r.results.abandoned)
+			}
+			if err := r.proc.GiveUp(context.Background(), task, 3, err); err != nil {
+				t.Fatalf("GiveUp() error = %v", err)
+			}
+			if want := []failure{{3, tt.wantCode}}; !cmp.Equal(r.results.failed, want, cmp.AllowUnexported(failure{})) {
+				t.Errorf("GiveUp() recorded %+v, want %+v", r.results.failed, want)
+			}
+		})
+	}
+}
+
+// failOn returns a Compressor failure for the preset named name.
+func failOn(name string, err error) func(context.Context, imaging.Preset) error {
+	return func(_ context.Context, p imaging.Preset) error {
+		if p.Name == name {
+			return err
+		}
+		return nil
+	}
+}
+
+// TestProcessGivesBackAnAttemptCutShort stops the consumer (its context
+// ends) while a task is compressed: the attempt is given back, with a
+// context of its own, so that restarts do not use attempts up.
+func TestProcessGivesBackAnAttemptCutShort(t *testing.T) {
+	r := newRig(t, nil)
+	r.results.begin = func() (int, error) { return 2, nil }
+	ctx, cancel := context.WithCancel(context.Background())
+	r.compress.fail = func(job context.Context, _ imaging.Preset) error {
+		cancel()
+		<-job.Done()
+		return job.Err()
+	}
+	attempt, err := r.proc.Process(ctx, r.task("/a.png"))
+	if attempt != 2 || !errors.Is(err, context.Canceled) {
+		t.Errorf("Process() = %d, %v; want attempt 2 ending with context.Canceled", attempt, err)
+	}
+	if want := []abandon{{2, nil}}; !cmp.Equal(r.results.abandoned, want, cmp.AllowUnexported(abandon{})) {
+		t.Errorf("Abandon() calls %+v, want %+v", r.results.abandoned, want)
+	}
+}
+
+// TestProcessTimesOut lets a task run past imaging.job_timeout: the attempt
+// counts (the consumer did not stop it) and its code is timeout.
+func TestProcessTimesOut(t *testing.T) {
+	r := newRig(t, func(c *imaging.Config) { c.JobTimeout = time.Second })
+	r.compress.fail = func(job context.Context, _ imaging.Preset) error {
+		<-job.Done()
+		return job.Err()
+	}
+	attempt, err := r.proc.Process(context.Background(), r.task("/a.png"))
+	if c, permanent := code(err); attempt != 1 || c != "timeout" || permanent {
+		t.Errorf("Process() = %d, %v (code %q, permanent %v); want attempt 1 failing with a transient timeout", attempt, err, c, permanent)
+	}
+	if len(r.results.abandoned) != 0 {
+		t.Errorf("Process() gave back attempts %v after a timeout", r.results.abandoned)
+	}
+}

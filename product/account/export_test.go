@@ -1,0 +1,6 @@
+package account
+
+import "time"
+
+// SetClock makes s read the time from now, so tests can say what it is.
+func SetClock(s *Service, now func() time.Time) { s.now = now }
