@@ -294,20 +294,7 @@ func TestAllEndToEnd(t *testing.T) {
 	p := s.waitProduct(t, created.ID, 60*time.Second, func(p e2eProduct) bool { return len(p.CompressedProductImages) == 2 })
 
 	for i, name := range []string{"dune.jpg", "cutout.png"} {
-		url := p.CompressedProductImages[i]
-		res, err := http.Get(url) // as a browser would
-		if err != nil {
-			t.Fatalf("GET %s: %v", url, err)
-		}
-		data, _ := io.ReadAll(res.Body)
-		res.Body.Close()
-		if res.StatusCode != http.StatusOK {
-			t.Fatalf("GET %s = %d", url, res.StatusCode)
-		}
-		img, format, err := image.Decode(bytes.NewReader(data))
-		if err != nil {
-			t.Fatalf("compressed %s does not decode: %v", name, err)
-		}
+		data, img, format := fetchImage(t, p.CompressedProductImages[i])
 		b := img.Bounds()
 		if b.Dx() > 1600 || b.Dy() > 1600 {
 			t.Errorf("compressed %s is %dx%d, want it inside 1600x1600", name, b.Dx(), b.Dy())
@@ -332,6 +319,7 @@ func TestAllEndToEnd(t *testing.T) {
 			}
 		}
 	}
+	checkVariants(t, p, []int{1680, 900}) // the sources' long sides
 	// The request id follows the task into the worker.
 	var workerLines int
 	for _, line := range strings.Split(s.logs.String(), "\n") {
@@ -341,5 +329,59 @@ func TestAllEndToEnd(t *testing.T) {
 	}
 	if workerLines < 2 {
 		t.Errorf("%d worker log lines carry the request id, want at least one per image", workerLines)
+	}
+}
+
+// fetchImage reads url as a browser would and decodes it.
+func fetchImage(t *testing.T, url string) ([]byte, image.Image, string) {
+	t.Helper()
+	res, err := http.Get(url)
+	if err != nil {
+		t.Fatalf("GET %s: %v", url, err)
+	}
+	data, _ := io.ReadAll(res.Body)
+	res.Body.Close()
+	if res.StatusCode != http.StatusOK {
+		t.Fatalf("GET %s = %d", url, res.StatusCode)
+	}
+	img, format, err := image.Decode(bytes.NewReader(data))
+	if err != nil {
+		t.Fatalf("%s does not decode: %v", url, err)
+	}
+	return data, img, format
+}
+
+// checkVariants checks that each image of p lists the default presets'
+// variants, main first, each readable from S3 and as the API describes it,
+// its long side fitted to its preset's box or, when that is larger, to the
+// source's (sourceLong[i]); the main one is what compressed_product_images
+// and the image's own fields show.
+func checkVariants(t *testing.T, p e2eProduct, sourceLong []int) {
+	t.Helper()
+	boxes := map[string]int{"main": 1600, "thumbnail": 320}
+	for i, im := range p.Images {
+		if len(im.Variants) != 2 || im.Variants[0].Name != "main" || im.Variants[1].Name != "thumbnail" {
+			t.Errorf("image %d variants = %+v, want main and thumbnail", i, im.Variants)
+			continue
+		}
+		main := im.Variants[0]
+		if main.URL != p.CompressedProductImages[i] || main.URL != im.CompressedURL || main.Width != im.Width ||
+			main.Height != im.Height || main.Bytes != im.Bytes || main.Format != im.Format {
+			t.Errorf("image %d: main variant %+v, want the image's compressed_url, size and format (%+v) and compressed_product_images[%d] %s",
+				i, main, im, i, p.CompressedProductImages[i])
+		}
+		for _, v := range im.Variants {
+			data, img, format := fetchImage(t, v.URL)
+			b := img.Bounds()
+			if b.Dx() != v.Width || b.Dy() != v.Height || int64(len(data)) != v.Bytes || format != v.Format {
+				t.Errorf("image %d %s is a %d×%d %s of %d bytes, the API says %+v", i, v.Name, b.Dx(), b.Dy(), format, len(data), v)
+			}
+			if want := min(boxes[v.Name], sourceLong[i]); max(b.Dx(), b.Dy()) != want {
+				t.Errorf("image %d %s is %d×%d, want its long side %d px", i, v.Name, b.Dx(), b.Dy(), want)
+			}
+		}
+		if thumb := im.Variants[1]; thumb.Bytes >= main.Bytes || thumb.Format != main.Format {
+			t.Errorf("image %d thumbnail %+v, want smaller than the main variant %+v and in its format", i, thumb, main)
+		}
 	}
 }

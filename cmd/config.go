@@ -1,11 +1,13 @@
 package cmd
 
 import (
+	"encoding/json"
 	"errors"
 	"fmt"
 	"net"
 	"net/url"
 	"os"
+	"reflect"
 	"runtime"
 	"strings"
 	"time"
@@ -234,14 +236,7 @@ var defaults = map[string]any{
 	"imaging.limits.max_pixels":            imaging.DefaultLimits.MaxPixels,
 	"imaging.limits.max_side":              imaging.DefaultLimits.MaxSide,
 	"imaging.job_timeout":                  2 * time.Minute,
-	"imaging.main.name":                    "main",
-	"imaging.main.max_width":               1600,
-	"imaging.main.max_height":              1600,
-	"imaging.main.quality":                 80,
-	"imaging.thumbnail.name":               "thumbnail",
-	"imaging.thumbnail.max_width":          320,
-	"imaging.thumbnail.max_height":         320,
-	"imaging.thumbnail.quality":            75,
+	"imaging.presets":                      imaging.DefaultPresets(), // PMS_IMAGING_PRESETS takes a JSON array
 
 	"vips.max_concurrent": runtime.NumCPU(),
 	"vips.max_memory":     512 << 20,
@@ -286,8 +281,12 @@ func loadConfig(file string, env func(string) (string, bool)) (Config, error) {
 	if err := applyLegacyEnv(v, env); err != nil {
 		return Config{}, err
 	}
+	if err := refuseReplacedPresetKeys(v, env); err != nil {
+		return Config{}, fmt.Errorf("invalid config:\n%w", err)
+	}
 	var cfg Config
-	hook := mapstructure.ComposeDecodeHookFunc(mapstructure.StringToTimeDurationHookFunc(), mapstructure.StringToSliceHookFunc(","))
+	hook := mapstructure.ComposeDecodeHookFunc(mapstructure.StringToTimeDurationHookFunc(), jsonListHook,
+		mapstructure.StringToSliceHookFunc(","))
 	if err := v.Unmarshal(&cfg, viper.DecodeHook(hook)); err != nil {
 		return Config{}, fmt.Errorf("read config: %w", err)
 	}
@@ -298,6 +297,47 @@ func loadConfig(file string, env func(string) (string, bool)) (Config, error) {
 		return Config{}, fmt.Errorf("invalid config:\n%w", err)
 	}
 	return cfg, nil
+}
+
+// jsonListHook decodes a string given for a list of structs, such as
+// PMS_IMAGING_PRESETS, as a JSON array of objects with the keys the file
+// uses. Other lists stay comma-separated strings.
+func jsonListHook(from, to reflect.Type, data any) (any, error) {
+	if from.Kind() != reflect.String || to.Kind() != reflect.Slice || to.Elem().Kind() != reflect.Struct {
+		return data, nil
+	}
+	var list []map[string]any
+	if err := json.Unmarshal([]byte(reflect.ValueOf(data).String()), &list); err != nil {
+		return nil, fmt.Errorf("must be a JSON array of objects: %w", err)
+	}
+	return list, nil
+}
+
+// refuseReplacedPresetKeys refuses imaging.main and imaging.thumbnail, which
+// imaging.presets replaced: ignoring them would silently change the images
+// made.
+func refuseReplacedPresetKeys(v *viper.Viper, env func(string) (string, bool)) error {
+	var set []string
+	for _, section := range []string{"imaging.main", "imaging.thumbnail"} {
+		if v.InConfig(section) {
+			set = append(set, section)
+		}
+		for _, leaf := range []string{"name", "max_width", "max_height", "quality"} {
+			if name := envName(section + "." + leaf); hasEnv(env, name) {
+				set = append(set, name)
+			}
+		}
+	}
+	if len(set) == 0 {
+		return nil
+	}
+	return fmt.Errorf("%s: replaced by imaging.presets, a list whose first preset is the main one; move the settings there",
+		strings.Join(set, ", "))
+}
+
+func hasEnv(env func(string) (string, bool), name string) bool {
+	_, ok := env(name)
+	return ok
 }
 
 // envName is the PMS_* variable for a config key: postgres.url → PMS_POSTGRES_URL.

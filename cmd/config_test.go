@@ -6,6 +6,10 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/google/go-cmp/cmp"
+
+	"github.com/pms-dev/pms/imaging"
 )
 
 func envOf(vars map[string]string) func(string) (string, bool) {
@@ -92,9 +96,9 @@ func TestLoadConfigListsEveryProblem(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	cfg.HTTP.Addr, cfg.Kafka.Topic, cfg.Imaging.Main.Quality, cfg.Ops.Addr = "nope", "", 0, "x"
+	cfg.HTTP.Addr, cfg.Kafka.Topic, cfg.Imaging.Presets[0].Quality, cfg.Ops.Addr = "nope", "", 0, "x"
 	err = cfg.Validate(workerSections...)
-	for _, want := range []string{"http.addr", "kafka.brokers", "kafka.topic", "imaging.main.quality", "ops.addr"} {
+	for _, want := range []string{"http.addr", "kafka.brokers", "kafka.topic", "imaging.presets[0].quality", "ops.addr"} {
 		if !strings.Contains(err.Error(), want) {
 			t.Errorf("loadConfig error %q does not name %s", err, want)
 		}
@@ -155,5 +159,61 @@ func TestLoadConfigTrustedProxies(t *testing.T) {
 	cfg.HTTP.TrustedProxies = []string{"proxy.internal"}
 	if err := cfg.Validate("http"); err == nil || !strings.Contains(err.Error(), "http.trusted_proxies") {
 		t.Errorf("Validate() with a host name as trusted proxy = %v, want an http.trusted_proxies problem", err)
+	}
+}
+
+// TestLoadConfigPresets: imaging.presets comes from the file, from
+// PMS_IMAGING_PRESETS as JSON, or from the defaults; the keys it replaced
+// are refused, not ignored.
+func TestLoadConfigPresets(t *testing.T) {
+	big := imaging.Preset{Name: "big", MaxWidth: 2400, MaxHeight: 2000, Format: imaging.FormatWebP, Quality: 70}
+	tests := []struct {
+		name    string
+		file    string // config file contents; "" for ../config.yaml
+		env     map[string]string
+		want    []imaging.Preset
+		wantErr []string // what the error names; nil when loading succeeds
+	}{
+		{name: "config.yaml", want: imaging.DefaultPresets()},
+		{name: "file", file: "imaging:\n  presets:\n    - {name: big, max_width: 2400, max_height: 2000, format: webp, quality: 70}\n",
+			want: []imaging.Preset{big}},
+		{name: "PMS_IMAGING_PRESETS", env: map[string]string{"PMS_IMAGING_PRESETS": `[{"name":"big","max_width":2400,` +
+			`"max_height":2000,"format":"webp","quality":70},{"name":"thumbnail","max_width":320,"max_height":320,"format":"auto","quality":75}]`},
+			want: []imaging.Preset{big, imaging.DefaultPresets()[1]}},
+		{name: "PMS_IMAGING_PRESETS not JSON", env: map[string]string{"PMS_IMAGING_PRESETS": "main,thumbnail"},
+			wantErr: []string{"imaging.presets", "must be a JSON array of objects"}},
+		{name: "replaced key in the environment", env: map[string]string{"PMS_IMAGING_MAIN_QUALITY": "90"},
+			wantErr: []string{"PMS_IMAGING_MAIN_QUALITY", "replaced by imaging.presets"}},
+		{name: "replaced key in the file", file: "imaging:\n  thumbnail:\n    max_width: 0\n",
+			wantErr: []string{"imaging.thumbnail", "replaced by imaging.presets"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			file := filepath.Join("..", "config.yaml")
+			if tt.file != "" {
+				file = filepath.Join(t.TempDir(), "config.yaml")
+				if err := os.WriteFile(file, []byte(tt.file), 0o600); err != nil {
+					t.Fatal(err)
+				}
+			}
+			cfg, err := loadConfig(file, envOf(tt.env))
+			if tt.wantErr != nil {
+				for _, want := range tt.wantErr {
+					if err == nil || !strings.Contains(err.Error(), want) {
+						t.Errorf("loadConfig with %v = %v, want an error naming %q", tt.env, err, want)
+					}
+				}
+				return
+			}
+			if err != nil {
+				t.Fatalf("loadConfig with %v: %v", tt.env, err)
+			}
+			if diff := cmp.Diff(tt.want, cfg.Imaging.Presets); diff != "" {
+				t.Errorf("imaging.presets (-want +got):\n%s", diff)
+			}
+			if err := cfg.Validate("imaging"); err != nil {
+				t.Errorf("Validate(imaging) = %v", err)
+			}
+		})
 	}
 }

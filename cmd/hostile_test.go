@@ -160,13 +160,14 @@ func TestWorkerHostileImages(t *testing.T) {
 
 	for i, got := range images(t, store, ps[0]) {
 		want := hostile[i]
+		main, _ := got.Main()
 		switch {
 		case want.code != "" && (got.Status != product.ImageFailed || got.ErrorCode != want.code):
 			t.Errorf("%s: %s/%s after %d attempts, want failed/%s", want.name, got.Status, got.ErrorCode, got.Attempts, want.code)
 		case want.code != "" && got.Attempts != 1:
 			t.Errorf("%s: %d attempts, want 1: a permanent failure is not retried", want.name, got.Attempts)
-		case want.code == "" && (got.Status != product.ImageReady || got.Width != want.width || got.Height != want.height):
-			t.Errorf("%s: %s/%s %d×%d, want ready %d×%d", want.name, got.Status, got.ErrorCode, got.Width, got.Height, want.width, want.height)
+		case want.code == "" && (got.Status != product.ImageReady || main.Width != want.width || main.Height != want.height):
+			t.Errorf("%s: %s/%s %d×%d, want ready %d×%d", want.name, got.Status, got.ErrorCode, main.Width, main.Height, want.width, want.height)
 		}
 	}
 	if peak > bound {

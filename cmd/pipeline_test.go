@@ -244,10 +244,11 @@ func TestPipelineWorkerStoppedMidTask(t *testing.T) {
 	s3URL, stored := holdFirstPut(t, r.s3cfg.Endpoint)
 	src := newSource(t, serve(noisyPNG(t, 5)))
 	env := r.env(map[string]string{
-		"PMS_S3_ENDPOINT":                 s3URL,
-		"PMS_S3_TIMEOUT":                  "20s", // the held upload waits for the shutdown, not for this
-		"PMS_KAFKA_SHUTDOWN_GRACE":        "200ms",
-		"PMS_IMAGING_THUMBNAIL_MAX_WIDTH": "0", // one object per image
+		"PMS_S3_ENDPOINT":          s3URL,
+		"PMS_S3_TIMEOUT":           "20s", // the held upload waits for the shutdown, not for this
+		"PMS_KAFKA_SHUTDOWN_GRACE": "200ms",
+		// The main preset alone: one object per image.
+		"PMS_IMAGING_PRESETS": `[{"name":"main","max_width":1600,"max_height":1600,"format":"auto","quality":80}]`,
 	})
 	first, stopFirst := startAll(t, env)
 

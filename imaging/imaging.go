@@ -24,15 +24,6 @@ type Source struct {
 	Header Header // from ReadHeader
 }
 
-// Preset says how one output variant is made: fit inside MaxWidth×MaxHeight
-// (never upscaling) and encode at Quality.
-type Preset struct {
-	Name      string `mapstructure:"name"`
-	MaxWidth  int    `mapstructure:"max_width"`
-	MaxHeight int    `mapstructure:"max_height"`
-	Quality   int    `mapstructure:"quality"`
-}
-
 // Output is one compressed variant of a source image.
 type Output struct {
 	Preset string

@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"slices"
 	"time"
 
 	"github.com/google/uuid"
@@ -50,14 +51,28 @@ var ErrStale = errors.New("task is stale")
 // process running it (killed for memory, SIGKILL, a crash in libvips).
 var ErrAttemptsUsed = errors.New("attempts used up by workers that died")
 
-// Result describes the compressed copies of one image.
+// Result describes the compressed variants of one image: one per preset,
+// in the presets' order, so the first is the main one.
 type Result struct {
-	URL          string // main variant
-	Width        int
-	Height       int
-	Bytes        int64
-	Format       string
-	ThumbnailURL string // "" when no thumbnail preset is configured
+	Variants []Variant
+}
+
+// Main returns the main variant, the zero Variant when there is none.
+func (r Result) Main() Variant {
+	if len(r.Variants) == 0 {
+		return Variant{}
+	}
+	return r.Variants[0]
+}
+
+// Variant is one compressed copy of an image, uploaded.
+type Variant struct {
+	Name   string // the preset's
+	URL    string
+	Width  int
+	Height int
+	Bytes  int64
+	Format string // jpeg or webp
 }
 
 // Processor turns a task into compressed copies: fetch → compress → upload →
@@ -67,8 +82,7 @@ type Processor struct {
 	compress   Compressor
 	upload     Uploader
 	results    ResultStore
-	main       Preset
-	thumbnail  *Preset
+	presets    []Preset
 	jobTimeout time.Duration
 }
 
@@ -78,8 +92,9 @@ type Config struct {
 	Fetch      FetchConfig   `mapstructure:"fetch"`
 	Limits     Limits        `mapstructure:"limits"`
 	JobTimeout time.Duration `mapstructure:"job_timeout"`
-	Main       Preset        `mapstructure:"main"`
-	Thumbnail  Preset        `mapstructure:"thumbnail"` // MaxWidth 0 turns it off
+	// Presets are the variants made of every image, in order. The first is
+	// the main one: compressed_product_images shows its URLs.
+	Presets []Preset `mapstructure:"presets"`
 }
 
 // Validate reports every problem with the config.
@@ -88,24 +103,7 @@ func (c Config) Validate() error {
 	if c.JobTimeout < time.Second {
 		errs = append(errs, errors.New("imaging.job_timeout: must be at least 1s"))
 	}
-	errs = append(errs, c.Main.validate("imaging.main"))
-	if c.Thumbnail.MaxWidth != 0 {
-		errs = append(errs, c.Thumbnail.validate("imaging.thumbnail"))
-	}
-	return errors.Join(errs...)
-}
-
-func (p Preset) validate(key string) error {
-	var errs []error
-	if p.Name == "" {
-		errs = append(errs, fmt.Errorf("%s.name: must be set", key))
-	}
-	if p.MaxWidth < 16 || p.MaxHeight < 16 || p.MaxWidth > 10_000 || p.MaxHeight > 10_000 {
-		errs = append(errs, fmt.Errorf("%s.max_width, max_height: must be between 16 and 10000", key))
-	}
-	if p.Quality < 1 || p.Quality > 100 {
-		errs = append(errs, fmt.Errorf("%s.quality: must be between 1 and 100", key))
-	}
+	errs = append(errs, validatePresets("imaging.presets", c.Presets))
 	return errors.Join(errs...)
 }
 
@@ -115,12 +113,7 @@ func NewProcessor(cfg Config, f *Fetcher, c Compressor, u Uploader, r ResultStor
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	p := &Processor{fetch: f, compress: c, upload: u, results: r, main: cfg.Main, jobTimeout: cfg.JobTimeout}
-	if cfg.Thumbnail.MaxWidth != 0 {
-		thumb := cfg.Thumbnail
-		p.thumbnail = &thumb
-	}
-	return p, nil
+	return &Processor{fetch: f, compress: c, upload: u, results: r, presets: slices.Clone(cfg.Presets), jobTimeout: cfg.JobTimeout}, nil
 }
 
 var _ Handler = (*Processor)(nil)
@@ -166,7 +159,9 @@ func (p *Processor) run(ctx context.Context, t Task) error {
 	if err := p.results.Ready(ctx, t, res); err != nil {
 		return fmt.Errorf("record result: %w", err)
 	}
-	zerolog.Ctx(ctx).Info().Dur("took", time.Since(start)).Int64("bytes", res.Bytes).Str("url", res.URL).Msg("image ready")
+	main := res.Main()
+	zerolog.Ctx(ctx).Info().Dur("took", time.Since(start)).Int64("bytes", main.Bytes).Str("url", main.URL).
+		Int("variants", len(res.Variants)).Msg("image ready")
 	return nil
 }
 
@@ -192,35 +187,33 @@ func (p *Processor) giveBack(ctx context.Context, t Task, attempt int) {
 	log.Info().Int("attempt", attempt).Msg("abandoned attempt given back")
 }
 
-// make fetches, compresses and uploads every variant.
+// make fetches the source once, then compresses and uploads one variant per
+// preset, in order. Any variant's failure fails the whole attempt.
 func (p *Processor) make(ctx context.Context, t Task) (Result, error) {
 	src, err := p.fetch.Fetch(ctx, t.SourceURL)
 	if err != nil {
 		return Result{}, fmt.Errorf("fetch source image: %w", err)
 	}
-	main, url, err := p.variant(ctx, t, src, p.main)
-	if err != nil {
-		return Result{}, err
-	}
-	res := Result{URL: url, Width: main.Width, Height: main.Height, Bytes: int64(len(main.Data)), Format: main.Format}
-	if p.thumbnail != nil {
-		if _, res.ThumbnailURL, err = p.variant(ctx, t, src, *p.thumbnail); err != nil {
+	res := Result{Variants: make([]Variant, len(p.presets))}
+	for i, preset := range p.presets {
+		if res.Variants[i], err = p.variant(ctx, t, src, preset); err != nil {
 			return Result{}, err
 		}
 	}
 	return res, nil
 }
 
-func (p *Processor) variant(ctx context.Context, t Task, src Source, preset Preset) (Output, string, error) {
+// variant compresses src as preset says and uploads the output.
+func (p *Processor) variant(ctx context.Context, t Task, src Source, preset Preset) (Variant, error) {
 	out, err := p.compress.Compress(ctx, src, preset)
 	if err != nil {
-		return Output{}, "", fmt.Errorf("compress to %s: %w", preset.Name, err)
+		return Variant{}, fmt.Errorf("compress to %s: %w", preset.Name, err)
 	}
 	url, err := p.upload.Upload(ctx, ObjectKey(t.ProductID, out), out.Data, ContentType(out.Format))
 	if err != nil {
-		return Output{}, "", fmt.Errorf("upload %s: %w", preset.Name, err)
+		return Variant{}, fmt.Errorf("upload %s: %w", preset.Name, err)
 	}
-	return out, url, nil
+	return Variant{Name: preset.Name, URL: url, Width: out.Width, Height: out.Height, Bytes: int64(len(out.Data)), Format: out.Format}, nil
 }
 
 // GiveUp records that the task failed after its last attempt. The code

@@ -141,8 +141,8 @@ type rig struct {
 }
 
 var (
-	mainPreset  = imaging.Preset{Name: "main", MaxWidth: 1600, MaxHeight: 1600, Quality: 80}
-	thumbPreset = imaging.Preset{Name: "thumbnail", MaxWidth: 320, MaxHeight: 320, Quality: 70}
+	mainPreset  = imaging.Preset{Name: "main", MaxWidth: 1600, MaxHeight: 1600, Format: imaging.FormatAuto, Quality: 80}
+	thumbPreset = imaging.Preset{Name: "thumbnail", MaxWidth: 320, MaxHeight: 320, Format: imaging.FormatAuto, Quality: 70}
 )
 
 // newRig returns a rig whose processor makes the main variant and the
@@ -162,7 +162,7 @@ func newRig(t *testing.T, edit func(*imaging.Config)) *rig {
 		_, _ = w.Write(r.png)
 	}))
 	t.Cleanup(r.srv.Close)
-	cfg := imaging.Config{Limits: imaging.DefaultLimits, JobTimeout: 10 * time.Second, Main: mainPreset, Thumbnail: thumbPreset}
+	cfg := imaging.Config{Limits: imaging.DefaultLimits, JobTimeout: 10 * time.Second, Presets: []imaging.Preset{mainPreset, thumbPreset}}
 	if edit != nil {
 		edit(&cfg)
 	}
@@ -209,7 +209,7 @@ func TestProcessMakesEveryVariant(t *testing.T) {
 	for _, thumb := range []bool{true, false} {
 		r := newRig(t, func(c *imaging.Config) {
 			if !thumb {
-				c.Thumbnail = imaging.Preset{}
+				c.Presets = c.Presets[:1]
 			}
 		})
 		task := r.task("/a.png")
@@ -239,10 +239,10 @@ func TestProcessMakesEveryVariant(t *testing.T) {
 		if diff := cmp.Diff(wantUploads, r.upload.uploads, cmp.AllowUnexported(upload{})); diff != "" {
 			t.Errorf("thumbnail %v: uploads (-want +got):\n%s", thumb, diff)
 		}
-		want := imaging.Result{URL: "https://cdn.test/" + wantUploads[0].key, Width: 800, Height: 400,
-			Bytes: int64(len(wantUploads[0].data)), Format: imaging.FormatWebP}
-		if thumb {
-			want.ThumbnailURL = "https://cdn.test/" + wantUploads[1].key
+		var want imaging.Result
+		for i, p := range []imaging.Preset{mainPreset, thumbPreset}[:len(wantPresets)] {
+			want.Variants = append(want.Variants, imaging.Variant{Name: p.Name, URL: "https://cdn.test/" + wantUploads[i].key,
+				Width: p.MaxWidth / 2, Height: p.MaxHeight / 4, Bytes: int64(len(wantUploads[i].data)), Format: imaging.FormatWebP})
 		}
 		if diff := cmp.Diff([]imaging.Result{want}, r.results.ready); diff != "" {
 			t.Errorf("thumbnail %v: Ready() got (-want +got):\n%s", thumb, diff)

@@ -29,18 +29,35 @@ const (
 
 // Image is one source image of a product and what became of it.
 type Image struct {
-	ID            uuid.UUID
-	Position      int
-	SourceURL     string
-	Status        ImageStatus
-	Attempts      int
-	ErrorCode     string
-	CompressedURL string
-	Width         int
-	Height        int
-	Bytes         int64
-	Format        string
-	UpdatedAt     time.Time
+	ID        uuid.UUID
+	Position  int
+	SourceURL string
+	Status    ImageStatus
+	Attempts  int
+	ErrorCode string
+	// Variants are the compressed copies of a ready image, one per preset
+	// it was made with, the main one first.
+	Variants  []Variant
+	UpdatedAt time.Time
+}
+
+// Variant is one compressed copy of an image, made by one imaging preset.
+type Variant struct {
+	Name   string // the preset's
+	URL    string
+	Width  int   // 0 when not recorded (copies made before variants were)
+	Height int   // 0 when not recorded
+	Bytes  int64 // 0 when not recorded
+	Format string
+}
+
+// Main returns the image's main variant, the one compressed_product_images
+// shows, and whether it has one.
+func (im Image) Main() (Variant, bool) {
+	if len(im.Variants) == 0 {
+		return Variant{}, false
+	}
+	return im.Variants[0], true
 }
 
 // Product is a catalogue entry owned by a user.
@@ -65,12 +82,13 @@ func (p Product) SourceURLs() []string {
 	return urls
 }
 
-// CompressedURLs returns the compressed URLs of the ready images, in position order.
+// CompressedURLs returns the URLs of the ready images' main variants, in
+// position order.
 func (p Product) CompressedURLs() []string {
 	urls := make([]string, 0, len(p.Images))
 	for _, im := range p.Images {
-		if im.Status == ImageReady && im.CompressedURL != "" {
-			urls = append(urls, im.CompressedURL)
+		if main, ok := im.Main(); ok && im.Status == ImageReady {
+			urls = append(urls, main.URL)
 		}
 	}
 	return urls

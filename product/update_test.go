@@ -3,6 +3,7 @@ package product_test
 import (
 	"context"
 	"errors"
+	"reflect"
 	"strings"
 	"testing"
 	"time"
@@ -101,7 +102,8 @@ func TestUpdateBumpsTheVersionOnlyForChanges(t *testing.T) {
 	p := f.create(t)
 	a, b := p.Images[0].SourceURL, p.Images[1].SourceURL
 	p, err := f.store.Update(context.Background(), p.ID, func(p *product.Product) error {
-		p.Images[0].Status, p.Images[0].CompressedURL, p.Images[0].Width = product.ImageReady, "https://cdn.example/a.jpg", 640
+		p.Images[0].Status = product.ImageReady
+		p.Images[0].Variants = []product.Variant{{Name: "main", URL: "https://cdn.example/a.jpg", Width: 640}}
 		return nil
 	})
 	if err != nil {
@@ -154,7 +156,7 @@ func TestUpdateBumpsTheVersionOnlyForChanges(t *testing.T) {
 					t.Errorf("image %d has position %d", i, im.Position)
 				case before == nil && (im.Status != product.ImagePending || im.ID == uuid.Nil || !im.UpdatedAt.Equal(f.now())):
 					t.Errorf("new image %+v, want pending with a new id, updated now", im)
-				case before != nil && (im.ID != before.ID || im.Status != before.Status || im.CompressedURL != before.CompressedURL ||
+				case before != nil && (im.ID != before.ID || im.Status != before.Status || !reflect.DeepEqual(im.Variants, before.Variants) ||
 					!im.UpdatedAt.Equal(before.UpdatedAt)):
 					t.Errorf("kept image %+v, was %+v: want its id and state kept", im, *before)
 				}

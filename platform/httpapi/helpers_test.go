@@ -242,16 +242,26 @@ type productOut struct {
 }
 
 type imageOut struct {
-	Position      int    `json:"position"`
-	SourceURL     string `json:"source_url"`
-	Status        string `json:"status"`
-	Attempts      int    `json:"attempts"`
-	ErrorCode     string `json:"error_code"`
-	CompressedURL string `json:"compressed_url"`
-	Width         int    `json:"width"`
-	Height        int    `json:"height"`
-	Bytes         int64  `json:"bytes"`
-	Format        string `json:"format"`
+	Position      int          `json:"position"`
+	SourceURL     string       `json:"source_url"`
+	Status        string       `json:"status"`
+	Attempts      int          `json:"attempts"`
+	ErrorCode     string       `json:"error_code"`
+	CompressedURL string       `json:"compressed_url"`
+	Width         int          `json:"width"`
+	Height        int          `json:"height"`
+	Bytes         int64        `json:"bytes"`
+	Format        string       `json:"format"`
+	Variants      []variantOut `json:"variants"`
+}
+
+type variantOut struct {
+	Name   string `json:"name"`
+	URL    string `json:"url"`
+	Width  int    `json:"width"`
+	Height int    `json:"height"`
+	Bytes  int64  `json:"bytes"`
+	Format string `json:"format"`
 }
 
 // productKeys are the members every product representation has.

@@ -30,18 +30,32 @@ type productJSON struct {
 	UpdatedAt               time.Time   `json:"updated_at"`
 }
 
-// imageJSON tells where one image is in processing.
+// imageJSON tells where one image is in processing. Its compressed_url,
+// width, height, bytes and format are those of the main variant, as before
+// variants were listed.
 type imageJSON struct {
-	Position      int    `json:"position"`
-	SourceURL     string `json:"source_url"`
-	Status        string `json:"status"`
-	Attempts      int    `json:"attempts"`
-	ErrorCode     string `json:"error_code,omitempty"`
-	CompressedURL string `json:"compressed_url,omitempty"`
-	Width         int    `json:"width,omitempty"`
-	Height        int    `json:"height,omitempty"`
-	Bytes         int64  `json:"bytes,omitempty"`
-	Format        string `json:"format,omitempty"`
+	Position      int           `json:"position"`
+	SourceURL     string        `json:"source_url"`
+	Status        string        `json:"status"`
+	Attempts      int           `json:"attempts"`
+	ErrorCode     string        `json:"error_code,omitempty"`
+	CompressedURL string        `json:"compressed_url,omitempty"`
+	Width         int           `json:"width,omitempty"`
+	Height        int           `json:"height,omitempty"`
+	Bytes         int64         `json:"bytes,omitempty"`
+	Format        string        `json:"format,omitempty"`
+	Variants      []variantJSON `json:"variants"`
+}
+
+// variantJSON is one compressed copy of an image. Sizes not recorded are
+// left out.
+type variantJSON struct {
+	Name   string `json:"name"`
+	URL    string `json:"url"`
+	Width  int    `json:"width,omitempty"`
+	Height int    `json:"height,omitempty"`
+	Bytes  int64  `json:"bytes,omitempty"`
+	Format string `json:"format"`
 }
 
 func toJSON(p product.Product) productJSON {
@@ -52,11 +66,21 @@ func toJSON(p product.Product) productJSON {
 		Version: p.Version, CreatedAt: p.CreatedAt, UpdatedAt: p.UpdatedAt,
 	}
 	for i, im := range p.Images {
-		out.Images[i] = imageJSON{
-			Position: im.Position, SourceURL: im.SourceURL, Status: string(im.Status), Attempts: im.Attempts,
-			ErrorCode: im.ErrorCode, CompressedURL: im.CompressedURL, Width: im.Width, Height: im.Height,
-			Bytes: im.Bytes, Format: im.Format,
-		}
+		out.Images[i] = imageToJSON(im)
+	}
+	return out
+}
+
+func imageToJSON(im product.Image) imageJSON {
+	out := imageJSON{
+		Position: im.Position, SourceURL: im.SourceURL, Status: string(im.Status), Attempts: im.Attempts,
+		ErrorCode: im.ErrorCode, Variants: make([]variantJSON, len(im.Variants)),
+	}
+	if main, ok := im.Main(); ok {
+		out.CompressedURL, out.Width, out.Height, out.Bytes, out.Format = main.URL, main.Width, main.Height, main.Bytes, main.Format
+	}
+	for i, v := range im.Variants {
+		out.Variants[i] = variantJSON{Name: v.Name, URL: v.URL, Width: v.Width, Height: v.Height, Bytes: v.Bytes, Format: v.Format}
 	}
 	return out
 }

@@ -53,7 +53,7 @@ func TestCreateProduct(t *testing.T) {
 		Images: images, Compressed: []string{}, Version: 1, CreatedAt: got.CreatedAt, UpdatedAt: got.UpdatedAt,
 	}
 	for i, u := range images {
-		want.States = append(want.States, imageOut{Position: i, SourceURL: u, Status: "pending"})
+		want.States = append(want.States, imageOut{Position: i, SourceURL: u, Status: "pending", Variants: []variantOut{}})
 	}
 	if diff := cmp.Diff(want, got); diff != "" {
 		t.Errorf("%v: product (-want +got):\n%s", r, diff)

@@ -121,9 +121,11 @@ func TestUpdateProductImages(t *testing.T) {
 	t.Cleanup(func() { db.Close() })
 	const compressed = "https://cdn.example.com/b.webp"
 	if _, err := db.ExecContext(t.Context(), `
-UPDATE product_images
-SET status = 'ready', attempts = 1, compressed_url = $3, width = 640, height = 480, bytes = 12345, format = 'webp'
-WHERE product_id = $1 AND source_url = $2`, p.ID, img("b"), compressed); err != nil {
+WITH img AS (
+    UPDATE product_images SET status = 'ready', attempts = 1
+    WHERE product_id = $1 AND source_url = $2 RETURNING id)
+INSERT INTO product_image_variants (image_id, name, position, url, width, height, bytes, format)
+SELECT id, 'main', 0, $3, 640, 480, 12345, 'webp' FROM img`, p.ID, img("b"), compressed); err != nil {
 		t.Fatalf("mark image ready: %v", err)
 	}
 	if got := a.get(t, p.ID).Compressed; !cmp.Equal(got, []string{compressed}) {
@@ -137,9 +139,10 @@ WHERE product_id = $1 AND source_url = $2`, p.ID, img("b"), compressed); err != 
 	}
 	got := decodeProduct(t, r)
 	want := []imageOut{
-		{Position: 0, SourceURL: img("c"), Status: "pending"},
-		{Position: 1, SourceURL: img("b"), Status: "ready", Attempts: 1, CompressedURL: compressed, Width: 640, Height: 480, Bytes: 12345, Format: "webp"},
-		{Position: 2, SourceURL: img("d"), Status: "pending"},
+		{Position: 0, SourceURL: img("c"), Status: "pending", Variants: []variantOut{}},
+		{Position: 1, SourceURL: img("b"), Status: "ready", Attempts: 1, CompressedURL: compressed, Width: 640, Height: 480, Bytes: 12345, Format: "webp",
+			Variants: []variantOut{{Name: "main", URL: compressed, Width: 640, Height: 480, Bytes: 12345, Format: "webp"}}},
+		{Position: 2, SourceURL: img("d"), Status: "pending", Variants: []variantOut{}},
 	}
 	if diff := cmp.Diff(want, got.States); diff != "" {
 		t.Errorf("%v: images (-want +got):\n%s", r, diff)

@@ -205,23 +205,26 @@ func (c *catalogue) price() string {
 	return product.Price(int64(cents)).String()
 }
 
-// images returns the COPY values of one to three images of a product: most
-// ready with a compressed copy, the rest pending, processing or failed.
-func (c *catalogue) images(productID uuid.UUID, created time.Time) [][]any {
+// images returns the COPY values of one to three images of a product, and
+// of their variants: most are ready with a main and a thumbnail variant,
+// the rest pending, processing or failed.
+func (c *catalogue) images(productID uuid.UUID, created time.Time) (images, variants [][]any) {
 	r := c.r
 	n := 1 + r.IntN(3)
-	rows := make([][]any, n)
+	images = make([][]any, n)
 	for pos := range n {
 		id := uuidV7(created.Add(time.Duration(pos+1)*time.Microsecond), r)
 		src := fmt.Sprintf("https://images.example.com/%s/%d.jpg", productID, pos)
 		var status string
 		var attempts int
-		var errorCode, compressed, width, height, size, format any
+		var errorCode any
 		switch u := r.Float64(); {
 		case u < 0.70:
 			status, attempts = "ready", 1
-			compressed = fmt.Sprintf("https://cdn.example.com/products/%s/%016x.webp", productID, r.Uint64())
-			width, height, size, format = 1600, 900+r.IntN(700), 80_000+r.IntN(320_000), "webp"
+			height := 900 + r.IntN(700)
+			variants = append(variants,
+				[]any{id.String(), "main", 0, c.variantURL(productID), 1600, height, 80_000 + r.IntN(320_000), "webp"},
+				[]any{id.String(), "thumbnail", 1, c.variantURL(productID), 320, height / 5, 4_000 + r.IntN(16_000), "webp"})
 		case u < 0.85:
 			status = "pending"
 		case u < 0.90:
@@ -229,10 +232,13 @@ func (c *catalogue) images(productID uuid.UUID, created time.Time) [][]any {
 		default:
 			status, attempts, errorCode = "failed", 3, "not_an_image"
 		}
-		rows[pos] = []any{id.String(), productID.String(), pos, src, status, attempts, errorCode, compressed,
-			width, height, size, format, created}
+		images[pos] = []any{id.String(), productID.String(), pos, src, status, attempts, errorCode, created}
 	}
-	return rows
+	return images, variants
+}
+
+func (c *catalogue) variantURL(productID uuid.UUID) string {
+	return fmt.Sprintf("https://cdn.example.com/products/%s/%016x.webp", productID, c.r.Uint64())
 }
 
 // uuidV7 returns a version 7 UUID for t whose 12 "rand_a" bits hold the

@@ -134,8 +134,7 @@ func snapshotOf(p product.Product) snapshot {
 	for i, im := range p.Images {
 		images[i] = imageRow{
 			ID: im.ID, Position: im.Position, SourceURL: im.SourceURL, Status: string(im.Status), Attempts: im.Attempts,
-			ErrorCode: orNil(im.ErrorCode), CompressedURL: orNil(im.CompressedURL), Width: orNil(im.Width),
-			Height: orNil(im.Height), Bytes: orNil(im.Bytes), Format: orNil(im.Format), UpdatedAt: im.UpdatedAt,
+			ErrorCode: orNil(im.ErrorCode), Variants: im.Variants, UpdatedAt: im.UpdatedAt,
 		}
 	}
 	raw, _ := json.Marshal(images) // plain values: cannot fail

@@ -7,6 +7,8 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/lib/pq"
+
 	"github.com/pms-dev/pms/imaging"
 )
 
@@ -86,14 +88,28 @@ func (r *ImageResults) Abandon(ctx context.Context, t imaging.Task, attempt int)
 const (
 	lockLiveProduct = `
 EXISTS (SELECT 1 FROM products p WHERE p.id = i.product_id AND p.deleted_at IS NULL FOR NO KEY UPDATE)`
+	// readyImage marks the image ready and makes its variants the ones
+	// given ($4–$9: one array per column, in preset order), in one
+	// statement: a repeated result overwrites them, and variants of
+	// presets no longer configured go.
 	readyImage = `
 WITH img AS (
     UPDATE product_images i
-    SET status = 'ready', error_code = NULL, compressed_url = $3, width = $4, height = $5, bytes = $6,
-        format = $7, thumbnail_url = NULLIF($8, ''), updated_at = $9
+    SET status = 'ready', error_code = NULL, updated_at = $3
     WHERE i.id = $1 AND i.source_url = $2 AND ` + lockLiveProduct + `
-    RETURNING i.product_id)
-UPDATE products SET version = version + 1, updated_at = $9
+    RETURNING i.id, i.product_id),
+gone AS (
+    DELETE FROM product_image_variants v USING img
+    WHERE v.image_id = img.id AND NOT (v.name = ANY($4::text[]))),
+made AS (
+    INSERT INTO product_image_variants (image_id, name, position, url, width, height, bytes, format)
+    SELECT img.id, r.name, r.n - 1, r.url, r.width, r.height, r.bytes, r.format
+    FROM img, unnest($4::text[], $5::text[], $6::integer[], $7::integer[], $8::bigint[], $9::text[])
+              WITH ORDINALITY AS r (name, url, width, height, bytes, format, n)
+    ON CONFLICT (image_id, name) DO UPDATE
+    SET position = EXCLUDED.position, url = EXCLUDED.url, width = EXCLUDED.width, height = EXCLUDED.height,
+        bytes = EXCLUDED.bytes, format = EXCLUDED.format)
+UPDATE products SET version = version + 1, updated_at = $3
 WHERE id IN (SELECT product_id FROM img)`
 	failImage = `
 WITH img AS (
@@ -105,10 +121,17 @@ UPDATE products SET version = version + 1, updated_at = $5
 WHERE id IN (SELECT product_id FROM img)`
 )
 
-// Ready records the compressed copies; see imaging.ResultStore.
+// Ready records the image's variants; see imaging.ResultStore.
 func (r *ImageResults) Ready(ctx context.Context, t imaging.Task, res imaging.Result) error {
-	if _, err := r.db.db.ExecContext(ctx, readyImage, t.ImageID, t.SourceURL, res.URL, res.Width, res.Height,
-		res.Bytes, res.Format, res.ThumbnailURL, now()); err != nil {
+	n := len(res.Variants)
+	names, urls, formats := make([]string, n), make([]string, n), make([]string, n)
+	widths, heights, sizes := make([]int64, n), make([]int64, n), make([]int64, n)
+	for i, v := range res.Variants {
+		names[i], urls[i], formats[i] = v.Name, v.URL, v.Format
+		widths[i], heights[i], sizes[i] = int64(v.Width), int64(v.Height), v.Bytes
+	}
+	if _, err := r.db.db.ExecContext(ctx, readyImage, t.ImageID, t.SourceURL, now(), pq.Array(names), pq.Array(urls),
+		pq.Array(widths), pq.Array(heights), pq.Array(sizes), pq.Array(formats)); err != nil {
 		return translate(fmt.Errorf("record image %s ready: %w", t.ImageID, err))
 	}
 	return nil

@@ -22,14 +22,15 @@ type imageState struct {
 	Status    string
 	Attempts  int
 	ErrorCode string
-	URL       string
+	URL       string // of the main variant
 	Version   int
 }
 
 func readImage(t *testing.T, raw *sql.DB, imageID uuid.UUID) imageState {
 	t.Helper()
 	const q = `
-SELECT i.status, i.attempts, COALESCE(i.error_code, ''), COALESCE(i.compressed_url, ''), p.version
+SELECT i.status, i.attempts, COALESCE(i.error_code, ''),
+       COALESCE((SELECT v.url FROM product_image_variants v WHERE v.image_id = i.id AND v.position = 0), ''), p.version
 FROM product_images i JOIN products p ON p.id = i.product_id WHERE i.id = $1`
 	var s imageState
 	if err := raw.QueryRowContext(t.Context(), q, imageID).Scan(&s.Status, &s.Attempts, &s.ErrorCode, &s.URL, &s.Version); err != nil {
@@ -47,6 +48,11 @@ func rawDB(t *testing.T) *sql.DB {
 	}
 	t.Cleanup(func() { raw.Close() })
 	return raw
+}
+
+// mainOnly is a result with one variant, a 1×1 JPEG at url.
+func mainOnly(url string) imaging.Result {
+	return imaging.Result{Variants: []imaging.Variant{{Name: "main", URL: url, Width: 1, Height: 1, Bytes: 1, Format: "jpeg"}}}
 }
 
 func taskOf(p product.Product, i int) imaging.Task {
@@ -120,7 +126,7 @@ func TestImageResultsAbandon(t *testing.T) {
 		{"Begin", func() error { _, err := results.Begin(ctx, task); return err }, "processing", 2},
 		{"Abandon 1 after attempt 2 began", func() error { return results.Abandon(ctx, task, 1) }, "processing", 2},
 		{"Abandon 2", func() error { return results.Abandon(ctx, task, 2) }, "processing", 1},
-		{"Ready", func() error { return results.Ready(ctx, task, imaging.Result{URL: "http://s3/a.jpg", Format: "jpeg"}) }, "ready", 1},
+		{"Ready", func() error { return results.Ready(ctx, task, mainOnly("http://s3/a.jpg")) }, "ready", 1},
 		{"Abandon 1 of a ready image", func() error { return results.Abandon(ctx, task, 1) }, "ready", 1},
 	}
 	for _, s := range steps {
@@ -151,7 +157,7 @@ func TestImageResultsDeletedProduct(t *testing.T) {
 	}
 	before := []imageState{readImage(t, raw, processing.ImageID), readImage(t, raw, pending.ImageID)}
 
-	if err := results.Ready(ctx, processing, imaging.Result{URL: "http://s3/late.jpg", Width: 1, Height: 1, Bytes: 1, Format: "jpeg"}); err != nil {
+	if err := results.Ready(ctx, processing, mainOnly("http://s3/late.jpg")); err != nil {
 		t.Errorf("Ready: %v", err)
 	}
 	if err := results.Failed(ctx, pending, 3, "source_not_found"); err != nil {
@@ -202,7 +208,7 @@ func TestImageResultsReadyRacesDelete(t *testing.T) {
 	}
 	done := make(chan error, 1)
 	go func() {
-		done <- results.Ready(ctx, task, imaging.Result{URL: "http://s3/race.jpg", Width: 1, Height: 1, Bytes: 1, Format: "jpeg"})
+		done <- results.Ready(ctx, task, mainOnly("http://s3/race.jpg"))
 	}()
 	waitBlocked(t, raw, holder)
 	if err := tx.Commit(); err != nil {

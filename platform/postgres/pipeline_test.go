@@ -196,18 +196,21 @@ func TestImageResults(t *testing.T) {
 	if im := got.Images[0]; im.Status != product.ImageProcessing || im.Attempts != 1 {
 		t.Errorf("after Begin image = %+v, want processing with 1 attempt", im)
 	}
-	res := imaging.Result{URL: "http://s3/x.jpg", Width: 800, Height: 600, Bytes: 1234, Format: "jpeg", ThumbnailURL: "http://s3/t.jpg"}
+	res := imaging.Result{Variants: []imaging.Variant{
+		{Name: "main", URL: "http://s3/x.jpg", Width: 800, Height: 600, Bytes: 1234, Format: "jpeg"},
+		{Name: "thumbnail", URL: "http://s3/t.jpg", Width: 320, Height: 240, Bytes: 321, Format: "jpeg"},
+	}}
 	if err := results.Ready(ctx, task, res); err != nil {
 		t.Fatalf("Ready: %v", err)
 	}
 	got, _ = f.svc.Get(ctx, f.as, p.ID)
 	im := got.Images[0]
-	if im.Status != product.ImageReady || im.CompressedURL != res.URL || im.Width != 800 || im.Height != 600 ||
-		im.Bytes != 1234 || im.Format != "jpeg" || got.Version != p.Version+1 {
+	if main, _ := im.Main(); im.Status != product.ImageReady || main.URL != res.Main().URL || len(im.Variants) != 2 ||
+		got.Version != p.Version+1 {
 		t.Errorf("after Ready product = v%d %+v, want ready with the result and version %d", got.Version, im, p.Version+1)
 	}
-	if urls := got.CompressedURLs(); len(urls) != 1 || urls[0] != res.URL {
-		t.Errorf("CompressedURLs() = %v, want [%s]", urls, res.URL)
+	if urls := got.CompressedURLs(); len(urls) != 1 || urls[0] != res.Main().URL {
+		t.Errorf("CompressedURLs() = %v, want [%s]", urls, res.Main().URL)
 	}
 	// A redelivered task finds nothing to do.
 	if _, err := results.Begin(ctx, task); !errors.Is(err, imaging.ErrStale) {

@@ -34,16 +34,19 @@ func NewProductStore(db *DB, idem IdempotencyConfig) (*ProductStore, error) {
 
 var _ product.Store = (*ProductStore)(nil)
 
-// productColumns selects a product with its images as one JSON array, so a
-// page of products is one query.
+// productColumns selects a product with its images, each with its variants,
+// as one JSON array, so a page of products is one query. A variant's keys
+// are product.Variant's field names: it decodes straight into one.
 const productColumns = `
 SELECT p.id, p.user_id, p.product_name, p.product_description, p.product_price::text AS product_price,
        p.version, p.created_at, p.updated_at,
        COALESCE((SELECT json_agg(json_build_object(
                     'id', i.id, 'position', i.position, 'source_url', i.source_url, 'status', i.status,
-                    'attempts', i.attempts, 'error_code', i.error_code, 'compressed_url', i.compressed_url,
-                    'width', i.width, 'height', i.height, 'bytes', i.bytes, 'format', i.format,
-                    'updated_at', i.updated_at) ORDER BY i.position)
+                    'attempts', i.attempts, 'error_code', i.error_code, 'updated_at', i.updated_at,
+                    'variants', (SELECT json_agg(json_build_object(
+                                    'Name', v.name, 'URL', v.url, 'Width', v.width, 'Height', v.height,
+                                    'Bytes', v.bytes, 'Format', v.format) ORDER BY v.position)
+                                 FROM product_image_variants v WHERE v.image_id = i.id)) ORDER BY i.position)
                  FROM product_images i WHERE i.product_id = p.id), '[]') AS images
 FROM products p`
 
@@ -59,19 +62,17 @@ type productRow struct {
 	Images      []byte    `db:"images"`
 }
 
+// imageRow is an image as productColumns selects it and as idempotency
+// snapshots keep it. A variant's unrecorded sizes (NULL) decode as 0.
 type imageRow struct {
-	ID            uuid.UUID `json:"id"`
-	Position      int       `json:"position"`
-	SourceURL     string    `json:"source_url"`
-	Status        string    `json:"status"`
-	Attempts      int       `json:"attempts"`
-	ErrorCode     *string   `json:"error_code"`
-	CompressedURL *string   `json:"compressed_url"`
-	Width         *int      `json:"width"`
-	Height        *int      `json:"height"`
-	Bytes         *int64    `json:"bytes"`
-	Format        *string   `json:"format"`
-	UpdatedAt     time.Time `json:"updated_at"`
+	ID        uuid.UUID         `json:"id"`
+	Position  int               `json:"position"`
+	SourceURL string            `json:"source_url"`
+	Status    string            `json:"status"`
+	Attempts  int               `json:"attempts"`
+	ErrorCode *string           `json:"error_code"`
+	Variants  []product.Variant `json:"variants"`
+	UpdatedAt time.Time         `json:"updated_at"`
 }
 
 func (r productRow) toProduct() (product.Product, error) {
@@ -91,9 +92,7 @@ func (r productRow) toProduct() (product.Product, error) {
 	for i, im := range images {
 		p.Images[i] = product.Image{
 			ID: im.ID, Position: im.Position, SourceURL: im.SourceURL, Status: product.ImageStatus(im.Status),
-			Attempts: im.Attempts, ErrorCode: deref(im.ErrorCode), CompressedURL: deref(im.CompressedURL),
-			Width: deref(im.Width), Height: deref(im.Height), Bytes: deref(im.Bytes), Format: deref(im.Format),
-			UpdatedAt: im.UpdatedAt.UTC(),
+			Attempts: im.Attempts, ErrorCode: deref(im.ErrorCode), Variants: im.Variants, UpdatedAt: im.UpdatedAt.UTC(),
 		}
 	}
 	return p, nil

@@ -26,7 +26,7 @@ import (
 
 // seedVersion changes whenever the catalogue generator does, so databases
 // seeded by an older one are seeded again.
-const seedVersion = 1
+const seedVersion = 2
 
 // benchDatabase returns the URL of a migrated database named pms_bench_<n>
 // on the server in PMS_TEST_POSTGRES_URL holding n generated products. It
@@ -140,13 +140,15 @@ FROM pg_index i
 JOIN pg_class c ON c.oid = i.indexrelid
 JOIN pg_class t ON t.oid = i.indrelid
 JOIN pg_am am ON am.oid = c.relam
-WHERE t.relnamespace = 'public'::regnamespace AND t.relname IN ('products', 'product_images') AND NOT i.indisunique
+WHERE t.relnamespace = 'public'::regnamespace AND t.relname IN ('products', 'product_images', 'product_image_variants')
+  AND NOT i.indisunique
 UNION ALL
 SELECT format('ALTER TABLE %I DROP CONSTRAINT %I', t.relname, k.conname),
        format('ALTER TABLE %I ADD CONSTRAINT %I %s', t.relname, k.conname, pg_get_constraintdef(k.oid)), 'fk'
 FROM pg_constraint k
 JOIN pg_class t ON t.oid = k.conrelid
-WHERE t.relnamespace = 'public'::regnamespace AND t.relname IN ('products', 'product_images') AND k.contype = 'f'`
+WHERE t.relnamespace = 'public'::regnamespace AND t.relname IN ('products', 'product_images', 'product_image_variants')
+  AND k.contype = 'f'`
 
 type ddl struct{ drop, create, kind string }
 
@@ -179,7 +181,7 @@ func seedCatalogue(ctx context.Context, dbURL string, n int) error {
 	if err := copyProducts(ctx, db, c, newSeedProgress(n)); err != nil {
 		return err
 	}
-	seedLog("copied %d users, %d products and their images in %s", len(c.users), n, time.Since(start).Round(100*time.Millisecond))
+	seedLog("copied %d users, %d products and their images and variants in %s", len(c.users), n, time.Since(start).Round(100*time.Millisecond))
 
 	start = time.Now()
 	if err := rebuild(ctx, db, deferred); err != nil {
@@ -187,7 +189,7 @@ func seedCatalogue(ctx context.Context, dbURL string, n int) error {
 	}
 	seedLog("built %d indexes and foreign keys in %s", len(deferred), time.Since(start).Round(100*time.Millisecond))
 	start = time.Now()
-	if _, err := db.ExecContext(ctx, `VACUUM (ANALYZE) users, products, product_images`); err != nil {
+	if _, err := db.ExecContext(ctx, `VACUUM (ANALYZE) users, products, product_images, product_image_variants`); err != nil {
 		return fmt.Errorf("vacuum: %w", err)
 	}
 	seedLog("vacuum and analyze in %s", time.Since(start).Round(100*time.Millisecond))
@@ -248,13 +250,15 @@ func copyRows(ctx context.Context, db *sql.DB, copySQL string, rows func(put fun
 	return tx.Commit()
 }
 
-// copyProducts copies products and images at the same time on two
-// connections; the generator hands each product's images to the second.
+// copyProducts copies products, images and variants at the same time on
+// three connections; the generator hands each product's images and variants
+// to the others.
 func copyProducts(ctx context.Context, db *sql.DB, c *catalogue, p *seedProgress) error {
-	images := make(chan []any, 4096)
+	images, variants := make(chan []any, 4096), make(chan []any, 8192)
 	g, ctx := errgroup.WithContext(ctx)
 	g.Go(func() error {
 		defer close(images)
+		defer close(variants)
 		err := copyRows(ctx, db, `COPY products (id, user_id, product_name, product_description, product_price,
 			version, created_at, updated_at, deleted_at) FROM STDIN`, func(put func(...any) error) error {
 			for i := range c.n {
@@ -262,12 +266,12 @@ func copyProducts(ctx context.Context, db *sql.DB, c *catalogue, p *seedProgress
 				if err := put(row...); err != nil {
 					return err
 				}
-				for _, im := range c.images(id, created) {
-					select {
-					case images <- im:
-					case <-ctx.Done():
-						return ctx.Err()
-					}
+				ims, vs := c.images(id, created)
+				if err := send(ctx, images, ims); err != nil {
+					return err
+				}
+				if err := send(ctx, variants, vs); err != nil {
+					return err
 				}
 				p.add(i + 1)
 			}
@@ -280,21 +284,42 @@ func copyProducts(ctx context.Context, db *sql.DB, c *catalogue, p *seedProgress
 		return nil
 	})
 	g.Go(func() error {
-		err := copyRows(ctx, db, `COPY product_images (id, product_id, position, source_url, status, attempts,
-			error_code, compressed_url, width, height, bytes, format, updated_at) FROM STDIN`, func(put func(...any) error) error {
-			for im := range images {
-				if err := put(im...); err != nil {
-					return err
-				}
-			}
-			return ctx.Err() // a failed products copy must not commit its images
-		})
-		if err != nil {
-			return fmt.Errorf("copy images: %w", err)
-		}
-		return nil
+		return copyFrom(ctx, db, images, "images", `COPY product_images (id, product_id, position, source_url, status,
+			attempts, error_code, updated_at) FROM STDIN`)
+	})
+	g.Go(func() error {
+		return copyFrom(ctx, db, variants, "variants", `COPY product_image_variants (image_id, name, position, url,
+			width, height, bytes, format) FROM STDIN`)
 	})
 	return g.Wait()
+}
+
+// send hands rows to a copyFrom, or returns ctx's error.
+func send(ctx context.Context, to chan<- []any, rows [][]any) error {
+	for _, row := range rows {
+		select {
+		case to <- row:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+	return nil
+}
+
+// copyFrom copies the rows it receives until the channel closes.
+func copyFrom(ctx context.Context, db *sql.DB, rows <-chan []any, what, copySQL string) error {
+	err := copyRows(ctx, db, copySQL, func(put func(...any) error) error {
+		for row := range rows {
+			if err := put(row...); err != nil {
+				return err
+			}
+		}
+		return ctx.Err() // a failed products copy must not commit these rows
+	})
+	if err != nil {
+		return fmt.Errorf("copy %s: %w", what, err)
+	}
+	return nil
 }
 
 // rebuild re-creates the dropped indexes, the GIN ones on one connection and

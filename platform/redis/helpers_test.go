@@ -135,7 +135,7 @@ func (e *env) cachedVersion(t *testing.T, id uuid.UUID) int {
 		t.Fatalf("GET %s: %v", productKey(id), err)
 	}
 	var v struct {
-		Version int `json:"v"`
+		Version int `json:"Version"`
 	}
 	if err := json.Unmarshal(data, &v); err != nil || v.Version == 0 {
 		t.Fatalf("cached value %s has no version (err %v)", data, err)

@@ -61,9 +61,13 @@ func (pc *ProductCache) Get(ctx context.Context, id uuid.UUID) (product.Product,
 	return p, err
 }
 
-// cloneProduct copies p so that callers never share its images.
+// cloneProduct copies p so that callers never share its images or their
+// variants.
 func cloneProduct(p product.Product) product.Product {
 	p.Images = append([]product.Image(nil), p.Images...)
+	for i := range p.Images {
+		p.Images[i].Variants = append([]product.Variant(nil), p.Images[i].Variants...)
+	}
 	return p
 }
 
@@ -140,54 +144,20 @@ func (rc *ResultsCache) Failed(ctx context.Context, t imaging.Task, attempts int
 }
 
 // productFormat versions the cached layout: entries of another format are
-// misses.
-const productFormat = 1
+// misses. The layout is product.Product's (see cachedProduct), so a change
+// to the fields of product.Product, Image or Variant must bump it.
+// TestCachedProductLayout fails until it does.
+const productFormat = 2
 
-// cachedProduct is product.Product as cached, with short JSON names.
+// cachedProduct is a product as cached: the domain type itself, encoded
+// with its field names, next to the layout's version.
 type cachedProduct struct {
-	Format      int           `json:"f"`
-	ID          uuid.UUID     `json:"id"`
-	UserID      uuid.UUID     `json:"uid"`
-	Name        string        `json:"n"`
-	Description string        `json:"d"`
-	Price       int64         `json:"p"`
-	Images      []cachedImage `json:"im"`
-	Version     int           `json:"v"`
-	CreatedAt   time.Time     `json:"ca"`
-	UpdatedAt   time.Time     `json:"ua"`
-}
-
-type cachedImage struct {
-	ID            uuid.UUID `json:"id"`
-	Position      int       `json:"pos"`
-	SourceURL     string    `json:"src"`
-	Status        string    `json:"st"`
-	Attempts      int       `json:"at,omitempty"`
-	ErrorCode     string    `json:"err,omitempty"`
-	CompressedURL string    `json:"url,omitempty"`
-	Width         int       `json:"w,omitempty"`
-	Height        int       `json:"h,omitempty"`
-	Bytes         int64     `json:"b,omitempty"`
-	Format        string    `json:"fmt,omitempty"`
-	UpdatedAt     time.Time `json:"ua"`
+	Format int `json:"f"`
+	product.Product
 }
 
 func encodeProduct(p product.Product) ([]byte, error) {
-	c := cachedProduct{
-		Format: productFormat, ID: p.ID, UserID: p.UserID, Name: p.Name, Description: p.Description,
-		Price: int64(p.Price), Version: p.Version, CreatedAt: p.CreatedAt, UpdatedAt: p.UpdatedAt,
-	}
-	if p.Images != nil {
-		c.Images = make([]cachedImage, len(p.Images))
-	}
-	for i, im := range p.Images {
-		c.Images[i] = cachedImage{
-			ID: im.ID, Position: im.Position, SourceURL: im.SourceURL, Status: string(im.Status),
-			Attempts: im.Attempts, ErrorCode: im.ErrorCode, CompressedURL: im.CompressedURL,
-			Width: im.Width, Height: im.Height, Bytes: im.Bytes, Format: im.Format, UpdatedAt: im.UpdatedAt,
-		}
-	}
-	return json.Marshal(c)
+	return json.Marshal(cachedProduct{Format: productFormat, Product: p})
 }
 
 func decodeProduct(data []byte) (product.Product, error) {
@@ -198,19 +168,5 @@ func decodeProduct(data []byte) (product.Product, error) {
 	if c.Format != productFormat {
 		return product.Product{}, fmt.Errorf("decode cached product: format %d, want %d", c.Format, productFormat)
 	}
-	p := product.Product{
-		ID: c.ID, UserID: c.UserID, Name: c.Name, Description: c.Description, Price: product.Price(c.Price),
-		Version: c.Version, CreatedAt: c.CreatedAt, UpdatedAt: c.UpdatedAt,
-	}
-	if c.Images != nil {
-		p.Images = make([]product.Image, len(c.Images))
-	}
-	for i, im := range c.Images {
-		p.Images[i] = product.Image{
-			ID: im.ID, Position: im.Position, SourceURL: im.SourceURL, Status: product.ImageStatus(im.Status),
-			Attempts: im.Attempts, ErrorCode: im.ErrorCode, CompressedURL: im.CompressedURL,
-			Width: im.Width, Height: im.Height, Bytes: im.Bytes, Format: im.Format, UpdatedAt: im.UpdatedAt,
-		}
-	}
-	return p, nil
+	return c.Product, nil
 }

@@ -3,6 +3,7 @@ package redis_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -88,10 +89,7 @@ func TestResultsCacheInvalidates(t *testing.T) {
 		{"Begin", func() error { _, err := results.Begin(ctx, task); return err }, 0, product.ImageProcessing},
 		{"Abandon", func() error { return results.Abandon(ctx, task, 1) }, 0, product.ImagePending},
 		{"Begin again", func() error { _, err := results.Begin(ctx, task); return err }, 0, product.ImageProcessing},
-		{"Ready", func() error {
-			return results.Ready(ctx, task, imaging.Result{URL: "https://cdn.example.com/a.webp", Width: 4,
-				Height: 3, Bytes: 100, Format: "webp"})
-		}, 0, product.ImageReady},
+		{"Ready", func() error { return results.Ready(ctx, task, twoVariants) }, 0, product.ImageReady},
 		{"Failed", func() error { return results.Failed(ctx, task2, 3, "not_an_image") }, 1, product.ImageFailed},
 	}
 	for _, s := range steps {
@@ -116,6 +114,68 @@ func TestResultsCacheInvalidates(t *testing.T) {
 	}
 	if _, err := results.Begin(ctx, task); !errors.Is(err, imaging.ErrStale) {
 		t.Errorf("Begin() on a ready image error = %v, want ErrStale", err)
+	}
+	got, err := e.cache.Get(ctx, p.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []product.Variant{
+		{Name: "main", URL: "https://cdn.example.com/a.webp", Width: 4, Height: 3, Bytes: 100, Format: "webp"},
+		{Name: "thumbnail", URL: "https://cdn.example.com/t.webp", Width: 2, Height: 1, Bytes: 10, Format: "webp"},
+	}
+	if diff := cmp.Diff(want, got.Images[0].Variants); diff != "" {
+		t.Errorf("cached variants of the ready image (-want +got):\n%s", diff)
+	}
+}
+
+var twoVariants = imaging.Result{Variants: []imaging.Variant{
+	{Name: "main", URL: "https://cdn.example.com/a.webp", Width: 4, Height: 3, Bytes: 100, Format: "webp"},
+	{Name: "thumbnail", URL: "https://cdn.example.com/t.webp", Width: 2, Height: 1, Bytes: 10, Format: "webp"},
+}}
+
+// TestProductCacheRereadsOldFormat: an entry cached in the layout before
+// variants (format 1) is a miss: the product is read from the store, with
+// its variants, and the next read caches it in the current layout.
+func TestProductCacheRereadsOldFormat(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, redistest.Addr(t), nil)
+	ctx := context.Background()
+	p := e.newProduct(t, "https://example.com/old.png")
+	results := postgres.NewImageResults(e.db)
+	task := imaging.Task{ProductID: p.ID, ImageID: p.Images[0].ID, SourceURL: p.Images[0].SourceURL}
+	if _, err := results.Begin(ctx, task); err != nil {
+		t.Fatal(err)
+	}
+	if err := results.Ready(ctx, task, twoVariants); err != nil {
+		t.Fatal(err)
+	}
+	want, err := e.store.Store.Get(ctx, p.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	old := fmt.Sprintf(`{"f":1,"id":%q,"uid":%q,"n":"Lamp","d":"","p":100,"v":%d,"ca":"2026-01-01T00:00:00Z",
+		"ua":"2026-01-01T00:00:00Z","im":[{"id":%q,"pos":0,"src":"https://example.com/old.png","st":"ready","at":1,
+		"url":"https://cdn.example.com/a.webp","w":4,"h":3,"b":100,"fmt":"webp","ua":"2026-01-01T00:00:00Z"}]}`,
+		p.ID, p.UserID, want.Version, p.Images[0].ID)
+	if err := e.raw.Set(ctx, productKey(p.ID), old, time.Minute).Err(); err != nil {
+		t.Fatal(err)
+	}
+	got, err := e.cache.Get(ctx, p.ID)
+	if err != nil {
+		t.Fatalf("Get() error = %v", err)
+	}
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("Get() over a format 1 entry (-store +cache):\n%s", diff)
+	}
+	if n := e.store.gets.Load(); n != 1 {
+		t.Errorf("Get() over a format 1 entry read the store %d times, want 1", n)
+	}
+	// The unreadable entry was dropped; the next miss caches the product anew.
+	if _, err := e.cache.Get(ctx, p.ID); err != nil {
+		t.Fatalf("second Get() error = %v", err)
+	}
+	if v := e.cachedVersion(t, p.ID); v != want.Version {
+		t.Errorf("after the re-read the cache holds version %d, want %d", v, want.Version)
 	}
 }
 

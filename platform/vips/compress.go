@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 
 	"github.com/pms-dev/pms/imaging"
@@ -19,11 +20,14 @@ const CodeTooMuchMemory = "too_much_memory"
 // Compress returns the first frame of src fitted inside
 // p.MaxWidth×p.MaxHeight (never upscaled; alpha premultiplied while
 // resizing), turned upright by its EXIF orientation, converted to sRGB and
-// stripped of all metadata (EXIF, XMP, GPS, ICC). Opaque images become JPEG
-// at p.Quality (DefaultQuality when 0); images with an alpha channel (every
-// GIF, and PNGs with one even if it is fully opaque) become lossy WebP with
-// alpha at that quality, much smaller than PNG. Output sides are at least 1
-// pixel, however long and thin the source.
+// stripped of all metadata (EXIF, XMP, GPS, ICC), and encoded at p.Quality
+// (DefaultQuality when 0) in the format p.Format says. With
+// imaging.FormatAuto (or ""), opaque images become JPEG and images with an
+// alpha channel (every GIF, and PNGs with one even if it is fully opaque)
+// become lossy WebP with alpha, much smaller than PNG. With
+// imaging.FormatJPEG an alpha channel is flattened onto white; with
+// imaging.FormatWebP opaque images become WebP too. Output sides are at
+// least 1 pixel, however long and thin the source.
 //
 // Before decoding, the size libvips will allocate for the first frame is
 // checked against the Compressor's Limits, and the memory it will take is
@@ -34,8 +38,8 @@ const CodeTooMuchMemory = "too_much_memory"
 // the source at the configured fail-on level (truncated or corrupt pixel
 // data, bytes another loader would read); transient "out_of_memory".
 // When ctx ends while waiting or while libvips works, the error wraps
-// ctx.Err(). A preset without a box or with a quality outside 1–100 gives
-// a plain error.
+// ctx.Err(). A preset without a box, with a quality outside 1–100 or with
+// another format gives a plain error.
 func (c *Compressor) Compress(ctx context.Context, src imaging.Source, p imaging.Preset) (imaging.Output, error) {
 	quality, err := presetQuality(p)
 	if err != nil {
@@ -79,10 +83,7 @@ func (c *Compressor) Compress(ctx context.Context, src imaging.Source, p imaging
 	}
 	defer im.close()
 
-	out := imaging.Output{Preset: p.Name, Format: imaging.FormatJPEG, Width: im.width(), Height: im.height()}
-	if im.alpha() {
-		out.Format = imaging.FormatWebP
-	}
+	out := imaging.Output{Preset: p.Name, Format: outputFormat(p.Format, im.alpha()), Width: im.width(), Height: im.height()}
 	if out.Data, err = save(im, out.Format, quality); err != nil {
 		return imaging.Output{}, fmt.Errorf("encode %s: %w", out.Format, err)
 	}
@@ -99,12 +100,26 @@ func presetQuality(p imaging.Preset) (int, error) {
 	switch {
 	case p.MaxWidth < 1 || p.MaxHeight < 1:
 		return 0, fmt.Errorf("preset %q: max width and height must be at least 1", p.Name)
+	case p.Format != "" && !slices.Contains(imaging.PresetFormats, p.Format):
+		return 0, fmt.Errorf("preset %q: format must be one of %v", p.Name, imaging.PresetFormats)
 	case p.Quality == 0:
 		return DefaultQuality, nil
 	case p.Quality < 1 || p.Quality > 100:
 		return 0, fmt.Errorf("preset %q: quality must be between 1 and 100", p.Name)
 	}
 	return p.Quality, nil
+}
+
+// outputFormat is the format an image is encoded in under the preset's
+// format policy, given whether it has an alpha channel.
+func outputFormat(policy string, alpha bool) string {
+	switch {
+	case policy == imaging.FormatJPEG || policy == imaging.FormatWebP:
+		return policy
+	case alpha:
+		return imaging.FormatWebP
+	}
+	return imaging.FormatJPEG
 }
 
 // sourceError classifies a libvips failure while decoding the source.

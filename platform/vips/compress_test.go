@@ -254,6 +254,54 @@ func TestCompressAlpha(t *testing.T) {
 	}
 }
 
+// TestCompressFormatPolicy encodes a half-transparent PNG and an opaque JPEG
+// under each format policy: auto picks by alpha, a fixed format is kept,
+// and JPEG flattens the alpha onto white.
+func TestCompressFormatPolicy(t *testing.T) {
+	t.Parallel()
+	cutout := image.NewNRGBA(image.Rect(0, 0, 120, 80))
+	for y := range 80 {
+		for x := 60; x < 120; x++ {
+			cutout.Set(x, y, color.NRGBA{200, 20, 20, 255})
+		}
+	}
+	alpha, opaque := encodePNG(t, cutout), encodeJPEG(t, quadrants(120, 80))
+	white := color.RGBA{255, 255, 255, 255}
+	tests := []struct {
+		name, policy string
+		src          []byte
+		want         string
+		left         color.Color // the output's pixel at (10, 20); nil: not checked
+	}{
+		{"auto, alpha", imaging.FormatAuto, alpha, imaging.FormatWebP, color.NRGBA{}},
+		{"auto, opaque", imaging.FormatAuto, opaque, imaging.FormatJPEG, nil},
+		{"unset is auto", "", alpha, imaging.FormatWebP, color.NRGBA{}},
+		{"jpeg, alpha flattened onto white", imaging.FormatJPEG, alpha, imaging.FormatJPEG, white},
+		{"webp, opaque", imaging.FormatWebP, opaque, imaging.FormatWebP, nil},
+		{"webp, alpha", imaging.FormatWebP, alpha, imaging.FormatWebP, color.NRGBA{}},
+	}
+	c := newCompressor(t, 1)
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			p := imaging.Preset{Name: "p", MaxWidth: 60, MaxHeight: 60, Format: tt.policy}
+			out, err := c.Compress(context.Background(), imaging.Source{Data: tt.src}, p)
+			if err != nil {
+				t.Fatalf("Compress(format %q) error = %v", tt.policy, err)
+			}
+			dec, format, err := image.Decode(bytes.NewReader(out.Data))
+			if err != nil {
+				t.Fatalf("decode output: %v", err)
+			}
+			if out.Format != tt.want || format != tt.want {
+				t.Fatalf("Compress(format %q) = %s (decodes as %s), want %s", tt.policy, out.Format, format, tt.want)
+			}
+			if tt.left != nil && !near(dec.At(10, 20), tt.left, 8) {
+				t.Errorf("Compress(format %q): left pixel = %v, want %v", tt.policy, dec.At(10, 20), tt.left)
+			}
+		})
+	}
+}
+
 func checkWebPStripped(t *testing.T, data []byte) {
 	t.Helper()
 	for _, c := range webpChunks(t, data) {
@@ -325,7 +373,8 @@ func TestCompressBadPreset(t *testing.T) {
 	t.Parallel()
 	c := newCompressor(t, 1)
 	src := imaging.Source{Data: encodeJPEG(t, quadrants(16, 16))}
-	for _, p := range []imaging.Preset{{MaxWidth: 0, MaxHeight: 10}, {MaxWidth: 10, MaxHeight: 10, Quality: 101}} {
+	for _, p := range []imaging.Preset{{MaxWidth: 0, MaxHeight: 10}, {MaxWidth: 10, MaxHeight: 10, Quality: 101},
+		{MaxWidth: 10, MaxHeight: 10, Format: "png"}} {
 		if _, err := c.Compress(context.Background(), src, p); err == nil || errors.Is(err, imaging.ErrPermanent) {
 			t.Errorf("Compress(preset %+v) error = %v, want a non-permanent error", p, err)
 		}

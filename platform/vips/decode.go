@@ -119,7 +119,8 @@ func thumbnail(ctx context.Context, data []byte, format string, h header, w, ht 
 	return image{out}, nil
 }
 
-// save encodes im as JPEG or WebP at quality, without metadata.
+// save encodes im as JPEG (an alpha channel flattened onto white) or WebP at
+// quality, without metadata.
 func save(im image, format string, quality int) ([]byte, error) {
 	defer C.vips_thread_shutdown()
 	out := C.int(C.PMS_OUT_JPEG)

@@ -134,16 +134,39 @@ pms_thumbnail(const void *buf, size_t len, int kind, pms_thumb *t, VipsImage **o
 	return 0;
 }
 
+// jpegsave_opaque encodes im as JPEG, flattening an alpha channel onto
+// white: libvips would flatten it onto black.
+static int
+jpegsave_opaque(VipsImage *im, int quality, void **buf, size_t *len)
+{
+	VipsImage *flat = NULL;
+	int rc;
+
+	if (vips_image_hasalpha(im)) {
+		VipsArrayDouble *white = vips_array_double_newv(1, 255.0);
+
+		rc = vips_flatten(im, &flat, "background", white, NULL);
+		vips_area_unref(VIPS_AREA(white));
+		if (rc)
+			return -1;
+		im = flat;
+	}
+	rc = vips_jpegsave_buffer(im, buf, len,
+		"Q", quality,
+		"strip", TRUE,
+		"optimize_coding", TRUE,
+		NULL);
+	if (flat)
+		g_object_unref(flat);
+	return rc;
+}
+
 int
 pms_save(VipsImage *im, int format, int quality, void **buf, size_t *len)
 {
 	switch (format) {
 	case PMS_OUT_JPEG:
-		return vips_jpegsave_buffer(im, buf, len,
-			"Q", quality,
-			"strip", TRUE,
-			"optimize_coding", TRUE,
-			NULL);
+		return jpegsave_opaque(im, quality, buf, len);
 	case PMS_OUT_WEBP:
 		// libvips 8.14 ignores strip here (libvips#3340): the Go side
 		// removes the metadata chunks.
