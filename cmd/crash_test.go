@@ -24,6 +24,7 @@ import (
 	"github.com/pms-dev/pms/platform/postgres/postgrestest"
 	"github.com/pms-dev/pms/platform/redis/redistest"
 	"github.com/pms-dev/pms/product"
+	"github.com/pms-dev/pms/product/correlation"
 )
 
 // pmsBinary is the pms binary the process tests run, built once per test
@@ -158,7 +159,7 @@ func publishProducts(t *testing.T, r *rig, requestID string, images [][]string) 
 	if err != nil {
 		t.Fatal(err)
 	}
-	svc := product.NewService(store, product.Policy{})
+	svc := product.NewService(store, imageTasks, product.Policy{})
 	u, err := svc.CreateUser(ctx, requestID+"@example.test", "Test", false)
 	if err != nil {
 		t.Fatal(err)
@@ -167,7 +168,7 @@ func publishProducts(t *testing.T, r *rig, requestID string, images [][]string) 
 	tasks := 0
 	for i, urls := range images {
 		d := product.Draft{Name: fmt.Sprintf("Product %d", i), Price: 100, ImageURLs: urls}
-		p, _, err := svc.Create(imaging.WithRequestID(ctx, requestID), product.Caller{UserID: u.ID}, d, "")
+		p, _, err := svc.Create(correlation.WithID(ctx, requestID), product.Caller{UserID: u.ID}, d, "")
 		if err != nil {
 			t.Fatalf("create product: %v", err)
 		}

@@ -58,7 +58,7 @@ func TestAuthenticateRefusesMalformedKeysWithoutLookup(t *testing.T) {
 type noStore struct{ product.Store }
 
 func TestCreateUserRefusesWhatTheStoreCannotHold(t *testing.T) {
-	svc := product.NewService(noStore{}, product.Policy{})
+	svc := product.NewService(noStore{}, nil, product.Policy{})
 	for _, tt := range []struct{ email, name, field string }{
 		{"ann\xff@example.com", "Ann", "email"},
 		{"ann\x00@example.com", "Ann", "email"},

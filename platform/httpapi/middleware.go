@@ -16,7 +16,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/rs/zerolog"
 
-	"github.com/pms-dev/pms/imaging"
+	"github.com/pms-dev/pms/product/correlation"
 )
 
 // HeaderRequestID carries the request/correlation id in requests and responses.
@@ -61,7 +61,7 @@ func withRequestID(log zerolog.Logger) echo.MiddlewareFunc {
 			c.Set(requestIDKey, id)
 			c.Response().Header().Set(HeaderRequestID, id)
 			l := log.With().Str("request_id", id).Str("method", c.Request().Method).Str("route", c.Path()).Logger()
-			ctx := imaging.WithRequestID(l.WithContext(c.Request().Context()), id)
+			ctx := correlation.WithID(l.WithContext(c.Request().Context()), id)
 			c.SetRequest(c.Request().WithContext(ctx))
 			return next(c)
 		}

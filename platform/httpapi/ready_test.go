@@ -61,7 +61,7 @@ func TestReadyFloodSparesTheAPI(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	svc := product.NewService(store, product.Policy{})
+	svc := product.NewService(store, imageTasks, product.Policy{})
 	auth := product.NewAuth(postgres.NewKeyStore(db))
 	public, err := httpapi.New(testConfig(), httpapi.API{Products: svc, Auth: auth}, reg, zerolog.Nop())
 	if err != nil {

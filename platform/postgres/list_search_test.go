@@ -39,7 +39,7 @@ func TestListNameSearch(t *testing.T) {
 	ctx := context.Background()
 	db := postgrestest.New(t)
 	store := newProductStore(t, db, postgres.DefaultIdempotencyConfig())
-	svc := product.NewService(store, product.Policy{})
+	svc := product.NewService(store, imageTasks, product.Policy{})
 	owner := product.User{ID: uuid.New(), Email: "search-" + uuid.NewString() + "@example.com", Name: "Search Owner",
 		CreatedAt: time.Now().UTC().Truncate(time.Microsecond)}
 	if err := store.CreateUser(ctx, owner); err != nil {
