@@ -78,7 +78,7 @@ func (a *app) consumer(ctx context.Context) (*kafka.Consumer, []httpapi.Check, e
 		return nil, nil, err
 	}
 	tasks := kafka.Route{Topic: a.cfg.Kafka.Topic, Handler: imaging.NewTaskHandler(processor),
-		MaxAttempts: imaging.MaxAttempts, KeyName: "product_id"}
+		MaxAttempts: imaging.MaxAttempts, KeyName: "product_id", LogHeaders: []string{imaging.HeaderTaskID}}
 	c, err := kafka.NewConsumer(a.cfg.Kafka, []kafka.Route{tasks}, dlq, a.log.With().Str("component", "worker").Logger())
 	if err != nil {
 		return nil, nil, fmt.Errorf("connect kafka consumer: %w", err)

@@ -7,7 +7,6 @@ import (
 	"time"
 
 	"github.com/google/uuid"
-	"github.com/rs/zerolog"
 
 	"github.com/pms-dev/pms/product/message"
 )
@@ -93,7 +92,7 @@ func (h *TaskHandler) Handle(ctx context.Context, msg message.Message) (attempt 
 	if err != nil {
 		return 0, err
 	}
-	return h.p.Process(withTask(ctx, t), t)
+	return h.p.Process(ctx, t)
 }
 
 // GiveUp records that the task in msg failed for good after attempts, and
@@ -104,11 +103,5 @@ func (h *TaskHandler) GiveUp(ctx context.Context, msg message.Message, attempts 
 	if err != nil {
 		return code, err
 	}
-	return code, h.p.GiveUp(withTask(ctx, t), t, attempts, cause)
-}
-
-// withTask returns ctx with a logger that names the task.
-func withTask(ctx context.Context, t Task) context.Context {
-	log := zerolog.Ctx(ctx).With().Stringer("task_id", t.ID).Logger()
-	return log.WithContext(ctx)
+	return code, h.p.GiveUp(ctx, t, attempts, cause)
 }

@@ -22,7 +22,7 @@ type Store interface {
 	// writes msgs to the outbox, in one transaction. With a non-zero key it
 	// also claims the key for the product's owner, in the same transaction,
 	// keeping the product as created. If the owner used the key before and
-	// it has not expired, Create stores nothing (msgs neither) and returns
+	// it has not expired, Create stores nothing and returns
 	// that first product as it was created (even if it has changed or been
 	// deleted since) with replayed set, or ErrIdempotencyKey when the
 	// earlier request differed.

@@ -50,7 +50,8 @@ func newRequestID() string {
 }
 
 // withRequestID honours a valid incoming X-Request-ID or makes one, echoes it
-// back, and puts a logger carrying it into the request context.
+// back, and puts it into the request context as the correlation id (which
+// the messages the request causes carry), with a logger carrying it.
 func withRequestID(log zerolog.Logger) echo.MiddlewareFunc {
 	return func(next echo.HandlerFunc) echo.HandlerFunc {
 		return func(c echo.Context) error {

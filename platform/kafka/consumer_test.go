@@ -75,8 +75,8 @@ func TestConsumerDeliversTasksWithRequestID(t *testing.T) {
 	for _, l := range lines {
 		key, _ := l["product_id"].(string) // the route's KeyName
 		m, ok := byKey[key]
-		if !ok || l["request_id"] != m.Headers[correlation.Header] || l["topic"] != cfg.Topic {
-			t.Errorf("handler log line %v lacks the message's request_id, key as product_id, or topic", l)
+		if !ok || l["request_id"] != m.Headers[correlation.Header] || l["topic"] != cfg.Topic || l[headerID] != idOf(m) {
+			t.Errorf("handler log line %v lacks the message's request_id, key as product_id, %s header or topic", l, headerID)
 		}
 		if _, ok := l["partition"]; !ok {
 			t.Errorf("handler log line %v has no partition", l)

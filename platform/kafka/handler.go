@@ -42,6 +42,9 @@ type Route struct {
 	// KeyName is the log field of the message key, e.g. "product_id";
 	// "key" when empty.
 	KeyName string
+	// LogHeaders are headers that go into every log line about a message,
+	// as fields of their names (e.g. imaging.HeaderTaskID).
+	LogHeaders []string
 }
 
 // validateRoutes reports every problem with the routes a consumer is given.

@@ -96,7 +96,7 @@ const maxAttempts = 3
 
 // taskRoute routes the task topic of cfg to h, as the worker does.
 func taskRoute(cfg kafka.Config, h kafka.Handler) kafka.Route {
-	return kafka.Route{Topic: cfg.Topic, Handler: h, MaxAttempts: maxAttempts, KeyName: "product_id"}
+	return kafka.Route{Topic: cfg.Topic, Handler: h, MaxAttempts: maxAttempts, KeyName: "product_id", LogHeaders: []string{headerID}}
 }
 
 // running is a Consumer whose Run is going on in the background.

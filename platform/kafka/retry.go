@@ -32,15 +32,10 @@ type retry struct {
 // or work ended first, so it must be redelivered. stop ends when the
 // session does; work ends ShutdownGrace later.
 func (r *retry) handle(stop, work context.Context, msg *sarama.ConsumerMessage) bool {
-	rid := correlationID(msg.Headers)
-	keyName := r.KeyName
-	if keyName == "" {
-		keyName = "key"
-	}
-	log := r.log.With().Str("topic", msg.Topic).Int32("partition", msg.Partition).Int64("offset", msg.Offset).
-		Str("request_id", rid).Str(keyName, string(msg.Key)).Logger()
-	ctx := correlation.WithID(log.WithContext(work), rid)
 	m := consumed(msg)
+	rid := correlationID(msg.Headers)
+	log := r.logger(msg, m, rid)
+	ctx := correlation.WithID(log.WithContext(work), rid)
 
 	attempt, err := r.attempt(stop, ctx, m)
 	switch {
@@ -71,6 +66,22 @@ func (r *retry) handle(stop, work context.Context, msg *sarama.ConsumerMessage) 
 	r.metrics.finished(msg.Topic, outcomeDeadLettered)
 	log.Error().Err(err).Int("attempts", attempt).Str("dead_letter_topic", r.deadLetters.topic).Msg("task given up; dead-lettered")
 	return true
+}
+
+// logger returns the logger of the lines about msg (m as handlers see it),
+// which carry its place, its correlation id rid, its key and the route's
+// LogHeaders.
+func (r *retry) logger(msg *sarama.ConsumerMessage, m message.Message, rid string) zerolog.Logger {
+	keyName := r.KeyName
+	if keyName == "" {
+		keyName = "key"
+	}
+	c := r.log.With().Str("topic", msg.Topic).Int32("partition", msg.Partition).Int64("offset", msg.Offset).
+		Str("request_id", rid).Str(keyName, m.Key)
+	for _, h := range r.LogHeaders {
+		c = c.Str(h, m.Headers[h])
+	}
+	return c.Logger()
 }
 
 // attempt calls Handle until an attempt succeeds or fails for good, or the

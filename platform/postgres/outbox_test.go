@@ -158,7 +158,8 @@ func TestOutboxWritesNothingForReplays(t *testing.T) {
 // TestOutboxMigrationMovesPendingTasks: the migration to the generic
 // outbox moves the image tasks still pending to it as the messages pms
 // writes now, on the default image task topic or the one the session
-// names, and rolling it back moves them back.
+// names; a task a process of the last release writes afterwards follows
+// them; rolling the migration back moves them back.
 func TestOutboxMigrationMovesPendingTasks(t *testing.T) {
 	t.Parallel()
 	tests := []struct {
@@ -202,6 +203,12 @@ func TestOutboxMigrationMovesPendingTasks(t *testing.T) {
 			const insert = `
 INSERT INTO image_task_outbox (id, product_id, image_id, source_url, request_id, created_at, published_at)
 VALUES ($1, $2, $3, $4, $5, $6, $7)`
+			// late is written as the last release wrote tasks, after the migration.
+			late := imaging.Task{ID: uuid.New(), ProductID: uuid.New(), ImageID: uuid.New(),
+				SourceURL: "https://example.com/late.jpg", RequestedAt: created.Add(2 * time.Second)}
+			const insertLate = `
+INSERT INTO image_task_outbox (id, product_id, image_id, source_url, request_id, created_at)
+VALUES ($1, $2, $3, $4, $5, $6)`
 			for _, row := range []struct {
 				task      imaging.Task
 				requestID string
@@ -216,6 +223,14 @@ VALUES ($1, $2, $3, $4, $5, $6, $7)`
 			if err := m.Up(ctx, func(postgres.Migration) {}); err != nil {
 				t.Fatalf("Up to the generic outbox: %v", err)
 			}
+			if _, err := raw.ExecContext(ctx, insertLate, late.ID, late.ProductID, late.ImageID, late.SourceURL,
+				"req-late", late.RequestedAt); err != nil {
+				t.Fatalf("insert a task as the last release did: %v", err)
+			}
+			var left int
+			if err := raw.QueryRowContext(ctx, `SELECT count(*) FROM image_task_outbox WHERE published_at IS NULL`).Scan(&left); err != nil || left != 0 {
+				t.Errorf("%d tasks pending in the old outbox after the migration (%v), want none", left, err)
+			}
 
 			got := outboxMessages(t, raw)
 			want := []message.Message{
@@ -223,11 +238,13 @@ VALUES ($1, $2, $3, $4, $5, $6, $7)`
 					Headers: map[string]string{imaging.HeaderTaskID: pending.ID.String(), correlation.Header: "req-old"}},
 				{Topic: tt.topic, Key: anonymous.ProductID.String(),
 					Headers: map[string]string{imaging.HeaderTaskID: anonymous.ID.String()}},
+				{Topic: tt.topic, Key: late.ProductID.String(),
+					Headers: map[string]string{imaging.HeaderTaskID: late.ID.String(), correlation.Header: "req-late"}},
 			}
 			if len(got) != len(want) {
 				t.Fatalf("outbox holds %d messages after the migration, want the %d pending tasks: %+v", len(got), len(want), got)
 			}
-			for i, task := range []imaging.Task{pending, anonymous} {
+			for i, task := range []imaging.Task{pending, anonymous, late} {
 				decoded, err := imaging.DecodeTask(got[i])
 				if err != nil {
 					t.Fatalf("moved message %d: %v", i, err)
@@ -248,8 +265,9 @@ VALUES ($1, $2, $3, $4, $5, $6, $7)`
 			migrateBelowOutbox(t, m)
 			var back int
 			if err := raw.QueryRowContext(ctx, `SELECT count(*) FROM image_task_outbox WHERE published_at IS NULL AND
-				((id = $1 AND request_id = 'req-old') OR (id = $2 AND request_id = ''))`, pending.ID, anonymous.ID).Scan(&back); err != nil || back != 2 {
-				t.Errorf("after rolling back, %d of the 2 pending tasks are back in the old outbox (%v)", back, err)
+				((id = $1 AND request_id = 'req-old') OR (id = $2 AND request_id = '') OR (id = $3 AND request_id = 'req-late'))`,
+				pending.ID, anonymous.ID, late.ID).Scan(&back); err != nil || back != 3 {
+				t.Errorf("after rolling back, %d of the 3 pending tasks are back in the old outbox (%v)", back, err)
 			}
 		})
 	}

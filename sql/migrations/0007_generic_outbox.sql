@@ -15,37 +15,48 @@ CREATE TABLE outbox (
 CREATE INDEX outbox_pending_idx ON outbox (created_at, id) WHERE published_at IS NULL;
 CREATE INDEX outbox_published_idx ON outbox (published_at) WHERE published_at IS NOT NULL;
 
--- Image tasks still pending move over as the messages pms writes for them
--- now (imaging.Task.Message), on the image task topic: the default
--- kafka.topic, or the one in the session setting pms.image_task_topic
--- (PGOPTIONS='-c pms.image_task_topic=…' pms migrate up). Published rows
--- are not kept.
-INSERT INTO outbox (id, topic, key, payload, headers, created_at)
-SELECT id,
-       COALESCE(NULLIF(current_setting('pms.image_task_topic', true), ''), 'pms.image-tasks'),
-       product_id::text,
-       convert_to(json_build_object('task_id', id, 'product_id', product_id, 'image_id', image_id,
-                                    'source_url', source_url, 'requested_at', created_at)::text, 'UTF8'),
-       jsonb_build_object('task_id', id::text)
-           || CASE WHEN request_id <> '' THEN jsonb_build_object('request_id', request_id) ELSE '{}' END,
-       created_at
-FROM image_task_outbox
-WHERE published_at IS NULL;
+-- Image tasks of the old outbox become the messages pms writes for them now
+-- (imaging.Task.Message), on the image task topic: the default kafka.topic,
+-- or the one in the session setting pms.image_task_topic
+-- (PGOPTIONS='-c pms.image_task_topic=…' pms migrate up), kept as the
+-- default of a topic column.
+-- +goose StatementBegin
+DO $$
+BEGIN
+    EXECUTE format('ALTER TABLE image_task_outbox ADD COLUMN topic text NOT NULL DEFAULT %L',
+                   COALESCE(NULLIF(current_setting('pms.image_task_topic', true), ''), 'pms.image-tasks'));
+END
+$$;
+-- +goose StatementEnd
 
-DROP TABLE image_task_outbox;
+-- +goose StatementBegin
+CREATE FUNCTION image_task_to_outbox() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    INSERT INTO outbox (id, topic, key, payload, headers, created_at)
+    VALUES (NEW.id, NEW.topic, NEW.product_id::text,
+            convert_to(json_build_object('task_id', NEW.id, 'product_id', NEW.product_id, 'image_id', NEW.image_id,
+                                         'source_url', NEW.source_url, 'requested_at', NEW.created_at)::text, 'UTF8'),
+            jsonb_build_object('task_id', NEW.id::text)
+                || CASE WHEN NEW.request_id <> '' THEN jsonb_build_object('request_id', NEW.request_id) ELSE '{}' END,
+            NEW.created_at);
+    PERFORM pg_notify('pms_outbox', '');
+    RETURN NULL; -- the task lives on in the outbox alone
+END
+$$;
+-- +goose StatementEnd
+
+-- Tasks still pending move over; tasks that processes of the last release
+-- write while they are replaced follow through the trigger, so none waits
+-- in a table no relay reads any more. A later migration drops the old table.
+CREATE TRIGGER image_task_to_outbox BEFORE INSERT ON image_task_outbox
+    FOR EACH ROW EXECUTE FUNCTION image_task_to_outbox();
+WITH pending AS (DELETE FROM image_task_outbox WHERE published_at IS NULL RETURNING *)
+INSERT INTO image_task_outbox SELECT * FROM pending;
 
 -- +goose Down
-CREATE TABLE image_task_outbox (
-    id           uuid PRIMARY KEY,
-    product_id   uuid NOT NULL,
-    image_id     uuid NOT NULL,
-    source_url   text NOT NULL,
-    request_id   text NOT NULL DEFAULT '',
-    created_at   timestamptz NOT NULL,
-    published_at timestamptz
-);
-CREATE INDEX image_task_outbox_pending_idx ON image_task_outbox (created_at, id) WHERE published_at IS NULL;
-CREATE INDEX image_task_outbox_published_idx ON image_task_outbox (published_at) WHERE published_at IS NOT NULL;
+DROP TRIGGER image_task_to_outbox ON image_task_outbox;
+DROP FUNCTION image_task_to_outbox();
+ALTER TABLE image_task_outbox DROP COLUMN topic;
 
 -- Pending image tasks (the messages with a task_id header) move back;
 -- pending messages of other kinds, which the old relay cannot send, are
