@@ -16,7 +16,8 @@ import (
 	"github.com/pms-dev/pms/product/message"
 )
 
-// ProductStore keeps products, their images and their owners. It is a
+// ProductStore keeps products, their images and their owners, and writes the
+// messages their changes produce to the outbox with them. It is a
 // product.Store.
 type ProductStore struct {
 	db   *DB
