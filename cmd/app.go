@@ -12,6 +12,7 @@ import (
 	"github.com/rs/zerolog"
 	"golang.org/x/sync/errgroup"
 
+	"github.com/pms-dev/pms/imaging"
 	"github.com/pms-dev/pms/platform/httpapi"
 	"github.com/pms-dev/pms/platform/kafka"
 	"github.com/pms-dev/pms/platform/postgres"
@@ -134,7 +135,8 @@ func (a *app) productService() (*product.Service, error) {
 		return nil, err
 	}
 	store := redis.NewProductCache(cache, products)
-	return product.NewService(store, product.Policy{PublicReads: a.cfg.Auth.PublicReads}), nil
+	tasks := imaging.NewTaskMessages(a.cfg.Kafka.Topic)
+	return product.NewService(store, tasks, product.Policy{PublicReads: a.cfg.Auth.PublicReads}), nil
 }
 
 // authService keeps users and keys in PostgreSQL and looks keys up behind

@@ -25,6 +25,7 @@ import (
 	"github.com/pms-dev/pms/platform/redis/redistest"
 	"github.com/pms-dev/pms/product"
 	"github.com/pms-dev/pms/product/account"
+	"github.com/pms-dev/pms/product/correlation"
 )
 
 // pmsBinary is the pms binary the process tests run, built once per test
@@ -159,7 +160,7 @@ func publishProducts(t *testing.T, r *rig, requestID string, images [][]string) 
 	if err != nil {
 		t.Fatal(err)
 	}
-	svc := product.NewService(store, product.Policy{})
+	svc := product.NewService(store, imageTasks, product.Policy{})
 	u, err := account.NewService(postgres.NewAccountStore(db)).CreateUser(ctx, requestID+"@example.test", "Test", false)
 	if err != nil {
 		t.Fatal(err)
@@ -168,7 +169,7 @@ func publishProducts(t *testing.T, r *rig, requestID string, images [][]string) 
 	tasks := 0
 	for i, urls := range images {
 		d := product.Draft{Name: fmt.Sprintf("Product %d", i), Price: 100, ImageURLs: urls}
-		p, _, err := svc.Create(imaging.WithRequestID(ctx, requestID), account.Caller{UserID: u.ID}, d, "")
+		p, _, err := svc.Create(correlation.WithID(ctx, requestID), account.Caller{UserID: u.ID}, d, "")
 		if err != nil {
 			t.Fatalf("create product: %v", err)
 		}

@@ -41,9 +41,9 @@ func (a *app) relay() (*postgres.Relay, error) {
 	return postgres.NewRelay(a.cfg.Relay, db, p, a.log.With().Str("component", "relay").Logger())
 }
 
-// consumer builds the image worker: a Kafka consumer group driving the
-// processor, which fetches, compresses with libvips, uploads to S3 and
-// records results in PostgreSQL.
+// consumer builds the image worker: a Kafka consumer group that routes the
+// image task topic to the processor, which fetches, compresses with
+// libvips, uploads to S3 and records results in PostgreSQL.
 func (a *app) consumer(ctx context.Context) (*kafka.Consumer, []httpapi.Check, error) {
 	db, err := a.postgres()
 	if err != nil {
@@ -77,7 +77,9 @@ func (a *app) consumer(ctx context.Context) (*kafka.Consumer, []httpapi.Check, e
 	if err != nil {
 		return nil, nil, err
 	}
-	c, err := kafka.NewConsumer(a.cfg.Kafka, processor, dlq, a.log.With().Str("component", "worker").Logger())
+	tasks := kafka.Route{Topic: a.cfg.Kafka.Topic, Handler: imaging.NewTaskHandler(processor),
+		MaxAttempts: imaging.MaxAttempts, KeyName: "product_id", LogHeaders: []string{imaging.HeaderTaskID}}
+	c, err := kafka.NewConsumer(a.cfg.Kafka, []kafka.Route{tasks}, dlq, a.log.With().Str("component", "worker").Logger())
 	if err != nil {
 		return nil, nil, fmt.Errorf("connect kafka consumer: %w", err)
 	}

@@ -23,6 +23,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/pms-dev/pms/imaging"
 	"github.com/pms-dev/pms/platform/kafka/kafkatest"
 	"github.com/pms-dev/pms/platform/postgres/postgrestest"
 	"github.com/pms-dev/pms/platform/s3"
@@ -35,6 +36,10 @@ const (
 	deadLetterTopic = "pms.image-tasks.dlq"
 	workerGroup     = "pms-worker"
 )
+
+// imageTasks makes the image task messages of services the tests build
+// themselves, as `pms serve` does.
+var imageTasks = imaging.NewTaskMessages(taskTopic)
 
 // rig is what a pipeline test runs `pms all` against instead of the
 // development stand-ins: a database, a Kafka cluster and an S3 server of its
@@ -102,8 +107,8 @@ func (r *rig) outboxPending(t *testing.T, productID string) int {
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	var n int
-	const q = `SELECT count(*) FROM image_task_outbox WHERE product_id = $1 AND published_at IS NULL`
-	if err := db.QueryRowContext(ctx, q, productID).Scan(&n); err != nil {
+	const q = `SELECT count(*) FROM outbox WHERE topic = $1 AND key = $2 AND published_at IS NULL`
+	if err := db.QueryRowContext(ctx, q, taskTopic, productID).Scan(&n); err != nil {
 		t.Fatalf("count pending outbox tasks: %v", err)
 	}
 	return n

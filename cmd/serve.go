@@ -13,7 +13,7 @@ func newServeCmd(a *app) *cobra.Command {
 	return &cobra.Command{
 		Use:   "serve",
 		Short: "Run the HTTP API and the outbox relay",
-		Long: "Run the HTTP API on http.addr, the relay that publishes queued image tasks to Kafka and the\n" +
+		Long: "Run the HTTP API on http.addr, the relay that publishes the outbox (image tasks) to Kafka and the\n" +
 			"pruner of expired idempotency keys, until SIGINT or SIGTERM; then finish requests in flight and\n" +
 			"exit. Serves /health, /ready and /metrics on ops.addr. Refuses a database whose schema is behind.",
 		Args: cobra.NoArgs,

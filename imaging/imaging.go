@@ -5,8 +5,9 @@ package imaging
 
 import (
 	"context"
-	"errors"
 	"fmt"
+
+	"github.com/pms-dev/pms/product/message"
 )
 
 // Formats a source image may have. Anything else is refused before decoding.
@@ -41,8 +42,10 @@ type Compressor interface {
 }
 
 // ErrPermanent marks failures that retrying cannot fix (a source that is not
-// an image, too large, refused or gone). Other errors are transient.
-var ErrPermanent = errors.New("permanent failure")
+// an image, too large, refused or gone). Other errors are transient. It is
+// message.ErrPermanent, so the consumer gives a task that fails with it up
+// at once.
+var ErrPermanent = message.ErrPermanent
 
 // Failure is an error with a stable machine-readable code, recorded on the
 // image row and sent with dead-lettered tasks.

@@ -76,7 +76,7 @@ type Variant struct {
 }
 
 // Processor turns a task into compressed copies: fetch → compress → upload →
-// record. It is an imaging.Handler.
+// record. TaskHandler hands it the tasks of the image task topic.
 type Processor struct {
 	fetch      *Fetcher
 	compress   Compressor
@@ -115,8 +115,6 @@ func NewProcessor(cfg Config, f *Fetcher, c Compressor, u Uploader, r ResultStor
 	}
 	return &Processor{fetch: f, compress: c, upload: u, results: r, presets: slices.Clone(cfg.Presets), jobTimeout: cfg.JobTimeout}, nil
 }
-
-var _ Handler = (*Processor)(nil)
 
 // Process runs one attempt of the task, counted by ResultStore.Begin before
 // anything else, and returns its number (0 when it could not be counted).

@@ -2,60 +2,106 @@ package imaging
 
 import (
 	"context"
+	"encoding/json"
+	"fmt"
 	"time"
 
 	"github.com/google/uuid"
+
+	"github.com/pms-dev/pms/product/message"
 )
 
-// Task asks for one product image to be processed. Tasks are queued through
-// the outbox and may be delivered more than once; processing one twice
-// changes nothing.
+// Task asks for one product image to be processed. Tasks travel as
+// messages on the image task topic and may be delivered more than once;
+// processing one twice changes nothing.
 type Task struct {
 	ID          uuid.UUID `json:"task_id"`
 	ProductID   uuid.UUID `json:"product_id"`
 	ImageID     uuid.UUID `json:"image_id"`
 	SourceURL   string    `json:"source_url"`
 	RequestedAt time.Time `json:"requested_at"`
-	// RequestID is the id of the HTTP request that caused the task. It
-	// travels in a message header, not in the JSON body.
-	RequestID string `json:"-"`
 }
 
-// Queue delivers tasks to workers. Enqueue returns nil only when every task
-// is durably accepted.
-type Queue interface {
-	Enqueue(ctx context.Context, tasks []Task) error
-}
+// HeaderTaskID is the message header that carries the task's id.
+const HeaderTaskID = "task_id"
 
 // MaxAttempts is how many times a task is tried in all, counting the first
 // try and tries in earlier deliveries, before it is given up and
 // dead-lettered.
 const MaxAttempts = 3
 
-// Handler processes tasks for a queue consumer.
-type Handler interface {
-	// Process runs one attempt of the task and returns its number, counted
-	// durably across deliveries, or 0 when it could not be counted. It
-	// returns nil when the task is finished, an error wrapping ErrPermanent
-	// when it can never succeed, and another error when another attempt
-	// may succeed. An attempt cut short because ctx ended (the consumer
-	// stopping on purpose) does not count against the task.
-	Process(ctx context.Context, t Task) (attempt int, err error)
-	// GiveUp records that the task failed for good, after a permanent
-	// error or the last attempt.
-	GiveUp(ctx context.Context, t Task, attempts int, cause error) error
+// Message returns the task as a message on topic: its JSON, keyed by
+// product id so that one product's tasks keep their order, with its id and
+// the correlation id in ctx in headers.
+func (t Task) Message(ctx context.Context, topic string) (message.Message, error) {
+	body, err := json.Marshal(t)
+	if err != nil {
+		return message.Message{}, fmt.Errorf("encode image task %s: %w", t.ID, err)
+	}
+	m := message.New(ctx, topic, t.ProductID.String(), body)
+	m.Headers[HeaderTaskID] = t.ID.String()
+	return m, nil
 }
 
-type requestIDKey struct{}
-
-// WithRequestID returns a context carrying the request/correlation id that
-// tasks made under it will carry.
-func WithRequestID(ctx context.Context, id string) context.Context {
-	return context.WithValue(ctx, requestIDKey{}, id)
+// DecodeTask reads the task in msg. A message that holds no task is an
+// error wrapping message.ErrMalformed.
+func DecodeTask(msg message.Message) (Task, error) {
+	var t Task
+	if err := json.Unmarshal(msg.Payload, &t); err != nil {
+		return Task{}, fmt.Errorf("decode task: %w: %w", message.ErrMalformed, err)
+	}
+	if t.ProductID == uuid.Nil {
+		return Task{}, fmt.Errorf("decode task: %w: no product_id", message.ErrMalformed)
+	}
+	return t, nil
 }
 
-// RequestID returns the request/correlation id in ctx, or "".
-func RequestID(ctx context.Context) string {
-	id, _ := ctx.Value(requestIDKey{}).(string)
-	return id
+// TaskMessages makes the messages that ask for new images to be
+// processed, on one topic. It is the product.ImageTasks of pms: the product
+// service decides that an image needs a task, and imaging what the task
+// says.
+type TaskMessages struct{ topic string }
+
+// NewTaskMessages returns TaskMessages for the image task topic.
+func NewTaskMessages(topic string) TaskMessages { return TaskMessages{topic: topic} }
+
+// ImageTask returns the message of a new task for the image, carrying the
+// correlation id in ctx.
+func (tm TaskMessages) ImageTask(ctx context.Context, productID, imageID uuid.UUID, sourceURL string, requestedAt time.Time) (message.Message, error) {
+	id, err := uuid.NewV7()
+	if err != nil {
+		return message.Message{}, fmt.Errorf("make task id: %w", err)
+	}
+	t := Task{ID: id, ProductID: productID, ImageID: imageID, SourceURL: sourceURL, RequestedAt: requestedAt.UTC()}
+	return t.Message(ctx, tm.topic)
+}
+
+// TaskHandler handles the messages of the image task topic with a
+// Processor: it is the consumer's handler of that topic, whose retry loop
+// it drives with the attempt numbers Process counts.
+type TaskHandler struct{ p *Processor }
+
+// NewTaskHandler returns a TaskHandler that runs tasks with p.
+func NewTaskHandler(p *Processor) *TaskHandler { return &TaskHandler{p: p} }
+
+// Handle reads the task in msg and runs one attempt at it; see
+// Processor.Process. A message that holds no task is an error wrapping
+// message.ErrMalformed.
+func (h *TaskHandler) Handle(ctx context.Context, msg message.Message) (attempt int, err error) {
+	t, err := DecodeTask(msg)
+	if err != nil {
+		return 0, err
+	}
+	return h.p.Process(ctx, t)
+}
+
+// GiveUp records that the task in msg failed for good after attempts, and
+// returns its failure code (see FailureCode).
+func (h *TaskHandler) GiveUp(ctx context.Context, msg message.Message, attempts int, cause error) (code string, err error) {
+	code = FailureCode(cause)
+	t, err := DecodeTask(msg)
+	if err != nil {
+		return code, err
+	}
+	return code, h.p.GiveUp(ctx, t, attempts, cause)
 }

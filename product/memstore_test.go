@@ -10,17 +10,21 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/pms-dev/pms/product"
+	"github.com/pms-dev/pms/product/message"
 )
 
 // memStore is a product.Store in memory, for testing the Service's rules
 // without a database. It keeps what the Store contract promises and no
 // more: copies in and out, Update's all-or-nothing change, Delete's
 // version check and idempotency replays. List knows only the created_at
-// order and the user filter, which is all the Service decides.
+// order and the user filter, which is all the Service decides. It keeps
+// the outbox messages each change hands it, as a real store writes them
+// with the change.
 type memStore struct {
 	mu       sync.Mutex
 	products map[uuid.UUID]product.Product // not deleted
 	claims   map[claim]claimed
+	outbox   []message.Message
 	calls    int              // calls of any method
 	creates  []createCall     // what Create was handed, in order
 	filters  []product.Filter // what List was handed, in order
@@ -51,7 +55,7 @@ func clone(p product.Product) product.Product {
 	return p
 }
 
-func (m *memStore) Create(_ context.Context, p product.Product, key product.IdempotencyKey) (product.Product, bool, error) {
+func (m *memStore) Create(_ context.Context, p product.Product, key product.IdempotencyKey, msgs []message.Message) (product.Product, bool, error) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	m.calls++
@@ -67,6 +71,7 @@ func (m *memStore) Create(_ context.Context, p product.Product, key product.Idem
 		m.claims[c] = claimed{key.RequestHash, clone(p)}
 	}
 	m.products[p.ID] = clone(p)
+	m.outbox = append(m.outbox, msgs...)
 	return clone(p), false, nil
 }
 
@@ -104,20 +109,33 @@ func byCreated(a, b product.Product) int {
 	return cmp.Or(a.CreatedAt.Compare(b.CreatedAt), slices.Compare(a.ID[:], b.ID[:]))
 }
 
-func (m *memStore) Update(_ context.Context, id uuid.UUID, change func(*product.Product) error) (product.Product, error) {
+func (m *memStore) Update(_ context.Context, id uuid.UUID, change func(*product.Product) ([]message.Message, error)) (product.Product, error) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	m.calls++
-	p, ok := m.products[id]
+	stored, ok := m.products[id]
 	if !ok {
 		return product.Product{}, product.ErrNotFound
 	}
-	p = clone(p)
-	if err := change(&p); err != nil {
+	p := clone(stored)
+	msgs, err := change(&p)
+	if err != nil {
 		return product.Product{}, err
 	}
-	m.products[id] = clone(p)
+	if p.Version != stored.Version {
+		m.products[id] = clone(p)
+		m.outbox = append(m.outbox, msgs...)
+	}
 	return p, nil
+}
+
+// written returns the messages the store wrote, and forgets them.
+func (m *memStore) written() []message.Message {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	out := m.outbox
+	m.outbox = nil
+	return out
 }
 
 func (m *memStore) Delete(_ context.Context, id uuid.UUID, version int) error {

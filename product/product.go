@@ -1,5 +1,6 @@
 // Package product holds the product catalogue's rules: what a valid product
-// is, how it changes, and the storage it needs.
+// is, how it changes, the messages its changes produce, and the storage it
+// needs.
 package product
 
 import (

@@ -11,28 +11,31 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/pms-dev/pms/product/account"
+	"github.com/pms-dev/pms/product/message"
 )
 
 // Store keeps products. Methods return ErrNotFound for a missing product,
 // account.ErrUserNotFound for an owner who does not exist, and ErrUnavailable
 // when the storage cannot be reached.
 type Store interface {
-	// Create stores a new product with its images and returns it. With a
-	// non-zero key it also claims the key for the product's owner, in the
-	// same transaction, keeping the product as created. If the owner used
-	// the key before and it has not expired, Create stores nothing and
-	// returns that first product as it was created (even if it has changed
-	// or been deleted since) with replayed set, or ErrIdempotencyKey when
-	// the earlier request differed.
-	Create(ctx context.Context, p Product, key IdempotencyKey) (created Product, replayed bool, err error)
+	// Create stores a new product with its images and returns it, and
+	// writes msgs to the outbox, in one transaction. With a non-zero key it
+	// also claims the key for the product's owner, in the same transaction,
+	// keeping the product as created. If the owner used the key before and
+	// it has not expired, Create stores nothing and returns
+	// that first product as it was created (even if it has changed or been
+	// deleted since) with replayed set, or ErrIdempotencyKey when the
+	// earlier request differed.
+	Create(ctx context.Context, p Product, key IdempotencyKey, msgs []message.Message) (created Product, replayed bool, err error)
 	// Get returns a product that is not deleted.
 	Get(ctx context.Context, id uuid.UUID) (Product, error)
 	// List returns up to f.Limit+1 products matching f, in f's order after f.After.
 	List(ctx context.Context, f Filter) ([]Product, error)
-	// Update locks the product, calls change on it and stores the result if
-	// change returns nil, all in one transaction. Images with IDs the
-	// product did not have are new.
-	Update(ctx context.Context, id uuid.UUID, change func(*Product) error) (Product, error)
+	// Update locks the product, calls change on it and, if change returns
+	// nil and bumped the version, stores the result and writes the messages
+	// change returned to the outbox, all in one transaction. Images with IDs
+	// the product did not have are new.
+	Update(ctx context.Context, id uuid.UUID, change func(*Product) ([]message.Message, error)) (Product, error)
 	// Delete marks a product deleted. With version > 0 it deletes only that
 	// version and returns ErrVersionMismatch otherwise.
 	Delete(ctx context.Context, id uuid.UUID, version int) error
@@ -76,16 +79,19 @@ type Policy struct {
 
 // Service applies the product rules on top of a Store. Every method takes the
 // account.Caller it acts for: a product belongs to its owner, and only the
-// owner or an admin may change it.
+// owner or an admin may change it. A change that adds images asks for their
+// processing with messages it hands to the Store (see ImageTasks).
 type Service struct {
 	store  Store
+	tasks  ImageTasks
 	policy Policy
 	now    func() time.Time
 }
 
-// NewService returns a Service that keeps products in store.
-func NewService(store Store, policy Policy) *Service {
-	return &Service{store: store, policy: policy, now: time.Now}
+// NewService returns a Service that keeps products in store and asks for
+// new images to be processed with the messages tasks makes.
+func NewService(store Store, tasks ImageTasks, policy Policy) *Service {
+	return &Service{store: store, tasks: tasks, policy: policy, now: time.Now}
 }
 
 // canRead reports whether c may see p.
@@ -100,8 +106,9 @@ func canChange(c account.Caller, p Product) bool { return c.Admin || p.UserID ==
 func (s *Service) timestamp() time.Time { return s.now().UTC().Truncate(time.Microsecond) }
 
 // Create validates d and stores it as a new product whose images are
-// pending. The owner is the caller unless d names one: only an admin may
-// create for someone else (account.ErrForbidden), and the owner must exist
+// pending, with a task message for each image (see ImageTasks). The owner
+// is the caller unless d names one: only an admin may create for someone
+// else (account.ErrForbidden), and the owner must exist
 // (account.ErrUserNotFound). With an idempotency key the same request, until
 // the key expires, returns the first product as that create returned it,
 // with replayed set; a different request with the key returns
@@ -136,9 +143,13 @@ func (s *Service) Create(ctx context.Context, c account.Caller, d Draft, idempot
 	if idempotencyKey != "" {
 		key = IdempotencyKey{Key: idempotencyKey, RequestHash: d.hash()}
 	}
+	msgs, err := s.imageTasks(ctx, p, p.Images)
+	if err != nil {
+		return Product{}, false, err
+	}
 	// A replay needs no read check: the caller could make this very
 	// product, so they own it or are an admin.
-	return s.store.Create(ctx, p, key)
+	return s.store.Create(ctx, p, key, msgs)
 }
 
 // hash identifies the draft's content, for idempotency checks.
@@ -190,20 +201,22 @@ func (s *Service) List(ctx context.Context, c account.Caller, f Filter) (Page, e
 
 // Update applies the patch to the product. With ifMatch > 0 the product must
 // still be at that version, else ErrVersionMismatch. A change bumps the
-// version; a patch that changes nothing returns the product as it is.
+// version, and each image it adds (a new source URL) asks for processing;
+// a patch that changes nothing returns the product as it is.
 func (s *Service) Update(ctx context.Context, c account.Caller, id uuid.UUID, patch Patch, ifMatch int) (Product, error) {
-	return s.store.Update(ctx, id, func(p *Product) error {
+	return s.store.Update(ctx, id, func(p *Product) ([]message.Message, error) {
 		if !canChange(c, *p) {
-			return ErrNotFound // others' products are not revealed
+			return nil, ErrNotFound // others' products are not revealed
 		}
 		if ifMatch > 0 && p.Version != ifMatch {
-			return ErrVersionMismatch
+			return nil, ErrVersionMismatch
 		}
+		before := p.Images
 		if !patch.apply(p) {
-			return nil
+			return nil, nil
 		}
 		if err := (Draft{p.UserID, p.Name, p.Description, p.Price, p.SourceURLs()}).Validate(); err != nil {
-			return err
+			return nil, err
 		}
 		now := s.timestamp()
 		p.Version++
@@ -213,7 +226,7 @@ func (s *Service) Update(ctx context.Context, c account.Caller, id uuid.UUID, pa
 				p.Images[i].UpdatedAt = now
 			}
 		}
-		return nil
+		return s.imageTasks(ctx, *p, addedImages(before, p.Images))
 	})
 }
 

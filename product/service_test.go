@@ -29,7 +29,7 @@ func newFixture(policy product.Policy) fixture {
 		other: account.Caller{UserID: uuid.New(), KeyID: uuid.New()},
 		admin: account.Caller{UserID: uuid.New(), KeyID: uuid.New(), Admin: true},
 	}
-	f.svc = product.NewService(f.store, policy)
+	f.svc = product.NewService(f.store, fakeTasks{}, policy)
 	product.SetClock(f.svc, f.clock.Now)
 	return f
 }

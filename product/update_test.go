@@ -13,6 +13,7 @@ import (
 
 	"github.com/pms-dev/pms/product"
 	"github.com/pms-dev/pms/product/account"
+	"github.com/pms-dev/pms/product/message"
 )
 
 func ptr[T any](v T) *T { return &v }
@@ -101,10 +102,11 @@ func TestUpdateBumpsTheVersionOnlyForChanges(t *testing.T) {
 	f := newFixture(product.Policy{})
 	p := f.create(t)
 	a, b := p.Images[0].SourceURL, p.Images[1].SourceURL
-	p, err := f.store.Update(context.Background(), p.ID, func(p *product.Product) error {
-		p.Images[0].Status = product.ImageReady
+	p, err := f.store.Update(context.Background(), p.ID, func(p *product.Product) ([]message.Message, error) {
+		p.Images[0].Status = product.ImageReady // as the worker's result would
 		p.Images[0].Variants = []product.Variant{{Name: "main", URL: "https://cdn.example/a.jpg", Width: 640}}
-		return nil
+		p.Version++
+		return nil, nil
 	})
 	if err != nil {
 		t.Fatal(err)

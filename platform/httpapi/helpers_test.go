@@ -18,6 +18,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/rs/zerolog"
 
+	"github.com/pms-dev/pms/imaging"
 	"github.com/pms-dev/pms/platform/httpapi"
 	"github.com/pms-dev/pms/platform/postgres"
 	"github.com/pms-dev/pms/platform/postgres/postgrestest"
@@ -51,6 +52,9 @@ type api struct {
 	key    string // an admin's API key
 }
 
+// imageTasks makes the image task messages the services under test write.
+var imageTasks = imaging.NewTaskMessages("pms.image-tasks")
+
 // newAPI serves the API on the test binary's migrated database, with a
 // critical readiness check that pings it.
 func newAPI(t testing.TB) *api {
@@ -79,7 +83,7 @@ func newAPIKeeping(t testing.TB, db *postgres.DB, idem postgres.IdempotencyConfi
 	if err != nil {
 		t.Fatalf("NewProductStore: %v", err)
 	}
-	svc := product.NewService(store, policy)
+	svc := product.NewService(store, imageTasks, policy)
 	auth := account.NewService(postgres.NewAccountStore(db))
 	reg := prometheus.NewRegistry()
 	s, err := httpapi.New(cfg, httpapi.API{Products: svc, Auth: auth, Limiter: limiter}, reg, zerolog.Nop())

@@ -362,7 +362,7 @@ func TestStoreDataErrorIsA400(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	s, err := httpapi.New(testConfig(), httpapi.API{Products: product.NewService(store, product.Policy{}),
+	s, err := httpapi.New(testConfig(), httpapi.API{Products: product.NewService(store, imageTasks, product.Policy{}),
 		Auth: account.NewService(postgres.NewAccountStore(db))}, prometheus.NewRegistry(), zerolog.New(logs))
 	if err != nil {
 		t.Fatal(err)

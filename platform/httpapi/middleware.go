@@ -16,7 +16,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/rs/zerolog"
 
-	"github.com/pms-dev/pms/imaging"
+	"github.com/pms-dev/pms/product/correlation"
 )
 
 // HeaderRequestID carries the request/correlation id in requests and responses.
@@ -50,7 +50,8 @@ func newRequestID() string {
 }
 
 // withRequestID honours a valid incoming X-Request-ID or makes one, echoes it
-// back, and puts a logger carrying it into the request context.
+// back, and puts it into the request context as the correlation id (which
+// the messages the request causes carry), with a logger carrying it.
 func withRequestID(log zerolog.Logger) echo.MiddlewareFunc {
 	return func(next echo.HandlerFunc) echo.HandlerFunc {
 		return func(c echo.Context) error {
@@ -61,7 +62,7 @@ func withRequestID(log zerolog.Logger) echo.MiddlewareFunc {
 			c.Set(requestIDKey, id)
 			c.Response().Header().Set(HeaderRequestID, id)
 			l := log.With().Str("request_id", id).Str("method", c.Request().Method).Str("route", c.Path()).Logger()
-			ctx := imaging.WithRequestID(l.WithContext(c.Request().Context()), id)
+			ctx := correlation.WithID(l.WithContext(c.Request().Context()), id)
 			c.SetRequest(c.Request().WithContext(ctx))
 			return next(c)
 		}

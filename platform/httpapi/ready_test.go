@@ -62,7 +62,7 @@ func TestReadyFloodSparesTheAPI(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	svc := product.NewService(store, product.Policy{})
+	svc := product.NewService(store, imageTasks, product.Policy{})
 	auth := account.NewService(postgres.NewAccountStore(db))
 	public, err := httpapi.New(testConfig(), httpapi.API{Products: svc, Auth: auth}, reg, zerolog.Nop())
 	if err != nil {

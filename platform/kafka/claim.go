@@ -58,7 +58,7 @@ func (g *groupHandler) ConsumeClaim(sess sarama.ConsumerGroupSession, claim sara
 			go func() {
 				defer wg.Done()
 				defer g.release()
-				if g.c.handle(stop, work, msg) {
+				if g.c.dispatch(stop, work, msg) {
 					tr.finish(e)
 				}
 			}()

@@ -11,20 +11,19 @@ import (
 	"github.com/IBM/sarama"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/rs/zerolog"
-
-	"github.com/pms-dev/pms/imaging"
 )
 
-// Consumer is a member of the worker consumer group: it hands each task of
-// the task topic to an imaging.Handler and dead-letters what cannot be
-// processed. It is a prometheus.Collector of its task counters.
+// Consumer is a member of the worker consumer group: it dispatches each
+// message of its routes' topics to the retry loop around the route's
+// handler, and dead-letters what cannot be handled. It is a
+// prometheus.Collector of its task counters.
 type Consumer struct {
 	cfg     Config
-	h       imaging.Handler
+	routes  map[string]*retry // by topic
+	topics  []string          // in route order
 	log     zerolog.Logger
 	client  sarama.Client
 	group   sarama.ConsumerGroup
-	dlq     *Producer
 	sem     chan struct{} // one slot per task in flight, across all claims
 	metrics *metrics
 
@@ -33,20 +32,39 @@ type Consumer struct {
 	closeErr  error
 }
 
-// NewConsumer validates cfg and connects a consumer group member to the
-// brokers; it fails when none of them answers. Dead letters are written with
-// dlq, which the process may share with its outbox relay; Close leaves it
-// open. The member joins the group when Run is called.
+// NewConsumer validates cfg and routes and connects a consumer group member
+// to the brokers; it fails when none of them answers. Every route's handler
+// runs inside the same retry loop, and what it gives up is written to
+// Config.DeadLetterTopic with dlq, which the process may share with its
+// outbox relay; Close leaves it open. The member joins the group when Run
+// is called.
 //
 // Producing and consuming need separate clients: the idempotent producer
 // allows one request in flight per broker connection, which a fetch
 // long-poll would hold for up to MaxWaitTime.
-func NewConsumer(cfg Config, h imaging.Handler, dlq *Producer, log zerolog.Logger) (*Consumer, error) {
+func NewConsumer(cfg Config, routes []Route, dlq *Producer, log zerolog.Logger) (*Consumer, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	if h == nil || dlq == nil {
-		return nil, errors.New("kafka consumer: nil handler or dead-letter producer")
+	if err := validateRoutes(routes, cfg.DeadLetterTopic); err != nil {
+		return nil, err
+	}
+	if dlq == nil {
+		return nil, errors.New("kafka consumer: nil dead-letter producer")
+	}
+	c := &Consumer{
+		cfg:     cfg,
+		routes:  make(map[string]*retry, len(routes)),
+		log:     log,
+		sem:     make(chan struct{}, cfg.concurrency()),
+		metrics: newMetrics(),
+	}
+	dead := &deadLetters{topic: cfg.DeadLetterTopic, producer: dlq, backoff: cfg.RetryBackoff, maxBackoff: cfg.MaxRetryBackoff}
+	for _, r := range routes {
+		c.routes[r.Topic] = &retry{Route: r, backoff: cfg.RetryBackoff, maxBackoff: cfg.MaxRetryBackoff,
+			deadLetters: dead, metrics: c.metrics, log: log}
+		c.topics = append(c.topics, r.Topic)
+		c.metrics.route(r.Topic)
 	}
 	client, err := sarama.NewClient(cfg.Brokers, cfg.consumerConfig())
 	if err != nil {
@@ -57,19 +75,18 @@ func NewConsumer(cfg Config, h imaging.Handler, dlq *Producer, log zerolog.Logge
 		_ = client.Close()
 		return nil, fmt.Errorf("create kafka consumer group %s: %w", cfg.GroupID, err)
 	}
-	return &Consumer{
-		cfg:     cfg,
-		h:       h,
-		log:     log,
-		client:  client,
-		group:   group,
-		dlq:     dlq,
-		sem:     make(chan struct{}, cfg.concurrency()),
-		metrics: newMetrics(),
-	}, nil
+	c.client, c.group = client, group
+	return c, nil
 }
 
-// Run consumes tasks until ctx ends, then lets tasks in flight finish (see
+// dispatch hands msg to the retry loop of its topic's route and reports
+// whether its offset may be marked (see retry.handle). The group consumes
+// only routed topics.
+func (c *Consumer) dispatch(stop, work context.Context, msg *sarama.ConsumerMessage) bool {
+	return c.routes[msg.Topic].handle(stop, work, msg)
+}
+
+// Run consumes the routes' topics until ctx ends, then lets tasks in flight finish (see
 // the package comment), commits what is done, leaves the group and returns
 // nil. Errors from the brokers are logged and retried, not returned. Run
 // returns an error only when called a second time or after Close.
@@ -93,19 +110,18 @@ func (c *Consumer) Run(ctx context.Context) error {
 		<-errsDone
 	}()
 
-	c.log.Info().Str("topic", c.cfg.Topic).Str("group_id", c.cfg.GroupID).Int("concurrency", cap(c.sem)).Msg("kafka consumer started")
-	topics := []string{c.cfg.Topic}
+	c.log.Info().Strs("topics", c.topics).Str("group_id", c.cfg.GroupID).Int("concurrency", cap(c.sem)).Msg("kafka consumer started")
 	handler := &groupHandler{c: c}
 	wait := c.cfg.RetryBackoff
 	for {
 		// Consume returns at every rebalance; the loop rejoins.
-		err := c.group.Consume(ctx, topics, handler)
+		err := c.group.Consume(ctx, c.topics, handler)
 		switch {
 		case ctx.Err() != nil:
 			c.log.Info().Msg("kafka consumer stopped")
 			return nil
 		case errors.Is(err, sarama.ErrClosedConsumerGroup):
-			return fmt.Errorf("consume %s: %w", c.cfg.Topic, err)
+			return fmt.Errorf("consume %v: %w", c.topics, err)
 		case err == nil:
 			wait = c.cfg.RetryBackoff
 			continue
@@ -119,10 +135,10 @@ func (c *Consumer) Run(ctx context.Context) error {
 	}
 }
 
-// Check returns nil when a broker answers with metadata for the task and
-// dead-letter topics and the group has a coordinator.
+// Check returns nil when a broker answers with metadata for the routes'
+// topics and the dead-letter topic and the group has a coordinator.
 func (c *Consumer) Check(ctx context.Context) error {
-	if err := checkTopics(ctx, c.client, c.cfg.Topic, c.cfg.DeadLetterTopic); err != nil {
+	if err := checkTopics(ctx, c.client, append([]string{c.cfg.DeadLetterTopic}, c.topics...)...); err != nil {
 		return err
 	}
 	done := make(chan error, 1)

@@ -2,8 +2,11 @@ package kafka_test
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
+	"fmt"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -13,9 +16,10 @@ import (
 	"github.com/google/uuid"
 	"github.com/rs/zerolog"
 
-	"github.com/pms-dev/pms/imaging"
 	"github.com/pms-dev/pms/platform/kafka"
 	"github.com/pms-dev/pms/platform/kafka/kafkatest"
+	"github.com/pms-dev/pms/product/correlation"
+	"github.com/pms-dev/pms/product/message"
 )
 
 func TestConsumerDeliversTasksWithRequestID(t *testing.T) {
@@ -25,50 +29,54 @@ func TestConsumerDeliversTasksWithRequestID(t *testing.T) {
 	logs := &logBuffer{}
 	var got received
 	var mu sync.Mutex
-	ctxRequestIDs := map[uuid.UUID]string{}
-	h := &fakeHandler{process: func(ctx context.Context, task imaging.Task, attempt int) error {
+	ctxRequestIDs := map[string]string{}
+	h := &fakeHandler{handle: func(ctx context.Context, msg message.Message, attempt int) error {
 		mu.Lock()
-		ctxRequestIDs[task.ID] = imaging.RequestID(ctx)
+		ctxRequestIDs[idOf(msg)] = correlation.ID(ctx)
 		mu.Unlock()
 		zerolog.Ctx(ctx).Info().Msg("handler ran")
-		got.add(task)
+		got.add(msg)
 		return nil
 	}}
 	start(t, cfg, h, testLogger(t, logs))
 
-	want := map[uuid.UUID]imaging.Task{}
-	var tasks []imaging.Task
+	want := map[string]message.Message{}
+	var msgs []message.Message
 	for i := range 3 {
-		task := newTask(uuid.New(), "req-"+strconv.Itoa(i))
-		tasks = append(tasks, task)
-		want[task.ID] = task
+		m := newMessage(cfg.Topic, uuid.NewString(), "req-"+strconv.Itoa(i))
+		msgs = append(msgs, m)
+		want[idOf(m)] = m
 	}
-	enqueue(t, cfg, tasks...)
-	waitFor(t, 10*time.Second, "3 tasks handled", func() bool { return got.len() >= 3 })
+	publish(t, cfg, msgs...)
+	waitFor(t, 10*time.Second, "3 messages handled", func() bool { return got.len() >= 3 })
 	waitCommitted(t, kc, cfg.GroupID, cfg.Topic, 5*time.Second)
 
 	got.mu.Lock()
 	defer got.mu.Unlock()
-	if len(got.tasks) != 3 {
-		t.Fatalf("handler got %d tasks, want 3", len(got.tasks))
+	if len(got.msgs) != 3 {
+		t.Fatalf("handler got %d messages, want 3", len(got.msgs))
 	}
-	for _, task := range got.tasks {
-		if diff := cmp.Diff(want[task.ID], task); diff != "" {
-			t.Errorf("handler got task (-sent +got):\n%s", diff)
+	for _, m := range got.msgs {
+		if diff := cmp.Diff(want[idOf(m)], m); diff != "" {
+			t.Errorf("handler got message (-sent +got):\n%s", diff)
 		}
-		if rid := ctxRequestIDs[task.ID]; rid != want[task.ID].RequestID {
-			t.Errorf("imaging.RequestID(ctx) = %q for task %s, want %q", rid, task.ID, want[task.ID].RequestID)
+		if rid := ctxRequestIDs[idOf(m)]; rid != want[idOf(m)].Headers[correlation.Header] {
+			t.Errorf("correlation.ID(ctx) = %q for message %s, want %q", rid, idOf(m), want[idOf(m)].Headers[correlation.Header])
 		}
 	}
 	lines := logs.lines(t, "handler ran")
 	if len(lines) != 3 {
 		t.Fatalf("got %d handler log lines, want 3", len(lines))
 	}
+	byKey := map[string]message.Message{}
+	for _, m := range want {
+		byKey[m.Key] = m
+	}
 	for _, l := range lines {
-		id, _ := uuid.Parse(l["task_id"].(string))
-		task := want[id]
-		if l["request_id"] != task.RequestID || l["product_id"] != task.ProductID.String() || l["topic"] != cfg.Topic {
-			t.Errorf("handler log line %v lacks the task's request_id, product_id or topic", l)
+		key, _ := l["product_id"].(string) // the route's KeyName
+		m, ok := byKey[key]
+		if !ok || l["request_id"] != m.Headers[correlation.Header] || l["topic"] != cfg.Topic || l[headerID] != idOf(m) {
+			t.Errorf("handler log line %v lacks the message's request_id, key as product_id, %s header or topic", l, headerID)
 		}
 		if _, ok := l["partition"]; !ok {
 			t.Errorf("handler log line %v has no partition", l)
@@ -87,25 +95,25 @@ func TestConsumerRetriesThenSucceeds(t *testing.T) {
 	var attempts []int
 	var gaveUp atomic.Int32
 	h := &fakeHandler{
-		process: func(_ context.Context, _ imaging.Task, attempt int) error {
+		handle: func(_ context.Context, _ message.Message, attempt int) error {
 			mu.Lock()
 			attempts = append(attempts, attempt)
 			mu.Unlock()
 			if attempt < 3 {
-				return imaging.Transient("source_unavailable", errors.New("503 from source"))
+				return errors.New("503 from source")
 			}
 			return nil
 		},
-		giveUp: func(context.Context, imaging.Task, int, error) error { gaveUp.Add(1); return nil },
+		giveUp: func(context.Context, message.Message, int, error) (string, error) { gaveUp.Add(1); return "", nil },
 	}
 	start(t, cfg, h, testLogger(t, nil))
-	enqueue(t, cfg, newTask(uuid.New(), "req"))
+	publish(t, cfg, newMessage(cfg.Topic, uuid.NewString(), "req"))
 	waitCommitted(t, kc, cfg.GroupID, cfg.Topic, 10*time.Second)
 
 	mu.Lock()
 	defer mu.Unlock()
 	if diff := cmp.Diff([]int{1, 2, 3}, attempts); diff != "" {
-		t.Errorf("Process attempts (-want +got):\n%s", diff)
+		t.Errorf("Handle attempts (-want +got):\n%s", diff)
 	}
 	if n := gaveUp.Load(); n != 0 {
 		t.Errorf("GiveUp called %d times, want 0", n)
@@ -120,36 +128,37 @@ func TestConsumerGivesUpAndDeadLetters(t *testing.T) {
 	tests := []struct {
 		name         string
 		err          error
+		code         string // GiveUp's
 		wantCode     string
 		wantAttempts int
 	}{
-		{"transient failure", imaging.Transient("source_unavailable", errors.New("503 from source")), "source_unavailable", 3},
-		{"uncoded error", errors.New("connection reset"), imaging.CodeInternal, 3},
-		{"permanent failure", imaging.Permanent("not_an_image", errors.New("text/html")), "not_an_image", 1},
+		{"transient failure", errors.New("source_unavailable: 503 from source"), "source_unavailable", "source_unavailable", 3},
+		{"uncoded error", errors.New("connection reset"), "", kafka.CodeInternal, 3},
+		{"permanent failure", fmt.Errorf("not_an_image: text/html: %w", message.ErrPermanent), "not_an_image", "not_an_image", 1},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
 			kc := kafkatest.New(t)
 			cfg := kc.Config()
-			var processCalls, giveUps atomic.Int32
+			var handleCalls, giveUps atomic.Int32
 			var gotAttempts atomic.Int32
 			var gotCause error
 			var mu sync.Mutex
 			h := &fakeHandler{
-				process: func(context.Context, imaging.Task, int) error { processCalls.Add(1); return tt.err },
-				giveUp: func(_ context.Context, _ imaging.Task, attempts int, cause error) error {
+				handle: func(context.Context, message.Message, int) error { handleCalls.Add(1); return tt.err },
+				giveUp: func(_ context.Context, _ message.Message, attempts int, cause error) (string, error) {
 					giveUps.Add(1)
 					gotAttempts.Store(int32(attempts))
 					mu.Lock()
 					gotCause = cause
 					mu.Unlock()
-					return nil
+					return tt.code, nil
 				},
 			}
 			r := start(t, cfg, h, testLogger(t, nil))
-			task := newTask(uuid.New(), "req-dlq")
-			enqueue(t, cfg, task)
+			sent := newMessage(cfg.Topic, uuid.NewString(), "req-dlq")
+			publish(t, cfg, sent)
 
 			dlq := kc.WaitMessages(t, cfg.DeadLetterTopic, 1, 10*time.Second)
 			waitCommitted(t, kc, cfg.GroupID, cfg.Topic, 5*time.Second)
@@ -159,8 +168,8 @@ func TestConsumerGivesUpAndDeadLetters(t *testing.T) {
 			if n := gotAttempts.Load(); int(n) != tt.wantAttempts {
 				t.Errorf("GiveUp attempts = %d, want %d", n, tt.wantAttempts)
 			}
-			if n := processCalls.Load(); int(n) != tt.wantAttempts {
-				t.Errorf("Process called %d times, want %d", n, tt.wantAttempts)
+			if n := handleCalls.Load(); int(n) != tt.wantAttempts {
+				t.Errorf("Handle called %d times, want %d", n, tt.wantAttempts)
 			}
 			mu.Lock()
 			if !errors.Is(gotCause, tt.err) {
@@ -173,12 +182,12 @@ func TestConsumerGivesUpAndDeadLetters(t *testing.T) {
 				t.Fatalf("got %d dead-lettered and %d original messages, want 1 and 1", len(dlq), len(orig))
 			}
 			d, o := dlq[0], orig[0]
-			if string(d.Key) != task.ProductID.String() || string(d.Value) != string(o.Value) {
-				t.Errorf("dead-lettered key, value = %q, %q; want %q, %q", d.Key, d.Value, task.ProductID, o.Value)
+			if string(d.Key) != sent.Key || string(d.Value) != string(o.Value) {
+				t.Errorf("dead-lettered key, value = %q, %q; want %q, %q", d.Key, d.Value, sent.Key, o.Value)
 			}
 			want := map[string]string{
-				kafka.HeaderRequestID:         "req-dlq",
-				kafka.HeaderTaskID:            task.ID.String(),
+				correlation.Header:            "req-dlq",
+				headerID:                      idOf(sent),
 				kafka.HeaderErrorCode:         tt.wantCode,
 				kafka.HeaderErrorMessage:      tt.err.Error(),
 				kafka.HeaderAttempts:          strconv.Itoa(tt.wantAttempts),
@@ -189,10 +198,10 @@ func TestConsumerGivesUpAndDeadLetters(t *testing.T) {
 			if diff := cmp.Diff(want, d.Headers); diff != "" {
 				t.Errorf("dead-letter headers (-want +got):\n%s", diff)
 			}
-			if got := metric(t, r.c, "pms_kafka_tasks_total", "dead_lettered"); got != 1 {
+			if got := metric(t, r.c, "pms_kafka_tasks_total", outcome(cfg, "dead_lettered")); got != 1 {
 				t.Errorf("pms_kafka_tasks_total{outcome=dead_lettered} = %v, want 1", got)
 			}
-			if got := metric(t, r.c, "pms_kafka_task_retries_total", ""); int(got) != tt.wantAttempts-1 {
+			if got := metric(t, r.c, "pms_kafka_task_retries_total", map[string]string{"topic": cfg.Topic}); int(got) != tt.wantAttempts-1 {
 				t.Errorf("pms_kafka_task_retries_total = %v, want %d", got, tt.wantAttempts-1)
 			}
 		})
@@ -201,15 +210,15 @@ func TestConsumerGivesUpAndDeadLetters(t *testing.T) {
 
 // TestConsumerCountsAttemptsAcrossDeliveries: the consumer numbers attempts
 // by the handler's durable count, so attempts made by earlier deliveries
-// (whose workers died) count against the task; attempts the handler could
-// not count are counted by the consumer.
+// (whose workers died) count against the message; attempts the handler
+// could not count are counted by the consumer.
 func TestConsumerCountsAttemptsAcrossDeliveries(t *testing.T) {
 	t.Parallel()
 	tests := []struct {
 		name      string
 		before    int  // attempts counted by earlier deliveries
 		uncounted bool // the handler reports 0: its store is down
-		wantCalls int  // Process calls in this delivery
+		wantCalls int  // Handle calls in this delivery
 	}{
 		{"two attempts made before", 2, false, 1},
 		{"one attempt made before", 1, false, 2},
@@ -221,34 +230,126 @@ func TestConsumerCountsAttemptsAcrossDeliveries(t *testing.T) {
 			t.Parallel()
 			kc := kafkatest.New(t)
 			cfg := kc.Config()
-			task := newTask(uuid.New(), "req-count")
+			sent := newMessage(cfg.Topic, uuid.NewString(), "req-count")
 			var calls, gotAttempts atomic.Int32
 			h := &fakeHandler{
 				uncounted: tt.uncounted,
-				counted:   map[uuid.UUID]int{task.ID: tt.before},
-				process: func(context.Context, imaging.Task, int) error {
+				counted:   map[string]int{idOf(sent): tt.before},
+				handle: func(context.Context, message.Message, int) error {
 					calls.Add(1)
-					return imaging.Transient("source_unavailable", errors.New("503 from source"))
+					return errors.New("503 from source")
 				},
-				giveUp: func(_ context.Context, _ imaging.Task, attempts int, _ error) error {
+				giveUp: func(_ context.Context, _ message.Message, attempts int, _ error) (string, error) {
 					gotAttempts.Store(int32(attempts))
-					return nil
+					return "source_unavailable", nil
 				},
 			}
 			start(t, cfg, h, testLogger(t, nil))
-			enqueue(t, cfg, task)
+			publish(t, cfg, sent)
 			dlq := kc.WaitMessages(t, cfg.DeadLetterTopic, 1, 10*time.Second)
 			waitCommitted(t, kc, cfg.GroupID, cfg.Topic, 5*time.Second)
 			if n := calls.Load(); int(n) != tt.wantCalls {
-				t.Errorf("Process called %d times, want %d", n, tt.wantCalls)
+				t.Errorf("Handle called %d times, want %d", n, tt.wantCalls)
 			}
-			if n := gotAttempts.Load(); n != imaging.MaxAttempts {
-				t.Errorf("GiveUp attempts = %d, want %d", n, imaging.MaxAttempts)
+			if n := gotAttempts.Load(); n != maxAttempts {
+				t.Errorf("GiveUp attempts = %d, want %d", n, maxAttempts)
 			}
-			if got := dlq[0].Headers[kafka.HeaderAttempts]; got != strconv.Itoa(imaging.MaxAttempts) {
-				t.Errorf("dead letter attempts header = %q, want %d", got, imaging.MaxAttempts)
+			if got := dlq[0].Headers[kafka.HeaderAttempts]; got != strconv.Itoa(maxAttempts) {
+				t.Errorf("dead letter attempts header = %q, want %d", got, maxAttempts)
 			}
 		})
+	}
+}
+
+// TestConsumerRoutesTopicsToTheirHandlers: each topic's messages reach its
+// own handler only, and the one retry and dead-letter loop wraps both
+// handlers, each with its route's attempts.
+func TestConsumerRoutesTopicsToTheirHandlers(t *testing.T) {
+	t.Parallel()
+	kc := kafkatest.New(t)
+	cfg := kc.Config()
+	const events = "pms.test-events"
+	kc.CreateTopic(t, events, 2)
+
+	var tasksGot, eventsGot received
+	tasks := &fakeHandler{
+		handle: func(_ context.Context, m message.Message, attempt int) error {
+			tasksGot.add(m)
+			if string(m.Payload) == `"poison"` {
+				return errors.New("always fails")
+			}
+			if attempt < 2 {
+				return errors.New("fails once")
+			}
+			return nil
+		},
+		giveUp: func(context.Context, message.Message, int, error) (string, error) { return "task_failed", nil },
+	}
+	eventHandler := &fakeHandler{
+		uncounted: true, // like most handlers: the loop counts
+		handle: func(_ context.Context, m message.Message, _ int) error {
+			eventsGot.add(m)
+			if string(m.Payload) == `"poison"` {
+				return errors.New("always fails")
+			}
+			return nil
+		},
+		giveUp: func(context.Context, message.Message, int, error) (string, error) { return "event_failed", nil },
+	}
+	r := startRoutes(t, cfg, []kafka.Route{
+		taskRoute(cfg, tasks),
+		{Topic: events, Handler: eventHandler, MaxAttempts: 2},
+	}, testLogger(t, nil))
+
+	task, event := newMessage(cfg.Topic, "p1", "r-task"), newMessage(events, "p1", "r-event")
+	poisonTask, poisonEvent := newMessage(cfg.Topic, "p2", "r-pt"), newMessage(events, "p2", "r-pe")
+	poisonTask.Payload, poisonEvent.Payload = []byte(`"poison"`), []byte(`"poison"`)
+	publish(t, cfg, task, event, poisonTask, poisonEvent)
+
+	dls := kc.WaitMessages(t, cfg.DeadLetterTopic, 2, 20*time.Second)
+	waitCommitted(t, kc, cfg.GroupID, cfg.Topic, 10*time.Second)
+	waitCommitted(t, kc, cfg.GroupID, events, 10*time.Second)
+	for _, tt := range []struct {
+		what  string
+		got   *received
+		own   []message.Message
+		other []message.Message
+		calls []int // per own message
+	}{
+		{"task handler", &tasksGot, []message.Message{task, poisonTask}, []message.Message{event, poisonEvent}, []int{2, maxAttempts}},
+		{"event handler", &eventsGot, []message.Message{event, poisonEvent}, []message.Message{task, poisonTask}, []int{1, 2}},
+	} {
+		for i, m := range tt.own {
+			if n := tt.got.count(idOf(m)); n != tt.calls[i] {
+				t.Errorf("%s handled its message %s %d times, want %d", tt.what, m.Payload, n, tt.calls[i])
+			}
+		}
+		for _, m := range tt.other {
+			if n := tt.got.count(idOf(m)); n != 0 {
+				t.Errorf("%s got a message of the other topic %d times", tt.what, n)
+			}
+		}
+	}
+	want := map[string][3]string{ // by id: original topic, code, attempts
+		idOf(poisonTask):  {cfg.Topic, "task_failed", strconv.Itoa(maxAttempts)},
+		idOf(poisonEvent): {events, "event_failed", "2"},
+	}
+	for _, d := range dls {
+		w, ok := want[d.Headers[headerID]]
+		got := [3]string{d.Headers[kafka.HeaderOriginalTopic], d.Headers[kafka.HeaderErrorCode], d.Headers[kafka.HeaderAttempts]}
+		if !ok || got != w {
+			t.Errorf("dead letter %v: original topic, code, attempts %v; want one of %v", d.Headers, got, want)
+		}
+		delete(want, d.Headers[headerID])
+	}
+	for _, topic := range []string{cfg.Topic, events} {
+		labels := map[string]string{"topic": topic}
+		for o, n := range map[string]float64{"processed": 1, "dead_lettered": 1} {
+			labels["outcome"] = o
+			if got := metric(t, r.c, "pms_kafka_tasks_total", labels); got != n {
+				t.Errorf("pms_kafka_tasks_total%v = %v, want %v", labels, got, n)
+			}
+		}
 	}
 }
 
@@ -257,21 +358,21 @@ func TestConsumerCommitsInOrderWithConcurrency(t *testing.T) {
 	kc := kafkatest.New(t)
 	cfg := kc.Config()
 	cfg.Concurrency = 2
-	product := uuid.New() // one key: one partition
-	slow1, fast, slow3 := newTask(product, "r1"), newTask(product, "r2"), newTask(product, "r3")
+	key := uuid.NewString() // one key: one partition
+	slow1, fast, slow3 := newMessage(cfg.Topic, key, "r1"), newMessage(cfg.Topic, key, "r2"), newMessage(cfg.Topic, key, "r3")
 	release := make(chan struct{})
 	var inFlight, maxInFlight atomic.Int32
 	var fastDone, slow3Started atomic.Bool
-	h := &fakeHandler{process: func(ctx context.Context, task imaging.Task, _ int) error {
+	h := &fakeHandler{handle: func(ctx context.Context, m message.Message, _ int) error {
 		n := inFlight.Add(1)
 		defer inFlight.Add(-1)
 		for m := maxInFlight.Load(); n > m && !maxInFlight.CompareAndSwap(m, n); m = maxInFlight.Load() {
 		}
-		switch task.ID {
-		case fast.ID:
+		switch idOf(m) {
+		case idOf(fast):
 			defer fastDone.Store(true)
 			return nil
-		case slow3.ID:
+		case idOf(slow3):
 			slow3Started.Store(true)
 		}
 		select {
@@ -282,23 +383,23 @@ func TestConsumerCommitsInOrderWithConcurrency(t *testing.T) {
 		}
 	}}
 	start(t, cfg, h, testLogger(t, nil))
-	enqueue(t, cfg, slow1, fast, slow3)
+	publish(t, cfg, slow1, fast, slow3)
 	msgs := kc.Messages(t, cfg.Topic)
 	if len(msgs) != 3 || msgs[0].Partition != msgs[2].Partition {
-		t.Fatalf("tasks landed as %+v, want 3 in one partition", msgs)
+		t.Fatalf("messages landed as %+v, want 3 in one partition", msgs)
 	}
 	part, first, last := msgs[0].Partition, msgs[0].Offset, msgs[2].Offset
 
-	waitFor(t, 10*time.Second, "fast task done and third task started", func() bool { return fastDone.Load() && slow3Started.Load() })
+	waitFor(t, 10*time.Second, "fast message done and third message started", func() bool { return fastDone.Load() && slow3Started.Load() })
 	time.Sleep(10 * cfg.CommitInterval) // room for a wrong commit to happen
 	if got, ok := kc.Committed(cfg.GroupID, cfg.Topic)[part]; ok && got > first {
-		t.Fatalf("committed offset %d while the task at offset %d is unfinished, want at most %d", got, first, first)
+		t.Fatalf("committed offset %d while the message at offset %d is unfinished, want at most %d", got, first, first)
 	}
 	if n := maxInFlight.Load(); n != 2 {
-		t.Errorf("max tasks in flight = %d, want 2 (Concurrency)", n)
+		t.Errorf("max messages in flight = %d, want 2 (Concurrency)", n)
 	}
 	close(release)
-	waitFor(t, 10*time.Second, "offsets committed after the slow tasks", func() bool {
+	waitFor(t, 10*time.Second, "offsets committed after the slow messages", func() bool {
 		return kc.Committed(cfg.GroupID, cfg.Topic)[part] == last+1
 	})
 }
@@ -310,16 +411,16 @@ func TestConsumerShutdownMidTask(t *testing.T) {
 		kc := kafkatest.New(t)
 		cfg := kc.Config()
 		cfg.ShutdownGrace = 200 * time.Millisecond
-		task := newTask(uuid.New(), "r")
+		sent := newMessage(cfg.Topic, uuid.NewString(), "r")
 		started := make(chan struct{})
 		var sawCancel atomic.Bool
-		first := start(t, cfg, &fakeHandler{process: func(ctx context.Context, _ imaging.Task, _ int) error {
+		first := start(t, cfg, &fakeHandler{handle: func(ctx context.Context, _ message.Message, _ int) error {
 			close(started)
 			<-ctx.Done() // a task that runs past the grace
 			sawCancel.Store(true)
 			return ctx.Err()
 		}}, testLogger(t, nil))
-		enqueue(t, cfg, task)
+		publish(t, cfg, sent)
 		select {
 		case <-started:
 		case <-time.After(10 * time.Second):
@@ -334,11 +435,11 @@ func TestConsumerShutdownMidTask(t *testing.T) {
 		}
 
 		var again received
-		start(t, cfg, &fakeHandler{process: func(_ context.Context, tk imaging.Task, _ int) error {
-			again.add(tk)
+		start(t, cfg, &fakeHandler{handle: func(_ context.Context, m message.Message, _ int) error {
+			again.add(m)
 			return nil
 		}}, testLogger(t, nil))
-		waitFor(t, 10*time.Second, "task redelivered to the next run", func() bool { return again.count(task.ID) == 1 })
+		waitFor(t, 10*time.Second, "task redelivered to the next run", func() bool { return again.count(idOf(sent)) == 1 })
 		waitCommitted(t, kc, cfg.GroupID, cfg.Topic, 5*time.Second)
 	})
 	t.Run("task finishing within the grace is committed", func(t *testing.T) {
@@ -346,14 +447,14 @@ func TestConsumerShutdownMidTask(t *testing.T) {
 		kc := kafkatest.New(t)
 		cfg := kc.Config()
 		cfg.ShutdownGrace = 5 * time.Second
-		task := newTask(uuid.New(), "r")
+		sent := newMessage(cfg.Topic, uuid.NewString(), "r")
 		started := make(chan struct{})
-		first := start(t, cfg, &fakeHandler{process: func(context.Context, imaging.Task, int) error {
+		first := start(t, cfg, &fakeHandler{handle: func(context.Context, message.Message, int) error {
 			close(started)
 			time.Sleep(300 * time.Millisecond)
 			return nil
 		}}, testLogger(t, nil))
-		enqueue(t, cfg, task)
+		publish(t, cfg, sent)
 		select {
 		case <-started:
 		case <-time.After(10 * time.Second):
@@ -363,14 +464,14 @@ func TestConsumerShutdownMidTask(t *testing.T) {
 		waitCommitted(t, kc, cfg.GroupID, cfg.Topic, time.Second)
 
 		var again received
-		start(t, cfg, &fakeHandler{process: func(_ context.Context, tk imaging.Task, _ int) error {
-			again.add(tk)
+		start(t, cfg, &fakeHandler{handle: func(_ context.Context, m message.Message, _ int) error {
+			again.add(m)
 			return nil
 		}}, testLogger(t, nil))
-		sentinel := newTask(task.ProductID, "s")
-		enqueue(t, cfg, sentinel)
-		waitFor(t, 10*time.Second, "sentinel task handled", func() bool { return again.count(sentinel.ID) == 1 })
-		if n := again.count(task.ID); n != 0 {
+		sentinel := newMessage(cfg.Topic, sent.Key, "s")
+		publish(t, cfg, sentinel)
+		waitFor(t, 10*time.Second, "sentinel message handled", func() bool { return again.count(idOf(sentinel)) == 1 })
+		if n := again.count(idOf(sent)); n != 0 {
 			t.Errorf("finished task delivered %d more times, want 0", n)
 		}
 	})
@@ -380,22 +481,35 @@ func TestConsumerNewGroupStartsAtOldest(t *testing.T) {
 	t.Parallel()
 	kc := kafkatest.New(t)
 	cfg := kc.Config()
-	var tasks []imaging.Task
+	var msgs []message.Message
 	for range 5 {
-		tasks = append(tasks, newTask(uuid.New(), ""))
+		msgs = append(msgs, newMessage(cfg.Topic, uuid.NewString(), ""))
 	}
-	enqueue(t, cfg, tasks...) // a backlog before the group exists
+	publish(t, cfg, msgs...) // a backlog before the group exists
 
 	var got received
-	start(t, cfg, &fakeHandler{process: func(_ context.Context, tk imaging.Task, _ int) error {
-		got.add(tk)
+	start(t, cfg, &fakeHandler{handle: func(_ context.Context, m message.Message, _ int) error {
+		got.add(m)
 		return nil
 	}}, testLogger(t, nil))
 	waitFor(t, 10*time.Second, "backlog consumed", func() bool { return got.len() >= 5 })
-	for _, tk := range tasks {
-		if n := got.count(tk.ID); n != 1 {
-			t.Errorf("backlog task %s handled %d times, want 1", tk.ID, n)
+	for _, m := range msgs {
+		if n := got.count(idOf(m)); n != 1 {
+			t.Errorf("backlog message %s handled %d times, want 1", idOf(m), n)
 		}
+	}
+}
+
+// readable is a handle func that reads the JSON id the test put in each
+// payload, and calls a message without one malformed.
+func readable(got *received) func(context.Context, message.Message, int) error {
+	return func(_ context.Context, m message.Message, _ int) error {
+		var body struct{ ID string }
+		if err := json.Unmarshal(m.Payload, &body); err != nil || body.ID == "" {
+			return fmt.Errorf("read test message: %w", message.ErrMalformed)
+		}
+		got.add(m)
+		return nil
 	}
 }
 
@@ -404,22 +518,26 @@ func TestConsumerDeadLettersBadMessages(t *testing.T) {
 	kc := kafkatest.New(t)
 	cfg := kc.Config()
 	kc.Produce(t, cfg.Topic, []byte("k1"), []byte("not json"), map[string]string{"request_id": "r-poison"})
-	kc.Produce(t, cfg.Topic, []byte("k2"), []byte("{}"), nil) // JSON, but no product
+	kc.Produce(t, cfg.Topic, []byte("k2"), []byte("{}"), nil) // JSON, but no id
 	poison := kc.Messages(t, cfg.Topic)
 
 	var got received
-	r := start(t, cfg, &fakeHandler{process: func(_ context.Context, tk imaging.Task, _ int) error {
-		got.add(tk)
-		return nil
-	}}, testLogger(t, nil))
-	good := newTask(uuid.New(), "r-good")
-	enqueue(t, cfg, good)
+	var giveUps atomic.Int32
+	r := start(t, cfg, &fakeHandler{
+		handle: readable(&got),
+		giveUp: func(context.Context, message.Message, int, error) (string, error) { giveUps.Add(1); return "", nil },
+	}, testLogger(t, nil))
+	good := newMessage(cfg.Topic, uuid.NewString(), "r-good")
+	publish(t, cfg, good)
 
-	waitFor(t, 10*time.Second, "good task handled", func() bool { return got.count(good.ID) == 1 })
+	waitFor(t, 10*time.Second, "good message handled", func() bool { return got.count(idOf(good)) == 1 })
 	dlq := kc.WaitMessages(t, cfg.DeadLetterTopic, 2, 10*time.Second)
 	waitCommitted(t, kc, cfg.GroupID, cfg.Topic, 5*time.Second)
 	if n := got.len(); n != 1 {
-		t.Errorf("handler got %d tasks, want only the good one", n)
+		t.Errorf("handler read %d messages, want only the good one", n)
+	}
+	if n := giveUps.Load(); n != 0 {
+		t.Errorf("GiveUp called %d times for messages that cannot be read, want 0", n)
 	}
 	byValue := map[string]kafkatest.Message{}
 	for _, m := range dlq {
@@ -439,7 +557,7 @@ func TestConsumerDeadLettersBadMessages(t *testing.T) {
 				p.Value, d.Key, h, p.Key, p.Partition, p.Offset)
 		}
 	}
-	if n := metric(t, r.c, "pms_kafka_tasks_total", "bad_message"); n != 2 {
+	if n := metric(t, r.c, "pms_kafka_tasks_total", outcome(cfg, "bad_message")); n != 2 {
 		t.Errorf("pms_kafka_tasks_total{outcome=bad_message} = %v, want 2", n)
 	}
 	if h := byValue["not json"].Headers; h["request_id"] != "r-poison" || h[kafka.HeaderErrorMessage] == "" {
@@ -454,10 +572,10 @@ func TestConsumerKeepsMessageUntilDeadLetterWritten(t *testing.T) {
 	cfg.DeadLetterTopic = "pms.image-tasks.dlq-missing" // not created yet
 	var giveUps atomic.Int32
 	start(t, cfg, &fakeHandler{
-		process: func(context.Context, imaging.Task, int) error { return errors.New("boom") },
-		giveUp:  func(context.Context, imaging.Task, int, error) error { giveUps.Add(1); return nil },
+		handle: func(context.Context, message.Message, int) error { return errors.New("boom") },
+		giveUp: func(context.Context, message.Message, int, error) (string, error) { giveUps.Add(1); return "", nil },
 	}, testLogger(t, nil))
-	enqueue(t, cfg, newTask(uuid.New(), "r"))
+	publish(t, cfg, newMessage(cfg.Topic, uuid.NewString(), "r"))
 	waitFor(t, 10*time.Second, "task given up", func() bool { return giveUps.Load() == 1 })
 	time.Sleep(20 * cfg.CommitInterval)
 	if got := kc.Committed(cfg.GroupID, cfg.Topic); len(got) != 0 {
@@ -482,29 +600,29 @@ func TestConsumer200TasksQuickly(t *testing.T) {
 	// Sarama's default fetch wait: committing per message would wait this
 	// long for each of the 200 commits.
 	cfg.MaxWaitTime = 500 * time.Millisecond
-	tasks := make([]imaging.Task, 200)
-	for i := range tasks {
-		tasks[i] = newTask(uuid.New(), "")
+	msgs := make([]message.Message, 200)
+	for i := range msgs {
+		msgs[i] = newMessage(cfg.Topic, uuid.NewString(), "")
 	}
-	enqueue(t, cfg, tasks...)
+	publish(t, cfg, msgs...)
 
 	var n atomic.Int32
 	begin := time.Now()
-	r := start(t, cfg, &fakeHandler{process: func(context.Context, imaging.Task, int) error {
+	r := start(t, cfg, &fakeHandler{handle: func(context.Context, message.Message, int) error {
 		n.Add(1)
 		return nil
 	}}, testLogger(t, nil))
-	waitFor(t, 10*time.Second, "200 tasks handled", func() bool { return n.Load() >= 200 })
+	waitFor(t, 10*time.Second, "200 messages handled", func() bool { return n.Load() >= 200 })
 	waitCommitted(t, kc, cfg.GroupID, cfg.Topic, 5*time.Second)
 	if took := time.Since(begin); took > 8*time.Second {
-		t.Errorf("200 tasks took %v, want a few seconds", took)
+		t.Errorf("200 messages took %v, want a few seconds", took)
 	}
-	t.Logf("200 tasks handled and committed in %v", time.Since(begin))
-	if got := metric(t, r.c, "pms_kafka_tasks_total", "processed"); got != 200 {
+	t.Logf("200 messages handled and committed in %v", time.Since(begin))
+	if got := metric(t, r.c, "pms_kafka_tasks_total", outcome(cfg, "processed")); got != 200 {
 		t.Errorf("pms_kafka_tasks_total{outcome=processed} = %v, want 200", got)
 	}
 	waitFor(t, time.Second, "pms_kafka_tasks_in_flight back to 0", func() bool {
-		return metric(t, r.c, "pms_kafka_tasks_in_flight", "") == 0
+		return metric(t, r.c, "pms_kafka_tasks_in_flight", nil) == 0
 	})
 }
 
@@ -512,7 +630,7 @@ func TestConsumerCheck(t *testing.T) {
 	t.Parallel()
 	kc := kafkatest.New(t)
 	cfg := kc.Config()
-	c, err := kafka.NewConsumer(cfg, &fakeHandler{}, newDLQ(t, cfg), zerolog.Nop())
+	c, err := kafka.NewConsumer(cfg, []kafka.Route{taskRoute(cfg, &fakeHandler{})}, newDLQ(t, cfg), zerolog.Nop())
 	if err != nil {
 		t.Fatalf("NewConsumer() error = %v", err)
 	}
@@ -523,14 +641,44 @@ func TestConsumerCheck(t *testing.T) {
 		t.Errorf("Check() = %v, want nil", err)
 	}
 
-	cfg.Topic = "no.such.topic"
-	missing, err := kafka.NewConsumer(cfg, &fakeHandler{}, newDLQ(t, cfg), zerolog.Nop())
+	routes := []kafka.Route{taskRoute(cfg, &fakeHandler{}), {Topic: "no.such.topic", Handler: &fakeHandler{}, MaxAttempts: 1}}
+	missing, err := kafka.NewConsumer(cfg, routes, newDLQ(t, cfg), zerolog.Nop())
 	if err != nil {
 		t.Fatalf("NewConsumer() error = %v", err)
 	}
 	defer missing.Close()
 	if err := missing.Check(ctx); err == nil {
-		t.Error("Check() with a missing topic = nil, want an error")
+		t.Error("Check() with a missing routed topic = nil, want an error")
+	}
+}
+
+func TestNewConsumerRefusesBadRoutes(t *testing.T) {
+	cfg := kafka.DefaultConfig()
+	h := &fakeHandler{}
+	tests := []struct {
+		name   string
+		routes []kafka.Route
+		want   string
+	}{
+		{"none", nil, "no routes"},
+		{"no topic", []kafka.Route{{Handler: h, MaxAttempts: 1}}, "no topic"},
+		{"the dead-letter topic", []kafka.Route{{Topic: cfg.DeadLetterTopic, Handler: h, MaxAttempts: 1}}, "dead-letter topic"},
+		{"a topic twice", []kafka.Route{taskRoute(cfg, h), taskRoute(cfg, h)}, "routed twice"},
+		{"no handler", []kafka.Route{{Topic: cfg.Topic, MaxAttempts: 1}}, "no handler"},
+		{"no attempts", []kafka.Route{{Topic: cfg.Topic, Handler: h}}, "max attempts"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			// Routes are checked before any broker is dialled.
+			c, err := kafka.NewConsumer(cfg, tt.routes, &kafka.Producer{}, zerolog.Nop())
+			if err == nil {
+				c.Close()
+				t.Fatalf("NewConsumer(%+v) = nil error, want one containing %q", tt.routes, tt.want)
+			}
+			if !strings.Contains(err.Error(), tt.want) {
+				t.Errorf("NewConsumer(%+v) = %v, want an error containing %q", tt.routes, err, tt.want)
+			}
+		})
 	}
 }
 

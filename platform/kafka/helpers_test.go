@@ -14,36 +14,44 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/rs/zerolog"
 
-	"github.com/pms-dev/pms/imaging"
 	"github.com/pms-dev/pms/platform/kafka"
 	"github.com/pms-dev/pms/platform/kafka/kafkatest"
+	"github.com/pms-dev/pms/product/correlation"
+	"github.com/pms-dev/pms/product/message"
 )
 
-// fakeHandler is an imaging.Handler made of funcs; a nil func succeeds. It
-// counts each task's attempts as the durable store behind the real one
-// does: Process adds one to counted, which a test may preset as if earlier
-// deliveries had made attempts.
+// headerID carries the id a test gives each message it sends.
+const headerID = "test_id"
+
+// idOf returns the id a test gave msg, or "".
+func idOf(msg message.Message) string { return msg.Headers[headerID] }
+
+// fakeHandler is a kafka.Handler made of funcs; a nil func succeeds, and a
+// nil giveUp gives no code. It counts each message's attempts as a durable
+// store would: Handle adds one to counted, which a test may preset as if
+// earlier deliveries had made attempts.
 type fakeHandler struct {
-	process func(ctx context.Context, t imaging.Task, attempt int) error
-	giveUp  func(ctx context.Context, t imaging.Task, attempts int, cause error) error
-	// uncounted makes Process report 0, as when the store cannot be reached.
+	handle func(ctx context.Context, msg message.Message, attempt int) error
+	giveUp func(ctx context.Context, msg message.Message, attempts int, cause error) (string, error)
+	// uncounted makes Handle report 0, as when the store cannot be reached
+	// or the handler does not count.
 	uncounted bool
 
 	mu      sync.Mutex
-	counted map[uuid.UUID]int
+	counted map[string]int
 }
 
-func (h *fakeHandler) Process(ctx context.Context, t imaging.Task) (int, error) {
+func (h *fakeHandler) Handle(ctx context.Context, msg message.Message) (int, error) {
 	h.mu.Lock()
 	if h.counted == nil {
-		h.counted = make(map[uuid.UUID]int)
+		h.counted = make(map[string]int)
 	}
-	h.counted[t.ID]++
-	n := h.counted[t.ID]
+	h.counted[idOf(msg)]++
+	n := h.counted[idOf(msg)]
 	h.mu.Unlock()
 	var err error
-	if h.process != nil {
-		err = h.process(ctx, t, n)
+	if h.handle != nil {
+		err = h.handle(ctx, msg, n)
 	}
 	if h.uncounted {
 		return 0, err
@@ -51,27 +59,25 @@ func (h *fakeHandler) Process(ctx context.Context, t imaging.Task) (int, error) 
 	return n, err
 }
 
-func (h *fakeHandler) GiveUp(ctx context.Context, t imaging.Task, attempts int, cause error) error {
+func (h *fakeHandler) GiveUp(ctx context.Context, msg message.Message, attempts int, cause error) (string, error) {
 	if h.giveUp == nil {
-		return nil
+		return "", nil
 	}
-	return h.giveUp(ctx, t, attempts, cause)
+	return h.giveUp(ctx, msg, attempts, cause)
 }
 
-func newTask(productID uuid.UUID, requestID string) imaging.Task {
-	return imaging.Task{
-		ID:          uuid.New(),
-		ProductID:   productID,
-		ImageID:     uuid.New(),
-		SourceURL:   "https://images.example.com/" + uuid.NewString() + ".jpg",
-		RequestedAt: time.Now().UTC().Truncate(time.Millisecond),
-		RequestID:   requestID,
-	}
+// newMessage returns a message on topic with key, an id of its own in
+// headerID and payload, and the correlation id requestID ("" for none).
+func newMessage(topic, key, requestID string) message.Message {
+	id := uuid.NewString()
+	m := message.New(correlation.WithID(context.Background(), requestID), topic, key, []byte(`{"id":"`+id+`"}`))
+	m.Headers[headerID] = id
+	return m
 }
 
-// enqueue writes tasks through a Producer and fails the test unless all are
+// publish writes msgs through a Producer and fails the test unless all are
 // acknowledged.
-func enqueue(t *testing.T, cfg kafka.Config, tasks ...imaging.Task) {
+func publish(t *testing.T, cfg kafka.Config, msgs ...message.Message) {
 	t.Helper()
 	p, err := kafka.NewProducer(cfg, zerolog.Nop())
 	if err != nil {
@@ -80,9 +86,17 @@ func enqueue(t *testing.T, cfg kafka.Config, tasks ...imaging.Task) {
 	defer p.Close()
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	if err := p.Enqueue(ctx, tasks); err != nil {
-		t.Fatalf("Enqueue(%d tasks) error = %v", len(tasks), err)
+	if err := p.Publish(ctx, msgs); err != nil {
+		t.Fatalf("Publish(%d messages) error = %v", len(msgs), err)
 	}
+}
+
+// maxAttempts is the attempts a test route gives a message.
+const maxAttempts = 3
+
+// taskRoute routes the task topic of cfg to h, as the worker does.
+func taskRoute(cfg kafka.Config, h kafka.Handler) kafka.Route {
+	return kafka.Route{Topic: cfg.Topic, Handler: h, MaxAttempts: maxAttempts, KeyName: "product_id", LogHeaders: []string{headerID}}
 }
 
 // running is a Consumer whose Run is going on in the background.
@@ -93,15 +107,23 @@ type running struct {
 	once   sync.Once
 }
 
-// start runs a consumer until stop is called or the test ends.
-func start(t *testing.T, cfg kafka.Config, h imaging.Handler, log zerolog.Logger) *running {
+// start runs a consumer of the task topic of cfg, routed to h, until stop
+// is called or the test ends.
+func start(t *testing.T, cfg kafka.Config, h kafka.Handler, log zerolog.Logger) *running {
+	t.Helper()
+	return startRoutes(t, cfg, []kafka.Route{taskRoute(cfg, h)}, log)
+}
+
+// startRoutes runs a consumer of routes until stop is called or the test
+// ends.
+func startRoutes(t *testing.T, cfg kafka.Config, routes []kafka.Route, log zerolog.Logger) *running {
 	t.Helper()
 	dlq, err := kafka.NewProducer(cfg, log)
 	if err != nil {
 		t.Fatalf("NewProducer() error = %v", err)
 	}
 	t.Cleanup(func() { dlq.Close() })
-	c, err := kafka.NewConsumer(cfg, h, dlq, log)
+	c, err := kafka.NewConsumer(cfg, routes, dlq, log)
 	if err != nil {
 		t.Fatalf("NewConsumer() error = %v", err)
 	}
@@ -165,22 +187,22 @@ func waitCommitted(t *testing.T, kc *kafkatest.Cluster, group, topic string, d t
 
 // received is a concurrency-safe record of what a handler was given.
 type received struct {
-	mu    sync.Mutex
-	tasks []imaging.Task
-	seen  map[uuid.UUID]int
+	mu   sync.Mutex
+	msgs []message.Message
+	seen map[string]int
 }
 
-func (r *received) add(t imaging.Task) {
+func (r *received) add(m message.Message) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if r.seen == nil {
-		r.seen = make(map[uuid.UUID]int)
+		r.seen = make(map[string]int)
 	}
-	r.tasks = append(r.tasks, t)
-	r.seen[t.ID]++
+	r.msgs = append(r.msgs, m)
+	r.seen[idOf(m)]++
 }
 
-func (r *received) count(id uuid.UUID) int {
+func (r *received) count(id string) int {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	return r.seen[id]
@@ -189,7 +211,7 @@ func (r *received) count(id uuid.UUID) int {
 func (r *received) len() int {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	return len(r.tasks)
+	return len(r.msgs)
 }
 
 // logBuffer collects JSON log lines safely from many goroutines.
@@ -232,9 +254,9 @@ func testLogger(t *testing.T, buf io.Writer) zerolog.Logger {
 	return zerolog.New(w).Level(zerolog.DebugLevel)
 }
 
-// metric returns the value of the counter or gauge name (with the outcome
-// label when outcome is not "") that c collects.
-func metric(t *testing.T, c prometheus.Collector, name, outcome string) float64 {
+// metric returns the value of the counter or gauge name whose labels
+// include labels (outcome, topic) that c collects.
+func metric(t *testing.T, c prometheus.Collector, name string, labels map[string]string) float64 {
 	t.Helper()
 	reg := prometheus.NewPedanticRegistry()
 	reg.MustRegister(c)
@@ -247,13 +269,11 @@ func metric(t *testing.T, c prometheus.Collector, name, outcome string) float64 
 			continue
 		}
 		for _, m := range mf.GetMetric() {
-			var got string
+			got := map[string]string{}
 			for _, l := range m.GetLabel() {
-				if l.GetName() == "outcome" {
-					got = l.GetValue()
-				}
+				got[l.GetName()] = l.GetValue()
 			}
-			if got != outcome {
+			if !matches(got, labels) {
 				continue
 			}
 			if m.GetCounter() != nil {
@@ -262,6 +282,22 @@ func metric(t *testing.T, c prometheus.Collector, name, outcome string) float64 
 			return m.GetGauge().GetValue()
 		}
 	}
-	t.Fatalf("no metric %s{outcome=%q}", name, outcome)
+	t.Fatalf("no metric %s%v", name, labels)
 	return 0
+}
+
+// matches reports whether got has every label of want.
+func matches(got, want map[string]string) bool {
+	for k, v := range want {
+		if got[k] != v {
+			return false
+		}
+	}
+	return true
+}
+
+// outcome selects pms_kafka_tasks_total of one outcome on the task topic of
+// cfg.
+func outcome(cfg kafka.Config, o string) map[string]string {
+	return map[string]string{"topic": cfg.Topic, "outcome": o}
 }

@@ -1,35 +1,42 @@
-// Package kafka moves image tasks through Kafka with Sarama.
+// Package kafka moves pms's messages through Kafka with Sarama.
 //
-// A Producer is an imaging.Queue: it writes each task as a JSON message keyed
-// by product id (so one product's tasks share a partition), with the request
-// id and task id in headers, through an idempotent producer that waits for
-// every in-sync replica.
+// A Producer publishes messages (it is the outbox relay's
+// postgres.Publisher): each to its topic, keyed by its key so that one
+// key's messages share a partition, with its headers, through an idempotent
+// producer that waits for every in-sync replica.
 //
-// A Consumer is a consumer group that hands each task to an imaging.Handler.
+// A Consumer is a consumer group member that dispatches each message to the
+// Handler of its topic's Route. Every handler runs inside the same retry
+// and dead-letter loop (retry.go, deadletter.go), which reads what a
+// handler's error means from package message; each message is a task for
+// its handler.
 //
 //   - Concurrency: at most Config.Concurrency tasks run at once across all
-//     partitions. Tasks of one partition may run concurrently, but an offset
-//     is marked only when it and every earlier message of its partition are
-//     finished, so a commit never skips an unfinished task. Marked offsets
-//     are committed by Sarama's auto-commit every Config.CommitInterval and
-//     when a session ends, never once per message.
-//   - Retries: a task is tried imaging.MaxAttempts times in all, across
-//     deliveries: the handler counts each attempt durably before it starts
-//     and reports its number, so a task whose attempts kill the worker is
-//     given up (as worker_crashed) by the delivery after the last of them
-//     instead of stalling its partition. Between attempts the worker sleeps
+//     partitions of all topics. Tasks of one partition may run
+//     concurrently, but an offset is marked only when it and every earlier
+//     message of its partition are finished, so a commit never skips an
+//     unfinished task. Marked offsets are committed by Sarama's auto-commit
+//     every Config.CommitInterval and when a session ends, never once per
+//     message.
+//   - Retries: a task is tried Route.MaxAttempts times in all. A handler
+//     that counts attempts durably reports each attempt's number, so
+//     attempts add up across deliveries and a task whose attempts kill the
+//     worker is given up by the delivery after the last of them instead of
+//     stalling its partition (the image task handler counts them, and gives
+//     such a task up as worker_crashed). Between attempts the worker sleeps
 //     Config.RetryBackoff, doubled for each further attempt, with ±20%
 //     jitter and capped at Config.MaxRetryBackoff. This bounded in-worker
 //     backoff holds back the commits of the task's partition (not its
 //     consumption) for at most about backoff₁ + backoff₂ + 3 × the handler's
 //     task timeout.
 //   - Giving up: after the last failed attempt (or a failure wrapping
-//     imaging.ErrPermanent, which is final at once) the consumer calls
+//     message.ErrPermanent, which is final at once) the consumer calls
 //     Handler.GiveUp, copies the message to Config.DeadLetterTopic with
-//     headers saying why, and only then marks it. A message that is not a
-//     task goes to the dead-letter topic with error_code bad_message. While
-//     the dead-letter topic cannot be written the message is retried and
-//     stays unmarked: no task is lost.
+//     headers saying why (the code GiveUp returns among them), and only then
+//     marks it. A message its handler cannot read (message.ErrMalformed)
+//     goes to the dead-letter topic at once with error_code bad_message.
+//     While the dead-letter topic cannot be written the message is retried
+//     and stays unmarked: no task is lost.
 //   - Shutdown and rebalances: when a session ends (ctx cancelled or a
 //     rebalance) no new task or attempt starts. Tasks in flight get up to
 //     Config.ShutdownGrace to finish their current attempt and are marked if
@@ -37,8 +44,10 @@
 //     attempt back) and they are abandoned unmarked, so the next owner of
 //     the partition receives them again.
 //
-// Every task is delivered at least once, and sometimes more often, so
-// handlers must be idempotent.
+// Every message is delivered at least once, and sometimes more often, so
+// handlers must be idempotent. The correlation id travels in the
+// correlation.Header header (X-Request-ID is read too), and the consumer
+// puts it in the context of the handler and of its log lines.
 package kafka
 
 import (
@@ -51,11 +60,8 @@ import (
 	"github.com/IBM/sarama"
 )
 
-// Message headers written by the producer and on dead-lettered messages.
+// Headers the consumer adds to dead-lettered messages.
 const (
-	HeaderRequestID = "request_id" // the request id; X-Request-ID is read too
-	HeaderTaskID    = "task_id"
-
 	HeaderErrorCode         = "error_code"
 	HeaderErrorMessage      = "error_message"
 	HeaderAttempts          = "attempts"
@@ -64,21 +70,29 @@ const (
 	HeaderOriginalOffset    = "original_offset"
 )
 
-// CodeBadMessage is the error code of a dead-lettered message that is not a
-// task; the others come from imaging.FailureCode.
-const CodeBadMessage = "bad_message"
+// Error codes of dead-lettered messages that come from the consumer; the
+// others come from Handler.GiveUp.
+const (
+	// CodeBadMessage is the code of a message its handler cannot read.
+	CodeBadMessage = "bad_message"
+	// CodeInternal is the code of a message whose handler gave none.
+	CodeInternal = "internal"
+)
 
-// headerRequestIDAlt is the HTTP-style name of the request id header, read
-// for messages written by other producers.
+// headerRequestIDAlt is the HTTP-style name of the correlation id header,
+// read for messages written by other producers.
 const headerRequestIDAlt = "X-Request-ID"
 
 // Config says where the brokers and topics are and how tasks are consumed.
 type Config struct {
-	Brokers         []string `mapstructure:"brokers"`
-	Topic           string   `mapstructure:"topic"`
-	DeadLetterTopic string   `mapstructure:"dead_letter_topic"`
-	GroupID         string   `mapstructure:"group_id"`
-	ClientID        string   `mapstructure:"client_id"`
+	Brokers []string `mapstructure:"brokers"`
+	// Topic is the image task topic: the product service writes tasks to
+	// it, and the worker's route reads them.
+	Topic string `mapstructure:"topic"`
+	// DeadLetterTopic receives what any route gives up.
+	DeadLetterTopic string `mapstructure:"dead_letter_topic"`
+	GroupID         string `mapstructure:"group_id"`
+	ClientID        string `mapstructure:"client_id"`
 	// Version is the Kafka protocol version, e.g. "2.8.0"; "" means Sarama's
 	// default. Idempotent producing needs at least 0.11.0.
 	Version string `mapstructure:"version"`

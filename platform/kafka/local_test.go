@@ -7,8 +7,8 @@ import (
 
 	"github.com/google/uuid"
 
-	"github.com/pms-dev/pms/imaging"
 	"github.com/pms-dev/pms/platform/kafka"
+	"github.com/pms-dev/pms/product/message"
 )
 
 func TestNewLocalBrokerRefusesNonLoopback(t *testing.T) {
@@ -40,35 +40,35 @@ func TestLocalBrokerKeepsMessagesAndOffsets(t *testing.T) {
 	}
 	// consumeUntil runs a consumer of group until it has seen want, which
 	// comes after every earlier task of its partition.
-	consumeUntil := func(want uuid.UUID, group string) *received {
+	consumeUntil := func(want string, group string) *received {
 		t.Helper()
 		cfg.GroupID = group
 		var got received
-		r := start(t, cfg, &fakeHandler{process: func(_ context.Context, tk imaging.Task, _ int) error {
-			got.add(tk)
+		r := start(t, cfg, &fakeHandler{handle: func(_ context.Context, m message.Message, _ int) error {
+			got.add(m)
 			return nil
 		}}, testLogger(t, nil))
-		waitFor(t, 15*time.Second, "task "+want.String()+" consumed", func() bool { return got.count(want) > 0 })
+		waitFor(t, 15*time.Second, "message "+want+" consumed", func() bool { return got.count(want) > 0 })
 		r.stop(t) // commits what was marked
 		return &got
 	}
 
 	b := startBroker()
-	first := newTask(uuid.New(), "")
-	enqueue(t, cfg, first)
-	consumeUntil(first.ID, "g1")
+	first := newMessage(cfg.Topic, uuid.NewString(), "")
+	publish(t, cfg, first)
+	consumeUntil(idOf(first), "g1")
 	if err := b.Close(); err != nil {
 		t.Fatalf("Close() = %v", err)
 	}
 
 	b = startBroker() // same data dir
 	defer b.Close()
-	second := newTask(first.ProductID, "") // same partition, after first
-	enqueue(t, cfg, second)
-	if got := consumeUntil(second.ID, "g1"); got.count(first.ID) != 0 {
+	second := newMessage(cfg.Topic, first.Key, "") // same partition, after first
+	publish(t, cfg, second)
+	if got := consumeUntil(idOf(second), "g1"); got.count(idOf(first)) != 0 {
 		t.Error("restarted broker redelivered a committed task to the same group: offsets were lost")
 	}
-	if got := consumeUntil(second.ID, "g2"); got.count(first.ID) != 1 {
+	if got := consumeUntil(idOf(second), "g2"); got.count(idOf(first)) != 1 {
 		t.Error("restarted broker did not keep the first task for a new group: messages were lost")
 	}
 }

@@ -4,38 +4,46 @@ import "github.com/prometheus/client_golang/prometheus"
 
 // Task outcomes counted in pms_kafka_tasks_total.
 const (
-	outcomeProcessed    = "processed"     // Process returned nil
+	outcomeProcessed    = "processed"     // Handle returned nil
 	outcomeDeadLettered = "dead_lettered" // given up and copied to the dead-letter topic
-	outcomeBadMessage   = "bad_message"   // not a task; copied to the dead-letter topic
+	outcomeBadMessage   = "bad_message"   // unreadable; copied to the dead-letter topic
 )
 
-// metrics counts what the consumer does with tasks.
+// metrics counts what the consumer does with the messages of each topic.
 type metrics struct {
 	tasks    *prometheus.CounterVec
-	retries  prometheus.Counter
+	retries  *prometheus.CounterVec
 	inFlight prometheus.Gauge
 }
 
 func newMetrics() *metrics {
-	m := &metrics{
+	return &metrics{
 		tasks: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Namespace: "pms", Subsystem: "kafka", Name: "tasks_total",
-			Help: "Image tasks finished by the consumer, by outcome.",
-		}, []string{"outcome"}),
-		retries: prometheus.NewCounter(prometheus.CounterOpts{
+			Help: "Messages finished by the consumer, by topic and outcome.",
+		}, []string{"topic", "outcome"}),
+		retries: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Namespace: "pms", Subsystem: "kafka", Name: "task_retries_total",
-			Help: "Failed task attempts that were retried after a backoff.",
-		}),
+			Help: "Failed attempts at messages that were retried after a backoff, by topic.",
+		}, []string{"topic"}),
 		inFlight: prometheus.NewGauge(prometheus.GaugeOpts{
 			Namespace: "pms", Subsystem: "kafka", Name: "tasks_in_flight",
-			Help: "Image tasks being processed now.",
+			Help: "Messages being handled now.",
 		}),
 	}
-	for _, o := range []string{outcomeProcessed, outcomeDeadLettered, outcomeBadMessage} {
-		m.tasks.WithLabelValues(o) // export zeros from the start
-	}
-	return m
 }
+
+// route exports zeros for topic from the start.
+func (m *metrics) route(topic string) {
+	for _, o := range []string{outcomeProcessed, outcomeDeadLettered, outcomeBadMessage} {
+		m.tasks.WithLabelValues(topic, o)
+	}
+	m.retries.WithLabelValues(topic)
+}
+
+func (m *metrics) finished(topic, outcome string) { m.tasks.WithLabelValues(topic, outcome).Inc() }
+
+func (m *metrics) retried(topic string) { m.retries.WithLabelValues(topic).Inc() }
 
 func (m *metrics) describe(ch chan<- *prometheus.Desc) {
 	m.tasks.Describe(ch)

@@ -2,20 +2,22 @@ package kafka
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
+	"slices"
 	"sync"
 
 	"github.com/IBM/sarama"
 	"github.com/rs/zerolog"
 
-	"github.com/pms-dev/pms/imaging"
+	"github.com/pms-dev/pms/product/message"
 )
 
-// Producer writes image tasks to the task topic. It is an imaging.Queue.
-// It connects on first use and again after a failed connect, so a process
-// can start while Kafka is down; once connected, Sarama reconnects by itself.
+// Producer publishes messages to their topics; it is the outbox relay's
+// postgres.Publisher, and the consumer writes dead letters with it. It
+// connects on first use and again after a failed connect, so a process can
+// start while Kafka is down; once connected, Sarama reconnects by itself.
 type Producer struct {
 	cfg   Config
 	topic string
@@ -26,10 +28,8 @@ type Producer struct {
 	closed bool
 }
 
-var _ imaging.Queue = (*Producer)(nil)
-
 // NewProducer validates cfg and returns an idempotent producer. When no
-// broker answers yet it logs a warning and connects on first use: tasks
+// broker answers yet it logs a warning and connects on first use: messages
 // wait in the outbox meanwhile.
 func NewProducer(cfg Config, log zerolog.Logger) (*Producer, error) {
 	if err := cfg.Validate(); err != nil {
@@ -67,39 +67,35 @@ func (p *Producer) connect() (sarama.SyncProducer, sarama.Client, error) {
 	return sp, client, nil
 }
 
-// Enqueue writes the tasks as one batch and returns nil only when every one
-// of them is acknowledged by all in-sync replicas. A task's RequestID, or
-// else the request id in ctx, travels in the request_id header. On error
-// some tasks may have been written: enqueueing them again is safe.
-func (p *Producer) Enqueue(ctx context.Context, tasks []imaging.Task) error {
-	if len(tasks) == 0 {
+// Publish writes msgs as one batch, each to its topic with its key and
+// headers, and returns nil only when every one of them is acknowledged by
+// all in-sync replicas. On error some may have been written: publishing
+// them again is safe.
+func (p *Producer) Publish(ctx context.Context, msgs []message.Message) error {
+	if len(msgs) == 0 {
 		return nil
 	}
-	msgs := make([]*sarama.ProducerMessage, 0, len(tasks))
-	for _, t := range tasks {
-		body, err := json.Marshal(t)
-		if err != nil {
-			return fmt.Errorf("encode image task %s: %w", t.ID, err)
-		}
-		rid := t.RequestID
-		if rid == "" {
-			rid = imaging.RequestID(ctx)
-		}
-		headers := []sarama.RecordHeader{{Key: []byte(HeaderTaskID), Value: []byte(t.ID.String())}}
-		if rid != "" {
-			headers = append(headers, sarama.RecordHeader{Key: []byte(HeaderRequestID), Value: []byte(rid)})
-		}
-		msgs = append(msgs, &sarama.ProducerMessage{
-			Topic:   p.topic,
-			Key:     sarama.StringEncoder(t.ProductID.String()),
-			Value:   sarama.ByteEncoder(body),
-			Headers: headers,
-		})
+	pms := make([]*sarama.ProducerMessage, len(msgs))
+	for i, m := range msgs {
+		pms[i] = producerMessage(m)
 	}
-	if err := p.send(ctx, msgs); err != nil {
-		return fmt.Errorf("enqueue %d image tasks: %w", len(tasks), err)
+	if err := p.send(ctx, pms); err != nil {
+		return fmt.Errorf("write to kafka: %w", err)
 	}
 	return nil
+}
+
+// producerMessage is m as Sarama sends it: no key when m has none, and its
+// headers in name order.
+func producerMessage(m message.Message) *sarama.ProducerMessage {
+	pm := &sarama.ProducerMessage{Topic: m.Topic, Value: sarama.ByteEncoder(m.Payload)}
+	if m.Key != "" {
+		pm.Key = sarama.StringEncoder(m.Key)
+	}
+	for _, name := range slices.Sorted(maps.Keys(m.Headers)) {
+		pm.Headers = append(pm.Headers, sarama.RecordHeader{Key: []byte(name), Value: []byte(m.Headers[name])})
+	}
+	return pm
 }
 
 // send writes msgs with the producer's connection; see the function send.
@@ -131,8 +127,8 @@ func send(ctx context.Context, sp sarama.SyncProducer, msgs []*sarama.ProducerMe
 	}
 }
 
-// Check returns nil when a broker answers with metadata for the topic and
-// the topic has a partition with a leader.
+// Check returns nil when a broker answers with metadata for the image task
+// topic (Config.Topic) and the topic has a partition with a leader.
 func (p *Producer) Check(ctx context.Context) error {
 	_, client, err := p.connect()
 	if err != nil {

@@ -2,7 +2,6 @@ package kafka_test
 
 import (
 	"context"
-	"encoding/json"
 	"testing"
 	"time"
 
@@ -10,15 +9,18 @@ import (
 	"github.com/google/uuid"
 	"github.com/rs/zerolog"
 
-	"github.com/pms-dev/pms/imaging"
 	"github.com/pms-dev/pms/platform/kafka"
 	"github.com/pms-dev/pms/platform/kafka/kafkatest"
+	"github.com/pms-dev/pms/product/correlation"
+	"github.com/pms-dev/pms/product/message"
 )
 
-func TestProducerEnqueue(t *testing.T) {
+func TestProducerPublish(t *testing.T) {
 	t.Parallel()
 	kc := kafkatest.New(t)
 	cfg := kc.Config()
+	const events = "pms.test-events"
+	kc.CreateTopic(t, events, 1)
 	p, err := kafka.NewProducer(cfg, zerolog.Nop())
 	if err != nil {
 		t.Fatalf("NewProducer() error = %v", err)
@@ -27,39 +29,34 @@ func TestProducerEnqueue(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 
-	if err := p.Enqueue(ctx, nil); err != nil {
-		t.Errorf("Enqueue(nil) = %v, want nil", err)
+	if err := p.Publish(ctx, nil); err != nil {
+		t.Errorf("Publish(nil) = %v, want nil", err)
 	}
-	own := newTask(uuid.New(), "req-own")
-	fromCtx := newTask(uuid.New(), "")
-	if err := p.Enqueue(imaging.WithRequestID(ctx, "req-ctx"), []imaging.Task{own, fromCtx}); err != nil {
-		t.Fatalf("Enqueue() = %v, want nil", err)
+	task := newMessage(cfg.Topic, uuid.NewString(), "req-own")
+	keyless := message.Message{Topic: events, Payload: []byte{0, 1, 0xff}}
+	if err := p.Publish(correlation.WithID(ctx, "req-ctx"), []message.Message{task, keyless}); err != nil {
+		t.Fatalf("Publish() = %v, want nil", err)
 	}
 
-	wantRID := map[uuid.UUID]string{own.ID: "req-own", fromCtx.ID: "req-ctx"}
-	msgs := kc.Messages(t, cfg.Topic)
-	if len(msgs) != 2 {
-		t.Fatalf("topic has %d messages, want 2", len(msgs))
-	}
-	for _, m := range msgs {
-		var got imaging.Task
-		if err := json.Unmarshal(m.Value, &got); err != nil {
-			t.Fatalf("message value %q is not a task: %v", m.Value, err)
+	for _, tt := range []struct {
+		sent    message.Message
+		key     []byte
+		headers map[string]string
+	}{
+		// A message carries the headers it was made with, not the context's.
+		{task, []byte(task.Key), task.Headers},
+		{keyless, nil, map[string]string{}},
+	} {
+		msgs := kc.Messages(t, tt.sent.Topic)
+		if len(msgs) != 1 {
+			t.Fatalf("topic %s has %d messages, want 1", tt.sent.Topic, len(msgs))
 		}
-		want := own
-		if got.ID == fromCtx.ID {
-			want = fromCtx
+		m := msgs[0]
+		if string(m.Value) != string(tt.sent.Payload) || !cmp.Equal(m.Key, tt.key) {
+			t.Errorf("topic %s holds %q=%q, want %q=%q", tt.sent.Topic, m.Key, m.Value, tt.key, tt.sent.Payload)
 		}
-		want.RequestID = "" // travels in a header
-		if diff := cmp.Diff(want, got); diff != "" {
-			t.Errorf("message body (-want +got):\n%s", diff)
-		}
-		if string(m.Key) != got.ProductID.String() {
-			t.Errorf("message key = %q, want product id %s", m.Key, got.ProductID)
-		}
-		wantHeaders := map[string]string{kafka.HeaderTaskID: got.ID.String(), kafka.HeaderRequestID: wantRID[got.ID]}
-		if diff := cmp.Diff(wantHeaders, m.Headers); diff != "" {
-			t.Errorf("message headers (-want +got):\n%s", diff)
+		if diff := cmp.Diff(tt.headers, m.Headers); diff != "" {
+			t.Errorf("message headers on %s (-want +got):\n%s", tt.sent.Topic, diff)
 		}
 	}
 
@@ -68,20 +65,23 @@ func TestProducerEnqueue(t *testing.T) {
 	}
 }
 
-func TestProducerSameProductSamePartition(t *testing.T) {
+func TestProducerSameKeySamePartition(t *testing.T) {
 	t.Parallel()
 	kc := kafkatest.New(t)
 	cfg := kc.Config()
-	product := uuid.New()
-	var tasks []imaging.Task
+	key := uuid.NewString()
+	var msgs []message.Message
 	for range 10 {
-		tasks = append(tasks, newTask(product, ""))
+		msgs = append(msgs, newMessage(cfg.Topic, key, ""))
 	}
-	enqueue(t, cfg, tasks...)
-	msgs := kc.Messages(t, cfg.Topic)
-	for _, m := range msgs {
-		if m.Partition != msgs[0].Partition {
-			t.Fatalf("one product's tasks landed in partitions %d and %d, want one", msgs[0].Partition, m.Partition)
+	publish(t, cfg, msgs...)
+	got := kc.Messages(t, cfg.Topic)
+	for i, m := range got {
+		if m.Partition != got[0].Partition {
+			t.Fatalf("one key's messages landed in partitions %d and %d, want one", got[0].Partition, m.Partition)
+		}
+		if m.Headers[headerID] != idOf(msgs[i]) {
+			t.Errorf("message %d on the partition is %s, want %s: one key's messages keep their order", i, m.Headers[headerID], idOf(msgs[i]))
 		}
 	}
 }
@@ -103,7 +103,7 @@ func TestProducerCheckMissingTopic(t *testing.T) {
 	}
 }
 
-func TestProducerEnqueueHonoursContext(t *testing.T) {
+func TestProducerPublishHonoursContext(t *testing.T) {
 	t.Parallel()
 	kc := kafkatest.New(t)
 	p, err := kafka.NewProducer(kc.Config(), zerolog.Nop())
@@ -113,8 +113,8 @@ func TestProducerEnqueueHonoursContext(t *testing.T) {
 	defer p.Close()
 	ctx, cancel := context.WithCancel(context.Background())
 	cancel()
-	if err := p.Enqueue(ctx, []imaging.Task{newTask(uuid.New(), "")}); err == nil {
-		t.Error("Enqueue() with a cancelled context = nil, want an error")
+	if err := p.Publish(ctx, []message.Message{newMessage(kc.Config().Topic, uuid.NewString(), "")}); err == nil {
+		t.Error("Publish() with a cancelled context = nil, want an error")
 	}
 }
 
@@ -131,20 +131,20 @@ func TestProducerWaitsForKafka(t *testing.T) {
 		t.Fatalf("NewProducer() with Kafka down = %v, want a producer that connects later", err)
 	}
 	defer p.Close()
-	task := imaging.Task{ID: uuid.New(), ProductID: uuid.New(), ImageID: uuid.New(), SourceURL: "https://example.com/a.jpg"}
+	msg := newMessage(cfg.Topic, uuid.NewString(), "")
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	if err := p.Enqueue(ctx, []imaging.Task{task}); err == nil {
-		t.Fatal("Enqueue() with Kafka down = nil, want an error")
+	if err := p.Publish(ctx, []message.Message{msg}); err == nil {
+		t.Fatal("Publish() with Kafka down = nil, want an error")
 	}
 	if err := p.Check(ctx); err == nil {
 		t.Error("Check() with Kafka down = nil, want an error")
 	}
 	kc.Restart(t)
-	if err := p.Enqueue(ctx, []imaging.Task{task}); err != nil {
-		t.Fatalf("Enqueue() after Kafka came up = %v", err)
+	if err := p.Publish(ctx, []message.Message{msg}); err != nil {
+		t.Fatalf("Publish() after Kafka came up = %v", err)
 	}
 	if got := kc.WaitMessages(t, cfg.Topic, 1, 5*time.Second); len(got) != 1 {
-		t.Errorf("topic has %d messages, want the 1 enqueued", len(got))
+		t.Errorf("topic has %d messages, want the 1 published", len(got))
 	}
 }

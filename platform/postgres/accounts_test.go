@@ -66,7 +66,7 @@ func TestProductOfUnknownOwner(t *testing.T) {
 	now := time.Now().UTC().Truncate(time.Microsecond)
 	p := product.Product{ID: uuid.Must(uuid.NewV7()), UserID: uuid.New(), Name: "Lamp", Price: 100, Version: 1,
 		CreatedAt: now, UpdatedAt: now}
-	if _, _, err := store.Create(t.Context(), p, product.IdempotencyKey{}); !errors.Is(err, account.ErrUserNotFound) {
+	if _, _, err := store.Create(t.Context(), p, product.IdempotencyKey{}, nil); !errors.Is(err, account.ErrUserNotFound) {
 		t.Errorf("Create(product of unknown user) error = %v, want account.ErrUserNotFound", err)
 	}
 }

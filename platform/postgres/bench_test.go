@@ -60,7 +60,7 @@ func newBenchEnv(b *testing.B, n int) *benchEnv {
 		b.Fatalf("open: %v", err)
 	}
 	defer raw.Close()
-	env := &benchEnv{svc: product.NewService(newProductStore(b, db, postgres.DefaultIdempotencyConfig()), product.Policy{})}
+	env := &benchEnv{svc: product.NewService(newProductStore(b, db, postgres.DefaultIdempotencyConfig()), imageTasks, product.Policy{})}
 	pct := math.Min(100, 1e6/float64(n)) // about 10,000 ids
 	env.ids = selectIDs(b, raw, fmt.Sprintf(`SELECT id FROM products TABLESAMPLE BERNOULLI (%g) REPEATABLE (7)
 		WHERE deleted_at IS NULL ORDER BY id`, pct))

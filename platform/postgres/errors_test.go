@@ -32,7 +32,7 @@ func TestDataExceptionsAreInvalidInput(t *testing.T) {
 		if key != "" {
 			k = product.IdempotencyKey{Key: key, RequestHash: "h"}
 		}
-		_, _, err := store.Create(ctx, p, k)
+		_, _, err := store.Create(ctx, p, k, nil)
 		return err
 	}
 	tests := []struct {

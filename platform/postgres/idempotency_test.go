@@ -61,7 +61,7 @@ func TestCreateReplaysFirstProduct(t *testing.T) {
 	f := newFixture(t)
 	ctx := context.Background()
 	store := newProductStore(t, f.db, postgres.DefaultIdempotencyConfig())
-	svc := product.NewService(store, product.Policy{})
+	svc := product.NewService(store, imageTasks, product.Policy{})
 	d := product.Draft{Name: "Lamp", Description: "Brass", Price: 4990, ImageURLs: []string{"https://example.com/l.jpg"}}
 	key := "key-" + uuid.NewString()
 
@@ -138,7 +138,7 @@ func TestCreateAfterKeyExpired(t *testing.T) {
 	f := newFixture(t)
 	ctx := context.Background()
 	const ttl = time.Second
-	svc := product.NewService(newProductStore(t, f.db, postgres.IdempotencyConfig{TTL: ttl, PruneInterval: time.Hour}), product.Policy{})
+	svc := product.NewService(newProductStore(t, f.db, postgres.IdempotencyConfig{TTL: ttl, PruneInterval: time.Hour}), imageTasks, product.Policy{})
 	d := product.Draft{Name: "Short-lived", Price: 100}
 	key := "key-" + uuid.NewString()
 
@@ -180,7 +180,7 @@ func TestPrunerDeletesExpiredKeys(t *testing.T) {
 	}
 	t.Cleanup(func() { raw.Close() })
 	ctx := context.Background()
-	svc := product.NewService(newProductStore(t, db, postgres.DefaultIdempotencyConfig()), product.Policy{})
+	svc := product.NewService(newProductStore(t, db, postgres.DefaultIdempotencyConfig()), imageTasks, product.Policy{})
 	u, err := account.NewService(postgres.NewAccountStore(db)).CreateUser(ctx, "pruner@example.com", "Pruner", false)
 	if err != nil {
 		t.Fatal(err)

@@ -40,7 +40,7 @@ func TestListNameSearch(t *testing.T) {
 	ctx := context.Background()
 	db := postgrestest.New(t)
 	store := newProductStore(t, db, postgres.DefaultIdempotencyConfig())
-	svc := product.NewService(store, product.Policy{})
+	svc := product.NewService(store, imageTasks, product.Policy{})
 	owner := account.User{ID: uuid.New(), Email: "search-" + uuid.NewString() + "@example.com", Name: "Search Owner",
 		CreatedAt: time.Now().UTC().Truncate(time.Microsecond)}
 	if err := postgres.NewAccountStore(db).CreateUser(ctx, owner); err != nil {

@@ -3,13 +3,9 @@ package postgres_test
 import (
 	"context"
 	"errors"
-	"fmt"
-	"sync"
 	"testing"
-	"time"
 
 	"github.com/google/uuid"
-	"github.com/rs/zerolog"
 
 	"github.com/pms-dev/pms/imaging"
 	"github.com/pms-dev/pms/platform/postgres"
@@ -18,38 +14,11 @@ import (
 	"github.com/pms-dev/pms/product/account"
 )
 
-// queue records published tasks; fail makes Enqueue fail while set. It
-// stands in for Kafka, a remote collaborator.
-type queue struct {
-	mu    sync.Mutex
-	tasks []imaging.Task
-	fail  error
-	delay time.Duration
-}
+// imageTasks makes the image task messages the services under test write.
+var imageTasks = imaging.NewTaskMessages(taskTopic)
 
-func (q *queue) Enqueue(_ context.Context, tasks []imaging.Task) error {
-	time.Sleep(q.delay)
-	q.mu.Lock()
-	defer q.mu.Unlock()
-	if q.fail != nil {
-		return q.fail
-	}
-	q.tasks = append(q.tasks, tasks...)
-	return nil
-}
-
-// of returns the recorded tasks for one product.
-func (q *queue) of(productID uuid.UUID) []imaging.Task {
-	q.mu.Lock()
-	defer q.mu.Unlock()
-	var out []imaging.Task
-	for _, t := range q.tasks {
-		if t.ProductID == productID {
-			out = append(out, t)
-		}
-	}
-	return out
-}
+// taskTopic is the image task topic of the tests.
+const taskTopic = "pms.image-tasks"
 
 type fixture struct {
 	db    *postgres.DB
@@ -61,7 +30,7 @@ type fixture struct {
 func newFixture(t *testing.T) fixture {
 	t.Helper()
 	db := postgrestest.New(t)
-	svc := product.NewService(newProductStore(t, db, postgres.DefaultIdempotencyConfig()), product.Policy{})
+	svc := product.NewService(newProductStore(t, db, postgres.DefaultIdempotencyConfig()), imageTasks, product.Policy{})
 	u, err := account.NewService(postgres.NewAccountStore(db)).CreateUser(context.Background(), uuid.NewString()+"@example.com", "Tester", false)
 	if err != nil {
 		t.Fatalf("CreateUser: %v", err)
@@ -76,110 +45,6 @@ func (f fixture) create(t *testing.T, ctx context.Context, urls ...string) produ
 		t.Fatalf("Create: %v", err)
 	}
 	return p
-}
-
-func newRelay(t *testing.T, db *postgres.DB, q imaging.Queue, poll time.Duration) *postgres.Relay {
-	t.Helper()
-	r, err := postgres.NewRelay(postgres.RelayConfig{PollInterval: poll, BatchSize: 50, Retention: time.Hour}, db, q, zerolog.Nop())
-	if err != nil {
-		t.Fatalf("NewRelay: %v", err)
-	}
-	return r
-}
-
-// drain publishes until the outbox is empty.
-func drain(t *testing.T, r *postgres.Relay) {
-	t.Helper()
-	for {
-		n, err := r.PublishBatch(context.Background())
-		if err != nil {
-			t.Fatalf("PublishBatch: %v", err)
-		}
-		if n == 0 {
-			return
-		}
-	}
-}
-
-func TestRelayPublishesEachTaskOnceWithRequestID(t *testing.T) {
-	f := newFixture(t)
-	ctx := imaging.WithRequestID(context.Background(), "req-42")
-	p := f.create(t, ctx, "https://example.com/a.jpg", "https://example.com/b.jpg")
-	q := &queue{}
-	r := newRelay(t, f.db, q, time.Second)
-	drain(t, r)
-	drain(t, r)
-	got := q.of(p.ID)
-	if len(got) != 2 {
-		t.Fatalf("published %d tasks for the product, want 2: %+v", len(got), got)
-	}
-	for i, task := range got {
-		im := p.Images[i]
-		if task.ImageID != im.ID || task.SourceURL != im.SourceURL || task.RequestID != "req-42" || task.ID == uuid.Nil {
-			t.Errorf("task %d = %+v, want image %s %s with request id req-42", i, task, im.ID, im.SourceURL)
-		}
-	}
-}
-
-func TestRelayKeepsTasksWhileQueueIsDown(t *testing.T) {
-	f := newFixture(t)
-	p := f.create(t, context.Background(), "https://example.com/down.jpg")
-	q := &queue{fail: errors.New("kafka down")}
-	r := newRelay(t, f.db, q, time.Second)
-	if _, err := r.PublishBatch(context.Background()); err == nil {
-		t.Fatal("PublishBatch with the queue down succeeded, want an error")
-	}
-	q.mu.Lock()
-	q.fail = nil
-	q.mu.Unlock()
-	drain(t, r)
-	if got := q.of(p.ID); len(got) != 1 {
-		t.Fatalf("after the queue came back, published %d tasks, want 1", len(got))
-	}
-}
-
-func TestRelaysShareTheOutboxWithoutDuplicates(t *testing.T) {
-	f := newFixture(t)
-	var products []product.Product
-	for i := range 20 {
-		products = append(products, f.create(t, context.Background(), fmt.Sprintf("https://example.com/%d.jpg", i)))
-	}
-	q := &queue{delay: 5 * time.Millisecond}
-	var wg sync.WaitGroup
-	for range 3 {
-		r := newRelay(t, f.db, q, time.Second)
-		wg.Go(func() { drain(t, r) })
-	}
-	wg.Wait()
-	for _, p := range products {
-		if got := q.of(p.ID); len(got) != 1 {
-			t.Errorf("product %s: published %d times, want once", p.ID, len(got))
-		}
-	}
-}
-
-func TestRelayWakesOnNotify(t *testing.T) {
-	f := newFixture(t)
-	q := &queue{}
-	r := newRelay(t, f.db, q, time.Minute) // polling alone would be far too slow
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- r.Run(ctx) }()
-	defer func() {
-		cancel()
-		if err := <-done; err != nil {
-			t.Errorf("Run returned %v, want nil after cancel", err)
-		}
-	}()
-	time.Sleep(300 * time.Millisecond) // let the listener connect and the first drain finish
-	p := f.create(t, context.Background(), "https://example.com/notify.jpg")
-	deadline := time.Now().Add(5 * time.Second)
-	for len(q.of(p.ID)) == 0 {
-		if time.Now().After(deadline) {
-			t.Fatal("task not published within 5s of the commit")
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
 }
 
 func TestImageResults(t *testing.T) {

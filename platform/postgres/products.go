@@ -12,11 +12,12 @@ import (
 	"github.com/jmoiron/sqlx"
 	"github.com/lib/pq"
 
-	"github.com/pms-dev/pms/imaging"
 	"github.com/pms-dev/pms/product"
+	"github.com/pms-dev/pms/product/message"
 )
 
-// ProductStore keeps products, their images and their owners. It is a
+// ProductStore keeps products, their images and their owners, and writes the
+// messages their changes produce to the outbox with them. It is a
 // product.Store.
 type ProductStore struct {
 	db   *DB
@@ -128,10 +129,11 @@ const insertProduct = `
 INSERT INTO products (id, user_id, product_name, product_description, product_price, version, created_at, updated_at)
 VALUES ($1, $2, $3, $4, $5::numeric, $6, $7, $8)`
 
-// Create stores a new product with its images; see product.Store.
-func (s *ProductStore) Create(ctx context.Context, p product.Product, key product.IdempotencyKey) (product.Product, bool, error) {
+// Create stores a new product with its images and writes msgs to the
+// outbox; see product.Store.
+func (s *ProductStore) Create(ctx context.Context, p product.Product, key product.IdempotencyKey, msgs []message.Message) (product.Product, bool, error) {
 	for tries := 1; ; tries++ {
-		err := s.insert(ctx, p, key)
+		err := s.insert(ctx, p, key, msgs)
 		switch {
 		case err == nil:
 			return p, false, nil
@@ -151,15 +153,18 @@ func (s *ProductStore) Create(ctx context.Context, p product.Product, key produc
 	}
 }
 
-// insert stores p with its images and claims key for it, in one
+// insert stores p with its images and msgs, and claims key for it, in one
 // transaction; it returns errKeyTaken when the key is not free.
-func (s *ProductStore) insert(ctx context.Context, p product.Product, key product.IdempotencyKey) error {
+func (s *ProductStore) insert(ctx context.Context, p product.Product, key product.IdempotencyKey, msgs []message.Message) error {
 	return s.db.withTx(ctx, func(tx *sqlx.Tx) error {
 		if _, err := tx.ExecContext(ctx, insertProduct, p.ID, p.UserID, p.Name, p.Description,
 			p.Price.String(), p.Version, p.CreatedAt, p.UpdatedAt); err != nil {
 			return fmt.Errorf("insert product: %w", err)
 		}
 		if err := insertImages(ctx, tx, p.ID, p.Images); err != nil {
+			return err
+		}
+		if err := writeOutbox(ctx, tx, msgs); err != nil {
 			return err
 		}
 		if key.Key == "" {
@@ -169,38 +174,16 @@ func (s *ProductStore) insert(ctx context.Context, p product.Product, key produc
 	})
 }
 
-const (
-	insertImage = `
+const insertImage = `
 INSERT INTO product_images (id, product_id, position, source_url, status, updated_at)
 VALUES ($1, $2, $3, $4, $5, $6)`
-	insertImageTask = `
-INSERT INTO image_task_outbox (id, product_id, image_id, source_url, request_id, created_at)
-VALUES ($1, $2, $3, $4, $5, $6)`
-	notifyImageTasks = `SELECT pg_notify('` + outboxChannel + `', '')`
-)
 
-// insertImages adds new images and, in the same transaction, an outbox task
-// for each, so no image is stored without its task or the other way round.
+// insertImages adds new images.
 func insertImages(ctx context.Context, tx *sqlx.Tx, productID uuid.UUID, images []product.Image) error {
 	for _, im := range images {
 		if _, err := tx.ExecContext(ctx, insertImage, im.ID, productID, im.Position, im.SourceURL, im.Status, im.UpdatedAt); err != nil {
 			return fmt.Errorf("insert image %d: %w", im.Position, err)
 		}
-		taskID, err := uuid.NewV7()
-		if err != nil {
-			return fmt.Errorf("make task id: %w", err)
-		}
-		if _, err := tx.ExecContext(ctx, insertImageTask, taskID, productID, im.ID, im.SourceURL,
-			imaging.RequestID(ctx), im.UpdatedAt); err != nil {
-			return fmt.Errorf("queue image %d: %w", im.Position, err)
-		}
-	}
-	if len(images) == 0 {
-		return nil
-	}
-	// Delivered at commit: wakes the relays at once instead of at their next poll.
-	if _, err := tx.ExecContext(ctx, notifyImageTasks); err != nil {
-		return fmt.Errorf("notify relays: %w", err)
 	}
 	return nil
 }
@@ -215,8 +198,9 @@ WHERE id = $1`
 	moveImage         = `UPDATE product_images SET position = $2 WHERE id = $1 AND position <> $2`
 )
 
-// Update changes a product under a row lock; see product.Store.
-func (s *ProductStore) Update(ctx context.Context, id uuid.UUID, change func(*product.Product) error) (product.Product, error) {
+// Update changes a product under a row lock and writes the messages the
+// change returns to the outbox; see product.Store.
+func (s *ProductStore) Update(ctx context.Context, id uuid.UUID, change func(*product.Product) ([]message.Message, error)) (product.Product, error) {
 	var p product.Product
 	err := s.db.withTx(ctx, func(tx *sqlx.Tx) error {
 		var err error
@@ -228,13 +212,17 @@ func (s *ProductStore) Update(ctx context.Context, id uuid.UUID, change func(*pr
 		for _, im := range p.Images {
 			old[im.ID] = true
 		}
-		if err := change(&p); err != nil || p.Version == before {
+		msgs, err := change(&p)
+		if err != nil || p.Version == before {
 			return err
 		}
 		if _, err := tx.ExecContext(ctx, updateProduct, p.ID, p.Name, p.Description, p.Price.String(), p.Version, p.UpdatedAt); err != nil {
 			return fmt.Errorf("update product: %w", err)
 		}
-		return replaceImages(ctx, tx, p, old)
+		if err := replaceImages(ctx, tx, p, old); err != nil {
+			return err
+		}
+		return writeOutbox(ctx, tx, msgs)
 	})
 	if err != nil {
 		return product.Product{}, translate(err)

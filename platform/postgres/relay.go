@@ -11,15 +11,12 @@ import (
 	"github.com/lib/pq"
 	"github.com/rs/zerolog"
 
-	"github.com/pms-dev/pms/imaging"
+	"github.com/pms-dev/pms/product/message"
 )
-
-// outboxChannel is the NOTIFY channel that wakes relays when tasks are added.
-const outboxChannel = "pms_image_tasks"
 
 // RelayConfig says how the outbox relay works.
 type RelayConfig struct {
-	PollInterval time.Duration `mapstructure:"poll_interval"` // also catches tasks whose NOTIFY was missed
+	PollInterval time.Duration `mapstructure:"poll_interval"` // also catches messages whose NOTIFY was missed
 	BatchSize    int           `mapstructure:"batch_size"`
 	Retention    time.Duration `mapstructure:"retention"` // how long published rows are kept
 }
@@ -39,28 +36,35 @@ func (c RelayConfig) Validate() error {
 	return errors.Join(errs...)
 }
 
-// Relay publishes the image task outbox to a queue. Several relays may run
-// against one database: each batch is claimed with FOR UPDATE SKIP LOCKED,
-// so in normal operation no task is sent twice, and a task is marked
-// published only after the queue accepted it, so none is lost.
-type Relay struct {
-	db    *DB
-	queue imaging.Queue
-	cfg   RelayConfig
-	log   zerolog.Logger
+// Publisher delivers messages to their topics. Publish returns nil only
+// when every message is durably accepted; after an error some may have
+// been delivered, and delivering them again is safe.
+type Publisher interface {
+	Publish(ctx context.Context, msgs []message.Message) error
 }
 
-// NewRelay returns a relay from db's outbox to queue.
-func NewRelay(cfg RelayConfig, db *DB, queue imaging.Queue, log zerolog.Logger) (*Relay, error) {
+// Relay publishes the outbox with a Publisher. Several relays may run
+// against one database: each batch is claimed with FOR UPDATE SKIP LOCKED,
+// so in normal operation no message is sent twice, and a message is marked
+// published only after the publisher accepted it, so none is lost.
+type Relay struct {
+	db  *DB
+	pub Publisher
+	cfg RelayConfig
+	log zerolog.Logger
+}
+
+// NewRelay returns a relay from db's outbox to pub.
+func NewRelay(cfg RelayConfig, db *DB, pub Publisher, log zerolog.Logger) (*Relay, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	return &Relay{db: db, queue: queue, cfg: cfg, log: log}, nil
+	return &Relay{db: db, pub: pub, cfg: cfg, log: log}, nil
 }
 
-// Run publishes pending tasks until ctx ends. It wakes on NOTIFY and polls,
-// backs off while the queue or database is down, and returns nil when ctx
-// ends.
+// Run publishes pending messages until ctx ends. It wakes on NOTIFY and
+// polls, backs off while the publisher or database is down, and returns nil
+// when ctx ends.
 func (r *Relay) Run(ctx context.Context) error {
 	listener := pq.NewListener(r.db.dsn, 100*time.Millisecond, 10*time.Second, func(ev pq.ListenerEventType, err error) {
 		if err != nil {
@@ -69,7 +73,7 @@ func (r *Relay) Run(ctx context.Context) error {
 	})
 	defer listener.Close()
 	if err := listener.Listen(outboxChannel); err != nil {
-		// Polling still delivers every task; NOTIFY only makes it sooner.
+		// Polling still delivers every message; NOTIFY only makes it sooner.
 		r.log.Warn().Err(err).Msg("outbox listen failed, polling only")
 	}
 	prune := time.NewTicker(time.Hour)
@@ -86,7 +90,7 @@ func (r *Relay) Run(ctx context.Context) error {
 		default:
 			backoff = 0
 			if n > 0 {
-				r.log.Debug().Int("tasks", n).Msg("outbox tasks published")
+				r.log.Debug().Int("messages", n).Msg("outbox messages published")
 			}
 		}
 		wait := r.cfg.PollInterval
@@ -98,7 +102,7 @@ func (r *Relay) Run(ctx context.Context) error {
 			return nil
 		case <-listener.NotificationChannel():
 			if backoff > 0 {
-				// The queue is down: a notification is no reason to hammer it.
+				// The publisher is down: a notification is no reason to hammer it.
 				sleep(ctx, backoff)
 			}
 		case <-prune.C:
@@ -109,7 +113,7 @@ func (r *Relay) Run(ctx context.Context) error {
 }
 
 // drain publishes batches until the outbox is empty and returns how many
-// tasks it published.
+// messages it published.
 func (r *Relay) drain(ctx context.Context) (int, error) {
 	total := 0
 	for {
@@ -121,52 +125,33 @@ func (r *Relay) drain(ctx context.Context) (int, error) {
 	}
 }
 
-const (
-	claimTasks = `
-SELECT id, product_id, image_id, source_url, request_id, created_at
-FROM image_task_outbox
-WHERE published_at IS NULL
-ORDER BY created_at, id
-LIMIT $1
-FOR UPDATE SKIP LOCKED`
-	markPublished  = `UPDATE image_task_outbox SET published_at = now() WHERE id = ANY($1::uuid[])`
-	prunePublished = `DELETE FROM image_task_outbox WHERE published_at < $1`
-)
-
-type taskRow struct {
-	ID        uuid.UUID `db:"id"`
-	ProductID uuid.UUID `db:"product_id"`
-	ImageID   uuid.UUID `db:"image_id"`
-	SourceURL string    `db:"source_url"`
-	RequestID string    `db:"request_id"`
-	CreatedAt time.Time `db:"created_at"`
-}
-
-// PublishBatch publishes one batch of pending tasks and returns its size.
-// The rows stay locked while the queue accepts them and are marked in the
-// same transaction; on any error they stay pending.
+// PublishBatch publishes one batch of pending messages, oldest first, and
+// returns its size. The rows stay locked while the publisher accepts them
+// and are marked in the same transaction; on any error they stay pending.
 func (r *Relay) PublishBatch(ctx context.Context) (int, error) {
 	n := 0
 	err := r.db.withTx(ctx, func(tx *sqlx.Tx) error {
-		var rows []taskRow
-		if err := tx.SelectContext(ctx, &rows, claimTasks, r.cfg.BatchSize); err != nil {
-			return fmt.Errorf("claim outbox tasks: %w", err)
+		var rows []outboxRow
+		if err := tx.SelectContext(ctx, &rows, claimMessages, r.cfg.BatchSize); err != nil {
+			return fmt.Errorf("claim outbox messages: %w", err)
 		}
 		if len(rows) == 0 {
 			return nil
 		}
-		tasks := make([]imaging.Task, len(rows))
+		msgs := make([]message.Message, len(rows))
 		ids := make([]uuid.UUID, len(rows))
 		for i, row := range rows {
-			tasks[i] = imaging.Task{ID: row.ID, ProductID: row.ProductID, ImageID: row.ImageID, SourceURL: row.SourceURL,
-				RequestedAt: row.CreatedAt.UTC(), RequestID: row.RequestID}
-			ids[i] = row.ID
+			m, err := row.toMessage()
+			if err != nil {
+				return err
+			}
+			msgs[i], ids[i] = m, row.ID
 		}
-		if err := r.queue.Enqueue(ctx, tasks); err != nil {
-			return fmt.Errorf("publish %d tasks: %w", len(tasks), err)
+		if err := r.pub.Publish(ctx, msgs); err != nil {
+			return fmt.Errorf("publish %d messages: %w", len(msgs), err)
 		}
 		if _, err := tx.ExecContext(ctx, markPublished, uuidArray(ids)); err != nil {
-			return fmt.Errorf("mark tasks published: %w", err)
+			return fmt.Errorf("mark messages published: %w", err)
 		}
 		n = len(rows)
 		return nil

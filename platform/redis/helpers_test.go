@@ -21,6 +21,7 @@ import (
 	"github.com/pms-dev/pms/platform/redis"
 	"github.com/pms-dev/pms/product"
 	"github.com/pms-dev/pms/product/account"
+	"github.com/pms-dev/pms/product/message"
 )
 
 // env is what an integration test works with: the caches on a Redis server
@@ -89,7 +90,7 @@ func (e *env) newProduct(t *testing.T, imageURLs ...string) product.Product {
 		p.Images = append(p.Images, product.Image{ID: uuid.Must(uuid.NewV7()), Position: i, SourceURL: u,
 			Status: product.ImagePending, UpdatedAt: at})
 	}
-	if _, _, err := e.cache.Create(context.Background(), p, product.IdempotencyKey{}); err != nil {
+	if _, _, err := e.cache.Create(context.Background(), p, product.IdempotencyKey{}, nil); err != nil {
 		t.Fatalf("Create() error = %v", err)
 	}
 	return p
@@ -99,11 +100,11 @@ func (e *env) newProduct(t *testing.T, imageURLs ...string) product.Product {
 // version.
 func (e *env) rename(t *testing.T, id uuid.UUID) product.Product {
 	t.Helper()
-	p, err := e.cache.Update(context.Background(), id, func(p *product.Product) error {
+	p, err := e.cache.Update(context.Background(), id, func(p *product.Product) ([]message.Message, error) {
 		p.Name = "Renamed " + rand.Text()
 		p.Version++
 		p.UpdatedAt = now()
-		return nil
+		return nil, nil
 	})
 	if err != nil {
 		t.Fatalf("Update(%s) error = %v", id, err)

@@ -11,6 +11,7 @@ import (
 
 	"github.com/pms-dev/pms/imaging"
 	"github.com/pms-dev/pms/product"
+	"github.com/pms-dev/pms/product/message"
 )
 
 // ProductCache is a product.Store that serves Get from Redis and reads the
@@ -74,7 +75,7 @@ func cloneProduct(p product.Product) product.Product {
 // Update updates the product in the store and then invalidates it. It
 // invalidates after failures too, whose outcome may be unknown: a spare
 // delete costs nothing.
-func (pc *ProductCache) Update(ctx context.Context, id uuid.UUID, change func(*product.Product) error) (product.Product, error) {
+func (pc *ProductCache) Update(ctx context.Context, id uuid.UUID, change func(*product.Product) ([]message.Message, error)) (product.Product, error) {
 	p, err := pc.Store.Update(ctx, id, change)
 	pc.Invalidate(ctx, id)
 	return p, err

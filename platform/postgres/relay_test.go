@@ -1,0 +1,242 @@
+package postgres_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/rs/zerolog"
+
+	"github.com/pms-dev/pms/imaging"
+	"github.com/pms-dev/pms/platform/postgres"
+	"github.com/pms-dev/pms/product"
+	"github.com/pms-dev/pms/product/correlation"
+	"github.com/pms-dev/pms/product/message"
+)
+
+// publisher records published messages; fail makes Publish fail while
+// set. It stands in for Kafka, a remote collaborator.
+type publisher struct {
+	mu    sync.Mutex
+	msgs  []message.Message
+	fail  error
+	delay time.Duration
+}
+
+func (p *publisher) Publish(_ context.Context, msgs []message.Message) error {
+	time.Sleep(p.delay)
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.fail != nil {
+		return p.fail
+	}
+	p.msgs = append(p.msgs, msgs...)
+	return nil
+}
+
+func (p *publisher) setFail(err error) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.fail = err
+}
+
+// tasksOf returns the recorded image task messages of one product, in
+// order.
+func (p *publisher) tasksOf(productID uuid.UUID) []message.Message {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	var out []message.Message
+	for _, m := range p.msgs {
+		if m.Topic == taskTopic && m.Key == productID.String() {
+			out = append(out, m)
+		}
+	}
+	return out
+}
+
+func newRelay(t *testing.T, db *postgres.DB, pub postgres.Publisher, poll time.Duration) *postgres.Relay {
+	t.Helper()
+	r, err := postgres.NewRelay(postgres.RelayConfig{PollInterval: poll, BatchSize: 50, Retention: time.Hour}, db, pub, zerolog.Nop())
+	if err != nil {
+		t.Fatalf("NewRelay: %v", err)
+	}
+	return r
+}
+
+// drain publishes until the outbox is empty.
+func drain(t *testing.T, r *postgres.Relay) {
+	t.Helper()
+	for {
+		n, err := r.PublishBatch(context.Background())
+		if err != nil {
+			t.Fatalf("PublishBatch: %v", err)
+		}
+		if n == 0 {
+			return
+		}
+	}
+}
+
+// decodeTasks returns the tasks in msgs, failing the test for a message
+// that holds none.
+func decodeTasks(t *testing.T, msgs []message.Message) []imaging.Task {
+	t.Helper()
+	tasks := make([]imaging.Task, len(msgs))
+	for i, m := range msgs {
+		task, err := imaging.DecodeTask(m)
+		if err != nil {
+			t.Fatalf("message %d = %+v: %v", i, m, err)
+		}
+		tasks[i] = task
+	}
+	return tasks
+}
+
+func TestRelayPublishesEachTaskOnceWithRequestID(t *testing.T) {
+	f := newFixture(t)
+	ctx := correlation.WithID(context.Background(), "req-42")
+	p := f.create(t, ctx, "https://example.com/a.jpg", "https://example.com/b.jpg")
+	pub := &publisher{}
+	r := newRelay(t, f.db, pub, time.Second)
+	drain(t, r)
+	drain(t, r)
+	got := pub.tasksOf(p.ID)
+	if len(got) != 2 {
+		t.Fatalf("published %d tasks for the product, want 2: %+v", len(got), got)
+	}
+	for i, task := range decodeTasks(t, got) {
+		im := p.Images[i]
+		if task.ProductID != p.ID || task.ImageID != im.ID || task.SourceURL != im.SourceURL || task.ID == uuid.Nil {
+			t.Errorf("task %d = %+v, want image %s %s", i, task, im.ID, im.SourceURL)
+		}
+		if h := got[i].Headers; h[correlation.Header] != "req-42" || h[imaging.HeaderTaskID] != task.ID.String() {
+			t.Errorf("task %d headers = %v, want request id req-42 and task id %s", i, h, task.ID)
+		}
+	}
+}
+
+// TestUpdateQueuesOnlyAddedImages: an update that adds an image writes its
+// task with the change; one that only reorders or renames writes none.
+func TestUpdateQueuesOnlyAddedImages(t *testing.T) {
+	f := newFixture(t)
+	ctx := context.Background()
+	a, b := "https://example.com/keep-a.jpg", "https://example.com/keep-b.jpg"
+	p := f.create(t, ctx, a)
+	pub := &publisher{}
+	r := newRelay(t, f.db, pub, time.Second)
+	drain(t, r)
+
+	urls := []string{b, a}
+	added, err := f.svc.Update(correlation.WithID(ctx, "req-update"), f.as, p.ID, product.Patch{ImageURLs: &urls}, 0)
+	if err != nil {
+		t.Fatalf("Update: %v", err)
+	}
+	name, reordered := "Renamed", []string{a, b}
+	if _, err := f.svc.Update(ctx, f.as, p.ID, product.Patch{Name: &name, ImageURLs: &reordered}, 0); err != nil {
+		t.Fatalf("Update: %v", err)
+	}
+	drain(t, r)
+	got := pub.tasksOf(p.ID)
+	if len(got) != 2 {
+		t.Fatalf("published %d tasks for the product, want the create's and the added image's: %+v", len(got), got)
+	}
+	task := decodeTasks(t, got[1:])[0]
+	if task.ImageID != added.Images[0].ID || task.SourceURL != b || got[1].Headers[correlation.Header] != "req-update" {
+		t.Errorf("task of the update = %+v with headers %v, want image %s (%s) under req-update",
+			task, got[1].Headers, added.Images[0].ID, b)
+	}
+}
+
+func TestRelayKeepsTasksWhileQueueIsDown(t *testing.T) {
+	f := newFixture(t)
+	p := f.create(t, context.Background(), "https://example.com/down.jpg")
+	pub := &publisher{fail: errors.New("kafka down")}
+	r := newRelay(t, f.db, pub, time.Second)
+	if _, err := r.PublishBatch(context.Background()); err == nil {
+		t.Fatal("PublishBatch with the publisher down succeeded, want an error")
+	}
+	pub.setFail(nil)
+	drain(t, r)
+	if got := pub.tasksOf(p.ID); len(got) != 1 {
+		t.Fatalf("after the publisher came back, published %d tasks, want 1", len(got))
+	}
+}
+
+func TestRelaysShareTheOutboxWithoutDuplicates(t *testing.T) {
+	f := newFixture(t)
+	var products []product.Product
+	for i := range 20 {
+		products = append(products, f.create(t, context.Background(), fmt.Sprintf("https://example.com/%d.jpg", i)))
+	}
+	pub := &publisher{delay: 5 * time.Millisecond}
+	var wg sync.WaitGroup
+	for range 3 {
+		r := newRelay(t, f.db, pub, time.Second)
+		wg.Go(func() { drain(t, r) })
+	}
+	wg.Wait()
+	for _, p := range products {
+		if got := pub.tasksOf(p.ID); len(got) != 1 {
+			t.Errorf("product %s: published %d times, want once", p.ID, len(got))
+		}
+	}
+}
+
+func TestRelayWakesOnNotify(t *testing.T) {
+	f := newFixture(t)
+	pub := &publisher{}
+	r := newRelay(t, f.db, pub, time.Minute) // polling alone would be far too slow
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- r.Run(ctx) }()
+	defer func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("Run returned %v, want nil after cancel", err)
+		}
+	}()
+	time.Sleep(300 * time.Millisecond) // let the listener connect and the first drain finish
+	p := f.create(t, context.Background(), "https://example.com/notify.jpg")
+	deadline := time.Now().Add(5 * time.Second)
+	for len(pub.tasksOf(p.ID)) == 0 {
+		if time.Now().After(deadline) {
+			t.Fatal("task not published within 5s of the commit")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// TestRelayPublishesInOrder: a batch holds the oldest messages first, and
+// one change's messages in the order the change stated them.
+func TestRelayPublishesInOrder(t *testing.T) {
+	f := newFixture(t)
+	urls := []string{"https://example.com/o1.jpg", "https://example.com/o2.jpg", "https://example.com/o3.jpg"}
+	first := f.create(t, context.Background(), urls...)
+	second := f.create(t, context.Background(), urls[0])
+	pub := &publisher{}
+	drain(t, newRelay(t, f.db, pub, time.Second))
+	var got []string
+	for _, task := range decodeTasks(t, append(pub.tasksOf(first.ID), pub.tasksOf(second.ID)...)) {
+		got = append(got, task.ImageID.String())
+	}
+	want := []string{first.Images[0].ID.String(), first.Images[1].ID.String(), first.Images[2].ID.String(), second.Images[0].ID.String()}
+	if !slices.Equal(got, want) {
+		t.Errorf("published images %v, want %v", got, want)
+	}
+	pub.mu.Lock()
+	defer pub.mu.Unlock()
+	at := func(id string) int {
+		return slices.IndexFunc(pub.msgs, func(m message.Message) bool {
+			task, err := imaging.DecodeTask(m)
+			return err == nil && task.ImageID.String() == id
+		})
+	}
+	if at(want[2]) > at(want[3]) {
+		t.Errorf("the second product's task was published before the first product's last")
+	}
+}
