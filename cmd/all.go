@@ -20,19 +20,31 @@ func newAllCmd(a *app) *cobra.Command {
 	}
 }
 
-// runAll runs the API, relay and worker until ctx ends or one part fails.
+// runAll starts the development stand-ins where nothing is configured, opens
+// PostgreSQL, Redis and the Kafka producer once, builds the worker and the
+// API on them and runs both with one operator listener, until ctx ends or
+// one part fails.
 func (a *app) runAll(ctx context.Context) error {
 	if err := a.standIns(); err != nil {
 		return err
 	}
-	if err := a.require(allSections...); err != nil {
-		return err
-	}
-	consumer, workerChecks, err := a.consumer(ctx)
+	db, err := a.openPostgres(ctx)
 	if err != nil {
 		return err
 	}
-	server, relay, apiChecks, err := a.api(ctx)
+	cache, err := a.openRedis()
+	if err != nil {
+		return err
+	}
+	producer, err := a.openProducer()
+	if err != nil {
+		return err
+	}
+	consumer, workerChecks, err := a.worker(ctx, db, cache, producer)
+	if err != nil {
+		return err
+	}
+	server, background, apiChecks, err := a.api(db, cache, producer)
 	if err != nil {
 		return err
 	}
@@ -40,5 +52,5 @@ func (a *app) runAll(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	return run(ctx, server, relay, consumer, ops)
+	return run(ctx, server, background, consumer, ops)
 }

@@ -25,7 +25,9 @@ import (
 	_ "golang.org/x/image/webp" // decodes compressed images with alpha
 
 	"github.com/pms-dev/pms/platform/postgres/postgrestest"
+	"github.com/pms-dev/pms/platform/redis"
 	"github.com/pms-dev/pms/platform/redis/redistest"
+	"github.com/pms-dev/pms/product/account"
 )
 
 // freeAddr returns a loopback address nothing listens on right now.
@@ -136,7 +138,7 @@ func startAll(t testing.TB, env map[string]string) (*stack, func()) {
 	})
 	s := &stack{app: a, base: "http://" + cfg.HTTP.Addr, ops: "http://" + cfg.Ops.Addr, logs: logs}
 	s.waitReady(t, done)
-	key, err := a.newTestKey()
+	key, err := newTestKey(testAccounts(t, cfg))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -144,19 +146,53 @@ func startAll(t testing.TB, env map[string]string) (*stack, func()) {
 	return s, stop
 }
 
-// newTestKey makes a user with an API key through the app's own
-// services and returns the key.
-func (a *app) newTestKey() (string, error) {
-	auth, err := a.authService()
-	if err != nil {
-		return "", err
-	}
+// newTestKey makes a user with an API key and returns the key.
+func newTestKey(auth *account.Service) (string, error) {
 	u, err := auth.CreateUser(context.Background(), fmt.Sprintf("e2e-%d@example.test", time.Now().UnixNano()), "E2E", false)
 	if err != nil {
 		return "", err
 	}
 	key, _, err := auth.CreateKey(context.Background(), u.ID)
 	return key, err
+}
+
+// testApp is an app of the test's own on cfg, closed when the test ends,
+// for reaching the stores a pms process uses without sharing its app.
+func testApp(t testing.TB, cfg Config) *app {
+	t.Helper()
+	a := &app{cfg: cfg, log: zerolog.Nop()}
+	t.Cleanup(func() {
+		if err := a.close(); err != nil {
+			t.Errorf("close test connections: %v", err)
+		}
+	})
+	return a
+}
+
+// testRedis is a Redis client on cfg's server, closed when the test ends.
+func testRedis(t testing.TB, cfg Config) *redis.Client {
+	t.Helper()
+	c, err := testApp(t, cfg).openRedis()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c
+}
+
+// testAccounts is the account service on cfg's PostgreSQL and Redis, as a
+// pms process builds it.
+func testAccounts(t testing.TB, cfg Config) *account.Service {
+	t.Helper()
+	a := testApp(t, cfg)
+	db, err := a.openPool()
+	if err != nil {
+		t.Fatal(err)
+	}
+	cache, err := a.openRedis()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return a.accounts(db, cache)
 }
 
 func (s *stack) waitReady(t testing.TB, done <-chan error) {

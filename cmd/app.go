@@ -22,18 +22,15 @@ import (
 	"github.com/pms-dev/pms/product/account"
 )
 
-// app builds each shared dependency once, on first use, and closes them in
-// reverse order when the command is done.
+// app is a command's config, logger and what it opened: each command opens
+// what it needs in dependency order (see serve.go, worker.go, all.go) and
+// the app closes it all in reverse order when the command is done.
 type app struct {
 	configFile string
 	cfg        Config
 	log        zerolog.Logger
 	closers    []func() error
-
-	db            *postgres.DB
-	cache         *redis.Client
-	kafkaProducer *kafka.Producer
-	registry      *prometheus.Registry
+	registry   *prometheus.Registry
 }
 
 // load reads the config and builds the root logger.
@@ -64,18 +61,13 @@ func newLogger(cfg LogConfig) zerolog.Logger {
 	return l.Level(level).With().Timestamp().Str("service", "pms").Logger()
 }
 
-// require validates the config sections a command needs beyond log and
-// postgres, listing every problem.
-func (a *app) require(sections ...string) error {
-	if err := a.cfg.Validate(sections...); err != nil {
-		return fmt.Errorf("invalid config:\n%w", err)
-	}
-	return nil
+func (a *app) component(name string) zerolog.Logger {
+	return a.log.With().Str("component", name).Logger()
 }
 
 func (a *app) onClose(f func() error) { a.closers = append(a.closers, f) }
 
-// close closes what was built, newest first, and returns every error.
+// close closes what was opened, newest first, and returns every error.
 func (a *app) close() error {
 	var errs []error
 	for i := len(a.closers) - 1; i >= 0; i-- {
@@ -85,80 +77,90 @@ func (a *app) close() error {
 	return errors.Join(errs...)
 }
 
-func (a *app) postgres() (*postgres.DB, error) {
-	if a.db != nil {
-		return a.db, nil
-	}
+// openPool opens the PostgreSQL pool; it does not wait for the server.
+func (a *app) openPool() (*postgres.DB, error) {
 	db, err := postgres.Open(a.cfg.Postgres)
 	if err != nil {
 		return nil, err
 	}
 	a.log.Info().Str("url", redact.URL(a.cfg.Postgres.URL)).Int("max_open_conns", a.cfg.Postgres.MaxOpenConns).Msg("postgres pool opened")
-	a.db = db
 	a.onClose(db.Close)
 	return db, nil
 }
 
-// redis returns the Redis client. It does not wait for the server: pms
-// works without Redis, only slower.
-func (a *app) redis() (*redis.Client, error) {
-	if a.cache != nil {
-		return a.cache, nil
-	}
-	c, err := redis.New(a.cfg.Redis, a.log.With().Str("component", "redis").Logger())
+// openPostgres opens the pool, waits for PostgreSQL to answer (it may start
+// after pms) and refuses a schema with migrations pending: only migrate
+// changes it.
+func (a *app) openPostgres(ctx context.Context) (*postgres.DB, error) {
+	db, err := a.openPool()
 	if err != nil {
 		return nil, err
 	}
-	a.cache = c
+	m, err := db.Migrator()
+	if err != nil {
+		return nil, err
+	}
+	ctx, cancel := context.WithTimeout(ctx, time.Minute)
+	defer cancel()
+	for wait := 250 * time.Millisecond; ; wait = min(2*wait, 5*time.Second) {
+		err := m.CheckSchema(ctx)
+		if err == nil || !errors.Is(err, product.ErrUnavailable) {
+			return db, err
+		}
+		a.log.Warn().Err(err).Dur("retry_in", wait).Msg("waiting for postgres")
+		select {
+		case <-ctx.Done():
+			return nil, fmt.Errorf("postgres did not answer in time: %w", err)
+		case <-time.After(wait):
+		}
+	}
+}
+
+// openRedis returns the Redis client. It does not wait for the server: pms
+// works without Redis, only slower.
+func (a *app) openRedis() (*redis.Client, error) {
+	c, err := redis.New(a.cfg.Redis, a.component("redis"))
+	if err != nil {
+		return nil, err
+	}
 	a.onClose(c.Close)
 	return c, nil
 }
 
-// stores returns PostgreSQL and the Redis cache in front of it.
-func (a *app) stores() (*postgres.DB, *redis.Client, error) {
-	db, err := a.postgres()
+// openProducer returns the Kafka producer that the relay publishes with and
+// the worker dead-letters with; it connects lazily.
+func (a *app) openProducer() (*kafka.Producer, error) {
+	p, err := kafka.NewProducer(a.cfg.Kafka, a.component("kafka"))
 	if err != nil {
-		return nil, nil, err
+		return nil, fmt.Errorf("connect kafka producer: %w", err)
 	}
-	cache, err := a.redis()
-	return db, cache, err
+	a.onClose(p.Close)
+	return p, nil
 }
 
-// productService keeps products in PostgreSQL behind the Redis cache.
-func (a *app) productService() (*product.Service, error) {
-	db, cache, err := a.stores()
-	if err != nil {
-		return nil, err
-	}
-	products, err := postgres.NewProductStore(db, a.cfg.Idempotency)
-	if err != nil {
-		return nil, err
-	}
-	store := redis.NewProductCache(cache, products)
-	tasks := imaging.NewTaskMessages(a.cfg.Kafka.Topic)
-	return product.NewService(store, tasks, product.Policy{PublicReads: a.cfg.Auth.PublicReads}), nil
-}
-
-// authService keeps users and keys in PostgreSQL and looks keys up behind
-// the Redis cache, which revoking a key clears.
-func (a *app) authService() (*account.Service, error) {
-	db, cache, err := a.stores()
-	if err != nil {
-		return nil, err
-	}
+// accounts keeps users and keys in PostgreSQL and looks keys up behind the
+// Redis cache, which revoking a key clears.
+func (a *app) accounts(db *postgres.DB, cache *redis.Client) *account.Service {
 	auth := account.NewService(redis.NewKeyCache(cache, postgres.NewAccountStore(db)))
 	// Closed before the pool: last_used_at writes in flight finish first.
 	a.onClose(func() error { auth.Wait(); return nil })
-	return auth, nil
+	return auth
+}
+
+// products keeps products in PostgreSQL behind the Redis cache; a change
+// that adds images writes their tasks to the outbox.
+func (a *app) products(db *postgres.DB, cache *redis.Client) (*product.Service, error) {
+	store, err := postgres.NewProductStore(db, a.cfg.Idempotency)
+	if err != nil {
+		return nil, err
+	}
+	tasks := imaging.NewTaskMessages(a.cfg.Kafka.Topic)
+	return product.NewService(redis.NewProductCache(cache, store), tasks, product.Policy{PublicReads: a.cfg.Auth.PublicReads}), nil
 }
 
 // rateLimiters limit each API key, and the failed authentications from
 // each client address, in Redis, failing open without it.
-func (a *app) rateLimiters() (httpapi.RateLimiter, httpapi.FailureLimiter, error) {
-	cache, err := a.redis()
-	if err != nil {
-		return nil, nil, err
-	}
+func (a *app) rateLimiters(cache *redis.Client) (httpapi.RateLimiter, httpapi.FailureLimiter, error) {
 	l, err := redis.NewLimiter(cache, a.cfg.Limits)
 	if err != nil {
 		return nil, nil, err
@@ -180,31 +182,32 @@ func (a *app) metrics() *prometheus.Registry {
 	return a.registry
 }
 
-// requireSchema waits for PostgreSQL to answer (it may start after pms) and
-// refuses to go on when migrations are pending.
-func (a *app) requireSchema(ctx context.Context) error {
-	db, err := a.postgres()
-	if err != nil {
-		return err
-	}
+// storeChecks are the readiness checks of PostgreSQL and Redis. Redis only
+// degrades: pms serves without it. PostgreSQL is critical where
+// needsPostgres: the worker can do nothing without it, while the API still
+// answers the reads its caches hold, so a serve process without PostgreSQL
+// is degraded and stays in rotation.
+func storeChecks(db *postgres.DB, cache *redis.Client, needsPostgres bool) ([]httpapi.Check, error) {
 	m, err := db.Migrator()
 	if err != nil {
-		return err
+		return nil, err
 	}
-	ctx, cancel := context.WithTimeout(ctx, time.Minute)
-	defer cancel()
-	for wait := 250 * time.Millisecond; ; wait = min(2*wait, 5*time.Second) {
-		err := m.CheckSchema(ctx)
-		if err == nil || !errors.Is(err, product.ErrUnavailable) {
-			return err
-		}
-		a.log.Warn().Err(err).Dur("retry_in", wait).Msg("waiting for postgres")
-		select {
-		case <-ctx.Done():
-			return fmt.Errorf("postgres did not answer in time: %w", err)
-		case <-time.After(wait):
-		}
+	return []httpapi.Check{
+		{Name: "postgres", Critical: needsPostgres, Run: db.Ping},
+		{Name: "schema", Critical: needsPostgres, Run: m.CheckSchema},
+		{Name: "redis", Critical: false, Run: cache.Ping},
+	}, nil
+}
+
+// ops builds the operator listener on ops.addr, with the HTTP timeouts,
+// serving /ready from checks. A process has one, whatever parts it runs.
+func (a *app) ops(checks []httpapi.Check) (*httpapi.Server, error) {
+	if err := a.cfg.Ops.Validate(); err != nil {
+		return nil, err
 	}
+	cfg := a.cfg.HTTP
+	cfg.Addr = a.cfg.Ops.Addr
+	return httpapi.NewOps(cfg, checks, a.metrics(), a.component("ops"))
 }
 
 // runner is a long-lived part of pms: Run blocks until ctx ends, shuts down

@@ -101,7 +101,8 @@ func (c LogConfig) Validate() error {
 }
 
 // Validate reports every problem in the log and postgres sections, which
-// every command uses, and in the other sections named.
+// every command uses, and in the other sections named. A command needs no
+// list of its sections: each part it builds validates its own config.
 func (c Config) Validate(sections ...string) error {
 	validators := map[string]func() error{
 		"http": c.HTTP.Validate, "relay": c.Relay.Validate, "redis": c.Redis.Validate, "rate_limit": c.Limits.Validate, "kafka": c.Kafka.Validate, "s3": c.S3.Validate,
@@ -136,13 +137,6 @@ func applyWorkerAddr(cfg *Config) error {
 	cfg.warnings = append(cfg.warnings, "worker.addr (PMS_WORKER_ADDR) is deprecated and now sets ops.addr (PMS_OPS_ADDR): rename it")
 	return nil
 }
-
-// Sections each long-running command needs beyond log and postgres.
-var (
-	serveSections  = []string{"http", "relay", "kafka", "redis", "rate_limit", "idempotency", "ops"}
-	workerSections = []string{"http", "kafka", "s3", "imaging", "vips", "redis", "ops"}
-	allSections    = []string{"http", "relay", "kafka", "s3", "imaging", "vips", "redis", "rate_limit", "idempotency", "ops"}
-)
 
 // defaults holds every key with its default value: viper only applies
 // environment variables to keys it knows.

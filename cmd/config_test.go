@@ -97,7 +97,7 @@ func TestLoadConfigListsEveryProblem(t *testing.T) {
 		t.Fatal(err)
 	}
 	cfg.HTTP.Addr, cfg.Kafka.Topic, cfg.Imaging.Presets[0].Quality, cfg.Ops.Addr = "nope", "", 0, "x"
-	err = cfg.Validate(workerSections...)
+	err = cfg.Validate("http", "kafka", "imaging", "ops")
 	for _, want := range []string{"http.addr", "kafka.brokers", "kafka.topic", "imaging.presets[0].quality", "ops.addr"} {
 		if !strings.Contains(err.Error(), want) {
 			t.Errorf("loadConfig error %q does not name %s", err, want)

@@ -15,7 +15,7 @@ func newMigrateCmd(a *app) *cobra.Command {
 		Long:  "Apply, roll back or list the schema migrations embedded in pms.\nMigrations run one transaction each, in order, under a PostgreSQL advisory lock.",
 	}
 	migrator := func() (*postgres.Migrator, error) {
-		db, err := a.postgres()
+		db, err := a.openPool()
 		if err != nil {
 			return nil, err
 		}

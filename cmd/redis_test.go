@@ -122,10 +122,7 @@ func TestRevokedKeyStopsOnEveryReplica(t *testing.T) {
 			t.Fatalf("GET /me before revoking = %d", code) // and now the key is cached on both
 		}
 	}
-	auth, err := a.app.authService()
-	if err != nil {
-		t.Fatal(err)
-	}
+	auth := testAccounts(t, a.app.cfg)
 	keys, err := auth.ListKeys(context.Background(), userIDOf(t, a))
 	if err != nil || len(keys) != 1 || !strings.HasPrefix(a.key, "pms_"+keys[0].Prefix+"_") {
 		t.Fatalf("ListKeys = %+v, %v", keys, err)

@@ -22,10 +22,7 @@ func newUsersCmd(a *app) *cobra.Command {
 		Short: "Create a user and print their first API key (shown once)",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			if err := a.requireSchema(cmd.Context()); err != nil {
-				return err
-			}
-			auth, err := a.authService()
+			auth, err := a.keyAdmin(cmd)
 			if err != nil {
 				return err
 			}
@@ -138,12 +135,18 @@ func newKeysCmd(a *app) *cobra.Command {
 	return cmd
 }
 
-// keyAdmin checks the schema and returns the key service.
+// keyAdmin opens PostgreSQL (checking its schema) and Redis, whose key
+// cache revoking a key clears, and returns the account service on them.
 func (a *app) keyAdmin(cmd *cobra.Command) (*account.Service, error) {
-	if err := a.requireSchema(cmd.Context()); err != nil {
+	db, err := a.openPostgres(cmd.Context())
+	if err != nil {
 		return nil, err
 	}
-	return a.authService()
+	cache, err := a.openRedis()
+	if err != nil {
+		return nil, err
+	}
+	return a.accounts(db, cache), nil
 }
 
 func when(t time.Time) string {

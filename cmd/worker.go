@@ -1,7 +1,18 @@
 package cmd
 
 import (
+	"context"
+	"fmt"
+
 	"github.com/spf13/cobra"
+
+	"github.com/pms-dev/pms/imaging"
+	"github.com/pms-dev/pms/platform/httpapi"
+	"github.com/pms-dev/pms/platform/kafka"
+	"github.com/pms-dev/pms/platform/postgres"
+	"github.com/pms-dev/pms/platform/redis"
+	"github.com/pms-dev/pms/platform/s3"
+	"github.com/pms-dev/pms/platform/vips"
 )
 
 func newWorkerCmd(a *app) *cobra.Command {
@@ -12,27 +23,78 @@ func newWorkerCmd(a *app) *cobra.Command {
 			"record it in PostgreSQL. Serves /health, /ready and /metrics on ops.addr.\n" +
 			"On SIGINT or SIGTERM, tasks in flight finish or are left for redelivery.",
 		Args: cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			ctx := cmd.Context()
-			if err := a.require(workerSections...); err != nil {
-				return err
-			}
-			if err := a.requireSchema(ctx); err != nil {
-				return err
-			}
-			consumer, checks, err := a.consumer(ctx)
-			if err != nil {
-				return err
-			}
-			pgChecks, err := a.storeChecks(true)
-			if err != nil {
-				return err
-			}
-			ops, err := a.ops(append(pgChecks, checks...))
-			if err != nil {
-				return err
-			}
-			return run(ctx, ops, consumer)
-		},
+		RunE: func(cmd *cobra.Command, _ []string) error { return a.runWorker(cmd.Context()) },
 	}
+}
+
+// runWorker opens PostgreSQL, Redis and the Kafka producer (for dead
+// letters), in that order, builds the worker on them and runs it with its
+// operator listener.
+func (a *app) runWorker(ctx context.Context) error {
+	db, err := a.openPostgres(ctx)
+	if err != nil {
+		return err
+	}
+	cache, err := a.openRedis()
+	if err != nil {
+		return err
+	}
+	producer, err := a.openProducer()
+	if err != nil {
+		return err
+	}
+	consumer, checks, err := a.worker(ctx, db, cache, producer)
+	if err != nil {
+		return err
+	}
+	stores, err := storeChecks(db, cache, true)
+	if err != nil {
+		return err
+	}
+	ops, err := a.ops(append(stores, checks...))
+	if err != nil {
+		return err
+	}
+	return run(ctx, ops, consumer)
+}
+
+// worker builds the image worker on the stores and the producer: a Kafka
+// consumer group that routes the image task topic to the processor, which
+// fetches, compresses with libvips, uploads to S3 and records results in
+// PostgreSQL. It returns the readiness checks of what only it depends on.
+func (a *app) worker(ctx context.Context, db *postgres.DB, cache *redis.Client, dlq *kafka.Producer) (*kafka.Consumer, []httpapi.Check, error) {
+	fetcher, err := imaging.NewFetcher(a.cfg.Imaging.Fetch, a.cfg.Imaging.Limits)
+	if err != nil {
+		return nil, nil, err
+	}
+	if fetcher.AllowsPrivateNetworks() {
+		a.log.Warn().Msg("imaging.fetch.allow_private_networks is on: image URLs may reach loopback and private networks; for development and tests only")
+	}
+	compressor, err := vips.New(a.cfg.Vips, a.cfg.Imaging.Limits)
+	if err != nil {
+		return nil, nil, err
+	}
+	uploader, err := s3.New(ctx, a.cfg.S3)
+	if err != nil {
+		return nil, nil, fmt.Errorf("connect s3: %w", err)
+	}
+	results := redis.NewResultsCache(cache, postgres.NewImageResults(db))
+	processor, err := imaging.NewProcessor(a.cfg.Imaging, fetcher, compressor, uploader, results)
+	if err != nil {
+		return nil, nil, err
+	}
+	tasks := kafka.Route{Topic: a.cfg.Kafka.Topic, Handler: imaging.NewTaskHandler(processor),
+		MaxAttempts: imaging.MaxAttempts, KeyName: "product_id", LogHeaders: []string{imaging.HeaderTaskID}}
+	c, err := kafka.NewConsumer(a.cfg.Kafka, []kafka.Route{tasks}, dlq, a.component("worker"))
+	if err != nil {
+		return nil, nil, fmt.Errorf("connect kafka consumer: %w", err)
+	}
+	a.onClose(c.Close)
+	if err := a.metrics().Register(c); err != nil {
+		return nil, nil, fmt.Errorf("register worker metrics: %w", err)
+	}
+	return c, []httpapi.Check{
+		{Name: "kafka_consumer", Critical: true, Run: c.Check},
+		{Name: "s3", Critical: true, Run: uploader.Check},
+	}, nil
 }
