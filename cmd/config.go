@@ -8,9 +8,7 @@ import (
 	"net/url"
 	"os"
 	"reflect"
-	"runtime"
 	"strings"
-	"time"
 
 	"github.com/go-viper/mapstructure/v2"
 	"github.com/spf13/viper"
@@ -130,7 +128,7 @@ func applyWorkerAddr(cfg *Config) error {
 	if cfg.Worker.Addr == "" {
 		return nil
 	}
-	if cfg.Ops.Addr != defaults["ops.addr"] && cfg.Ops.Addr != cfg.Worker.Addr {
+	if cfg.Ops.Addr != DefaultConfig().Ops.Addr && cfg.Ops.Addr != cfg.Worker.Addr {
 		return fmt.Errorf("worker.addr (%s) and ops.addr (%s) differ: worker.addr is the deprecated name of ops.addr; set only ops.addr", cfg.Worker.Addr, cfg.Ops.Addr)
 	}
 	cfg.Ops.Addr = cfg.Worker.Addr
@@ -138,112 +136,56 @@ func applyWorkerAddr(cfg *Config) error {
 	return nil
 }
 
-// defaults holds every key with its default value: viper only applies
-// environment variables to keys it knows.
-var defaults = map[string]any{
-	"log.level":  "info",
-	"log.format": "json",
+// DefaultConfig returns the defaults of every setting: each package's own,
+// with the addresses of the development servers `make run` starts and no
+// Kafka brokers (so `pms all` embeds one). It is the one source of
+// defaults: viper is seeded from it, and config.yaml must say the same
+// (TestConfigFileSaysTheDefaults).
+func DefaultConfig() Config {
+	cfg := Config{
+		Log:         LogConfig{Level: "info", Format: "json"},
+		HTTP:        httpapi.DefaultConfig(),
+		Postgres:    postgres.DefaultConfig(),
+		Relay:       postgres.DefaultRelayConfig(),
+		Redis:       redis.DefaultConfig(),
+		Limits:      redis.DefaultLimitConfig(),
+		Kafka:       kafka.DefaultConfig(),
+		S3:          s3.DefaultConfig(),
+		Imaging:     imaging.DefaultConfig(),
+		Vips:        vips.DefaultConfig(),
+		Ops:         OpsConfig{Addr: ":8081"},
+		Dev:         DevConfig{StateDir: ".pms", KafkaAddr: "127.0.0.1:9092", S3Addr: "127.0.0.1:9000"},
+		Idempotency: postgres.DefaultIdempotencyConfig(),
+	}
+	cfg.Postgres.URL = "postgres://postgres@127.0.0.1:54320/pms?sslmode=disable" // deploy/services.sh dev
+	cfg.Redis.Addr = "127.0.0.1:63790"                                           // deploy/services.sh dev
+	cfg.Kafka.Brokers = []string{}
+	return cfg
+}
 
-	"http.addr":                ":8080",
-	"http.read_header_timeout": 5 * time.Second,
-	"http.read_timeout":        30 * time.Second,
-	"http.write_timeout":       30 * time.Second,
-	"http.idle_timeout":        120 * time.Second,
-	"http.request_timeout":     10 * time.Second,
-	"http.shutdown_timeout":    15 * time.Second,
-	"http.max_body_bytes":      1 << 20,
-	"http.trusted_proxies":     []string{},
-
-	"postgres.url":                "postgres://postgres@127.0.0.1:54320/pms?sslmode=disable",
-	"postgres.max_open_conns":     20,
-	"postgres.max_idle_conns":     10,
-	"postgres.conn_max_lifetime":  30 * time.Minute,
-	"postgres.conn_max_idle_time": 5 * time.Minute,
-	"postgres.connect_timeout":    5 * time.Second,
-	"postgres.io_timeout":         30 * time.Second,
-
-	"relay.poll_interval": time.Second,
-	"relay.batch_size":    100,
-	"relay.retention":     24 * time.Hour,
-
-	"idempotency.ttl":            24 * time.Hour,
-	"idempotency.prune_interval": time.Hour,
-
-	"redis.addr":             "127.0.0.1:63790",
-	"redis.password":         "",
-	"redis.db":               0,
-	"redis.dial_timeout":     500 * time.Millisecond,
-	"redis.timeout":          50 * time.Millisecond,
-	"redis.pool_size":        0,
-	"redis.product_ttl":      30 * time.Minute,
-	"redis.ttl_jitter":       0.1,
-	"redis.key_ttl":          time.Second,
-	"redis.key_stale_ttl":    30 * time.Minute,
-	"redis.unknown_key_ttl":  10 * time.Second,
-	"redis.local_ttl":        500 * time.Millisecond,
-	"redis.breaker_failures": 5,
-	"redis.breaker_cooldown": 2 * time.Second,
-
-	"rate_limit.read_rate":   50,
-	"rate_limit.read_burst":  100,
-	"rate_limit.write_rate":  10,
-	"rate_limit.write_burst": 20,
-
-	"rate_limit.auth_failures_per_minute": 60,
-	"rate_limit.auth_failure_burst":       20,
-
-	"kafka.brokers":           []string{},
-	"kafka.topic":             "pms.image-tasks",
-	"kafka.dead_letter_topic": "pms.image-tasks.dlq",
-	"kafka.group_id":          "pms-worker",
-	"kafka.client_id":         "pms",
-	"kafka.version":           "2.8.0",
-	"kafka.concurrency":       0,
-	"kafka.retry_backoff":     time.Second,
-	"kafka.max_retry_backoff": 30 * time.Second,
-	"kafka.shutdown_grace":    10 * time.Second,
-	"kafka.dial_timeout":      5 * time.Second,
-	"kafka.read_timeout":      30 * time.Second,
-	"kafka.write_timeout":     30 * time.Second,
-	"kafka.produce_timeout":   10 * time.Second,
-	"kafka.max_wait_time":     500 * time.Millisecond,
-	"kafka.commit_interval":   time.Second,
-
-	"s3.endpoint":          "",
-	"s3.region":            "us-east-1",
-	"s3.bucket":            "pms-images",
-	"s3.access_key_id":     "",
-	"s3.secret_access_key": "",
-	"s3.use_path_style":    false,
-	"s3.public_url":        "",
-	"s3.cache_control":     "public, max-age=31536000, immutable",
-	"s3.timeout":           30 * time.Second,
-	"s3.max_attempts":      2,
-	"s3.create_bucket":     false,
-
-	"imaging.fetch.connect_timeout":        5 * time.Second,
-	"imaging.fetch.timeout":                30 * time.Second,
-	"imaging.fetch.max_bytes":              25 << 20,
-	"imaging.fetch.max_redirects":          3,
-	"imaging.fetch.allow_private_networks": false,
-	"imaging.fetch.user_agent":             "pms-imaging/1",
-	"imaging.limits.max_pixels":            imaging.DefaultLimits.MaxPixels,
-	"imaging.limits.max_side":              imaging.DefaultLimits.MaxSide,
-	"imaging.job_timeout":                  2 * time.Minute,
-	"imaging.presets":                      imaging.DefaultPresets(), // PMS_IMAGING_PRESETS takes a JSON array
-
-	"vips.max_concurrent": runtime.NumCPU(),
-	"vips.max_memory":     512 << 20,
-	"vips.fail_on":        "warning",
-
-	"auth.public_reads": false,
-
-	"ops.addr":    ":8081",
-	"worker.addr": "", // deprecated: ops.addr
-
-	"dev.state_dir":  ".pms",
-	"dev.kafka_addr": "127.0.0.1:9092",
-	"dev.s3_addr":    "127.0.0.1:9000",
+// defaults returns every key of c as viper names it (postgres.url) with its
+// value: viper only applies environment variables to keys it knows. Lists
+// stay whole values (imaging.presets).
+func defaults(c Config) map[string]any {
+	out := map[string]any{}
+	var walk func(prefix string, v reflect.Value)
+	walk = func(prefix string, v reflect.Value) {
+		t := v.Type()
+		for i := range t.NumField() {
+			f := t.Field(i)
+			tag, _, _ := strings.Cut(f.Tag.Get("mapstructure"), ",")
+			if !f.IsExported() || tag == "" || tag == "-" {
+				continue
+			}
+			if fv := v.Field(i); fv.Kind() == reflect.Struct {
+				walk(prefix+tag+".", fv)
+			} else {
+				out[prefix+tag] = fv.Interface()
+			}
+		}
+	}
+	walk("", reflect.ValueOf(c))
+	return out
 }
 
 // loadConfig reads defaults, then the config file (file, or ./config.yaml
@@ -251,7 +193,7 @@ var defaults = map[string]any{
 // and the original deployment's variable names where no PMS_* one is set.
 func loadConfig(file string, env func(string) (string, bool)) (Config, error) {
 	v := viper.New()
-	for k, val := range defaults {
+	for k, val := range defaults(DefaultConfig()) {
 		v.SetDefault(k, val)
 	}
 	if file != "" {

@@ -8,6 +8,8 @@ import (
 	"time"
 
 	"github.com/google/go-cmp/cmp"
+	"github.com/google/go-cmp/cmp/cmpopts"
+	"github.com/spf13/viper"
 
 	"github.com/pms-dev/pms/imaging"
 )
@@ -29,17 +31,35 @@ func TestLoadConfigDefaults(t *testing.T) {
 	}
 }
 
-// TestConfigFileMatchesDefaults keeps config.yaml documenting every key.
-func TestConfigFileMatchesDefaults(t *testing.T) {
-	raw, err := os.ReadFile(filepath.Join("..", "config.yaml"))
+// TestConfigFileSaysTheDefaults keeps config.yaml, which the container
+// image ships, saying exactly what the code's defaults are: loading it
+// gives DefaultConfig, value for value, and it names every key and no other.
+func TestConfigFileSaysTheDefaults(t *testing.T) {
+	path := filepath.Join("..", "config.yaml")
+	cfg, err := loadConfig(path, envOf(nil))
 	if err != nil {
 		t.Fatal(err)
 	}
-	for key := range defaults {
-		leaf := key[strings.LastIndexByte(key, '.')+1:]
-		if !strings.Contains(string(raw), leaf+":") {
-			t.Errorf("config.yaml does not document %s", key)
+	if diff := cmp.Diff(DefaultConfig(), cfg, cmpopts.IgnoreUnexported(Config{})); diff != "" {
+		t.Errorf("config.yaml differs from DefaultConfig() (-code +config.yaml):\n%s", diff)
+	}
+	file := viper.New()
+	file.SetConfigFile(path)
+	if err := file.ReadInConfig(); err != nil {
+		t.Fatal(err)
+	}
+	inFile := map[string]bool{}
+	for _, k := range file.AllKeys() {
+		inFile[k] = true
+	}
+	for k := range defaults(DefaultConfig()) {
+		if !inFile[k] {
+			t.Errorf("config.yaml does not name %s", k)
 		}
+		delete(inFile, k)
+	}
+	for k := range inFile {
+		t.Errorf("config.yaml names %s, which pms does not know", k)
 	}
 }
 

@@ -13,17 +13,17 @@ import (
 	"time"
 )
 
-// FetchConfig bounds what a Fetcher downloads. A zero field takes the default
-// given in its comment.
+// FetchConfig bounds what a Fetcher downloads. A zero field takes its value
+// from DefaultFetchConfig.
 type FetchConfig struct {
-	// ConnectTimeout bounds each TCP connect and TLS handshake. Default 5s.
+	// ConnectTimeout bounds each TCP connect and TLS handshake.
 	ConnectTimeout time.Duration `mapstructure:"connect_timeout"`
-	// Timeout bounds a whole fetch: redirects, headers and body. Default 30s.
+	// Timeout bounds a whole fetch: redirects, headers and body.
 	Timeout time.Duration `mapstructure:"timeout"`
-	// MaxBytes caps the size of a source body. Default 25 MiB.
+	// MaxBytes caps the size of a source body.
 	MaxBytes int64 `mapstructure:"max_bytes"`
-	// MaxRedirects caps the redirects followed in one fetch. Default 3 (zero
-	// means the default, so redirects cannot be turned off).
+	// MaxRedirects caps the redirects followed in one fetch (zero means the
+	// default, so redirects cannot be turned off).
 	MaxRedirects int `mapstructure:"max_redirects"`
 	// AllowPrivateNetworks also lets the fetcher connect to loopback, RFC 1918
 	// and IPv6 unique-local addresses. It is for development and tests only,
@@ -32,18 +32,18 @@ type FetchConfig struct {
 	// addresses (cloud metadata such as 169.254.169.254) and multicast stay
 	// refused.
 	AllowPrivateNetworks bool `mapstructure:"allow_private_networks"`
-	// UserAgent is sent with every request. Default "pms-imaging/1".
+	// UserAgent is sent with every request.
 	UserAgent string `mapstructure:"user_agent"`
 }
 
-const (
-	defaultConnectTimeout = 5 * time.Second
-	defaultFetchTimeout   = 30 * time.Second
-	defaultMaxBytes       = 25 << 20
-	defaultMaxRedirects   = 3
-	defaultUserAgent      = "pms-imaging/1"
-	maxURLLength          = 2048
-)
+// DefaultFetchConfig returns the defaults of every fetch setting, which a
+// zero field of a FetchConfig also takes.
+func DefaultFetchConfig() FetchConfig {
+	return FetchConfig{ConnectTimeout: 5 * time.Second, Timeout: 30 * time.Second, MaxBytes: 25 << 20,
+		MaxRedirects: 3, UserAgent: "pms-imaging/1"}
+}
+
+const maxURLLength = 2048
 
 // Validate reports every problem with c, joined with errors.Join, or nil.
 func (c FetchConfig) Validate() error {
@@ -63,11 +63,12 @@ func (c FetchConfig) Validate() error {
 }
 
 func (c FetchConfig) withDefaults() FetchConfig {
-	setFetchDefault(&c.ConnectTimeout, defaultConnectTimeout)
-	setFetchDefault(&c.Timeout, defaultFetchTimeout)
-	setFetchDefault(&c.MaxBytes, defaultMaxBytes)
-	setFetchDefault(&c.MaxRedirects, defaultMaxRedirects)
-	setFetchDefault(&c.UserAgent, defaultUserAgent)
+	d := DefaultFetchConfig()
+	setFetchDefault(&c.ConnectTimeout, d.ConnectTimeout)
+	setFetchDefault(&c.Timeout, d.Timeout)
+	setFetchDefault(&c.MaxBytes, d.MaxBytes)
+	setFetchDefault(&c.MaxRedirects, d.MaxRedirects)
+	setFetchDefault(&c.UserAgent, d.UserAgent)
 	return c
 }
 

@@ -97,6 +97,11 @@ type Config struct {
 	Presets []Preset `mapstructure:"presets"`
 }
 
+// DefaultConfig returns the defaults of every setting.
+func DefaultConfig() Config {
+	return Config{Fetch: DefaultFetchConfig(), Limits: DefaultLimits, JobTimeout: 2 * time.Minute, Presets: DefaultPresets()}
+}
+
 // Validate reports every problem with the config.
 func (c Config) Validate() error {
 	errs := []error{c.Fetch.Validate(), c.Limits.Validate()}

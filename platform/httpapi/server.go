@@ -43,6 +43,21 @@ type Config struct {
 	TrustedProxies []string `mapstructure:"trusted_proxies"`
 }
 
+// DefaultConfig returns the defaults of every setting.
+func DefaultConfig() Config {
+	return Config{
+		Addr:              ":8080",
+		ReadHeaderTimeout: 5 * time.Second,
+		ReadTimeout:       30 * time.Second,
+		WriteTimeout:      30 * time.Second,
+		IdleTimeout:       120 * time.Second,
+		RequestTimeout:    10 * time.Second,
+		ShutdownTimeout:   15 * time.Second,
+		MaxBodyBytes:      1 << 20,
+		TrustedProxies:    []string{},
+	}
+}
+
 // Validate reports every problem with the config.
 func (c Config) Validate() error {
 	var errs []error

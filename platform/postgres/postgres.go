@@ -31,6 +31,20 @@ type Config struct {
 	IOTimeout time.Duration `mapstructure:"io_timeout"`
 }
 
+// DefaultConfig returns the defaults of every setting, for a server on
+// localhost.
+func DefaultConfig() Config {
+	return Config{
+		URL:             "postgres://postgres@127.0.0.1:5432/pms?sslmode=disable",
+		MaxOpenConns:    20,
+		MaxIdleConns:    10,
+		ConnMaxLifetime: 30 * time.Minute,
+		ConnMaxIdleTime: 5 * time.Minute,
+		ConnectTimeout:  5 * time.Second,
+		IOTimeout:       30 * time.Second,
+	}
+}
+
 // Validate reports every problem with the config.
 func (c Config) Validate() error {
 	var errs []error

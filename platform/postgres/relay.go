@@ -21,6 +21,11 @@ type RelayConfig struct {
 	Retention    time.Duration `mapstructure:"retention"` // how long published rows are kept
 }
 
+// DefaultRelayConfig returns the defaults of every relay setting.
+func DefaultRelayConfig() RelayConfig {
+	return RelayConfig{PollInterval: time.Second, BatchSize: 100, Retention: 24 * time.Hour}
+}
+
 // Validate reports every problem with the config.
 func (c RelayConfig) Validate() error {
 	var errs []error

@@ -23,6 +23,11 @@ type LimitConfig struct {
 	AuthFailureBurst      int `mapstructure:"auth_failure_burst"`
 }
 
+// DefaultLimitConfig returns the defaults of every rate limit.
+func DefaultLimitConfig() LimitConfig {
+	return LimitConfig{ReadRate: 50, ReadBurst: 100, WriteRate: 10, WriteBurst: 20, AuthFailuresPerMinute: 60, AuthFailureBurst: 20}
+}
+
 // Validate reports every problem with the config.
 func (c LimitConfig) Validate() error {
 	var errs []error

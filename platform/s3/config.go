@@ -47,6 +47,12 @@ type Config struct {
 	CreateBucket bool `mapstructure:"create_bucket"`
 }
 
+// DefaultConfig returns the defaults of every setting: AWS in us-east-1,
+// with the default credential chain.
+func DefaultConfig() Config {
+	return Config{Region: "us-east-1", Bucket: "pms-images", CacheControl: DefaultCacheControl, Timeout: 30 * time.Second, MaxAttempts: 2}
+}
+
 // bucketName is the S3 rule for new buckets, without the rarer exclusions.
 var bucketName = regexp.MustCompile(`^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$`)
 

@@ -29,8 +29,8 @@ func TestConfigValidate(t *testing.T) {
 	}{
 		{"ok", func(*vips.Config) {}, ""},
 		{"fail on error", func(c *vips.Config) { c.FailOn = "error" }, ""},
-		{"zero slots", func(c *vips.Config) { c.MaxConcurrent = 0 }, "vips.max_concurrent: must be at least 1"},
-		{"negative slots", func(c *vips.Config) { c.MaxConcurrent = -1 }, "vips.max_concurrent: must be at least 1"},
+		{"one slot per CPU", func(c *vips.Config) { c.MaxConcurrent = 0 }, ""},
+		{"negative slots", func(c *vips.Config) { c.MaxConcurrent = -1 }, "vips.max_concurrent: must not be negative (0 means one per CPU)"},
 		{"tiny memory", func(c *vips.Config) { c.MaxMemory = 1 << 20 }, "vips.max_memory: must be at least 16 MiB (16777216)"},
 		{"unknown fail_on", func(c *vips.Config) { c.FailOn = "never" }, "vips.fail_on: must be one of [warning error truncated none]"},
 	}

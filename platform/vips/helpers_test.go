@@ -23,7 +23,9 @@ const (
 
 // testConfig is the production configuration with maxConcurrent slots.
 func testConfig(maxConcurrent int) vips.Config {
-	return vips.Config{MaxConcurrent: maxConcurrent, MaxMemory: 512 << 20, FailOn: "warning"}
+	c := vips.DefaultConfig()
+	c.MaxConcurrent = maxConcurrent
+	return c
 }
 
 func newCompressor(tb testing.TB, maxConcurrent int) *vips.Compressor {

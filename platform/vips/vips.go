@@ -15,9 +15,11 @@
 package vips
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
+	"runtime"
 	"slices"
 	"sync"
 
@@ -29,8 +31,8 @@ import (
 
 // Config bounds the libvips work of one process.
 type Config struct {
-	// MaxConcurrent is how many images are compressed at once. Each uses one
-	// libvips thread.
+	// MaxConcurrent is how many images are compressed at once, each on one
+	// libvips thread; 0 means one per CPU.
 	MaxConcurrent int `mapstructure:"max_concurrent"`
 	// MaxMemory bounds, in bytes, what the images being compressed may hold
 	// at once, as estimated from each one's header before it is decoded
@@ -42,14 +44,19 @@ type Config struct {
 	FailOn string `mapstructure:"fail_on"`
 }
 
+// DefaultConfig returns the defaults of every setting.
+func DefaultConfig() Config {
+	return Config{MaxConcurrent: 0, MaxMemory: 512 << 20, FailOn: "warning"}
+}
+
 // FailOnLevels are the values Config.FailOn takes, strictest first.
 var FailOnLevels = []string{"warning", "error", "truncated", "none"}
 
 // Validate reports every problem with the config.
 func (c Config) Validate() error {
 	var errs []error
-	if c.MaxConcurrent < 1 {
-		errs = append(errs, errors.New("vips.max_concurrent: must be at least 1"))
+	if c.MaxConcurrent < 0 {
+		errs = append(errs, errors.New("vips.max_concurrent: must not be negative (0 means one per CPU)"))
 	}
 	if c.MaxMemory < 16<<20 {
 		errs = append(errs, errors.New("vips.max_memory: must be at least 16 MiB (16777216)"))
@@ -87,7 +94,7 @@ func New(cfg Config, lim imaging.Limits) (*Compressor, error) {
 		quietWarnings()
 	})
 	return &Compressor{
-		slots:     make(chan struct{}, cfg.MaxConcurrent),
+		slots:     make(chan struct{}, cmp.Or(cfg.MaxConcurrent, runtime.NumCPU())),
 		memory:    semaphore.NewWeighted(cfg.MaxMemory),
 		maxMemory: cfg.MaxMemory,
 		limits:    lim,
