@@ -121,11 +121,10 @@ func TestUpdateProductImages(t *testing.T) {
 	t.Cleanup(func() { db.Close() })
 	const compressed = "https://cdn.example.com/b.webp"
 	if _, err := db.ExecContext(t.Context(), `
-WITH img AS (
-    UPDATE product_images SET status = 'ready', attempts = 1
-    WHERE product_id = $1 AND source_url = $2 RETURNING id)
-INSERT INTO product_image_variants (image_id, name, position, url, width, height, bytes, format)
-SELECT id, 'main', 0, $3, 640, 480, 12345, 'webp' FROM img`, p.ID, img("b"), compressed); err != nil {
+UPDATE product_images SET status = 'ready', attempts = 1,
+    variants = jsonb_build_array(jsonb_build_object('name', 'main', 'url', $3::text, 'width', 640, 'height', 480,
+        'bytes', 12345, 'format', 'webp'))
+WHERE product_id = $1 AND source_url = $2`, p.ID, img("b"), compressed); err != nil {
 		t.Fatalf("mark image ready: %v", err)
 	}
 	if got := a.get(t, p.ID).Compressed; !cmp.Equal(got, []string{compressed}) {

@@ -205,26 +205,27 @@ func (c *catalogue) price() string {
 	return product.Price(int64(cents)).String()
 }
 
-// images returns the COPY values of one to three images of a product, and
-// of their variants: most are ready with a main and a thumbnail variant,
-// the rest pending, processing or failed.
-func (c *catalogue) images(productID uuid.UUID, created time.Time) (images, variants [][]any) {
+// images returns the COPY values of one to three images of a product: most
+// are ready with a main and a thumbnail variant, the rest pending,
+// processing or failed.
+func (c *catalogue) images(productID uuid.UUID, created time.Time) [][]any {
 	r := c.r
 	n := 1 + r.IntN(3)
-	images = make([][]any, n)
+	images := make([][]any, n)
 	for pos := range n {
 		id := uuidV7(created.Add(time.Duration(pos+1)*time.Microsecond), r)
 		src := fmt.Sprintf("https://images.example.com/%s/%d.jpg", productID, pos)
 		var status string
 		var attempts int
 		var errorCode any
+		variants := "[]"
 		switch u := r.Float64(); {
 		case u < 0.70:
 			status, attempts = "ready", 1
 			height := 900 + r.IntN(700)
-			variants = append(variants,
-				[]any{id.String(), "main", 0, c.variantURL(productID), 1600, height, 80_000 + r.IntN(320_000), "webp"},
-				[]any{id.String(), "thumbnail", 1, c.variantURL(productID), 320, height / 5, 4_000 + r.IntN(16_000), "webp"})
+			variants = fmt.Sprintf(`[{"name":"main","url":%q,"width":1600,"height":%d,"bytes":%d,"format":"webp"},`+
+				`{"name":"thumbnail","url":%q,"width":320,"height":%d,"bytes":%d,"format":"webp"}]`,
+				c.variantURL(productID), height, 80_000+r.IntN(320_000), c.variantURL(productID), height/5, 4_000+r.IntN(16_000))
 		case u < 0.85:
 			status = "pending"
 		case u < 0.90:
@@ -232,9 +233,9 @@ func (c *catalogue) images(productID uuid.UUID, created time.Time) (images, vari
 		default:
 			status, attempts, errorCode = "failed", 3, "not_an_image"
 		}
-		images[pos] = []any{id.String(), productID.String(), pos, src, status, attempts, errorCode, created}
+		images[pos] = []any{id.String(), productID.String(), pos, src, status, attempts, errorCode, variants, created}
 	}
-	return images, variants
+	return images
 }
 
 func (c *catalogue) variantURL(productID uuid.UUID) string {

@@ -3,11 +3,10 @@ package postgres
 import (
 	"context"
 	"database/sql"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"time"
-
-	"github.com/lib/pq"
 
 	"github.com/pms-dev/pms/imaging"
 )
@@ -88,27 +87,15 @@ func (r *ImageResults) Abandon(ctx context.Context, t imaging.Task, attempt int)
 const (
 	lockLiveProduct = `
 EXISTS (SELECT 1 FROM products p WHERE p.id = i.product_id AND p.deleted_at IS NULL FOR NO KEY UPDATE)`
-	// readyImage marks the image ready and makes its variants the ones
-	// given ($4–$9: one array per column, in preset order), in one
-	// statement: a repeated result overwrites them, and variants of
-	// presets no longer configured go.
+	// readyImage marks the image ready with the variants given ($4, a JSON
+	// list in preset order): a repeated result overwrites them, and variants
+	// of presets no longer configured go.
 	readyImage = `
 WITH img AS (
     UPDATE product_images i
-    SET status = 'ready', error_code = NULL, updated_at = $3
+    SET status = 'ready', error_code = NULL, variants = $4, updated_at = $3
     WHERE i.id = $1 AND i.source_url = $2 AND ` + lockLiveProduct + `
-    RETURNING i.id, i.product_id),
-gone AS (
-    DELETE FROM product_image_variants v USING img
-    WHERE v.image_id = img.id AND NOT (v.name = ANY($4::text[]))),
-made AS (
-    INSERT INTO product_image_variants (image_id, name, position, url, width, height, bytes, format)
-    SELECT img.id, r.name, r.n - 1, r.url, r.width, r.height, r.bytes, r.format
-    FROM img, unnest($4::text[], $5::text[], $6::integer[], $7::integer[], $8::bigint[], $9::text[])
-              WITH ORDINALITY AS r (name, url, width, height, bytes, format, n)
-    ON CONFLICT (image_id, name) DO UPDATE
-    SET position = EXCLUDED.position, url = EXCLUDED.url, width = EXCLUDED.width, height = EXCLUDED.height,
-        bytes = EXCLUDED.bytes, format = EXCLUDED.format)
+    RETURNING i.product_id)
 UPDATE products SET version = version + 1, updated_at = $3
 WHERE id IN (SELECT product_id FROM img)`
 	failImage = `
@@ -121,17 +108,28 @@ UPDATE products SET version = version + 1, updated_at = $5
 WHERE id IN (SELECT product_id FROM img)`
 )
 
+// variantRow is a variant as product_images.variants keeps it, an element
+// of its JSON list; a product read decodes it into a product.Variant.
+type variantRow struct {
+	Name   string `json:"name"`
+	URL    string `json:"url"`
+	Width  int    `json:"width"`
+	Height int    `json:"height"`
+	Bytes  int64  `json:"bytes"`
+	Format string `json:"format"`
+}
+
 // Ready records the image's variants; see imaging.ResultStore.
 func (r *ImageResults) Ready(ctx context.Context, t imaging.Task, res imaging.Result) error {
-	n := len(res.Variants)
-	names, urls, formats := make([]string, n), make([]string, n), make([]string, n)
-	widths, heights, sizes := make([]int64, n), make([]int64, n), make([]int64, n)
+	variants := make([]variantRow, len(res.Variants))
 	for i, v := range res.Variants {
-		names[i], urls[i], formats[i] = v.Name, v.URL, v.Format
-		widths[i], heights[i], sizes[i] = int64(v.Width), int64(v.Height), v.Bytes
+		variants[i] = variantRow(v)
 	}
-	if _, err := r.db.db.ExecContext(ctx, readyImage, t.ImageID, t.SourceURL, now(), pq.Array(names), pq.Array(urls),
-		pq.Array(widths), pq.Array(heights), pq.Array(sizes), pq.Array(formats)); err != nil {
+	data, err := json.Marshal(variants)
+	if err != nil {
+		return fmt.Errorf("encode variants of image %s: %w", t.ImageID, err)
+	}
+	if _, err := r.db.db.ExecContext(ctx, readyImage, t.ImageID, t.SourceURL, now(), data); err != nil {
 		return translate(fmt.Errorf("record image %s ready: %w", t.ImageID, err))
 	}
 	return nil

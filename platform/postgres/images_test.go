@@ -30,7 +30,7 @@ func readImage(t *testing.T, raw *sql.DB, imageID uuid.UUID) imageState {
 	t.Helper()
 	const q = `
 SELECT i.status, i.attempts, COALESCE(i.error_code, ''),
-       COALESCE((SELECT v.url FROM product_image_variants v WHERE v.image_id = i.id AND v.position = 0), ''), p.version
+       COALESCE(i.variants->0->>'url', ''), p.version
 FROM product_images i JOIN products p ON p.id = i.product_id WHERE i.id = $1`
 	var s imageState
 	if err := raw.QueryRowContext(t.Context(), q, imageID).Scan(&s.Status, &s.Attempts, &s.ErrorCode, &s.URL, &s.Version); err != nil {

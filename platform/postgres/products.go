@@ -44,10 +44,7 @@ SELECT p.id, p.user_id, p.product_name, p.product_description, p.product_price::
        COALESCE((SELECT json_agg(json_build_object(
                     'id', i.id, 'position', i.position, 'source_url', i.source_url, 'status', i.status,
                     'attempts', i.attempts, 'error_code', i.error_code, 'updated_at', i.updated_at,
-                    'variants', (SELECT json_agg(json_build_object(
-                                    'Name', v.name, 'URL', v.url, 'Width', v.width, 'Height', v.height,
-                                    'Bytes', v.bytes, 'Format', v.format) ORDER BY v.position)
-                                 FROM product_image_variants v WHERE v.image_id = i.id)) ORDER BY i.position)
+                    'variants', NULLIF(i.variants, '[]')) ORDER BY i.position)
                  FROM product_images i WHERE i.product_id = p.id), '[]') AS images
 FROM products p`
 

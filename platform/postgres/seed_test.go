@@ -26,7 +26,7 @@ import (
 
 // seedVersion changes whenever the catalogue generator does, so databases
 // seeded by an older one are seeded again.
-const seedVersion = 2
+const seedVersion = 3
 
 // benchDatabase returns the URL of a migrated database named pms_bench_<n>
 // on the server in PMS_TEST_POSTGRES_URL holding n generated products. It
@@ -140,14 +140,14 @@ FROM pg_index i
 JOIN pg_class c ON c.oid = i.indexrelid
 JOIN pg_class t ON t.oid = i.indrelid
 JOIN pg_am am ON am.oid = c.relam
-WHERE t.relnamespace = 'public'::regnamespace AND t.relname IN ('products', 'product_images', 'product_image_variants')
+WHERE t.relnamespace = 'public'::regnamespace AND t.relname IN ('products', 'product_images')
   AND NOT i.indisunique
 UNION ALL
 SELECT format('ALTER TABLE %I DROP CONSTRAINT %I', t.relname, k.conname),
        format('ALTER TABLE %I ADD CONSTRAINT %I %s', t.relname, k.conname, pg_get_constraintdef(k.oid)), 'fk'
 FROM pg_constraint k
 JOIN pg_class t ON t.oid = k.conrelid
-WHERE t.relnamespace = 'public'::regnamespace AND t.relname IN ('products', 'product_images', 'product_image_variants')
+WHERE t.relnamespace = 'public'::regnamespace AND t.relname IN ('products', 'product_images')
   AND k.contype = 'f'`
 
 type ddl struct{ drop, create, kind string }
@@ -181,7 +181,7 @@ func seedCatalogue(ctx context.Context, dbURL string, n int) error {
 	if err := copyProducts(ctx, db, c, newSeedProgress(n)); err != nil {
 		return err
 	}
-	seedLog("copied %d users, %d products and their images and variants in %s", len(c.users), n, time.Since(start).Round(100*time.Millisecond))
+	seedLog("copied %d users, %d products and their images in %s", len(c.users), n, time.Since(start).Round(100*time.Millisecond))
 
 	start = time.Now()
 	if err := rebuild(ctx, db, deferred); err != nil {
@@ -189,7 +189,7 @@ func seedCatalogue(ctx context.Context, dbURL string, n int) error {
 	}
 	seedLog("built %d indexes and foreign keys in %s", len(deferred), time.Since(start).Round(100*time.Millisecond))
 	start = time.Now()
-	if _, err := db.ExecContext(ctx, `VACUUM (ANALYZE) users, products, product_images, product_image_variants`); err != nil {
+	if _, err := db.ExecContext(ctx, `VACUUM (ANALYZE) users, products, product_images`); err != nil {
 		return fmt.Errorf("vacuum: %w", err)
 	}
 	seedLog("vacuum and analyze in %s", time.Since(start).Round(100*time.Millisecond))
@@ -250,15 +250,13 @@ func copyRows(ctx context.Context, db *sql.DB, copySQL string, rows func(put fun
 	return tx.Commit()
 }
 
-// copyProducts copies products, images and variants at the same time on
-// three connections; the generator hands each product's images and variants
-// to the others.
+// copyProducts copies products and images at the same time on two
+// connections; the generator hands each product's images to the other.
 func copyProducts(ctx context.Context, db *sql.DB, c *catalogue, p *seedProgress) error {
-	images, variants := make(chan []any, 4096), make(chan []any, 8192)
+	images := make(chan []any, 4096)
 	g, ctx := errgroup.WithContext(ctx)
 	g.Go(func() error {
 		defer close(images)
-		defer close(variants)
 		err := copyRows(ctx, db, `COPY products (id, user_id, product_name, product_description, product_price,
 			version, created_at, updated_at, deleted_at) FROM STDIN`, func(put func(...any) error) error {
 			for i := range c.n {
@@ -266,11 +264,7 @@ func copyProducts(ctx context.Context, db *sql.DB, c *catalogue, p *seedProgress
 				if err := put(row...); err != nil {
 					return err
 				}
-				ims, vs := c.images(id, created)
-				if err := send(ctx, images, ims); err != nil {
-					return err
-				}
-				if err := send(ctx, variants, vs); err != nil {
+				if err := send(ctx, images, c.images(id, created)); err != nil {
 					return err
 				}
 				p.add(i + 1)
@@ -285,11 +279,7 @@ func copyProducts(ctx context.Context, db *sql.DB, c *catalogue, p *seedProgress
 	})
 	g.Go(func() error {
 		return copyFrom(ctx, db, images, "images", `COPY product_images (id, product_id, position, source_url, status,
-			attempts, error_code, updated_at) FROM STDIN`)
-	})
-	g.Go(func() error {
-		return copyFrom(ctx, db, variants, "variants", `COPY product_image_variants (image_id, name, position, url,
-			width, height, bytes, format) FROM STDIN`)
+			attempts, error_code, variants, updated_at) FROM STDIN`)
 	})
 	return g.Wait()
 }
