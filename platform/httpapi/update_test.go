@@ -122,7 +122,7 @@ func TestUpdateProductImages(t *testing.T) {
 	const compressed = "https://cdn.example.com/b.webp"
 	if _, err := db.ExecContext(t.Context(), `
 UPDATE product_images SET status = 'ready', attempts = 1,
-    variants = jsonb_build_array(jsonb_build_object('name', 'main', 'url', $3::text, 'width', 640, 'height', 480,
+    variants = json_build_array(json_build_object('name', 'main', 'url', $3::text, 'width', 640, 'height', 480,
         'bytes', 12345, 'format', 'webp'))
 WHERE product_id = $1 AND source_url = $2`, p.ID, img("b"), compressed); err != nil {
 		t.Fatalf("mark image ready: %v", err)

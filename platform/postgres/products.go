@@ -44,7 +44,7 @@ SELECT p.id, p.user_id, p.product_name, p.product_description, p.product_price::
        COALESCE((SELECT json_agg(json_build_object(
                     'id', i.id, 'position', i.position, 'source_url', i.source_url, 'status', i.status,
                     'attempts', i.attempts, 'error_code', i.error_code, 'updated_at', i.updated_at,
-                    'variants', NULLIF(i.variants, '[]')) ORDER BY i.position)
+                    'variants', CASE WHEN json_array_length(i.variants) > 0 THEN i.variants END) ORDER BY i.position)
                  FROM product_images i WHERE i.product_id = p.id), '[]') AS images
 FROM products p`
 

@@ -6,16 +6,16 @@
 -- written in the statement that makes the image ready and read with it: a
 -- table of their own cost every product read one more lookup per image. They
 -- replace the columns that held the main copy and the thumbnail's URL.
-ALTER TABLE product_images ADD COLUMN variants jsonb NOT NULL DEFAULT '[]'
-    CHECK (jsonb_typeof(variants) = 'array');
+ALTER TABLE product_images ADD COLUMN variants json NOT NULL DEFAULT '[]'
+    CHECK (json_typeof(variants) = 'array');
 
 -- The main copy was the preset named main, and the thumbnail had the main
 -- copy's format (both followed the same alpha rule) but no recorded size.
 UPDATE product_images
-SET variants = jsonb_build_array(jsonb_build_object('name', 'main', 'url', compressed_url, 'width', width,
+SET variants = (jsonb_build_array(jsonb_build_object('name', 'main', 'url', compressed_url, 'width', width,
                    'height', height, 'bytes', bytes, 'format', format))
                || CASE WHEN thumbnail_url IS NULL THEN '[]'::jsonb
-                       ELSE jsonb_build_array(jsonb_build_object('name', 'thumbnail', 'url', thumbnail_url, 'format', format)) END
+                       ELSE jsonb_build_array(jsonb_build_object('name', 'thumbnail', 'url', thumbnail_url, 'format', format)) END)::json
 WHERE compressed_url IS NOT NULL AND format IS NOT NULL;
 
 ALTER TABLE product_images
@@ -30,7 +30,7 @@ UPDATE product_images
 SET compressed_url = variants->0->>'url', width = (variants->0->>'width')::integer,
     height = (variants->0->>'height')::integer, bytes = (variants->0->>'bytes')::bigint,
     format = variants->0->>'format',
-    thumbnail_url = (SELECT v->>'url' FROM jsonb_array_elements(variants) WITH ORDINALITY AS e (v, n)
+    thumbnail_url = (SELECT v->>'url' FROM json_array_elements(variants) WITH ORDINALITY AS e (v, n)
                      WHERE v->>'name' = 'thumbnail' AND n > 1 LIMIT 1)
-WHERE jsonb_array_length(variants) > 0;
+WHERE json_array_length(variants) > 0;
 ALTER TABLE product_images DROP COLUMN variants;
