@@ -2,7 +2,8 @@ package product
 
 import (
 	"errors"
-	"strings"
+
+	"github.com/pms-dev/pms/product/input"
 )
 
 // Errors a Store or the Service returns. Adapters translate their own errors
@@ -22,36 +23,10 @@ var (
 	ErrInvalidInput = errors.New("storage refused a value as malformed")
 )
 
-// FieldError says what is wrong with one input field, named by its public
-// JSON key.
-type FieldError struct {
-	Field   string
-	Problem string
-}
-
-// ValidationError describes input that breaks product rules, field by field.
-type ValidationError struct {
-	Fields []FieldError
-}
-
-func (e *ValidationError) Error() string {
-	parts := make([]string, len(e.Fields))
-	for i, f := range e.Fields {
-		parts[i] = f.Field + ": " + f.Problem
-	}
-	return "invalid input: " + strings.Join(parts, "; ")
-}
-
-// Problems collects field errors while input is checked.
-type Problems []FieldError
-
-// Add records that field has problem.
-func (ps *Problems) Add(field, problem string) { *ps = append(*ps, FieldError{field, problem}) }
-
-// Err returns a *ValidationError listing the problems, or nil when there are none.
-func (ps Problems) Err() error {
-	if len(ps) == 0 {
-		return nil
-	}
-	return &ValidationError{Fields: ps}
-}
+// FieldError, ValidationError and Problems are the input package's: one
+// shape of invalid input for every domain package.
+type (
+	FieldError      = input.FieldError
+	ValidationError = input.ValidationError
+	Problems        = input.Problems
+)

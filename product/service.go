@@ -126,7 +126,7 @@ func (s *Service) Create(ctx context.Context, c account.Caller, d Draft, idempot
 	}
 	if idempotencyKey != "" {
 		if problem := IdempotencyKeyProblem(idempotencyKey); problem != "" {
-			return Product{}, false, &ValidationError{Fields: []FieldError{{IdempotencyKeyField, problem}}}
+			return Product{}, false, &ValidationError{Fields: []FieldError{{Field: IdempotencyKeyField, Problem: problem}}}
 		}
 	}
 	now := s.timestamp()

@@ -2,7 +2,8 @@ package account
 
 import (
 	"errors"
-	"strings"
+
+	"github.com/pms-dev/pms/product/input"
 )
 
 // Errors the Service or a Store returns. Adapters translate their own errors
@@ -18,22 +19,9 @@ var (
 	ErrEmailTaken   = errors.New("another user has this email address")
 )
 
-// FieldError says what is wrong with one input field, named by its public
-// key.
-type FieldError struct {
-	Field   string
-	Problem string
-}
-
-// ValidationError describes input that breaks account rules, field by field.
-type ValidationError struct {
-	Fields []FieldError
-}
-
-func (e *ValidationError) Error() string {
-	parts := make([]string, len(e.Fields))
-	for i, f := range e.Fields {
-		parts[i] = f.Field + ": " + f.Problem
-	}
-	return "invalid input: " + strings.Join(parts, "; ")
-}
+// FieldError and ValidationError are the input package's: one shape of
+// invalid input for every domain package.
+type (
+	FieldError      = input.FieldError
+	ValidationError = input.ValidationError
+)

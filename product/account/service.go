@@ -42,10 +42,10 @@ func (s *Service) CreateUser(ctx context.Context, email, name string, admin bool
 	var fields []FieldError
 	email = strings.TrimSpace(email)
 	if at := strings.LastIndexByte(email, '@'); at < 1 || at == len(email)-1 || len(email) > maxEmailLen || !isText(email) {
-		fields = append(fields, FieldError{"email", "must be an email address"})
+		fields = append(fields, FieldError{Field: "email", Problem: "must be an email address"})
 	}
 	if name = strings.TrimSpace(name); name == "" || len(name) > maxNameLen || !isText(name) {
-		fields = append(fields, FieldError{"name", "must be 1 to 255 characters of UTF-8 text"})
+		fields = append(fields, FieldError{Field: "name", Problem: "must be 1 to 255 characters of UTF-8 text"})
 	}
 	if len(fields) > 0 {
 		return User{}, &ValidationError{Fields: fields}
