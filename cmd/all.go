@@ -28,15 +28,7 @@ func (a *app) runAll(ctx context.Context) error {
 	if err := a.standIns(); err != nil {
 		return err
 	}
-	db, err := a.openPostgres(ctx)
-	if err != nil {
-		return err
-	}
-	cache, err := a.openRedis()
-	if err != nil {
-		return err
-	}
-	producer, err := a.openProducer()
+	db, cache, producer, err := a.openServices(ctx)
 	if err != nil {
 		return err
 	}

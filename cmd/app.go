@@ -138,6 +138,24 @@ func (a *app) openProducer() (*kafka.Producer, error) {
 	return p, nil
 }
 
+// openServices opens what every long-running command needs, in order:
+// PostgreSQL (see openPostgres), Redis and the Kafka producer.
+func (a *app) openServices(ctx context.Context) (*postgres.DB, *redis.Client, *kafka.Producer, error) {
+	db, err := a.openPostgres(ctx)
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	cache, err := a.openRedis()
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	producer, err := a.openProducer()
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	return db, cache, producer, nil
+}
+
 // accounts keeps users and keys in PostgreSQL and looks keys up behind the
 // Redis cache, which revoking a key clears.
 func (a *app) accounts(db *postgres.DB, cache *redis.Client) *account.Service {

@@ -23,18 +23,10 @@ func newServeCmd(a *app) *cobra.Command {
 	}
 }
 
-// runServe opens PostgreSQL, Redis and the Kafka producer, in that order,
+// runServe opens PostgreSQL, Redis and the Kafka producer (openServices),
 // builds the API on them and runs it with its operator listener.
 func (a *app) runServe(ctx context.Context) error {
-	db, err := a.openPostgres(ctx)
-	if err != nil {
-		return err
-	}
-	cache, err := a.openRedis()
-	if err != nil {
-		return err
-	}
-	producer, err := a.openProducer()
+	db, cache, producer, err := a.openServices(ctx)
 	if err != nil {
 		return err
 	}

@@ -31,15 +31,7 @@ func newWorkerCmd(a *app) *cobra.Command {
 // letters), in that order, builds the worker on them and runs it with its
 // operator listener.
 func (a *app) runWorker(ctx context.Context) error {
-	db, err := a.openPostgres(ctx)
-	if err != nil {
-		return err
-	}
-	cache, err := a.openRedis()
-	if err != nil {
-		return err
-	}
-	producer, err := a.openProducer()
+	db, cache, producer, err := a.openServices(ctx)
 	if err != nil {
 		return err
 	}
