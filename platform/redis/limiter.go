@@ -89,7 +89,8 @@ type lease struct {
 	tokens    int
 	expires   time.Time
 	limit     int
-	remaining int // in Redis when the lease was taken
+	remaining int       // in Redis when the lease was taken
+	resetAt   time.Time // when the budget in Redis is full again, as it said then
 }
 
 // leaseSize is how many tokens a process takes from Redis at once.
@@ -104,7 +105,7 @@ func (l *Limiter) spend(k string, now time.Time) (Decision, bool) {
 		return Decision{}, false
 	}
 	ls.tokens--
-	return Decision{Allowed: true, Limit: ls.limit, Remaining: ls.remaining + ls.tokens}, true
+	return Decision{Allowed: true, Limit: ls.limit, Remaining: ls.remaining + ls.tokens, ResetAfter: max(ls.resetAt.Sub(now), 0)}, true
 }
 
 // take takes n tokens from the caller's budget in Redis, all or none.
@@ -168,13 +169,18 @@ func (l *Limiter) Allow(ctx context.Context, key string, write bool) (Decision, 
 		if len(l.leases) >= maxLeases {
 			clear(l.leases) // rare, and only costs a round trip per caller
 		}
-		l.leases[k] = &lease{tokens: n - 1, expires: now.Add(leaseTTL), limit: limit.Burst, remaining: res.Remaining}
+		l.leases[k] = &lease{tokens: n - 1, expires: now.Add(leaseTTL), limit: limit.Burst, remaining: res.Remaining,
+			resetAt: now.Add(max(res.ResetAfter, 0))}
 		l.mu.Unlock()
+	}
+	remaining := res.Remaining
+	if res.Allowed > 0 {
+		remaining += n - 1 // the leased tokens are still this caller's to spend
 	}
 	return Decision{
 		Allowed:    res.Allowed > 0,
 		Limit:      limit.Burst,
-		Remaining:  res.Remaining,
+		Remaining:  remaining,
 		RetryAfter: max(res.RetryAfter, 0),
 		ResetAfter: max(res.ResetAfter, 0),
 	}, nil

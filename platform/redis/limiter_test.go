@@ -95,3 +95,33 @@ func TestLimiterLeasesNeverOveradmit(t *testing.T) {
 		t.Errorf("two processes admitted %d of %d requests against a burst of %d, want at most the burst and at most a lease less per process", allowed, 3*burst, burst)
 	}
 }
+
+// TestLimiterLeasedTokensSayWhenTheBudgetResets: at the default burst a
+// process takes tokens from Redis five at a time, and the requests served
+// from such a lease must say when the budget is full again as the first
+// did (RateLimit-Reset), not 0: the time the tokens taken so far take to
+// come back, at most 10 × 20 ms here.
+func TestLimiterLeasedTokensSayWhenTheBudgetResets(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, redistest.Addr(t), nil)
+	l, err := redis.NewLimiter(e.client, redis.DefaultLimitConfig()) // read burst 100: leases of 5
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	key := "caller-" + rand.Text()
+	for i := range 10 {
+		d, err := l.Allow(ctx, key, false)
+		if err != nil || !d.Allowed {
+			t.Fatalf("read #%d: Allow() = %+v, %v; want allowed", i+1, d, err)
+		}
+		if d.ResetAfter <= 0 || d.ResetAfter > 200*time.Millisecond {
+			t.Errorf("read #%d: ResetAfter = %v, want within (0, 200ms]", i+1, d.ResetAfter)
+		}
+		// The budget refills as time passes (50 a second), and GCRA may
+		// round a token away, so allow a little either side.
+		if want := 100 - 1 - i; d.Remaining > want+5 || d.Remaining < want-1 {
+			t.Errorf("read #%d: Remaining = %d, want about %d", i+1, d.Remaining, want)
+		}
+	}
+}
