@@ -54,8 +54,20 @@ func (c client) do(method, path, body string, header ...string) reply {
 	return reply{status: resp.StatusCode, header: resp.Header, body: string(b), latency: time.Since(start)}
 }
 
-// pmsCLI runs a pms command to its end and returns its output.
+// pmsCLI runs a pms command to its end and returns its output, failing the
+// test when the command fails.
 func pmsCLI(t *testing.T, bin string, env map[string]string, args ...string) string {
+	t.Helper()
+	out, err := pmsRun(t, bin, env, args...)
+	if err != nil {
+		t.Fatalf("pms %v: %v\n%s", args, err, out)
+	}
+	return out
+}
+
+// pmsRun runs a pms command to its end and returns its output and how it
+// exited.
+func pmsRun(t *testing.T, bin string, env map[string]string, args ...string) (string, error) {
 	t.Helper()
 	p := startProcess(t, bin, env, args...)
 	select {
@@ -63,10 +75,7 @@ func pmsCLI(t *testing.T, bin string, env map[string]string, args ...string) str
 	case <-time.After(60 * time.Second):
 		t.Fatalf("pms %v did not finish within 60s", args)
 	}
-	if p.err != nil {
-		t.Fatalf("pms %v: %v\n%s", args, p.err, p.out.String())
-	}
-	return p.out.String()
+	return p.out.String(), p.err
 }
 
 var apiKeyLine = regexp.MustCompile(`(?m)^api key ([0-9a-f-]+): (pms_\S+)$`)

@@ -90,12 +90,26 @@ func TestMe(t *testing.T) {
 	t.Parallel()
 	a := newAPI(t)
 	r := a.do(t, http.MethodGet, "/api/v1/me", "")
-	var me map[string]any
+	var me struct {
+		UserID uuid.UUID `json:"user_id"`
+		Email  string    `json:"email"`
+		Name   string    `json:"name"`
+		Admin  bool      `json:"admin"`
+		KeyID  uuid.UUID `json:"key_id"`
+	}
 	if err := json.Unmarshal(r.body, &me); err != nil || r.status != http.StatusOK {
 		t.Fatalf("%v: %v", r, err)
 	}
-	if me["admin"] != true || me["email"] == "" || me["key_id"] == "" {
-		t.Errorf("%v, want the admin key's user", r)
+	u, err := a.auth.User(t.Context(), me.UserID)
+	if err != nil {
+		t.Fatalf("User(%s) of /me: %v", me.UserID, err)
+	}
+	keys, err := a.auth.ListKeys(t.Context(), u.ID)
+	if err != nil || len(keys) != 1 {
+		t.Fatalf("ListKeys(%s) = %v, %v; want the one key", u.ID, keys, err)
+	}
+	if !me.Admin || me.Email != u.Email || me.Name != u.Name || !strings.HasPrefix(me.Email, "user-") || me.KeyID != keys[0].ID {
+		t.Errorf("%v, want the admin key's user %+v and key %s", r, u, keys[0].ID)
 	}
 }
 
