@@ -160,6 +160,9 @@ type Client struct {
 	flight singleflight.Group
 	// health remembers whether the wrapped stores answered lately.
 	health storeHealth
+	// failures counts the Redis calls that failed (not those the open
+	// breaker skipped).
+	failures atomic.Int64
 
 	stop     chan struct{}
 	loopDone chan struct{}

@@ -71,6 +71,7 @@ func (c *Client) do(ctx context.Context, op string, call func(ctx context.Contex
 	case errors.Is(err, gobreaker.ErrOpenState), errors.Is(err, gobreaker.ErrTooManyRequests):
 		// The breaker logged when it opened.
 	default:
+		c.failures.Add(1)
 		c.note(zerolog.WarnLevel, op+" failed", err, nil)
 	}
 	return err
