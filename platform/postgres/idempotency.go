@@ -9,7 +9,6 @@ import (
 	"time"
 
 	"github.com/google/uuid"
-	"github.com/jmoiron/sqlx"
 	"github.com/rs/zerolog"
 
 	"github.com/pms-dev/pms/product"
@@ -43,51 +42,32 @@ func (c IdempotencyConfig) Validate() error {
 	return errors.Join(errs...)
 }
 
-// A create claims its key in the same transaction as the product, with the
-// product as the response it answers. A key that has expired is taken over
-// as new; one that has not is left alone, and the create rolled back. A
-// concurrent create with the same key waits for the first to commit or
-// roll back.
+// A create claims its key in the statement that inserts the product (see
+// createStatement), with the product as the response it answers. A key
+// that has expired is taken over as new; one that has not is left alone,
+// and nothing is inserted. A concurrent create with the same key waits for
+// the first to commit or roll back.
 const (
 	claimIdempotencyKey = `
-INSERT INTO idempotency_keys AS k (user_id, key, request_hash, product_id, response, created_at, expires_at)
-VALUES ($1, $2, $3, $4, $5, $6, $7)
-ON CONFLICT (user_id, key) DO UPDATE
-SET request_hash = EXCLUDED.request_hash, product_id = EXCLUDED.product_id, response = EXCLUDED.response,
-    created_at = EXCLUDED.created_at, expires_at = EXCLUDED.expires_at
-WHERE k.expires_at <= EXCLUDED.created_at`
+    INSERT INTO idempotency_keys AS k (user_id, key, request_hash, product_id, response, created_at, expires_at)
+    VALUES ($2, $19, $20, $1, $21, $7, $22)
+    ON CONFLICT (user_id, key) DO UPDATE
+    SET request_hash = EXCLUDED.request_hash, product_id = EXCLUDED.product_id, response = EXCLUDED.response,
+        created_at = EXCLUDED.created_at, expires_at = EXCLUDED.expires_at
+    WHERE k.expires_at <= EXCLUDED.created_at`
 	selectIdempotencyKey = `
 SELECT request_hash, product_id, response FROM idempotency_keys WHERE user_id = $1 AND key = $2`
 	// Keys made before responses were kept replay the product as it is.
 	selectAnyProduct = productColumns + ` WHERE p.id = $1`
 )
 
-// errKeyTaken rolls back a create whose idempotency key was already used.
+// errKeyTaken is a create that changed nothing because its idempotency key
+// was already used.
 var errKeyTaken = errors.New("idempotency key taken")
 
 // errKeyGone is returned by replay when the key that was taken has expired
 // and been pruned since.
 var errKeyGone = errors.New("idempotency key gone")
-
-// claimKey claims key for p inside the create's transaction, or returns
-// errKeyTaken.
-func (s *ProductStore) claimKey(ctx context.Context, tx *sqlx.Tx, p product.Product, key product.IdempotencyKey) error {
-	response, err := json.Marshal(snapshotOf(p))
-	if err != nil {
-		return fmt.Errorf("encode idempotent response: %w", err)
-	}
-	res, err := tx.ExecContext(ctx, claimIdempotencyKey, p.UserID, key.Key, key.RequestHash, p.ID, response,
-		p.CreatedAt, p.CreatedAt.Add(s.idem.TTL))
-	if err != nil {
-		return fmt.Errorf("claim idempotency key: %w", err)
-	}
-	if n, err := res.RowsAffected(); err != nil {
-		return fmt.Errorf("claim idempotency key: %w", err)
-	} else if n == 0 {
-		return errKeyTaken
-	}
-	return nil
-}
 
 // replay returns what the first create with the key answered, or
 // product.ErrIdempotencyKey when that create was another request.

@@ -4,9 +4,10 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"sync/atomic"
+	"time"
 
 	"github.com/google/uuid"
-	"github.com/jmoiron/sqlx"
 	"github.com/lib/pq"
 
 	"github.com/pms-dev/pms/product/message"
@@ -16,10 +17,40 @@ import (
 // them. A store writes the messages a change produced in the transaction of
 // that change (writeOutbox), so there is never a change without its
 // messages or the other way round; the Relay publishes them.
+//
+// A write wakes the relays at once instead of at their next poll. A relay
+// in the same process is rung in memory after the commit (relayBell); only
+// a process without one sends a NOTIFY, because a NOTIFY holds a lock that
+// serialises every notifying commit of the cluster until its WAL is on disk.
 
 // outboxChannel is the NOTIFY channel that wakes relays when messages are
 // added.
 const outboxChannel = "pms_outbox"
+
+// relayBell wakes the relays running in this process.
+type relayBell struct {
+	running atomic.Int32
+	ring    chan struct{} // capacity 1: rings while a relay is busy coalesce
+}
+
+func newRelayBell() *relayBell { return &relayBell{ring: make(chan struct{}, 1)} }
+
+// here reports whether a relay of this process will hear the bell.
+func (b *relayBell) here() bool { return b.running.Load() > 0 }
+
+// wake rings the bell without waiting.
+func (b *relayBell) wake() {
+	select {
+	case b.ring <- struct{}{}:
+	default:
+	}
+}
+
+// join makes a relay hear the bell until leave is called.
+func (b *relayBell) join() (ring <-chan struct{}, leave func()) {
+	b.running.Add(1)
+	return b.ring, func() { b.running.Add(-1) }
+}
 
 const (
 	insertMessages = `
@@ -29,57 +60,74 @@ FROM unnest($1::uuid[], $2::text[], $3::text[], $4::bytea[], $5::jsonb[]) AS m (
 	notifyOutbox = `SELECT pg_notify('` + outboxChannel + `', '')`
 )
 
-// writeOutbox adds msgs to the outbox in tx, in order, and wakes the
-// relays when tx commits.
-func writeOutbox(ctx context.Context, tx *sqlx.Tx, msgs []message.Message) error {
-	if len(msgs) == 0 {
-		return nil
-	}
+// outboxArgs are msgs as the five arrays insertMessages takes, each with a
+// new time-ordered id.
+func outboxArgs(msgs []message.Message) ([]any, error) {
 	ids := make([]uuid.UUID, len(msgs))
 	topics, keys, headers := make([]string, len(msgs)), make([]string, len(msgs)), make([]string, len(msgs))
 	payloads := make([][]byte, len(msgs))
 	for i, m := range msgs {
 		id, err := uuid.NewV7()
 		if err != nil {
-			return fmt.Errorf("make outbox message id: %w", err)
+			return nil, fmt.Errorf("make outbox message id: %w", err)
 		}
 		h := []byte("{}")
 		if len(m.Headers) > 0 {
 			if h, err = json.Marshal(m.Headers); err != nil {
-				return fmt.Errorf("encode headers of a %s message: %w", m.Topic, err)
+				return nil, fmt.Errorf("encode headers of a %s message: %w", m.Topic, err)
 			}
 		}
 		ids[i], topics[i], keys[i], payloads[i], headers[i] = id, m.Topic, m.Key, m.Payload, string(h)
 	}
-	if _, err := tx.ExecContext(ctx, insertMessages, uuidArray(ids), pq.Array(topics), pq.Array(keys),
-		pq.Array(payloads), pq.Array(headers)); err != nil {
+	return []any{uuidArray(ids), pq.Array(topics), pq.Array(keys), pq.Array(payloads), pq.Array(headers)}, nil
+}
+
+// writeOutbox adds msgs to the outbox in t, in order; the relays wake when
+// t commits.
+func writeOutbox(ctx context.Context, t *txn, msgs []message.Message) error {
+	if len(msgs) == 0 {
+		return nil
+	}
+	args, err := outboxArgs(msgs)
+	if err != nil {
+		return err
+	}
+	if _, err := t.ExecContext(ctx, insertMessages, args...); err != nil {
 		return fmt.Errorf("write %d messages to the outbox: %w", len(msgs), err)
 	}
-	// Delivered at commit: wakes the relays at once instead of at their next poll.
-	if _, err := tx.ExecContext(ctx, notifyOutbox); err != nil {
+	t.wroteOutbox = true
+	if t.db.bell.here() {
+		return nil // withTx rings after the commit
+	}
+	// Delivered at commit to the relays of other processes.
+	if _, err := t.ExecContext(ctx, notifyOutbox); err != nil {
 		return fmt.Errorf("notify relays: %w", err)
 	}
 	return nil
 }
 
 const (
+	// claimMessages marks the oldest pending messages published and
+	// returns them; the relay commits only once they are.
 	claimMessages = `
-SELECT id, topic, key, payload, headers
-FROM outbox
-WHERE published_at IS NULL
-ORDER BY created_at, id
-LIMIT $1
-FOR UPDATE SKIP LOCKED`
-	markPublished  = `UPDATE outbox SET published_at = now() WHERE id = ANY($1::uuid[])`
+UPDATE outbox SET published_at = now()
+WHERE id IN (
+    SELECT id FROM outbox
+    WHERE published_at IS NULL
+    ORDER BY created_at, id
+    LIMIT $1
+    FOR UPDATE SKIP LOCKED)
+RETURNING id, topic, key, payload, headers, created_at`
 	prunePublished = `DELETE FROM outbox WHERE published_at < $1`
 )
 
 type outboxRow struct {
-	ID      uuid.UUID `db:"id"`
-	Topic   string    `db:"topic"`
-	Key     string    `db:"key"`
-	Payload []byte    `db:"payload"`
-	Headers []byte    `db:"headers"`
+	ID        uuid.UUID `db:"id"`
+	Topic     string    `db:"topic"`
+	Key       string    `db:"key"`
+	Payload   []byte    `db:"payload"`
+	Headers   []byte    `db:"headers"`
+	CreatedAt time.Time `db:"created_at"`
 }
 
 func (r outboxRow) toMessage() (message.Message, error) {

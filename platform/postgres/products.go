@@ -122,10 +122,6 @@ func getProduct(ctx context.Context, q sqlx.QueryerContext, query string, id uui
 	return row.toProduct()
 }
 
-const insertProduct = `
-INSERT INTO products (id, user_id, product_name, product_description, product_price, version, created_at, updated_at)
-VALUES ($1, $2, $3, $4, $5::numeric, $6, $7, $8)`
-
 // Create stores a new product with its images and writes msgs to the
 // outbox; see product.Store.
 func (s *ProductStore) Create(ctx context.Context, p product.Product, key product.IdempotencyKey, msgs []message.Message) (product.Product, bool, error) {
@@ -150,39 +146,119 @@ func (s *ProductStore) Create(ctx context.Context, p product.Product, key produc
 	}
 }
 
-// insert stores p with its images and msgs, and claims key for it, in one
-// transaction; it returns errKeyTaken when the key is not free.
-func (s *ProductStore) insert(ctx context.Context, p product.Product, key product.IdempotencyKey, msgs []message.Message) error {
-	return s.db.withTx(ctx, func(tx *sqlx.Tx) error {
-		if _, err := tx.ExecContext(ctx, insertProduct, p.ID, p.UserID, p.Name, p.Description,
-			p.Price.String(), p.Version, p.CreatedAt, p.UpdatedAt); err != nil {
-			return fmt.Errorf("insert product: %w", err)
-		}
-		if err := insertImages(ctx, tx, p.ID, p.Images); err != nil {
-			return err
-		}
-		if err := writeOutbox(ctx, tx, msgs); err != nil {
-			return err
-		}
-		if key.Key == "" {
-			return nil
-		}
-		return s.claimKey(ctx, tx, p, key)
-	})
+// A create is one statement, and so one round trip and its own
+// transaction: the product, its images, its outbox messages and, with an
+// idempotency key, the claim of the key ($1–$18, then $19–$22). The claim
+// comes first and the rest inserts only when it succeeded, so a create whose
+// key is taken changes nothing and counts no product. Every insert sees the
+// same snapshot; the foreign keys are checked at the end of the statement,
+// when the product is there.
+const (
+	createClaim = `
+claimed AS (` + claimIdempotencyKey + `
+    RETURNING 1),`
+	createProduct = `
+product AS (
+    INSERT INTO products (id, user_id, product_name, product_description, product_price, version, created_at, updated_at)
+    SELECT $1, $2, $3, $4, $5::numeric, $6, $7, $8`
+	createProductClaimed = `
+    WHERE EXISTS (SELECT FROM claimed)`
+	createRest = `
+    RETURNING id),
+images AS (%s),
+messages AS (
+    INSERT INTO outbox (id, topic, key, payload, headers, created_at)
+    SELECT m.id, m.topic, m.key, m.payload, m.headers, now()
+    FROM product, unnest($14::uuid[], $15::text[], $16::text[], $17::bytea[], $18::jsonb[]) AS m (id, topic, key, payload, headers))`
+	createCount       = `SELECT count(*) FROM product`
+	createCountNotify = `SELECT count(*) FROM product, LATERAL (SELECT pg_notify('` + outboxChannel + `', '')) AS n`
+)
+
+// createStatement is the create of one product, claiming its idempotency
+// key or not, and sending a NOTIFY or not.
+func createStatement(claim, notify bool) string {
+	q := "WITH"
+	if claim {
+		q += createClaim
+	}
+	q += createProduct
+	if claim {
+		q += createProductClaimed
+	}
+	q += fmt.Sprintf(createRest, insertImagesSQL(9)) + "\n"
+	if notify {
+		return q + createCountNotify
+	}
+	return q + createCount
 }
 
-const insertImage = `
-INSERT INTO product_images (id, product_id, position, source_url, status, updated_at)
-VALUES ($1, $2, $3, $4, $5, $6)`
+// createStatements holds createStatement(claim, notify) by {claim, notify}.
+var createStatements = map[[2]bool]string{
+	{false, false}: createStatement(false, false), {false, true}: createStatement(false, true),
+	{true, false}: createStatement(true, false), {true, true}: createStatement(true, true),
+}
 
-// insertImages adds new images.
-func insertImages(ctx context.Context, tx *sqlx.Tx, productID uuid.UUID, images []product.Image) error {
-	for _, im := range images {
-		if _, err := tx.ExecContext(ctx, insertImage, im.ID, productID, im.Position, im.SourceURL, im.Status, im.UpdatedAt); err != nil {
-			return fmt.Errorf("insert image %d: %w", im.Position, err)
+// insert stores p with its images and msgs, and claims key for it, in one
+// statement; it returns errKeyTaken when the key is not free.
+func (s *ProductStore) insert(ctx context.Context, p product.Product, key product.IdempotencyKey, msgs []message.Message) error {
+	args := []any{p.ID, p.UserID, p.Name, p.Description, p.Price.String(), p.Version, p.CreatedAt, p.UpdatedAt}
+	args = append(args, imageArgs(p.Images)...)
+	out, err := outboxArgs(msgs)
+	if err != nil {
+		return err
+	}
+	args = append(args, out...)
+	claim := key.Key != ""
+	if claim {
+		response, err := json.Marshal(snapshotOf(p))
+		if err != nil {
+			return fmt.Errorf("encode idempotent response: %w", err)
 		}
+		args = append(args, key.Key, key.RequestHash, response, p.CreatedAt.Add(s.idem.TTL))
+	}
+	// A relay of this process is rung after the commit; others need a NOTIFY.
+	local := s.db.bell.here()
+	notify := len(msgs) > 0 && !local
+	stmt, err := s.db.prepared(ctx, createStatements[[2]bool{claim, notify}])
+	if err != nil {
+		return fmt.Errorf("prepare the create of a product: %w", err)
+	}
+	var created int
+	if err := stmt.QueryRowContext(ctx, args...).Scan(&created); err != nil {
+		return fmt.Errorf("insert product: %w", err)
+	}
+	if created == 0 {
+		return errKeyTaken
+	}
+	if len(msgs) > 0 && local {
+		s.db.bell.wake()
 	}
 	return nil
+}
+
+// insertImagesSQL adds the images passed as the five arrays of imageArgs,
+// from parameter $first on, to the product the query names "product".
+func insertImagesSQL(first int) string {
+	return fmt.Sprintf(`
+    INSERT INTO product_images (id, product_id, position, source_url, status, updated_at)
+    SELECT i.id, product.id, i.position, i.source_url, i.status, i.updated_at
+    FROM product, unnest($%d::uuid[], $%d::smallint[], $%d::text[], $%d::text[], $%d::timestamptz[])
+        AS i (id, position, source_url, status, updated_at)`, first, first+1, first+2, first+3, first+4)
+}
+
+// insertImages adds images to the product $1.
+var insertImages = `WITH product AS (SELECT $1::uuid AS id)` + insertImagesSQL(2)
+
+// imageArgs are images as the five arrays of insertImagesSQL.
+func imageArgs(images []product.Image) []any {
+	ids := make([]uuid.UUID, len(images))
+	positions := make([]int64, len(images))
+	urls, statuses, times := make([]string, len(images)), make([]string, len(images)), make([]string, len(images))
+	for i, im := range images {
+		ids[i], positions[i], urls[i], statuses[i] = im.ID, int64(im.Position), im.SourceURL, string(im.Status)
+		times[i] = im.UpdatedAt.Format(time.RFC3339Nano)
+	}
+	return []any{uuidArray(ids), pq.Array(positions), pq.Array(urls), pq.Array(statuses), pq.Array(times)}
 }
 
 const (
@@ -199,7 +275,7 @@ WHERE id = $1`
 // change returns to the outbox; see product.Store.
 func (s *ProductStore) Update(ctx context.Context, id uuid.UUID, change func(*product.Product) ([]message.Message, error)) (product.Product, error) {
 	var p product.Product
-	err := s.db.withTx(ctx, func(tx *sqlx.Tx) error {
+	err := s.db.withTx(ctx, func(tx *txn) error {
 		var err error
 		if p, err = getProduct(ctx, tx, selectProductForUpdate, id); err != nil {
 			return err
@@ -229,7 +305,7 @@ func (s *ProductStore) Update(ctx context.Context, id uuid.UUID, change func(*pr
 
 // replaceImages makes the stored images of p match p.Images: images that
 // went are deleted, kept ones move to their new position, new ones are added.
-func replaceImages(ctx context.Context, tx *sqlx.Tx, p product.Product, old map[uuid.UUID]bool) error {
+func replaceImages(ctx context.Context, tx *txn, p product.Product, old map[uuid.UUID]bool) error {
 	kept := make([]uuid.UUID, 0, len(p.Images))
 	var added []product.Image
 	for _, im := range p.Images {
@@ -250,7 +326,13 @@ func replaceImages(ctx context.Context, tx *sqlx.Tx, p product.Product, old map[
 			return fmt.Errorf("move image %s: %w", im.ID, err)
 		}
 	}
-	return insertImages(ctx, tx, p.ID, added)
+	if len(added) == 0 {
+		return nil
+	}
+	if _, err := tx.ExecContext(ctx, insertImages, append([]any{p.ID}, imageArgs(added)...)...); err != nil {
+		return fmt.Errorf("insert %d images: %w", len(added), err)
+	}
+	return nil
 }
 
 // uuidArray passes ids as a PostgreSQL uuid[].

@@ -1,13 +1,13 @@
 package postgres
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"time"
 
-	"github.com/google/uuid"
-	"github.com/jmoiron/sqlx"
 	"github.com/lib/pq"
 	"github.com/rs/zerolog"
 
@@ -81,6 +81,8 @@ func (r *Relay) Run(ctx context.Context) error {
 		// Polling still delivers every message; NOTIFY only makes it sooner.
 		r.log.Warn().Err(err).Msg("outbox listen failed, polling only")
 	}
+	ring, leave := r.db.bell.join()
+	defer leave()
 	prune := time.NewTicker(time.Hour)
 	defer prune.Stop()
 	backoff := time.Duration(0)
@@ -106,14 +108,21 @@ func (r *Relay) Run(ctx context.Context) error {
 		case <-ctx.Done():
 			return nil
 		case <-listener.NotificationChannel():
-			if backoff > 0 {
-				// The publisher is down: a notification is no reason to hammer it.
-				sleep(ctx, backoff)
-			}
+			r.sleepOff(ctx, backoff)
+		case <-ring:
+			r.sleepOff(ctx, backoff)
 		case <-prune.C:
 			r.prune(ctx)
 		case <-time.After(wait):
 		}
+	}
+}
+
+// sleepOff waits out backoff: while the publisher is down, a new message is
+// no reason to hammer it.
+func (r *Relay) sleepOff(ctx context.Context, backoff time.Duration) {
+	if backoff > 0 {
+		sleep(ctx, backoff)
 	}
 }
 
@@ -131,32 +140,36 @@ func (r *Relay) drain(ctx context.Context) (int, error) {
 }
 
 // PublishBatch publishes one batch of pending messages, oldest first, and
-// returns its size. The rows stay locked while the publisher accepts them
-// and are marked in the same transaction; on any error they stay pending.
+// returns its size. The batch is marked published in a transaction that
+// holds its rows while the publisher accepts them and commits only then; on
+// any error it rolls back and the messages stay pending.
 func (r *Relay) PublishBatch(ctx context.Context) (int, error) {
 	n := 0
-	err := r.db.withTx(ctx, func(tx *sqlx.Tx) error {
+	err := r.db.withTx(ctx, func(t *txn) error {
 		var rows []outboxRow
-		if err := tx.SelectContext(ctx, &rows, claimMessages, r.cfg.BatchSize); err != nil {
+		if err := t.SelectContext(ctx, &rows, claimMessages, r.cfg.BatchSize); err != nil {
 			return fmt.Errorf("claim outbox messages: %w", err)
 		}
 		if len(rows) == 0 {
 			return nil
 		}
+		// RETURNING keeps no order.
+		slices.SortFunc(rows, func(a, b outboxRow) int {
+			if c := a.CreatedAt.Compare(b.CreatedAt); c != 0 {
+				return c
+			}
+			return bytes.Compare(a.ID[:], b.ID[:])
+		})
 		msgs := make([]message.Message, len(rows))
-		ids := make([]uuid.UUID, len(rows))
 		for i, row := range rows {
 			m, err := row.toMessage()
 			if err != nil {
 				return err
 			}
-			msgs[i], ids[i] = m, row.ID
+			msgs[i] = m
 		}
 		if err := r.pub.Publish(ctx, msgs); err != nil {
 			return fmt.Errorf("publish %d messages: %w", len(msgs), err)
-		}
-		if _, err := tx.ExecContext(ctx, markPublished, uuidArray(ids)); err != nil {
-			return fmt.Errorf("mark messages published: %w", err)
 		}
 		n = len(rows)
 		return nil

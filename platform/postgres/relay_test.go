@@ -14,6 +14,7 @@ import (
 
 	"github.com/pms-dev/pms/imaging"
 	"github.com/pms-dev/pms/platform/postgres"
+	"github.com/pms-dev/pms/platform/postgres/postgrestest"
 	"github.com/pms-dev/pms/product"
 	"github.com/pms-dev/pms/product/correlation"
 	"github.com/pms-dev/pms/product/message"
@@ -187,27 +188,49 @@ func TestRelaysShareTheOutboxWithoutDuplicates(t *testing.T) {
 	}
 }
 
-func TestRelayWakesOnNotify(t *testing.T) {
-	f := newFixture(t)
-	pub := &publisher{}
-	r := newRelay(t, f.db, pub, time.Minute) // polling alone would be far too slow
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- r.Run(ctx) }()
-	defer func() {
-		cancel()
-		if err := <-done; err != nil {
-			t.Errorf("Run returned %v, want nil after cancel", err)
-		}
-	}()
-	time.Sleep(300 * time.Millisecond) // let the listener connect and the first drain finish
-	p := f.create(t, context.Background(), "https://example.com/notify.jpg")
-	deadline := time.Now().Add(5 * time.Second)
-	for len(pub.tasksOf(p.ID)) == 0 {
-		if time.Now().After(deadline) {
-			t.Fatal("task not published within 5s of the commit")
-		}
-		time.Sleep(20 * time.Millisecond)
+// TestRelayWakesOnWrite: a relay publishes a new message at once, not at
+// its next poll, whether it was written in this process (the relay's bell)
+// or in another (a NOTIFY).
+func TestRelayWakesOnWrite(t *testing.T) {
+	for _, tc := range []struct {
+		name   string
+		writer func(t *testing.T, f fixture) *product.Service
+	}{
+		{"same process", func(t *testing.T, f fixture) *product.Service { return f.svc }},
+		{"other process", func(t *testing.T, f fixture) *product.Service {
+			return product.NewService(newProductStore(t, postgrestest.New(t), postgres.DefaultIdempotencyConfig()), imageTasks, product.Policy{})
+		}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			f := newFixture(t)
+			writer := tc.writer(t, f)
+			pub := &publisher{}
+			r := newRelay(t, f.db, pub, time.Minute) // polling alone would be far too slow
+			ctx, cancel := context.WithCancel(context.Background())
+			done := make(chan error, 1)
+			go func() { done <- r.Run(ctx) }()
+			defer func() {
+				cancel()
+				if err := <-done; err != nil {
+					t.Errorf("Run returned %v, want nil after cancel", err)
+				}
+			}()
+			time.Sleep(300 * time.Millisecond) // let the listener connect and the first drain finish
+			for i := range 3 {
+				p, _, err := writer.Create(ctx, f.as, product.Draft{UserID: f.owner, Name: "Lamp", Price: 100,
+					ImageURLs: []string{fmt.Sprintf("https://example.com/wake-%d.jpg", i)}}, "")
+				if err != nil {
+					t.Fatalf("Create: %v", err)
+				}
+				deadline := time.Now().Add(5 * time.Second)
+				for len(pub.tasksOf(p.ID)) == 0 {
+					if time.Now().After(deadline) {
+						t.Fatalf("task %d not published within 5s of the commit", i)
+					}
+					time.Sleep(10 * time.Millisecond)
+				}
+			}
+		})
 	}
 }
 
