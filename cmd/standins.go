@@ -15,19 +15,18 @@ import (
 func (a *app) standIns() error {
 	dir := a.cfg.Dev.StateDir
 	if len(a.cfg.Kafka.Brokers) == 0 {
-		b, err := kafka.NewLocalBroker(filepath.Join(dir, "kafka"), a.cfg.Dev.KafkaAddr, a.cfg.Kafka.Topic, a.cfg.Kafka.DeadLetterTopic)
+		b, err := a.localBroker(filepath.Join(dir, "kafka"), a.cfg.Dev.KafkaAddr, kafka.LocalPartitions)
 		if err != nil {
-			return fmt.Errorf("start development kafka on %s: %w", a.cfg.Dev.KafkaAddr, err)
+			return err
 		}
-		a.onClose(b.Close)
 		a.cfg.Kafka.Brokers = b.Addrs()
 		a.log.Warn().Strs("brokers", b.Addrs()).Str("data", filepath.Join(dir, "kafka")).
 			Msg("no kafka.brokers configured: using an embedded development broker (kfake), not for production")
 	}
 	if a.cfg.S3.Endpoint == "" {
-		s, err := s3.NewLocalServer(filepath.Join(dir, "s3"), a.cfg.Dev.S3Addr)
+		s, err := a.localS3(filepath.Join(dir, "s3"), a.cfg.Dev.S3Addr)
 		if err != nil {
-			return fmt.Errorf("start development s3 on %s: %w", a.cfg.Dev.S3Addr, err)
+			return err
 		}
 		ctx, stop := context.WithCancel(context.Background())
 		done := make(chan error, 1)
@@ -41,4 +40,26 @@ func (a *app) standIns() error {
 			Msg("no s3.endpoint configured: using an embedded development S3 server (gofakes3), not for production")
 	}
 	return nil
+}
+
+// localBroker starts the development Kafka-protocol broker (kfake) on addr
+// with its data in dir, holding the config's task and dead-letter topics
+// with the given number of partitions each; the app closes it.
+func (a *app) localBroker(dir, addr string, partitions int) (*kafka.LocalBroker, error) {
+	b, err := kafka.NewLocalBroker(dir, addr, partitions, a.cfg.Kafka.Topic, a.cfg.Kafka.DeadLetterTopic)
+	if err != nil {
+		return nil, fmt.Errorf("start development kafka on %s: %w", addr, err)
+	}
+	a.onClose(b.Close)
+	return b, nil
+}
+
+// localS3 makes the development S3 server (gofakes3) on addr with its data
+// in dir; the caller runs it.
+func (a *app) localS3(dir, addr string) (*s3.LocalServer, error) {
+	s, err := s3.NewLocalServer(dir, addr)
+	if err != nil {
+		return nil, fmt.Errorf("start development s3 on %s: %w", addr, err)
+	}
+	return s, nil
 }

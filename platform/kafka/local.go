@@ -8,8 +8,9 @@ import (
 	"github.com/twmb/franz-go/pkg/kfake"
 )
 
-// localPartitions is the partition count of topics a LocalBroker creates.
-const localPartitions = 3
+// LocalPartitions is the partition count `pms all` gives the topics of its
+// LocalBroker.
+const LocalPartitions = 3
 
 // LocalBroker is an embedded single-node Kafka-protocol broker (kfake) for
 // running `pms all` on a development machine without Kafka. It is a
@@ -22,9 +23,14 @@ type LocalBroker struct {
 
 // NewLocalBroker starts a broker listening on addr, which must be a loopback
 // host:port (port 0 picks a free one), and creates each topic it does not
-// have yet. With a dataDir, messages and committed offsets are kept there
-// and survive restarts (Close saves them); with "" they live in memory.
-func NewLocalBroker(dataDir, addr string, topics ...string) (*LocalBroker, error) {
+// have yet, with the given number of partitions (at least 1). With a
+// dataDir, messages and committed offsets are kept there and survive
+// restarts (Close saves them; see the package kfake for what a crash
+// keeps); with "" they live in memory.
+func NewLocalBroker(dataDir, addr string, partitions int, topics ...string) (*LocalBroker, error) {
+	if partitions < 1 || partitions > 1000 {
+		return nil, fmt.Errorf("local kafka broker: %d partitions, want 1 to 1000", partitions)
+	}
 	host, _, err := net.SplitHostPort(addr)
 	if err != nil {
 		return nil, fmt.Errorf("local kafka broker address %q: %w", addr, err)
@@ -50,7 +56,7 @@ func NewLocalBroker(dataDir, addr string, topics ...string) (*LocalBroker, error
 		if c.TopicInfo(t) != nil {
 			continue
 		}
-		if err := c.CreateTopic(t, localPartitions, nil); err != nil {
+		if err := c.CreateTopic(t, int32(partitions), nil); err != nil {
 			c.Close()
 			return nil, fmt.Errorf("create topic %s on local kafka broker: %w", t, err)
 		}

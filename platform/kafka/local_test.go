@@ -13,7 +13,7 @@ import (
 
 func TestNewLocalBrokerRefusesNonLoopback(t *testing.T) {
 	for _, addr := range []string{"0.0.0.0:0", "10.1.2.3:9092", ":9092", "kafka.example.com:9092", "nonsense"} {
-		if b, err := kafka.NewLocalBroker(t.TempDir(), addr); err == nil {
+		if b, err := kafka.NewLocalBroker(t.TempDir(), addr, 1); err == nil {
 			b.Close()
 			t.Errorf("NewLocalBroker(%q) = nil error, want an error", addr)
 		}
@@ -29,7 +29,7 @@ func TestLocalBrokerKeepsMessagesAndOffsets(t *testing.T) {
 	cfg := kafka.DefaultConfig()
 	startBroker := func() *kafka.LocalBroker {
 		t.Helper()
-		b, err := kafka.NewLocalBroker(dir, "127.0.0.1:0", cfg.Topic, cfg.DeadLetterTopic)
+		b, err := kafka.NewLocalBroker(dir, "127.0.0.1:0", kafka.LocalPartitions, cfg.Topic, cfg.DeadLetterTopic)
 		if err != nil {
 			t.Fatalf("NewLocalBroker() error = %v", err)
 		}
