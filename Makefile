@@ -11,7 +11,7 @@ export MALLOC_ARENA_MAX := 2
 export VIPS_BLOCK_UNTRUSTED := 1
 export CGO_ENABLED := 1
 
-.PHONY: all build run stop test test-versitygw test-short fuzz fuzz-smoke lint imports bench migrate docker clean deps
+.PHONY: all build run stop test test-versitygw test-short fuzz fuzz-smoke lint imports bench load migrate docker clean deps
 
 all: build
 
@@ -72,6 +72,9 @@ imports: ## the import-direction check: cmd → platform/* → product → produ
 
 bench: deps ## benchmarks (see BENCHMARKS.md)
 	@$(SERVICES) test $(GO) test -run '^$$' -bench . -benchmem ./...
+
+load: deps build ## pms serve, PostgreSQL, Redis and the broker as pinned processes under wrk (BENCHMARKS.md); LOAD_ARGS=-h lists flags
+	@$(SERVICES) load $(GO) run ./deploy/load -pms $(BIN) $(LOAD_ARGS)
 
 docker: ## build the container image
 	docker build -t pms:$(VERSION) .

@@ -7,6 +7,9 @@
 #                                     $PMS_STATE, default .pms/), export their URLs, run CMD
 #   deploy/services.sh test CMD...    start throwaway services on free ports, export
 #                                     PMS_TEST_* URLs, run CMD, stop and delete everything
+#   deploy/services.sh load CMD...    as test, but PostgreSQL with its production settings
+#                                     (fsync, synchronous commit) and pg_stat_statements,
+#                                     for make load
 set -euo pipefail
 
 log() { printf 'services: %s\n' "$*" >&2; }
@@ -23,7 +26,7 @@ install() {
     command -v redis-server >/dev/null || missing+=("Redis 7 (redis-server)")
     pkg-config --exists vips 2>/dev/null || missing+=("libvips 8.14+ with headers, and pkg-config")
     command -v go >/dev/null || missing+=("Go 1.26")
-    command -v wrk >/dev/null || log "note: make bench's load benchmark also needs wrk"
+    command -v wrk >/dev/null || log "note: make load also needs wrk, pgbench (comes with the PostgreSQL server) and taskset (util-linux)"
     if [ ${#missing[@]} -gt 0 ]; then
       log "this is not a Debian/Ubuntu system; please install:"
       printf '  - %s\n' "${missing[@]}" >&2
@@ -138,7 +141,16 @@ dev_stop() {
   log "development services stopped"
 }
 
+# testenv CMD...: throwaway services; PostgreSQL trades durability for speed
+# unless PG_DURABLE=1 (which also loads pg_stat_statements), and its log is
+# exported as PMS_TEST_POSTGRES_LOG.
 testenv() {
+  local pgopts="-c max_connections=300" initopts=()
+  if [ "${PG_DURABLE:-0}" = 1 ]; then
+    pgopts="$pgopts -c shared_preload_libraries=pg_stat_statements -c log_min_duration_statement=100ms -c log_autovacuum_min_duration=0"
+  else
+    pgopts="-c fsync=off -c synchronous_commit=off -c full_page_writes=off $pgopts"; initopts=(--no-sync)
+  fi
   TEST_DIR=$(mktemp -d /tmp/pms-test.XXXXXX); chmod 755 "$TEST_DIR"
   local dir=$TEST_DIR pgport redisport
   # shellcheck disable=SC2317
@@ -147,8 +159,7 @@ testenv() {
   # A free port can be taken between the check and the start: try a few.
   for attempt in 1 2 3; do
     pgport=$(free_port)
-    PG_OPTIONS="-c fsync=off -c synchronous_commit=off -c full_page_writes=off -c max_connections=300" \
-      start_postgres "$dir/pg" "$pgport" --no-sync && break
+    PG_OPTIONS=$pgopts start_postgres "$dir/pg" "$pgport" "${initopts[@]}" && break
     [ "$attempt" = 3 ] && die "PostgreSQL did not start"
   done
   for attempt in 1 2 3; do
@@ -159,6 +170,7 @@ testenv() {
   log "test PostgreSQL on 127.0.0.1:$pgport, Redis on 127.0.0.1:$redisport"
   export PMS_TEST_POSTGRES_URL="postgres://postgres@127.0.0.1:$pgport/postgres?sslmode=disable"
   export PMS_TEST_REDIS_ADDR="127.0.0.1:$redisport"
+  export PMS_TEST_POSTGRES_LOG="$dir/pg/server.log"
   local rc=0
   "$@" || rc=$?
   return $rc
@@ -170,5 +182,6 @@ case "$cmd" in
   dev) dev "$@" ;;
   stop) dev_stop ;;
   test) testenv "$@" ;;
-  *) die "usage: $0 install | dev CMD... | stop | test CMD..." ;;
+  load) PG_DURABLE=1 testenv "$@" ;;
+  *) die "usage: $0 install | dev CMD... | stop | test CMD... | load CMD..." ;;
 esac

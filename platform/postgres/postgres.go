@@ -38,7 +38,7 @@ func DefaultConfig() Config {
 	return Config{
 		URL:             "postgres://postgres@127.0.0.1:5432/pms?sslmode=disable",
 		MaxOpenConns:    20,
-		MaxIdleConns:    10,
+		MaxIdleConns:    20,
 		ConnMaxLifetime: 30 * time.Minute,
 		ConnMaxIdleTime: 5 * time.Minute,
 		ConnectTimeout:  5 * time.Second,

@@ -14,8 +14,12 @@ import (
 
 // KeyCache is an account.Store that caches KeyByPrefix and reads the
 // wrapped store on a miss or when Redis fails: for KeyTTL/2 in Redis, and
-// for up to KeyTTL/2 (or LocalTTL, if shorter) as a near copy in each
-// process, so most requests cost no round trip for their key. Unknown
+// for up to KeyTTL/2 as a near copy in each process (unless LocalTTL turns
+// near copies off), so a key in use costs a Redis round trip per process
+// every KeyTTL/2, however many requests it makes. Products keep their near
+// copies only LocalTTL, since a change must show at once even when its
+// announcement is lost; a key changes only when it is revoked, and
+// KeyTTL is the bound on that. Unknown
 // prefixes (ErrUnauthenticated) are cached as unknown for UnknownKeyTTL in
 // Redis, so repeating a made-up key costs no store lookup. RevokeKey drops
 // the key from Redis and from every process's near copies after the store
@@ -44,7 +48,7 @@ type keyResult struct {
 
 // NewKeyCache returns a KeyCache in front of keys.
 func NewKeyCache(c *Client, keys account.Store) *KeyCache {
-	return &KeyCache{Store: keys, c: c, near: newNear(c, min(c.cfg.LocalTTL, c.cfg.KeyTTL/2), cloneKeyResult), reads: &aside[keyResult]{
+	return &KeyCache{Store: keys, c: c, near: newNear(c, keyNearTTL(c.cfg), cloneKeyResult), reads: &aside[keyResult]{
 		c:    c,
 		what: "api key",
 		ttl: func(r keyResult) time.Duration {
@@ -56,6 +60,14 @@ func NewKeyCache(c *Client, keys account.Store) *KeyCache {
 		encode: encodeKeyResult,
 		decode: decodeKeyResult,
 	}}
+}
+
+// keyNearTTL is how long a process keeps its near copy of a key lookup.
+func keyNearTTL(cfg Config) time.Duration {
+	if cfg.LocalTTL <= 0 {
+		return 0
+	}
+	return cfg.KeyTTL / 2
 }
 
 // keyEntry is where a key is cached: pms:apikey:{<prefix>}.

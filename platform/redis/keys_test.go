@@ -48,7 +48,7 @@ func TestKeyCacheLookupAndRevoke(t *testing.T) {
 
 func TestKeyCacheRevokeBypassingCacheExpiresWithinKeyTTL(t *testing.T) {
 	t.Parallel()
-	e := newEnv(t, redistest.Addr(t), nil) // KeyTTL 1s
+	e := newEnv(t, redistest.Addr(t), func(c *redis.Config) { c.KeyTTL = time.Second })
 	ctx := context.Background()
 	k := e.newKey(t)
 	if _, err := e.keyCach.KeyByPrefix(ctx, k.Prefix); err != nil {

@@ -56,8 +56,9 @@ type Config struct {
 	UnknownKeyTTL time.Duration `mapstructure:"unknown_key_ttl"`
 
 	// LocalTTL is how long a process keeps its near copy of a cached
-	// product or key, bounding how stale it can get if an invalidation
-	// announcement is lost; 0 turns near copies off.
+	// product, bounding how stale it can get if an invalidation
+	// announcement is lost; 0 turns near copies (of keys too) off. Near
+	// copies of keys live KeyTTL/2.
 	LocalTTL time.Duration `mapstructure:"local_ttl"`
 	// BreakerFailures consecutive failures open the circuit breaker; after
 	// BreakerCooldown one call probes Redis again.
@@ -74,7 +75,7 @@ func DefaultConfig() Config {
 		Timeout:         50 * time.Millisecond,
 		ProductTTL:      30 * time.Minute,
 		TTLJitter:       0.1,
-		KeyTTL:          time.Second,
+		KeyTTL:          30 * time.Second,
 		KeyStaleTTL:     30 * time.Minute,
 		UnknownKeyTTL:   10 * time.Second,
 		LocalTTL:        500 * time.Millisecond,

@@ -1,0 +1,149 @@
+// Command load measures pms under load as separate processes, the way
+// BENCHMARKS.md reports it: every server process (pms serve, PostgreSQL,
+// Redis, the Kafka-protocol broker, a bare Echo handler) pinned to one core,
+// wrk with one thread on the other, the targets interleaved round by round,
+// and the CPU each server process spent per request read from /proc.
+//
+// make load runs it with PostgreSQL (production settings) and Redis started
+// by deploy/services.sh:
+//
+//	deploy/services.sh load go run ./deploy/load -pms bin/pms [-baseline OLD_PMS] [-duration 10s] [-rounds 3]
+//
+// pms runs with its production settings: rate limits on (each request
+// carries one of -users API keys in turn, so no key passes its limit), one
+// JSON log line per request written to a file, PostgreSQL durable.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"slices"
+	"strings"
+	"syscall"
+	"time"
+)
+
+// options are the command's flags.
+type options struct {
+	pms, baseline          string
+	duration, warmup       time.Duration
+	rounds, conns, users   int
+	rows                   int
+	targets                string
+	serverCore, clientCore int
+}
+
+func main() {
+	if len(os.Args) > 1 && os.Args[1] == "bare" {
+		// The bare Echo handler, run by this command as its own process.
+		if err := serveBare(os.Args[2:]); err != nil {
+			fmt.Fprintln(os.Stderr, "bare:", err)
+			os.Exit(1)
+		}
+		return
+	}
+	var o options
+	flag.StringVar(&o.pms, "pms", "bin/pms", "the pms binary under test")
+	flag.StringVar(&o.baseline, "baseline", "", "an older pms binary to measure side by side (optional)")
+	flag.DurationVar(&o.duration, "duration", 10*time.Second, "length of each measured run")
+	flag.DurationVar(&o.warmup, "warmup", 2*time.Second, "unmeasured load before each run")
+	flag.IntVar(&o.rounds, "rounds", 3, "rounds; each runs every target once, and the median is reported")
+	flag.IntVar(&o.conns, "c", 16, "wrk connections")
+	flag.IntVar(&o.users, "users", 2000, "users, each with an API key; requests take the keys in turn")
+	flag.IntVar(&o.rows, "rows", 1_000_000, "products seeded for the list targets")
+	flag.StringVar(&o.targets, "targets", "", "comma-separated target names to run (default all; see -list)")
+	flag.IntVar(&o.serverCore, "server-core", 0, "core of every server process")
+	flag.IntVar(&o.clientCore, "client-core", 1, "core of wrk and pgbench")
+	list := flag.Bool("list", false, "print the target names and exit")
+	flag.Parse()
+	if *list {
+		for _, t := range allTargets(o) {
+			fmt.Println(t.name)
+		}
+		return
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	if err := run(ctx, o); err != nil {
+		fmt.Fprintln(os.Stderr, "load:", err)
+		os.Exit(1)
+	}
+}
+
+func run(ctx context.Context, o options) error {
+	targets, err := pickTargets(o)
+	if err != nil {
+		return err
+	}
+	dir, err := os.MkdirTemp("", "pms-load.")
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(dir)
+	env, err := newEnvironment(ctx, o, dir)
+	if err != nil {
+		return err
+	}
+	defer env.close()
+
+	results := map[string][]result{}
+	for r := 1; r <= o.rounds; r++ {
+		for _, t := range targets {
+			if err := ctx.Err(); err != nil {
+				return err
+			}
+			res, err := t.run(ctx, env)
+			if err != nil {
+				return fmt.Errorf("round %d, %s: %w", r, t.name, err)
+			}
+			results[t.name] = append(results[t.name], res)
+			progress("round %d/%d  %-32s %s", r, o.rounds, t.name, res.summary())
+		}
+	}
+	report(os.Stdout, o, targets, results)
+	return nil
+}
+
+// pickTargets returns the targets -targets names, in the order of allTargets.
+func pickTargets(o options) ([]target, error) {
+	all := allTargets(o)
+	if o.targets == "" {
+		return all, nil
+	}
+	want := strings.Split(o.targets, ",")
+	var picked []target
+	for _, t := range all {
+		if slices.Contains(want, t.name) {
+			picked = append(picked, t)
+		}
+	}
+	if len(picked) != len(want) {
+		return nil, errors.New("-targets names a target that does not exist (see -list)")
+	}
+	return picked, nil
+}
+
+// progress prints one line of what the command is doing to stderr.
+func progress(format string, args ...any) {
+	fmt.Fprintf(os.Stderr, "%s load: %s\n", time.Now().Format("15:04:05"), fmt.Sprintf(format, args...))
+}
+
+// absPath resolves a binary given relative to the working directory.
+func absPath(p string) (string, error) {
+	if p == "" {
+		return "", nil
+	}
+	a, err := filepath.Abs(p)
+	if err != nil {
+		return "", err
+	}
+	if _, err := os.Stat(a); err != nil {
+		return "", err
+	}
+	return a, nil
+}

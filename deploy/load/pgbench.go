@@ -1,0 +1,188 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"net/url"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// pgbenchUsers is how many users' list queries pgbench sends in turn.
+const pgbenchUsers = 20
+
+// pgbenchTarget sends the list query pms sends, with the same values, to
+// PostgreSQL through pgbench: PostgreSQL's own time for a list, the floor
+// of what pms can cost.
+func pgbenchTarget(ctx context.Context, e *environment) (result, error) {
+	if len(e.listSQL) == 0 {
+		if err := e.captureListSQL(ctx); err != nil {
+			return result{}, err
+		}
+	}
+	var files []string
+	for i, q := range e.listSQL {
+		f := filepath.Join(e.dir, fmt.Sprintf("list-%d.sql", i))
+		if err := os.WriteFile(f, []byte(q+";\n"), 0o644); err != nil {
+			return result{}, err
+		}
+		files = append(files, "-f", f)
+	}
+	if _, err := e.runPgbench(ctx, files, e.o.warmup); err != nil {
+		return result{}, err
+	}
+	before, err := e.postgres.cpu()
+	if err != nil {
+		return result{}, err
+	}
+	r, err := e.runPgbench(ctx, files, e.o.duration)
+	if err != nil {
+		return result{}, err
+	}
+	after, err := e.postgres.cpu()
+	if err != nil {
+		return result{}, err
+	}
+	r.cpu = map[string]time.Duration{"postgres": (after - before) / time.Duration(max(r.requests, 1))}
+	r.order = []string{"postgres"}
+	r.note = "p99 is pgbench's average latency"
+	return r, nil
+}
+
+var (
+	pgbenchTx  = regexp.MustCompile(`number of transactions actually processed: (\d+)`)
+	pgbenchTPS = regexp.MustCompile(`tps = ([\d.]+)`)
+	pgbenchLat = regexp.MustCompile(`latency average = ([\d.]+) ms`)
+	pgbenchErr = regexp.MustCompile(`number of failed transactions: (\d+)`)
+)
+
+func (e *environment) runPgbench(ctx context.Context, files []string, d time.Duration) (result, error) {
+	u, err := url.Parse(e.pgURL)
+	if err != nil {
+		return result{}, err
+	}
+	args := append([]string{"-c", strconv.Itoa(e.o.clientCore), "pgbench", "-n", "-M", "extended",
+		"-c", strconv.Itoa(e.o.conns), "-j", "1", "-T", strconv.Itoa(int(d.Seconds())),
+		"-h", u.Hostname(), "-p", u.Port(), "-U", u.User.Username()}, files...)
+	out, err := exec.CommandContext(ctx, "taskset", append(args, strings.TrimPrefix(u.Path, "/"))...).CombinedOutput()
+	if err != nil {
+		return result{}, fmt.Errorf("pgbench: %v: %s", err, out)
+	}
+	tx, tps, lat := pgbenchTx.FindSubmatch(out), pgbenchTPS.FindSubmatch(out), pgbenchLat.FindSubmatch(out)
+	if tx == nil || tps == nil || lat == nil {
+		return result{}, fmt.Errorf("pgbench printed no figures: %s", out)
+	}
+	var r result
+	r.requests, _ = strconv.Atoi(string(tx[1]))
+	r.rps, _ = strconv.ParseFloat(string(tps[1]), 64)
+	l, _ := strconv.ParseFloat(string(lat[1]), 64)
+	r.p99 = time.Duration(l * float64(time.Millisecond))
+	if m := pgbenchErr.FindSubmatch(out); m != nil {
+		r.errors, _ = strconv.Atoi(string(m[1]))
+	}
+	return r, nil
+}
+
+// captureListSQL has PostgreSQL log every statement while pms answers one
+// list request for each of the first users, and keeps the list queries
+// with their parameters written in, as pgbench will send them.
+func (e *environment) captureListSQL(ctx context.Context) error {
+	if e.pgLog == "" {
+		return fmt.Errorf("PMS_TEST_POSTGRES_LOG is not set (run through deploy/services.sh load)")
+	}
+	st, err := os.Stat(e.pgLog)
+	if err != nil {
+		return err
+	}
+	if err := e.logStatements(ctx, true); err != nil {
+		return err
+	}
+	users := e.users[:min(pgbenchUsers, len(e.users))]
+	_, err = withServer(ctx, e, pmsServer("pms"), func(_ *proc, base string) (result, error) {
+		for _, u := range users {
+			if code, body, err := call(ctx, "GET", base+listPath(u.id), u.key, "", nil); err != nil || code != 200 {
+				return result{}, fmt.Errorf("list: %d %v %s", code, err, body)
+			}
+		}
+		return result{}, nil
+	})
+	if err2 := e.logStatements(ctx, false); err == nil {
+		err = err2
+	}
+	if err != nil {
+		return err
+	}
+	log, err := os.ReadFile(e.pgLog)
+	if err != nil {
+		return err
+	}
+	for _, u := range users {
+		q, ok := findStatement(string(log[st.Size():]), u.id)
+		if !ok {
+			return fmt.Errorf("no list query with user %s in the PostgreSQL log", u.id)
+		}
+		e.listSQL = append(e.listSQL, q)
+	}
+	return nil
+}
+
+// logStatements turns the logging of every statement and its duration on
+// or off.
+func (e *environment) logStatements(ctx context.Context, on bool) error {
+	q := "ALTER SYSTEM RESET log_min_duration_statement"
+	if on {
+		q = "ALTER SYSTEM SET log_min_duration_statement = 0"
+	}
+	if _, err := e.sql.ExecContext(ctx, q); err != nil {
+		return err
+	}
+	_, err := e.sql.ExecContext(ctx, "SELECT pg_reload_conf()")
+	time.Sleep(200 * time.Millisecond) // the backends read the file at their next command
+	return err
+}
+
+var (
+	logEntry = regexp.MustCompile(`(?m)^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d\.\d+ \S+ \[\d+\] (LOG|DETAIL|ERROR|STATEMENT|HINT|WARNING|FATAL):  `)
+	logParam = regexp.MustCompile(`\$(\d+) = (NULL|'(?:[^']|'')*')`)
+	sqlParam = regexp.MustCompile(`\$(\d+)\b`)
+)
+
+// findStatement returns, from a PostgreSQL log, the first executed product
+// SELECT whose parameters include value, with the parameters written in.
+func findStatement(log, value string) (string, bool) {
+	idx := logEntry.FindAllStringIndex(log, -1)
+	for i, at := range idx {
+		end := len(log)
+		if i+1 < len(idx) {
+			end = idx[i+1][0]
+		}
+		_, stmt, ok := strings.Cut(log[at[1]:end], "execute <unnamed>: ")
+		if !ok || !strings.Contains(stmt, "FROM products") || i+1 >= len(idx) {
+			continue
+		}
+		next := len(log)
+		if i+2 < len(idx) {
+			next = idx[i+2][0]
+		}
+		detail, found := strings.CutPrefix(log[idx[i+1][1]:next], "parameters: ")
+		if !found || !strings.Contains(detail, "'"+value+"'") {
+			continue
+		}
+		params := map[string]string{}
+		for _, m := range logParam.FindAllStringSubmatch(detail, -1) {
+			params[m[1]] = m[2]
+		}
+		return sqlParam.ReplaceAllStringFunc(strings.TrimSpace(stmt), func(s string) string {
+			if v, ok := params[s[1:]]; ok {
+				return v
+			}
+			return s
+		}), true
+	}
+	return "", false
+}

@@ -1,0 +1,55 @@
+package main
+
+import (
+	"fmt"
+	"io"
+	"slices"
+	"strings"
+	"time"
+)
+
+// report prints the medians of every target as a Markdown table, and the
+// ratios BENCHMARKS.md quotes.
+func report(w io.Writer, o options, targets []target, results map[string][]result) {
+	fmt.Fprintf(w, "\n%d rounds of %s per target, wrk -t1 -c%d on core %d, servers on core %d; medians.\n\n",
+		o.rounds, o.duration, o.conns, o.clientCore, o.serverCore)
+	fmt.Fprintln(w, "| target | what | req/s | p99 ms | CPU µs per request, per process | all server CPU µs/req |")
+	fmt.Fprintln(w, "|---|---|---:|---:|---|---:|")
+	rps := map[string]float64{}
+	for _, t := range targets {
+		rs := results[t.name]
+		if len(rs) == 0 {
+			continue
+		}
+		rps[t.name] = median(rs, func(r result) float64 { return r.rps })
+		p99 := median(rs, func(r result) float64 { return ms(r.p99) })
+		var parts []string
+		var total float64
+		for _, n := range rs[0].order {
+			v := median(rs, func(r result) float64 { return float64(r.cpu[n]) / float64(time.Microsecond) })
+			total += v
+			parts = append(parts, fmt.Sprintf("%s %.0f", n, v))
+		}
+		fmt.Fprintf(w, "| %s | %s | %.0f | %.2f | %s | %.0f |\n", t.name, t.what, rps[t.name], p99, strings.Join(parts, " · "), total)
+	}
+	fmt.Fprintln(w)
+	for _, q := range [][2]string{{"get", "get-echo"}, {"get-nonear", "get-echo"}, {"post", "post-baseline"},
+		{"get", "get-baseline"}, {"list", "list-baseline"}} {
+		if a, b := rps[q[0]], rps[q[1]]; a > 0 && b > 0 {
+			fmt.Fprintf(w, "- %s / %s: %.2f×\n", q[0], q[1], a/b)
+		}
+	}
+}
+
+// median returns the median of f over rs.
+func median(rs []result, f func(result) float64) float64 {
+	vs := make([]float64, len(rs))
+	for i, r := range rs {
+		vs[i] = f(r)
+	}
+	slices.Sort(vs)
+	if n := len(vs); n%2 == 0 {
+		return (vs[n/2-1] + vs[n/2]) / 2
+	}
+	return vs[len(vs)/2]
+}

@@ -1,0 +1,235 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+)
+
+// target is one measured load: a server and the requests sent to it.
+type target struct {
+	name string
+	what string // for the report
+	run  func(ctx context.Context, e *environment) (result, error)
+}
+
+// result is one run of a target.
+type result struct {
+	wrkResult
+	cpu        map[string]time.Duration // per request, per measured process
+	order      []string                 // of cpu's keys
+	note       string                   // what the run checked
+	statements float64                  // PostgreSQL statements per request
+	top        string                   // the busiest of them
+}
+
+func (r result) summary() string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "%8.0f req/s  p99 %7.2f ms  CPU/req", r.rps, ms(r.p99))
+	for _, n := range r.order {
+		fmt.Fprintf(&b, " %s %d µs", n, r.cpu[n].Microseconds())
+	}
+	if r.non2xx+r.errors > 0 {
+		fmt.Fprintf(&b, "  (%d non-2xx, %d socket errors)", r.non2xx, r.errors)
+	}
+	fmt.Fprintf(&b, "  %.2f statements/req", r.statements)
+	if r.note != "" {
+		b.WriteString("  " + r.note)
+	}
+	return b.String() + r.top
+}
+
+func ms(d time.Duration) float64 { return float64(d) / float64(time.Millisecond) }
+
+// The JSON body every POST sends: one image, as a storefront would.
+const postBody = `{"product_name":"Desk lamp","product_description":"Created by make load","product_price":24.5,` +
+	`"product_images":["http://127.0.0.1:9/lamp.jpg"]}`
+
+func allTargets(o options) []target {
+	ts := []target{
+		{name: "post", what: "POST /api/v1/products (one image), pms", run: postTarget(pmsServer("pms"))},
+		{name: "get", what: "GET /api/v1/products/{id}, cached, near copies on", run: getTarget(pmsServer("pms"))},
+		{name: "get-nonear", what: "GET /api/v1/products/{id}, cached, near copies off", run: getTarget(pmsServer("pms", "PMS_REDIS_LOCAL_TTL=0s"))},
+		{name: "get-echo", what: "GET, bare Echo handler returning the same bytes", run: getTarget(bareServer)},
+		{name: "list", what: "GET /api/v1/products?user_id&min_price&max_price&limit=20", run: listTarget(pmsServer("pms"))},
+		{name: "list-pgbench", what: "the same list query, raw SQL through pgbench -M extended", run: pgbenchTarget},
+	}
+	if o.baseline != "" {
+		ts = append(ts,
+			target{name: "post-baseline", what: "POST, the -baseline binary", run: postTarget(pmsServer("baseline"))},
+			target{name: "get-baseline", what: "GET cached, the -baseline binary", run: getTarget(pmsServer("baseline"))},
+			target{name: "list-baseline", what: "list, the -baseline binary", run: listTarget(pmsServer("baseline"))},
+		)
+	}
+	return ts
+}
+
+// server starts what a target loads and returns it with its base URL.
+type server func(ctx context.Context, e *environment) (*proc, string, error)
+
+// pmsServer runs `pms serve` (or the baseline binary) with production
+// settings on free loopback ports, plus env.
+func pmsServer(which string, env ...string) server {
+	return func(ctx context.Context, e *environment) (*proc, string, error) {
+		bin := e.pms
+		if which == "baseline" {
+			bin = e.baseline
+		}
+		httpAddr, err := freeAddr()
+		if err != nil {
+			return nil, "", err
+		}
+		opsAddr, err := freeAddr()
+		if err != nil {
+			return nil, "", err
+		}
+		vars := append([]string{
+			"PMS_POSTGRES_URL=" + e.pgURL,
+			"PMS_REDIS_ADDR=" + e.redis,
+			"PMS_KAFKA_BROKERS=" + e.brokers,
+			"PMS_HTTP_ADDR=" + httpAddr,
+			"PMS_OPS_ADDR=" + opsAddr,
+		}, env...)
+		p, err := start(ctx, which, e.o.serverCore, vars, filepath.Join(e.dir, which+".log"),
+			httpReady("http://"+opsAddr+"/ready"), bin, "serve")
+		return p, "http://" + httpAddr, err
+	}
+}
+
+// bareServer runs the bare Echo handler with the bytes pms answers a GET
+// of the first user's product with.
+func bareServer(ctx context.Context, e *environment) (*proc, string, error) {
+	body, err := e.productJSON(ctx)
+	if err != nil {
+		return nil, "", err
+	}
+	addr, err := freeAddr()
+	if err != nil {
+		return nil, "", err
+	}
+	file := filepath.Join(e.dir, "product.json")
+	if err := os.WriteFile(file, body, 0o644); err != nil {
+		return nil, "", err
+	}
+	p, err := start(ctx, "echo", e.o.serverCore, nil, filepath.Join(e.dir, "echo.log"), tcpReady(addr),
+		e.self, "bare", addr, file)
+	return p, "http://" + addr, err
+}
+
+// measure runs a warm-up, then settle (when not nil), then the measured
+// wrk run of l, and returns it with the CPU each of procs spent per request.
+func (e *environment) measure(ctx context.Context, l load, settle func() error, procs ...*proc) (result, error) {
+	if _, err := e.runWrk(ctx, l, e.o.warmup); err != nil {
+		return result{}, err
+	}
+	if settle != nil {
+		if err := settle(); err != nil {
+			return result{}, err
+		}
+	}
+	before := make([]time.Duration, len(procs))
+	for i, p := range procs {
+		t, err := p.cpu()
+		if err != nil {
+			return result{}, err
+		}
+		before[i] = t
+	}
+	if err := e.resetStatements(ctx); err != nil {
+		return result{}, err
+	}
+	w, err := e.runWrk(ctx, l, e.o.duration)
+	if err != nil {
+		return result{}, err
+	}
+	r := result{wrkResult: w, cpu: map[string]time.Duration{}}
+	ss, err := e.statements(ctx, w.requests)
+	if err != nil {
+		return result{}, err
+	}
+	r.statements, r.top = statementsSummary(ss)
+	for i, p := range procs {
+		t, err := p.cpu()
+		if err != nil {
+			return result{}, err
+		}
+		if w.requests > 0 {
+			r.cpu[p.name] = (t - before[i]) / time.Duration(w.requests)
+		}
+		r.order = append(r.order, p.name)
+	}
+	return r, nil
+}
+
+// withServer starts s, runs fn against it and stops it.
+func withServer(ctx context.Context, e *environment, s server, fn func(p *proc, base string) (result, error)) (result, error) {
+	p, base, err := s(ctx, e)
+	if err != nil {
+		return result{}, err
+	}
+	defer p.stop()
+	return fn(p, base)
+}
+
+func postTarget(s server) func(context.Context, *environment) (result, error) {
+	return func(ctx context.Context, e *environment) (result, error) {
+		return withServer(ctx, e, s, func(p *proc, base string) (result, error) {
+			lines := make([]string, len(e.users))
+			for i, u := range e.users {
+				lines[i] = u.key + "\t/api/v1/products"
+			}
+			var before writeCounts
+			settle := func() (err error) { before, err = e.settledWrites(ctx); return err }
+			r, err := e.measure(ctx, load{base: base, method: "POST", lines: lines, body: postBody}, settle,
+				p, e.postgres, e.redisP, e.kafka)
+			if err != nil {
+				return result{}, err
+			}
+			r.note, err = e.checkWrites(ctx, before, r)
+			return r, err
+		})
+	}
+}
+
+func getTarget(s server) func(context.Context, *environment) (result, error) {
+	return func(ctx context.Context, e *environment) (result, error) {
+		if err := e.createGetProducts(ctx); err != nil {
+			return result{}, err
+		}
+		return withServer(ctx, e, s, func(p *proc, base string) (result, error) {
+			lines := make([]string, len(e.users))
+			for i, u := range e.users {
+				lines[i] = u.key + "\t/api/v1/products/" + u.product
+			}
+			procs := []*proc{p}
+			if p.name != "echo" {
+				procs = append(procs, e.postgres, e.redisP)
+			}
+			return e.measure(ctx, load{base: base, method: "GET", lines: lines}, nil, procs...)
+		})
+	}
+}
+
+// listPath is the list every list target asks for: a user's products in a
+// price range, 20 to a page.
+func listPath(userID string) string {
+	return "/api/v1/products?user_id=" + userID + "&min_price=10&max_price=50&limit=20"
+}
+
+func listTarget(s server) func(context.Context, *environment) (result, error) {
+	return func(ctx context.Context, e *environment) (result, error) {
+		if e.o.rows == 0 {
+			return result{}, fmt.Errorf("the list targets need -rows > 0")
+		}
+		return withServer(ctx, e, s, func(p *proc, base string) (result, error) {
+			lines := make([]string, len(e.users))
+			for i, u := range e.users {
+				lines[i] = u.key + "\t" + listPath(u.id)
+			}
+			return e.measure(ctx, load{base: base, method: "GET", lines: lines}, nil, p, e.postgres, e.redisP)
+		})
+	}
+}
