@@ -122,8 +122,14 @@ func bareServer(ctx context.Context, e *environment) (*proc, string, error) {
 // measure runs a warm-up, then settle (when not nil), then the measured
 // wrk run of l, and returns it with the CPU each of procs spent per request.
 func (e *environment) measure(ctx context.Context, l load, settle func() error, procs ...*proc) (result, error) {
-	if _, err := e.runWrk(ctx, l, e.o.warmup); err != nil {
-		return result{}, err
+	// Warm up until every request line was sent at least once, so that each
+	// key's first use in this process is not measured.
+	for l.offset = 0; l.offset < len(l.lines); {
+		w, err := e.runWrk(ctx, l, e.o.warmup)
+		if err != nil {
+			return result{}, err
+		}
+		l.offset += w.requests
 	}
 	if settle != nil {
 		if err := settle(); err != nil {
@@ -182,7 +188,11 @@ func postTarget(s server) func(context.Context, *environment) (result, error) {
 				lines[i] = u.key + "\t/api/v1/products"
 			}
 			var before writeCounts
-			settle := func() (err error) { before, err = e.settledWrites(ctx); return err }
+			settle := func() (err error) {
+				time.Sleep(time.Second) // for the warm-up's last requests to land
+				before, err = e.settledWrites(ctx)
+				return err
+			}
 			r, err := e.measure(ctx, load{base: base, method: "POST", lines: lines, body: postBody}, settle,
 				p, e.postgres, e.redisP, e.kafka)
 			if err != nil {

@@ -12,13 +12,14 @@ import (
 )
 
 // rotateLua is the wrk script of every target: it formats one request per
-// line of a file ("KEY<TAB>PATH") at start-up and sends them in turn, so each
-// request carries the next user's API key.
+// line of a file ("KEY<TAB>PATH") at start-up and sends them in turn from an
+// offset, so each request carries the next user's API key.
 const rotateLua = `
 local reqs, i = {}, 0
 function init(args)
   local method, file, body = args[1], args[2], args[3]
   if body == "" then body = nil end
+  i = tonumber(args[4])
   for line in io.lines(file) do
     local key, path = line:match("^(%S+)\t(%S+)$")
     local h = {["Authorization"] = "Bearer " .. key}
@@ -38,6 +39,7 @@ type load struct {
 	method string   // GET or POST
 	lines  []string // KEY<TAB>PATH, sent in turn
 	body   string
+	offset int // of the first line sent
 }
 
 // wrkResult is what wrk reported.
@@ -68,7 +70,7 @@ func (e *environment) runWrk(ctx context.Context, l load, d time.Duration) (wrkR
 	}
 	out, err := exec.CommandContext(ctx, "taskset", "-c", strconv.Itoa(e.o.clientCore),
 		"wrk", "-t1", "-c"+strconv.Itoa(e.o.conns), "-d"+fmt.Sprintf("%.0fs", d.Seconds()), "--latency",
-		"-s", script, l.base, "--", l.method, lines.Name(), l.body).CombinedOutput()
+		"-s", script, l.base, "--", l.method, lines.Name(), l.body, strconv.Itoa(l.offset%max(len(l.lines), 1))).CombinedOutput()
 	if err != nil {
 		return wrkResult{}, fmt.Errorf("wrk: %v: %s", err, out)
 	}
