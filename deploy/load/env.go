@@ -35,7 +35,7 @@ type environment struct {
 	users    []loadUser
 	// productBody is pms's answer to a GET of the first user's product.
 	productBody []byte
-	listSQL  []string // the list query of the first users, as pms sends it, for pgbench
+	listSQL     []string // the list query of the first users, as pms sends it, for pgbench
 }
 
 // loadUser is a user with an API key, their product for the GET targets,
