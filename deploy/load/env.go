@@ -190,8 +190,8 @@ func (e *environment) createUsers(ctx context.Context) error {
 }
 
 // seedProducts writes -rows products with one ready image each, spread over
-// the users, straight into PostgreSQL, then one product per user for the GET
-// targets.
+// the users, straight into PostgreSQL. Their ids ascend, as pms's UUIDv7
+// ids do, so the inserts append to the primary keys instead of scattering.
 func (e *environment) seedProducts(ctx context.Context) error {
 	if e.o.rows > 0 {
 		progress("seeding %d products with an image each (takes a minute or two)", e.o.rows)
@@ -201,12 +201,12 @@ func (e *environment) seedProducts(ctx context.Context) error {
 		}
 		for _, q := range []string{
 			`INSERT INTO products (id, user_id, product_name, product_description, product_price, created_at, updated_at)
-			 SELECT gen_random_uuid(), (ARRAY[` + quoteUUIDs(ids) + `])[1 + g % ` + fmt.Sprint(len(ids)) + `],
+			 SELECT ('00000000-0000-7000-8000-' || lpad(to_hex(g), 12, '0'))::uuid, (ARRAY[` + quoteUUIDs(ids) + `])[1 + g % ` + fmt.Sprint(len(ids)) + `],
 			        'Seeded product ' || g, 'Seeded for make load', (g % 10000) / 100.0,
 			        now() - g * interval '1 second', now()
 			 FROM generate_series(1, ` + fmt.Sprint(e.o.rows) + `) g`,
 			`INSERT INTO product_images (id, product_id, position, source_url, status, variants, updated_at)
-			 SELECT gen_random_uuid(), id, 0, 'https://images.example/' || id || '.jpg', 'ready',
+			 SELECT overlay(id::text PLACING '8001' FROM 20 FOR 4)::uuid, id, 0, 'https://images.example/' || id || '.jpg', 'ready',
 			        json_build_array(json_build_object('name', 'main', 'url', 'https://cdn.example/' || id || '.jpg',
 			          'width', 1600, 'height', 1200, 'bytes', 183211, 'format', 'jpeg')), now()
 			 FROM products`,
