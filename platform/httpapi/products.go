@@ -45,6 +45,8 @@ type imageJSON struct {
 	Bytes         int64         `json:"bytes,omitempty"`
 	Format        string        `json:"format,omitempty"`
 	Variants      []variantJSON `json:"variants"`
+	// Srcset holds, by format, an HTML srcset of the variants in it.
+	Srcset map[string]string `json:"srcset,omitempty"`
 }
 
 // variantJSON is one compressed copy of an image. Sizes not recorded are
@@ -81,6 +83,15 @@ func imageToJSON(im product.Image) imageJSON {
 	}
 	for i, v := range im.Variants {
 		out.Variants[i] = variantJSON{Name: v.Name, URL: v.URL, Width: v.Width, Height: v.Height, Bytes: v.Bytes, Format: v.Format}
+		if _, done := out.Srcset[v.Format]; done {
+			continue
+		}
+		if set := im.Srcset(v.Format); set != "" {
+			if out.Srcset == nil {
+				out.Srcset = map[string]string{}
+			}
+			out.Srcset[v.Format] = set
+		}
 	}
 	return out
 }

@@ -51,7 +51,8 @@ func TestProductVariants(t *testing.T) {
 			Variants: []variantOut{
 				{Name: "main", URL: "https://cdn.example.com/products/a.webp", Width: 1600, Height: 1200, Bytes: 81234, Format: "webp"},
 				{Name: "thumbnail", URL: "https://cdn.example.com/products/b.webp", Width: 320, Height: 240, Bytes: 9876, Format: "webp"},
-			}},
+			},
+			Srcset: map[string]string{"webp": "https://cdn.example.com/products/b.webp 320w, https://cdn.example.com/products/a.webp 1600w"}},
 		{Position: 1, SourceURL: "https://img.example.com/b.jpg", Status: "pending", Variants: []variantOut{}},
 	}
 	if diff := cmp.Diff(want, got.States); diff != "" {

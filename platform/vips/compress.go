@@ -26,7 +26,8 @@ const CodeTooMuchMemory = "too_much_memory"
 // alpha channel (every GIF, and PNGs with one even if it is fully opaque)
 // become lossy WebP with alpha, much smaller than PNG. With
 // imaging.FormatJPEG an alpha channel is flattened onto white; with
-// imaging.FormatWebP opaque images become WebP too. Output sides are at
+// imaging.FormatWebP or imaging.FormatAVIF every image becomes that format,
+// alpha kept. Output sides are at
 // least 1 pixel, however long and thin the source.
 //
 // Before decoding, the size libvips will allocate for the first frame is
@@ -114,7 +115,7 @@ func presetQuality(p imaging.Preset) (int, error) {
 // format policy, given whether it has an alpha channel.
 func outputFormat(policy string, alpha bool) string {
 	switch {
-	case policy == imaging.FormatJPEG || policy == imaging.FormatWebP:
+	case policy == imaging.FormatJPEG || policy == imaging.FormatWebP || policy == imaging.FormatAVIF:
 		return policy
 	case alpha:
 		return imaging.FormatWebP

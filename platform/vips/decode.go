@@ -119,13 +119,16 @@ func thumbnail(ctx context.Context, data []byte, format string, h header, w, ht 
 	return image{out}, nil
 }
 
-// save encodes im as JPEG (an alpha channel flattened onto white) or WebP at
-// quality, without metadata.
+// save encodes im as JPEG (an alpha channel flattened onto white), WebP or
+// AVIF at quality, without metadata.
 func save(im image, format string, quality int) ([]byte, error) {
 	defer C.vips_thread_shutdown()
 	out := C.int(C.PMS_OUT_JPEG)
-	if format == imaging.FormatWebP {
+	switch format {
+	case imaging.FormatWebP:
 		out = C.PMS_OUT_WEBP
+	case imaging.FormatAVIF:
+		out = C.PMS_OUT_AVIF
 	}
 	var buf unsafe.Pointer
 	var n C.size_t

@@ -10,7 +10,7 @@
 enum { PMS_JPEG = 1, PMS_PNG, PMS_WEBP, PMS_GIF };
 
 // Output encodings.
-enum { PMS_OUT_JPEG = 1, PMS_OUT_WEBP };
+enum { PMS_OUT_JPEG = 1, PMS_OUT_WEBP, PMS_OUT_AVIF };
 
 // pms_header is what libvips reads from a source's header, before it
 // decodes any pixel: the size it will allocate for the first frame.
