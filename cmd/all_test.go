@@ -3,6 +3,7 @@ package cmd
 import (
 	"bytes"
 	"context"
+	"encoding/base64"
 	"encoding/json"
 	"fmt"
 	"image"
@@ -26,6 +27,7 @@ import (
 	"github.com/rs/zerolog"
 	_ "golang.org/x/image/webp" // decodes compressed images with alpha
 
+	"github.com/pms-dev/pms/imaging"
 	"github.com/pms-dev/pms/platform/postgres/postgrestest"
 	"github.com/pms-dev/pms/platform/redis"
 	"github.com/pms-dev/pms/platform/redis/redistest"
@@ -418,6 +420,17 @@ func checkVariants(t *testing.T, p e2eProduct, sourceSize [][2]int) {
 		if diff := cmp.Diff(want, names); diff != "" {
 			t.Errorf("image %d variants (-want +got):\n%s", i, diff)
 			continue
+		}
+		if src := im.Source; src == nil || src.Width != srcW || src.Height != srcH || src.Bytes <= 0 || src.Format == "" {
+			t.Errorf("image %d source = %+v, want the upright %d×%d source with its format and bytes", i, src, srcW, srcH)
+		}
+		if hash, err := base64.StdEncoding.DecodeString(im.ThumbHash); err != nil {
+			t.Errorf("image %d thumbhash %q: %v", i, im.ThumbHash, err)
+		} else if ratio, err := imaging.ThumbHashAspect(hash); err != nil || (ratio > 1) != (srcW > srcH) {
+			t.Errorf("image %d thumbhash %q has aspect %.2f (%v), want the %d×%d source's orientation", i, im.ThumbHash, ratio, err, srcW, srcH)
+		}
+		if len(im.DominantColor) != 7 || im.DominantColor[0] != '#' {
+			t.Errorf("image %d dominant_color = %q, want #rrggbb", i, im.DominantColor)
 		}
 		main := im.Variants[0]
 		if main.URL != p.CompressedProductImages[i] || main.URL != im.CompressedURL || main.Width != im.Width ||

@@ -128,6 +128,14 @@ type e2eImage struct {
 	Format        string            `json:"format"`
 	Variants      []e2eVariant      `json:"variants"`
 	Srcset        map[string]string `json:"srcset"`
+	Source        *struct {
+		Width  int    `json:"width"`
+		Height int    `json:"height"`
+		Format string `json:"format"`
+		Bytes  int64  `json:"bytes"`
+	} `json:"source"`
+	ThumbHash     string `json:"thumbhash"`
+	DominantColor string `json:"dominant_color"`
 }
 
 type e2eVariant struct {

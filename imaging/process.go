@@ -55,6 +55,7 @@ var ErrAttemptsUsed = errors.New("attempts used up by workers that died")
 // in the presets' order, so the first is the main one.
 type Result struct {
 	Variants []Variant
+	Source   SourceFacts
 }
 
 // Main returns the main variant, the zero Variant when there is none.
@@ -196,8 +197,9 @@ func (p *Processor) giveBack(ctx context.Context, t Task, attempt int) {
 	log.Info().Int("attempt", attempt).Msg("abandoned attempt given back")
 }
 
-// make fetches the source once, then compresses and uploads one variant per
-// preset, in order, then the ladder's rungs. Any variant's failure fails the
+// make fetches the source once, describes it from a sample, then
+// compresses and uploads one variant per preset, in order, then the
+// ladder's rungs. Any variant's failure fails the
 // whole attempt.
 func (p *Processor) make(ctx context.Context, t Task) (Result, error) {
 	src, err := p.fetch.Fetch(ctx, t.SourceURL)
@@ -205,6 +207,13 @@ func (p *Processor) make(ctx context.Context, t Task) (Result, error) {
 		return Result{}, fmt.Errorf("fetch source image: %w", err)
 	}
 	res := Result{Variants: make([]Variant, 0, len(p.presets)+len(p.rungs))}
+	sample, err := p.compress.Sample(ctx, src)
+	if err != nil {
+		return Result{}, fmt.Errorf("sample source image: %w", err)
+	}
+	if res.Source, err = Facts(src, sample); err != nil {
+		return Result{}, fmt.Errorf("describe source image: %w", err)
+	}
 	for _, preset := range p.presets {
 		v, err := p.variant(ctx, t, src, preset)
 		if err != nil {

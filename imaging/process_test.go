@@ -3,6 +3,7 @@ package imaging_test
 import (
 	"bytes"
 	"context"
+	"encoding/base64"
 	"errors"
 	"fmt"
 	"image"
@@ -52,6 +53,16 @@ func (c *fakeCompressor) Compress(ctx context.Context, src imaging.Source, p ima
 		return imaging.Output{Preset: p.Name, Data: data, Format: p.Format, Width: min(p.MaxWidth, c.width), Height: 10}, nil
 	}
 	return imaging.Output{Preset: p.Name, Data: data, Format: imaging.FormatWebP, Width: p.MaxWidth / 2, Height: p.MaxHeight / 4}, nil
+}
+
+// Sample returns a 2×1 sample, red then blue, of a 6×4 source.
+func (c *fakeCompressor) Sample(ctx context.Context, src imaging.Source) (imaging.Sample, error) {
+	if c.fail != nil {
+		if err := c.fail(ctx, imaging.Preset{Name: "sample"}); err != nil {
+			return imaging.Sample{}, err
+		}
+	}
+	return imaging.Sample{Width: 6, Height: 4, W: 2, H: 1, Pix: []byte{255, 0, 0, 255, 0, 0, 255, 255}}, nil
 }
 
 // upload is one Upload call.
@@ -244,7 +255,12 @@ func TestProcessMakesEveryVariant(t *testing.T) {
 		if diff := cmp.Diff(wantUploads, r.upload.uploads, cmp.AllowUnexported(upload{})); diff != "" {
 			t.Errorf("thumbnail %v: uploads (-want +got):\n%s", thumb, diff)
 		}
-		var want imaging.Result
+		hash, err := imaging.ThumbHash(2, 1, []byte{255, 0, 0, 255, 0, 0, 255, 255})
+		if err != nil {
+			t.Fatal(err)
+		}
+		want := imaging.Result{Source: imaging.SourceFacts{Width: 6, Height: 4, Format: imaging.FormatPNG, Bytes: int64(len(r.png)),
+			ThumbHash: base64.StdEncoding.EncodeToString(hash), Color: "#ff0000"}}
 		for i, p := range []imaging.Preset{mainPreset, thumbPreset}[:len(wantPresets)] {
 			want.Variants = append(want.Variants, imaging.Variant{Name: p.Name, URL: "https://cdn.test/" + wantUploads[i].key,
 				Width: p.MaxWidth / 2, Height: p.MaxHeight / 4, Bytes: int64(len(wantUploads[i].data)), Format: imaging.FormatWebP})

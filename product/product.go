@@ -41,8 +41,21 @@ type Image struct {
 	ErrorCode string
 	// Variants are the compressed copies of a ready image, one per preset
 	// it was made with, the main one first.
-	Variants  []Variant
+	Variants []Variant
+	// Source describes the source image, as the worker found it; nil until
+	// the image is ready (and for images made before it was recorded).
+	Source    *SourceFacts
 	UpdatedAt time.Time
+}
+
+// SourceFacts describe a source image and how a page stands in for it
+// while it loads.
+type SourceFacts struct {
+	Width, Height int // upright
+	Format        string
+	Bytes         int64
+	ThumbHash     string // a ThumbHash, base64
+	Color         string // the dominant colour, #rrggbb
 }
 
 // Variant is one compressed copy of an image, made by one imaging preset.

@@ -258,6 +258,16 @@ type imageOut struct {
 	Format        string            `json:"format"`
 	Variants      []variantOut      `json:"variants"`
 	Srcset        map[string]string `json:"srcset"`
+	Source        *sourceOut        `json:"source"`
+	ThumbHash     string            `json:"thumbhash"`
+	DominantColor string            `json:"dominant_color"`
+}
+
+type sourceOut struct {
+	Width  int    `json:"width"`
+	Height int    `json:"height"`
+	Format string `json:"format"`
+	Bytes  int64  `json:"bytes"`
 }
 
 type variantOut struct {

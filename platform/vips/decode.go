@@ -139,6 +139,21 @@ func save(im image, format string, quality int) ([]byte, error) {
 	return C.GoBytes(buf, C.int(n)), nil
 }
 
+// rgba returns the pixels of im as 8-bit sRGB RGBA, 4 bytes a pixel.
+func rgba(im image) ([]byte, error) {
+	defer C.vips_thread_shutdown()
+	var buf unsafe.Pointer
+	var n C.size_t
+	if C.pms_rgba(im.p, &buf, &n) != 0 {
+		return nil, takeError()
+	}
+	defer C.g_free(C.gpointer(buf))
+	if want := im.width() * im.height() * 4; int(n) != want {
+		return nil, errors.New("libvips wrote an unexpected number of RGBA bytes")
+	}
+	return C.GoBytes(buf, C.int(n)), nil
+}
+
 // takeError returns and clears the libvips error buffer. The buffer is
 // shared by the whole process, so under concurrency a message may carry
 // another image's words too: callers classify failures by where they

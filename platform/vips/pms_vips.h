@@ -48,6 +48,10 @@ int pms_thumbnail(const void *buf, size_t len, int kind, pms_thumb *t, VipsImage
 // pms_save encodes im without metadata; the caller frees *buf with g_free.
 int pms_save(VipsImage *im, int format, int quality, void **buf, size_t *len);
 
+// pms_rgba writes im as 8-bit sRGB with alpha (opaque when im has none)
+// into *buf, 4 bytes a pixel; the caller frees *buf with g_free.
+int pms_rgba(VipsImage *im, void **buf, size_t *len);
+
 // pms_quiet_warnings stops libvips from printing its warnings on stderr,
 // outside the structured log: at the strictest fail-on level each one fails
 // the image and its text reaches the error instead.
