@@ -45,8 +45,9 @@ typedef struct {
 // unrefs. Setting t->stop makes it fail at libvips' next progress report.
 int pms_thumbnail(const void *buf, size_t len, int kind, pms_thumb *t, VipsImage **out);
 
-// pms_save encodes im without metadata; the caller frees *buf with g_free.
-int pms_save(VipsImage *im, int format, int quality, void **buf, size_t *len);
+// pms_save encodes im without metadata, as JPEG flattening any alpha onto
+// the sRGB colour bg (0-255 a channel); the caller frees *buf with g_free.
+int pms_save(VipsImage *im, int format, int quality, const double bg[3], void **buf, size_t *len);
 
 // pms_rgba writes im as 8-bit sRGB with alpha (opaque when im has none)
 // into *buf, 4 bytes a pixel; the caller frees *buf with g_free.
