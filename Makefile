@@ -21,8 +21,8 @@ deps: ## install what is missing (apt packages, Go modules)
 build: ## build bin/pms
 	$(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(BIN) .
 
-run: deps build ## start PostgreSQL and Redis for development, migrate, run pms
-	@$(SERVICES) dev bash -c '$(BIN) migrate up && exec $(BIN) all'
+run: deps build ## start PostgreSQL and Redis for development, migrate, run pms all with console logs and a welcome
+	@PMS_LOG_FORMAT=$${PMS_LOG_FORMAT:-console} $(SERVICES) dev bash -c '$(BIN) migrate up && exec $(BIN) all --welcome'
 
 stop: ## stop the development services
 	@$(SERVICES) stop

@@ -56,7 +56,8 @@ pgbin() {
 # pg runs a PostgreSQL tool as the postgres OS user when we are root, since
 # PostgreSQL refuses to run as root.
 pg() {
-  if [ "$(id -u)" = 0 ]; then runuser -u postgres -- "$@"; else "$@"; fi
+  # From /: the postgres user may not be able to enter the current directory.
+  if [ "$(id -u)" = 0 ]; then (cd / && runuser -u postgres -- "$@"); else "$@"; fi
 }
 
 free_port() {
@@ -75,7 +76,7 @@ start_postgres() {
   mkdir -p "$dir"
   if [ "$(id -u)" = 0 ]; then
     chown postgres:postgres "$dir"
-    runuser -u postgres -- test -w "$dir" || die "the postgres user cannot write $dir (is a parent directory private?); set PMS_STATE to a directory it can reach"
+    (cd / && runuser -u postgres -- test -w "$dir") || die "the postgres user cannot write $dir (is a parent directory private?); set PMS_STATE to a directory it can reach"
   fi
   if [ ! -f "$dir/data/PG_VERSION" ]; then
     log "initialising PostgreSQL in $dir/data"
@@ -115,12 +116,31 @@ stop_redis() {
   [ -f "$dir/redis.pid" ] && kill "$(cat "$dir/redis.pid")" 2>/dev/null || true
 }
 
+# pg_state STATE prints where the development PostgreSQL keeps its data:
+# STATE/postgres, unless we are root and the postgres OS user cannot reach
+# STATE (a clone under a private directory such as /root): then a directory
+# of its own under /var/lib/pms-dev, named for STATE, so each checkout keeps
+# its database across restarts and `make stop` finds it again.
+pg_state() {
+  local state=$1
+  if [ "$(id -u)" = 0 ] && ! (cd / && runuser -u postgres -- test -x "$state"); then
+    echo "/var/lib/pms-dev/$(printf '%s' "$state" | sha256sum | cut -c1-16)/postgres"
+  else
+    echo "$state/postgres"
+  fi
+}
+
 dev() {
   local state=${PMS_STATE:-.pms}
   mkdir -p "$state"; state=$(cd "$state" && pwd)
   local pgport=${PMS_DEV_POSTGRES_PORT:-54320} redisport=${PMS_DEV_REDIS_PORT:-63790}
+  local pgdir; pgdir=$(pg_state "$state")
+  if [ "$pgdir" != "$state/postgres" ]; then
+    mkdir -p "$(dirname "$pgdir")"; chmod 755 /var/lib/pms-dev "$(dirname "$pgdir")"
+    log "PostgreSQL data in $pgdir: the postgres user cannot reach $state"
+  fi
   if ! (exec 3<>"/dev/tcp/127.0.0.1/$pgport") 2>/dev/null; then
-    start_postgres "$state/postgres" "$pgport" || die "PostgreSQL did not start (see $state/postgres/server.log)"
+    start_postgres "$pgdir" "$pgport" || die "PostgreSQL did not start (see $pgdir/server.log)"
   fi
   createdb_if_missing "$pgport" pms
   if ! (exec 3<>"/dev/tcp/127.0.0.1/$redisport") 2>/dev/null; then
@@ -136,7 +156,8 @@ dev() {
 dev_stop() {
   local state=${PMS_STATE:-.pms}
   [ -d "$state" ] || return 0
-  stop_postgres "$state/postgres"
+  state=$(cd "$state" && pwd)
+  stop_postgres "$(pg_state "$state")"
   stop_redis "$state/redis"
   log "development services stopped"
 }
