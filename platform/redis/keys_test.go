@@ -5,6 +5,7 @@ import (
 	"crypto/rand"
 	"crypto/sha256"
 	"errors"
+	"slices"
 	"testing"
 	"time"
 
@@ -141,22 +142,34 @@ func TestKeyCacheServesStaleKeysWhileStoreIsAway(t *testing.T) {
 		}
 		time.Sleep(150 * time.Millisecond) // past KeyTTL/2: no longer fresh
 		e.keys.outage.Store(outage)
+		var took latencies // of the lookups after the first
 		for i := range 20 {
 			reqCtx, cancel := context.WithTimeout(ctx, 2*time.Second)
 			start := time.Now()
 			ko, err := e.keyCach.KeyByPrefix(reqCtx, k.Prefix)
-			took := time.Since(start)
+			d := time.Since(start)
 			cancel()
 			if err != nil || ko.Key.ID != k.ID || !ko.Stale {
 				t.Fatalf("outage %d, lookup %d = %+v, %v; want the cached key, stale", outage, i, ko, err)
 			}
-			if limit := 30 * time.Millisecond; i > 0 && took > limit || took > 300*time.Millisecond {
-				t.Errorf("outage %d, lookup %d took %v, want no wait for the store", outage, i, took)
+			if i > 0 {
+				took = append(took, d)
+			} else if d > 300*time.Millisecond+slack {
+				t.Errorf("outage %d: the first lookup took %v, want at most about 100ms of waiting for the store", outage, d)
 			}
 			rk, err := e.keyCach.KeyByPrefix(reqCtx, revoked.Prefix)
 			if err == nil && rk.Key.RevokedAt.IsZero() {
 				t.Fatalf("outage %d: revoked key = %+v, want refused", outage, rk.Key)
 			}
+		}
+		// A lookup that waits for the store takes at least its 100ms; one
+		// that does not takes well under a millisecond, unless the machine
+		// is busy: judged by the median and by how many took that long.
+		if m := took.median(); m > 30*time.Millisecond {
+			t.Errorf("outage %d: median stale lookup %v, want no wait for the store", outage, m)
+		}
+		if n := len(slices.DeleteFunc(slices.Clone(took), func(d time.Duration) bool { return d < 100*time.Millisecond })); n > len(took)/4 {
+			t.Errorf("outage %d: %d of %d stale lookups took 100ms or more, as long as a wait for the store", outage, n, len(took))
 		}
 		e.keys.outage.Store(storeUp)
 		// The hung read of the store gives up with its caller's deadline;
