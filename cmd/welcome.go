@@ -110,7 +110,7 @@ func (w welcome) print(out io.Writer) {
 	fmt.Fprintf(out, `
 pms is running (stop it with Ctrl-C, then 'make stop' for PostgreSQL and Redis)
   API       %[1]s/api/v1
-  docs      %[1]s/openapi.yaml
+  docs      %[1]s/docs   (OpenAPI 3.1: %[1]s/openapi.json, %[1]s/openapi.yaml)
   metrics   %[2]s/metrics   ready: %[2]s/ready
   API key   %[3]s
             (user %[4]s, kept in %[5]s)

@@ -99,6 +99,11 @@ func TestFirstRun(t *testing.T) {
 		t.Fatalf("the welcome's curl answered %q (%v), want a created product", created, err)
 	}
 	waitReady(ctx, t, first.api, first.key, p.ID)
+	if resp, err := http.Get(first.api + "/docs"); err != nil || resp.StatusCode != http.StatusOK {
+		t.Errorf("GET the welcome's docs URL = %v, %v; want 200", resp, err)
+	} else {
+		resp.Body.Close()
+	}
 	first.stop(t)
 	t.Logf("the first make run said:\n%s", first.output())
 

@@ -3,6 +3,7 @@
 # private PostgreSQL and Redis servers on loopback.
 #
 #   deploy/services.sh install        install missing packages (apt) and Go modules
+#   deploy/services.sh install-test   the same, and what only the tests need (chromium)
 #   deploy/services.sh dev CMD...     start the development services (data kept under
 #                                     $PMS_STATE, default .pms/), export their URLs, run CMD
 #   deploy/services.sh test CMD...    start throwaway services on free ports, export
@@ -18,6 +19,30 @@ die() { log "$*"; exit 1; }
 as_root() { if [ "$(id -u)" = 0 ]; then "$@"; else sudo "$@"; fi; }
 
 PACKAGES=(postgresql postgresql-contrib redis-server libvips-dev libvips-tools pkg-config gcc wrk)
+# TEST_PACKAGES are what only the tests need: headless Chromium opens /docs.
+TEST_PACKAGES=(chromium)
+
+# apt_install PKG...: installs those of the packages that are missing.
+apt_install() {
+  local need=() p
+  for p in "$@"; do
+    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || need+=("$p")
+  done
+  if [ ${#need[@]} -gt 0 ]; then
+    log "installing ${need[*]} (apt)"
+    as_root apt-get update -qq
+    as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need[@]}" >/dev/null
+  fi
+}
+
+install_test() {
+  install
+  if command -v apt-get >/dev/null; then
+    apt_install "${TEST_PACKAGES[@]}"
+  else
+    command -v chromium >/dev/null || log "note: the /docs test needs headless Chromium (chromium); it is skipped without it"
+  fi
+}
 
 install() {
   if ! command -v apt-get >/dev/null; then
@@ -33,15 +58,7 @@ install() {
       exit 1
     fi
   else
-    need=()
-    for p in "${PACKAGES[@]}"; do
-      dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || need+=("$p")
-    done
-    if [ ${#need[@]} -gt 0 ]; then
-      log "installing ${need[*]} (apt)"
-      as_root apt-get update -qq
-      as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need[@]}" >/dev/null
-    fi
+    apt_install "${PACKAGES[@]}"
   fi
   command -v go >/dev/null || die "Go is not installed: get Go 1.26 from your package manager or go.dev"
   go mod download
@@ -200,9 +217,10 @@ testenv() {
 cmd=${1:-}; shift || true
 case "$cmd" in
   install) install ;;
+  install-test) install_test ;;
   dev) dev "$@" ;;
   stop) dev_stop ;;
   test) testenv "$@" ;;
   load) PG_DURABLE=1 testenv "$@" ;;
-  *) die "usage: $0 install | dev CMD... | stop | test CMD... | load CMD..." ;;
+  *) die "usage: $0 install | install-test | dev CMD... | stop | test CMD... | load CMD..." ;;
 esac
