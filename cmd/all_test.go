@@ -116,7 +116,7 @@ func startAll(t testing.TB, env map[string]string) (*stack, func()) {
 	a := &app{cfg: cfg, log: zerolog.New(logs).With().Timestamp().Logger()}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
-	go func() { done <- a.runAll(ctx) }()
+	go func() { done <- a.runAll(ctx, nil) }()
 	var once sync.Once
 	stop := func() {
 		once.Do(func() {

@@ -94,8 +94,7 @@ func newAPIKeeping(t testing.TB, db *postgres.DB, idem postgres.IdempotencyConfi
 	if err != nil {
 		t.Fatalf("httpapi.NewOps: %v", err)
 	}
-	srv, opsSrv := httptest.NewServer(s.Handler()), httptest.NewServer(ops.Handler())
-	t.Cleanup(srv.Close)
+	srv, opsSrv := specServer(t, s.Handler()), httptest.NewServer(ops.Handler())
 	t.Cleanup(opsSrv.Close)
 	a := &api{srv: srv, ops: opsSrv, server: s, svc: svc, auth: auth}
 	a.key = a.newKey(t, true)
