@@ -291,7 +291,7 @@ func TestProcessLadder(t *testing.T) {
 	for _, tt := range tests {
 		r := newRig(t, func(c *imaging.Config) {
 			c.Presets = c.Presets[:1]
-			c.Ladder = imaging.Ladder{Widths: []int{100, 200, 400}, Formats: []string{"jpeg", "webp"}, JPEGQuality: 80, WebPQuality: 75, AVIFQuality: 50}
+			c.Ladder = imaging.Ladder{Widths: []int{100, 200, 400}, Formats: []string{"jpeg", "webp"}, JPEGQuality: 80, WebPQuality: 80, AVIFQuality: 75}
 		})
 		r.compress.width = tt.source
 		if _, err := r.proc.Process(context.Background(), r.task("/a.png")); err != nil {
