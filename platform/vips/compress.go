@@ -13,6 +13,10 @@ import (
 // DefaultQuality is the encoder quality used when a preset sets none.
 const DefaultQuality = 80
 
+// CodeUnsupportedFormat is the failure code of a source in a format this
+// libvips cannot decode (HEIF without libheif).
+const CodeUnsupportedFormat = "unsupported_format"
+
 // CodeTooMuchMemory is the failure code of an image that would need more
 // memory to decode than the whole budget (Config.MaxMemory).
 const CodeTooMuchMemory = "too_much_memory"
@@ -97,6 +101,9 @@ func (c *Compressor) decode(ctx context.Context, src imaging.Source, w, ht int) 
 		return image{}, header{}, nil, err
 	}
 	format := gate.Format
+	if !canLoad(format) {
+		return image{}, header{}, nil, imaging.Permanent(CodeUnsupportedFormat, fmt.Errorf("this libvips cannot decode %s", format))
+	}
 	if err := c.limits.Check(format, gate.Width, gate.Height); err != nil {
 		return image{}, header{}, nil, err
 	}

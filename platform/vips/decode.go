@@ -35,6 +35,14 @@ var kinds = map[string]C.int{
 	imaging.FormatPNG:  C.PMS_PNG,
 	imaging.FormatWebP: C.PMS_WEBP,
 	imaging.FormatGIF:  C.PMS_GIF,
+	imaging.FormatHEIF: C.PMS_HEIF,
+}
+
+// canLoad reports whether this libvips can decode format (HEIF needs
+// libvips built with libheif). Tests replace it.
+var canLoad = func(format string) bool {
+	kind, ok := kinds[format]
+	return ok && C.pms_can_load(kind) != 0
 }
 
 // failOnLevels are the libvips fail-on levels, by config name.

@@ -11,8 +11,17 @@ loader_for(int kind)
 	case PMS_PNG:  return "VipsForeignLoadPngBuffer";
 	case PMS_WEBP: return "VipsForeignLoadWebpBuffer";
 	case PMS_GIF:  return "VipsForeignLoadNsgifBuffer";
+	case PMS_HEIF: return "VipsForeignLoadHeifBuffer";
 	}
 	return NULL;
+}
+
+int
+pms_can_load(int kind)
+{
+	const char *name = loader_for(kind);
+
+	return name && g_type_from_name(name) != 0;
 }
 
 // check_loader fails unless libvips would give buf to the loader of kind:
@@ -49,6 +58,9 @@ load_header(const void *buf, size_t len, int kind, int fail_on, VipsImage **im)
 	case PMS_PNG:  return vips_pngload_buffer(b, len, im, "fail_on", fail_on, NULL);
 	case PMS_WEBP: return vips_webpload_buffer(b, len, im, "fail_on", fail_on, NULL);
 	case PMS_GIF:  return vips_gifload_buffer(b, len, im, "fail_on", fail_on, NULL);
+	// libheif applies the HEIF transforms (irot, imir) as it decodes,
+	// and libvips then reports orientation 1.
+	case PMS_HEIF: return vips_heifload_buffer(b, len, im, "fail_on", fail_on, NULL);
 	}
 	vips_error("pms", "unsupported image kind %d", kind);
 	return -1;
