@@ -161,3 +161,38 @@ func imageID(t *testing.T, r *rig, productID string, i int) uuid.UUID {
 	}
 	return id
 }
+
+// TestRetryEndsReady runs pms all: an image whose source answers 404 at
+// first fails as source_not_found; once the source has it, the owner's
+// retry queues it again through the outbox and it ends ready with its
+// variants.
+func TestRetryEndsReady(t *testing.T) {
+	if testing.Short() {
+		t.Skip("integration test: runs pms all")
+	}
+	img := noisyPNG(t, 21)
+	src := newSource(t, func(w http.ResponseWriter, req *http.Request, n int) {
+		if n == 1 {
+			http.NotFound(w, req)
+			return
+		}
+		serve(img)(w, req, n)
+	})
+	s, _ := startAll(t, nil)
+	id := createProduct(t, s, "retry-ends-ready", src.URL("/late.png"))
+	p := waitSettled(t, s, id, 60*time.Second)
+	if im := p.Images[0]; im.Status != "failed" || im.ErrorCode != "source_not_found" {
+		t.Fatalf("image before the retry = %+v, want failed as source_not_found", im)
+	}
+	var retried e2eProduct
+	if code := s.do(t, http.MethodPost, "/api/v1/products/"+id+"/images/0/retry", "", "retry-1", &retried); code != http.StatusAccepted {
+		t.Fatalf("POST retry = %d, want 202", code)
+	}
+	if im := retried.Images[0]; im.Status != "pending" {
+		t.Errorf("image right after the retry = %+v, want pending", im)
+	}
+	p = waitSettled(t, s, id, 60*time.Second)
+	if im := p.Images[0]; im.Status != "ready" || len(im.Variants) == 0 || src.Hits("/late.png") != 2 {
+		t.Errorf("image after the retry = %+v after %d fetches, want ready with variants after 2", im, src.Hits("/late.png"))
+	}
+}

@@ -13,6 +13,9 @@ var (
 	ErrConflict        = errors.New("conflicting change")
 	ErrVersionMismatch = errors.New("product was changed by someone else")
 	ErrIdempotencyKey  = errors.New("idempotency key was used with a different request")
+	// ErrImageNotFailed is returned by RetryImage for an image that is
+	// pending, processing or ready: only a failed one is retried.
+	ErrImageNotFailed = errors.New("image is not failed")
 	// ErrUnavailable says the storage cannot be reached. Products and
 	// accounts share one database, so the account adapters report an
 	// outage with it too.

@@ -42,6 +42,7 @@ var errorTable = []struct {
 	{product.ErrInvalidInput, http.StatusBadRequest, "invalid_input", "the request holds a value that cannot be stored"},
 	{product.ErrVersionMismatch, http.StatusPreconditionFailed, "version_mismatch", "the product has changed since the version in If-Match"},
 	{product.ErrConflict, http.StatusConflict, "conflict", "the change conflicts with existing data"},
+	{product.ErrImageNotFailed, http.StatusConflict, "image_not_failed", "only a failed image can be retried"},
 	{product.ErrUnavailable, http.StatusServiceUnavailable, "unavailable", "a dependency is unavailable; try again shortly"},
 	{context.DeadlineExceeded, http.StatusServiceUnavailable, "timeout", "the request took too long; try again shortly"},
 }

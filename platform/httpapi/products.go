@@ -2,6 +2,7 @@ package httpapi
 
 import (
 	"encoding/json"
+	"fmt"
 	"io"
 	"net/http"
 	"strconv"
@@ -220,6 +221,25 @@ func (s *Server) getProduct(c echo.Context) error {
 		return c.NoContent(http.StatusNotModified)
 	}
 	return c.JSON(http.StatusOK, toJSON(p))
+}
+
+// retryImage queues a failed image again (product.Service.RetryImage) and
+// answers 202 with the product, the image pending.
+func (s *Server) retryImage(c echo.Context) error {
+	id, err := productID(c)
+	if err != nil {
+		return err
+	}
+	pos, err := strconv.Atoi(c.Param("position"))
+	if err != nil || pos < 0 || pos >= product.MaxImages {
+		return badRequest(product.FieldError{Field: "position", Problem: fmt.Sprintf("must be an image position, 0 to %d", product.MaxImages-1)})
+	}
+	p, err := s.products.RetryImage(c.Request().Context(), caller(c), id, pos)
+	if err != nil {
+		return err
+	}
+	c.Response().Header().Set("ETag", etag(p.Version))
+	return c.JSON(http.StatusAccepted, toJSON(p))
 }
 
 // matchesAny reports whether an If-None-Match list names tag or is "*".

@@ -160,6 +160,7 @@ func New(cfg Config, api API, reg *prometheus.Registry, log zerolog.Logger) (*Se
 	v1.GET("/products/:id", s.getProduct, mw...)
 	v1.PATCH("/products/:id", s.updateProduct, mw...)
 	v1.DELETE("/products/:id", s.deleteProduct, mw...)
+	v1.POST("/products/:id/images/:position/retry", s.retryImage, mw...)
 	return s, nil
 }
 
