@@ -124,6 +124,9 @@ func (a *app) openRedis() (*redis.Client, error) {
 		return nil, err
 	}
 	a.onClose(c.Close)
+	if err := a.metrics().Register(c); err != nil {
+		return nil, fmt.Errorf("register cache metrics: %w", err)
+	}
 	return c, nil
 }
 

@@ -74,7 +74,15 @@ type metrics struct {
 	requests *prometheus.CounterVec
 	duration *prometheus.HistogramVec
 	degraded *prometheus.CounterVec
+	refused  *prometheus.CounterVec
 }
+
+// Limits of pms_rate_limit_refusals_total.
+const (
+	limitRead         = "read"
+	limitWrite        = "write"
+	limitAuthFailures = "auth_failures"
+)
 
 // newMetrics registers the request metrics on reg, or takes the ones
 // already there: the API and the operator listener of one process share
@@ -92,8 +100,18 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 			Name: "pms_http_degraded_reads_total",
 			Help: "Requests answered from caches alone, by route, while PostgreSQL was unavailable to authenticate them.",
 		}, []string{"route"}),
+		refused: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "pms_rate_limit_refusals_total",
+			Help: "Requests refused with 429, by limit: read or write (per API key), auth_failures (per client address).",
+		}, []string{"limit"}),
+	}
+	for _, l := range []string{limitRead, limitWrite, limitAuthFailures} {
+		m.refused.WithLabelValues(l)
 	}
 	var err error
+	if m.refused, err = register(reg, m.refused); err != nil {
+		return nil, err
+	}
 	if m.degraded, err = register(reg, m.degraded); err != nil {
 		return nil, err
 	}

@@ -91,6 +91,7 @@ type Server struct {
 	auth      *account.Service
 	limiter   RateLimiter
 	readiness *readiness
+	metrics   *metrics
 	log       zerolog.Logger
 	echo      *echo.Echo
 	http      *http.Server
@@ -174,7 +175,7 @@ func newServer(cfg Config, reg *prometheus.Registry, logLevel zerolog.Level, log
 	if err != nil {
 		return nil, err
 	}
-	s := &Server{cfg: cfg, log: log, echo: echo.New()}
+	s := &Server{cfg: cfg, log: log, echo: echo.New(), metrics: m}
 	e := s.echo
 	e.HideBanner, e.HidePort = true, true
 	e.IPExtractor = clientIP(proxies)

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/lib/pq"
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/rs/zerolog"
 
 	"github.com/pms-dev/pms/product/message"
@@ -54,6 +55,8 @@ type Relay struct {
 	cfg RelayConfig
 	log zerolog.Logger
 
+	published, publishErrors prometheus.Counter
+
 	// mark is the creation time of the newest message published, and
 	// scanned when the outbox was last read from its start; only Run's
 	// goroutine uses them.
@@ -71,7 +74,14 @@ func NewRelay(cfg RelayConfig, db *DB, pub Publisher, log zerolog.Logger) (*Rela
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	return &Relay{db: db, pub: pub, cfg: cfg, log: log}, nil
+	return &Relay{db: db, pub: pub, cfg: cfg, log: log,
+		published: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "pms_outbox_published_total", Help: "Outbox messages the relay published.",
+		}),
+		publishErrors: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "pms_outbox_publish_errors_total", Help: "Batches of outbox messages the publisher (Kafka) refused or did not acknowledge; they stay pending.",
+		}),
+	}, nil
 }
 
 // Run publishes pending messages until ctx ends. It wakes on NOTIFY and
@@ -189,6 +199,7 @@ func (r *Relay) publishBatch(ctx context.Context, from time.Time) (int, time.Tim
 			msgs[i] = m
 		}
 		if err := r.pub.Publish(ctx, msgs); err != nil {
+			r.publishErrors.Inc()
 			return fmt.Errorf("publish %d messages: %w", len(msgs), err)
 		}
 		return nil
@@ -196,6 +207,7 @@ func (r *Relay) publishBatch(ctx context.Context, from time.Time) (int, time.Tim
 	if err != nil || len(rows) == 0 {
 		return 0, time.Time{}, translate(err)
 	}
+	r.published.Add(float64(len(rows)))
 	return len(rows), rows[len(rows)-1].CreatedAt, nil
 }
 
