@@ -117,14 +117,14 @@ func TestFirstRun(t *testing.T) {
 
 // run is one `make run` in progress.
 type run struct {
-	cmd                 *exec.Cmd
-	done                chan error
-	api, key, curl      string
-	pgDir               string
-	logs                []string
-	mu                  sync.Mutex
-	all                 bytes.Buffer
-	welcome, pgDirFound bool
+	cmd            *exec.Cmd
+	done           chan error
+	api, key, curl string
+	pgDir          string
+	logs           []string
+	mu             sync.Mutex
+	all            bytes.Buffer
+	welcome        bool
 }
 
 var (
