@@ -53,9 +53,11 @@ func TestMetricsMove(t *testing.T) {
 
 	good := createProduct(t, s, "metrics-good", src+"/ok.png")
 	bad := createProduct(t, s, "metrics-bad", src+"/missing.png")
-	if p := waitSettled(t, s, good, 30*time.Second); p.Images[0].Status != "ready" {
+	p := waitSettled(t, s, good, 30*time.Second)
+	if p.Images[0].Status != "ready" {
 		t.Fatalf("good image = %+v, want ready", p.Images[0])
 	}
+	variants := float64(len(p.Images[0].Variants)) // the presets and the ladder's rungs
 	if p := waitSettled(t, s, bad, 30*time.Second); p.Images[0].Status != "failed" {
 		t.Fatalf("bad image = %+v, want failed", p.Images[0])
 	}
@@ -108,8 +110,8 @@ func TestMetricsMove(t *testing.T) {
 	exactly(`pms_kafka_tasks_total{outcome="dead_lettered",topic="pms.image-tasks"}`, 1)
 	exactly(`pms_image_stage_duration_seconds_count{stage="queue"}`, 2)
 	exactly(`pms_image_stage_duration_seconds_count{stage="download"}`, 2)
-	exactly(`pms_image_stage_duration_seconds_count{stage="compress"}`, 2) // main and thumbnail
-	exactly(`pms_image_stage_duration_seconds_count{stage="upload"}`, 2)
+	exactly(`pms_image_stage_duration_seconds_count{stage="compress"}`, variants) // one per variant
+	exactly(`pms_image_stage_duration_seconds_count{stage="upload"}`, variants)
 	atLeast(`pms_image_stage_duration_seconds_count{stage="database"}`, 4) // two begins, ready, failed
 	exactly(`pms_image_bytes_total{direction="in"}`, float64(len(img)))
 	atLeast(`pms_image_bytes_total{direction="out"}`, 1)
