@@ -3,6 +3,8 @@ package cmd
 import (
 	"bufio"
 	"net/http"
+	"os"
+	"regexp"
 	"strconv"
 	"strings"
 	"testing"
@@ -141,7 +143,35 @@ func TestMetricsMove(t *testing.T) {
 			t.Errorf("/metrics has no %s", series)
 		}
 	}
+	if after["pms_ready"] != 1 || after[`pms_ready_check{check="postgres",critical="false"}`] != 1 {
+		t.Errorf("pms_ready = %v, pms_ready_check{check=\"postgres\"} = %v; want 1 and 1 for a ready pms all",
+			after["pms_ready"], after[`pms_ready_check{check="postgres",critical="false"}`])
+	}
+	checkDeployedNames(t, after)
 	if after["pms_vips_memory_highwater_bytes"] <= 0 {
 		t.Errorf("pms_vips_memory_highwater_bytes = %v after compressing an image, want > 0", after["pms_vips_memory_highwater_bytes"])
+	}
+}
+
+// checkDeployedNames fails for each pms_ metric the alert rules or the
+// Grafana dashboard in deploy/ name that pms does not serve.
+func checkDeployedNames(t *testing.T, served map[string]float64) {
+	t.Helper()
+	names := map[string]bool{}
+	for series := range served {
+		name, _, _ := strings.Cut(series, "{")
+		names[name] = true
+	}
+	metric := regexp.MustCompile(`\bpms_[a-z_]+`)
+	for _, file := range []string{"../deploy/prometheus/alerts.yml", "../deploy/grafana/pms-dashboard.json"} {
+		b, err := os.ReadFile(file)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, name := range metric.FindAllString(string(b), -1) {
+			if !names[name] && !names[name+"_count"] {
+				t.Errorf("%s names %s, which pms does not serve", file, name)
+			}
+		}
 	}
 }

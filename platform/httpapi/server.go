@@ -161,6 +161,9 @@ func NewOps(cfg Config, checks []Check, reg *prometheus.Registry, log zerolog.Lo
 		return nil, err
 	}
 	s.readiness = newReadiness(checks, log)
+	if err := reg.Register(s.readiness); err != nil {
+		return nil, fmt.Errorf("register readiness metrics: %w", err)
+	}
 	s.echo.GET("/ready", s.ready)
 	s.echo.GET("/metrics", echo.WrapHandler(promhttp.HandlerFor(reg, promhttp.HandlerOpts{})))
 	return s, nil
