@@ -10,10 +10,10 @@ import (
 	"github.com/pms-dev/pms/imaging"
 	"github.com/pms-dev/pms/platform/httpapi"
 	"github.com/pms-dev/pms/platform/kafka"
-	"github.com/pms-dev/pms/platform/metrics"
 	"github.com/pms-dev/pms/platform/postgres"
 	"github.com/pms-dev/pms/platform/redis"
 	"github.com/pms-dev/pms/platform/s3"
+	"github.com/pms-dev/pms/platform/telemetry"
 	"github.com/pms-dev/pms/platform/vips"
 )
 
@@ -77,7 +77,7 @@ func (a *app) worker(ctx context.Context, db *postgres.DB, cache *redis.Client, 
 	if err != nil {
 		return nil, nil, err
 	}
-	images := metrics.NewImages()
+	images := telemetry.NewImages()
 	processor.Observe(images)
 	for _, c := range []prometheus.Collector{images, compressor} {
 		if err := a.metrics().Register(c); err != nil {

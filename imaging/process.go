@@ -143,7 +143,7 @@ func (p *Processor) Process(ctx context.Context, t Task) (int, error) {
 	job, cancel := context.WithTimeout(ctx, p.jobTimeout)
 	defer cancel()
 	var attempt int
-	err := p.timed(StageDatabase, func() (err error) { attempt, err = p.results.Begin(job, t); return err })
+	err := p.timed(job, StageDatabase, func(ctx context.Context) (err error) { attempt, err = p.results.Begin(ctx, t); return err })
 	switch {
 	case errors.Is(err, ErrStale):
 		zerolog.Ctx(ctx).Info().Msg("task is stale, skipped")
@@ -155,7 +155,7 @@ func (p *Processor) Process(ctx context.Context, t Task) (int, error) {
 		return 0, fmt.Errorf("begin task: %w", err)
 	}
 	if attempt == 1 && !t.RequestedAt.IsZero() {
-		p.observe.Stage(StageQueue, time.Since(t.RequestedAt))
+		p.observe.Waited(time.Since(t.RequestedAt))
 	}
 	if err := p.run(job, t); err != nil {
 		if ctx.Err() != nil {
@@ -176,7 +176,7 @@ func (p *Processor) run(ctx context.Context, t Task) error {
 	if err != nil {
 		return err
 	}
-	if err := p.timed(StageDatabase, func() error { return p.results.Ready(ctx, t, res) }); err != nil {
+	if err := p.timed(ctx, StageDatabase, func(ctx context.Context) error { return p.results.Ready(ctx, t, res) }); err != nil {
 		return fmt.Errorf("record result: %w", err)
 	}
 	main := res.Main()
@@ -213,7 +213,7 @@ func (p *Processor) giveBack(ctx context.Context, t Task, attempt int) {
 // whole attempt.
 func (p *Processor) make(ctx context.Context, t Task) (Result, error) {
 	var src Source
-	err := p.timed(StageDownload, func() (err error) { src, err = p.fetch.Fetch(ctx, t.SourceURL); return err })
+	err := p.timed(ctx, StageDownload, func(ctx context.Context) (err error) { src, err = p.fetch.Fetch(ctx, t.SourceURL); return err })
 	if err != nil {
 		return Result{}, fmt.Errorf("fetch source image: %w", err)
 	}
@@ -254,12 +254,12 @@ func (p *Processor) make(ctx context.Context, t Task) (Result, error) {
 // variant compresses src as preset says and uploads the output.
 func (p *Processor) variant(ctx context.Context, t Task, src Source, preset Preset) (Variant, error) {
 	var out Output
-	err := p.timed(StageCompress, func() (err error) { out, err = p.compress.Compress(ctx, src, preset); return err })
+	err := p.timed(ctx, StageCompress, func(ctx context.Context) (err error) { out, err = p.compress.Compress(ctx, src, preset); return err })
 	if err != nil {
 		return Variant{}, fmt.Errorf("compress to %s: %w", preset.Name, err)
 	}
 	var url string
-	err = p.timed(StageUpload, func() (err error) {
+	err = p.timed(ctx, StageUpload, func(ctx context.Context) (err error) {
 		url, err = p.upload.Upload(ctx, ObjectKey(t.ProductID, out), out.Data, ContentType(out.Format))
 		return err
 	})
@@ -275,7 +275,7 @@ func (p *Processor) variant(ctx context.Context, t Task, src Source, preset Pres
 func (p *Processor) GiveUp(ctx context.Context, t Task, attempts int, cause error) error {
 	code := FailureCode(cause)
 	p.observe.Outcome(ResultFailed, code)
-	return p.timed(StageDatabase, func() error { return p.results.Failed(ctx, t, attempts, code) })
+	return p.timed(ctx, StageDatabase, func(ctx context.Context) error { return p.results.Failed(ctx, t, attempts, code) })
 }
 
 // Failure codes that come from the processor rather than a collaborator.

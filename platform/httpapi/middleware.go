@@ -15,6 +15,11 @@ import (
 	"github.com/labstack/echo/v4"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/rs/zerolog"
+	"go.opentelemetry.io/otel"
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/codes"
+	"go.opentelemetry.io/otel/propagation"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/pms-dev/pms/product/correlation"
 )
@@ -61,13 +66,35 @@ func withRequestID(log zerolog.Logger) echo.MiddlewareFunc {
 			}
 			c.Set(requestIDKey, id)
 			c.Response().Header().Set(HeaderRequestID, id)
-			l := log.With().Str("request_id", id).Str("method", c.Request().Method).Str("route", c.Path()).Logger()
-			ctx := correlation.WithID(l.WithContext(c.Request().Context()), id)
-			c.SetRequest(c.Request().WithContext(ctx))
-			return next(c)
+			req := c.Request()
+			// The span continues the caller's trace (traceparent) if any; its
+			// id goes into every log line of the request and, through the
+			// outbox, into the messages it causes.
+			ctx := otel.GetTextMapPropagator().Extract(req.Context(), propagation.HeaderCarrier(req.Header))
+			ctx, span := tracer.Start(ctx, req.Method+" "+c.Path(), trace.WithSpanKind(trace.SpanKindServer),
+				trace.WithAttributes(attribute.String("http.request.method", req.Method), attribute.String("http.route", c.Path()),
+					attribute.String("pms.request_id", id)))
+			defer span.End()
+			lc := log.With().Str("request_id", id).Str("method", req.Method).Str("route", c.Path())
+			if sc := span.SpanContext(); sc.HasTraceID() {
+				lc = lc.Str("trace_id", sc.TraceID().String())
+			}
+			l := lc.Logger()
+			ctx = correlation.WithID(l.WithContext(ctx), id)
+			c.SetRequest(req.WithContext(ctx))
+			err := next(c)
+			status := c.Response().Status
+			span.SetAttributes(attribute.Int("http.response.status_code", status))
+			if status >= 500 {
+				span.SetStatus(codes.Error, http.StatusText(status))
+			}
+			return err
 		}
 	}
 }
+
+// tracer starts the spans of requests.
+var tracer = otel.Tracer("github.com/pms-dev/pms/platform/httpapi")
 
 // metrics counts requests and their durations by route and status.
 type metrics struct {

@@ -11,6 +11,11 @@ import (
 	"github.com/lib/pq"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/rs/zerolog"
+	"go.opentelemetry.io/otel"
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/codes"
+	"go.opentelemetry.io/otel/propagation"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/pms-dev/pms/product/message"
 )
@@ -191,14 +196,23 @@ func (r *Relay) publishBatch(ctx context.Context, from time.Time) (int, time.Tim
 			return bytes.Compare(a.ID[:], b.ID[:])
 		})
 		msgs := make([]message.Message, len(rows))
+		spans := make([]trace.Span, len(rows))
 		for i, row := range rows {
 			m, err := row.toMessage()
 			if err != nil {
 				return err
 			}
-			msgs[i] = m
+			msgs[i], spans[i] = publishSpan(ctx, row, m)
 		}
-		if err := r.pub.Publish(ctx, msgs); err != nil {
+		err := r.pub.Publish(ctx, msgs)
+		for _, span := range spans {
+			if err != nil {
+				span.RecordError(err)
+				span.SetStatus(codes.Error, "publish failed")
+			}
+			span.End()
+		}
+		if err != nil {
 			r.publishErrors.Inc()
 			return fmt.Errorf("publish %d messages: %w", len(msgs), err)
 		}
@@ -218,4 +232,19 @@ func sleep(ctx context.Context, d time.Duration) {
 	case <-ctx.Done():
 	case <-t.C:
 	}
+}
+
+// tracer starts the relay's spans.
+var tracer = otel.Tracer("github.com/pms-dev/pms/platform/postgres")
+
+// publishSpan starts the producer span of one outbox message, in the trace
+// its headers carry (the change that wrote it), and returns the message
+// carrying the span's own context instead, for its handler to continue.
+func publishSpan(ctx context.Context, row outboxRow, m message.Message) (message.Message, trace.Span) {
+	parent := otel.GetTextMapPropagator().Extract(ctx, propagation.MapCarrier(m.Headers))
+	ctx, span := tracer.Start(parent, "publish "+m.Topic, trace.WithSpanKind(trace.SpanKindProducer),
+		trace.WithAttributes(attribute.String("messaging.system", "kafka"), attribute.String("messaging.destination.name", m.Topic),
+			attribute.String("pms.outbox_id", row.ID.String()), attribute.Float64("pms.outbox_wait_seconds", time.Since(row.CreatedAt).Seconds())))
+	m.Headers = withTraceContext(ctx, m.Headers)
+	return m, span
 }

@@ -1,20 +1,26 @@
-// Package metrics turns what the image pipeline reports (imaging.Observer)
-// into Prometheus metrics. The other parts of pms register their own
-// metrics in their packages; this one exists because package imaging
-// depends on no metrics library.
-package metrics
+// Package telemetry sets up OpenTelemetry tracing (tracing.go) and turns
+// what the image pipeline reports (imaging.Observer) into Prometheus
+// metrics and trace spans: package imaging depends on neither library. The
+// other parts of pms register their own metrics and start their own spans.
+package telemetry
 
 import (
+	"context"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"go.opentelemetry.io/otel"
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/codes"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/pms-dev/pms/imaging"
 )
 
 // Images is an imaging.Observer and a prometheus.Collector of
 // pms_image_tasks_total{result,code}, pms_image_stage_duration_seconds{stage}
-// and pms_image_bytes_total{direction}.
+// and pms_image_bytes_total{direction}; each stage is also a span
+// (image.download, image.compress, image.upload, image.database).
 type Images struct {
 	tasks  *prometheus.CounterVec
 	stages *prometheus.HistogramVec
@@ -51,9 +57,34 @@ func NewImages() *Images {
 	return m
 }
 
-// Stage observes a stage's duration.
-func (m *Images) Stage(stage string, d time.Duration) {
-	m.stages.WithLabelValues(stage).Observe(d.Seconds())
+// stageSpans names the span of each stage, with what it talks to.
+var stageSpans = map[string][]attribute.KeyValue{
+	imaging.StageDownload: {attribute.String("pms.stage", imaging.StageDownload)},
+	imaging.StageCompress: {attribute.String("pms.stage", imaging.StageCompress), attribute.String("pms.library", "libvips")},
+	imaging.StageUpload:   {attribute.String("pms.stage", imaging.StageUpload), attribute.String("rpc.system", "aws-api"), attribute.String("rpc.service", "S3")},
+	imaging.StageDatabase: {attribute.String("pms.stage", imaging.StageDatabase), attribute.String("db.system", "postgresql")},
+}
+
+// tracer starts the spans of the image stages.
+var tracer = otel.Tracer("github.com/pms-dev/pms/platform/telemetry")
+
+// Start times a stage and starts its span; end records both.
+func (m *Images) Start(ctx context.Context, stage string) (context.Context, func(error)) {
+	start := time.Now()
+	ctx, span := tracer.Start(ctx, "image."+stage, trace.WithAttributes(stageSpans[stage]...))
+	return ctx, func(err error) {
+		m.stages.WithLabelValues(stage).Observe(time.Since(start).Seconds())
+		if err != nil {
+			span.RecordError(err)
+			span.SetStatus(codes.Error, imaging.FailureCode(err))
+		}
+		span.End()
+	}
+}
+
+// Waited observes a task's time in the queue.
+func (m *Images) Waited(d time.Duration) {
+	m.stages.WithLabelValues(imaging.StageQueue).Observe(d.Seconds())
 }
 
 // Outcome counts a result.
