@@ -228,8 +228,7 @@ func loadConfig(file string, env func(string) (string, bool)) (Config, error) {
 		return Config{}, fmt.Errorf("invalid config:\n%w", err)
 	}
 	var cfg Config
-	hook := mapstructure.ComposeDecodeHookFunc(mapstructure.StringToTimeDurationHookFunc(), jsonListHook,
-		mapstructure.StringToSliceHookFunc(","))
+	hook := mapstructure.ComposeDecodeHookFunc(mapstructure.StringToTimeDurationHookFunc(), jsonListHook, commaListHook)
 	if err := v.Unmarshal(&cfg, viper.DecodeHook(hook)); err != nil {
 		return Config{}, fmt.Errorf("read config: %w", err)
 	}
@@ -254,6 +253,26 @@ func jsonListHook(from, to reflect.Type, data any) (any, error) {
 		return nil, fmt.Errorf("must be a JSON array of objects: %w", err)
 	}
 	return list, nil
+}
+
+// commaListHook reads a list of plain values from a string, as the
+// environment gives it: comma-separated, spaces trimmed, "" the empty list
+// (PMS_IMAGING_LADDER_WIDTHS= turns the ladder off). Each item is then
+// converted to the list's element type.
+func commaListHook(from, to reflect.Type, data any) (any, error) {
+	if from.Kind() != reflect.String || to.Kind() != reflect.Slice || to.Elem().Kind() == reflect.Struct ||
+		to.Elem().Kind() == reflect.Uint8 {
+		return data, nil
+	}
+	s := strings.TrimSpace(reflect.ValueOf(data).String())
+	if s == "" {
+		return []string{}, nil
+	}
+	items := strings.Split(s, ",")
+	for i := range items {
+		items[i] = strings.TrimSpace(items[i])
+	}
+	return items, nil
 }
 
 // refuseReplacedPresetKeys refuses imaging.main and imaging.thumbnail, which
