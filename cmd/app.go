@@ -192,14 +192,16 @@ func (a *app) accounts(db *postgres.DB, cache *redis.Client) *account.Service {
 }
 
 // products keeps products in PostgreSQL behind the Redis cache; a change
-// that adds images writes their tasks to the outbox.
-func (a *app) products(db *postgres.DB, cache *redis.Client) (*product.Service, error) {
+// that adds images writes their tasks to the outbox. The cache is returned
+// too: the API waits for image results with its Watch.
+func (a *app) products(db *postgres.DB, cache *redis.Client) (*product.Service, *redis.ProductCache, error) {
 	store, err := postgres.NewProductStore(db, a.cfg.Idempotency)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	tasks := imaging.NewTaskMessages(a.cfg.Kafka.Topic)
-	return product.NewService(redis.NewProductCache(cache, store), tasks, product.Policy{PublicReads: a.cfg.Auth.PublicReads}), nil
+	cached := redis.NewProductCache(cache, store)
+	return product.NewService(cached, tasks, product.Policy{PublicReads: a.cfg.Auth.PublicReads}), cached, nil
 }
 
 // rateLimiters limit each API key, and the failed authentications from

@@ -35,8 +35,11 @@ type Config struct {
 	WriteTimeout      time.Duration `mapstructure:"write_timeout"`
 	IdleTimeout       time.Duration `mapstructure:"idle_timeout"`
 	RequestTimeout    time.Duration `mapstructure:"request_timeout"`
-	ShutdownTimeout   time.Duration `mapstructure:"shutdown_timeout"`
-	MaxBodyBytes      int64         `mapstructure:"max_body_bytes"`
+	// MaxWait bounds GET /api/v1/products/{id}?wait=, which extends the
+	// request's deadline by its wait.
+	MaxWait         time.Duration `mapstructure:"max_wait"`
+	ShutdownTimeout time.Duration `mapstructure:"shutdown_timeout"`
+	MaxBodyBytes    int64         `mapstructure:"max_body_bytes"`
 	// TrustedProxies are the CIDRs (or addresses) of the proxies that may
 	// name the client address in X-Forwarded-For or X-Real-IP; for every
 	// other peer the client is the peer itself. None by default.
@@ -49,9 +52,10 @@ func DefaultConfig() Config {
 		Addr:              ":8080",
 		ReadHeaderTimeout: 5 * time.Second,
 		ReadTimeout:       30 * time.Second,
-		WriteTimeout:      30 * time.Second,
+		WriteTimeout:      35 * time.Second,
 		IdleTimeout:       120 * time.Second,
 		RequestTimeout:    10 * time.Second,
+		MaxWait:           20 * time.Second,
 		ShutdownTimeout:   15 * time.Second,
 		MaxBodyBytes:      1 << 20,
 		TrustedProxies:    []string{},
@@ -75,6 +79,11 @@ func (c Config) Validate() error {
 	if c.RequestTimeout >= c.WriteTimeout {
 		errs = append(errs, errors.New("http.request_timeout: must be shorter than write_timeout"))
 	}
+	if c.MaxWait < 0 {
+		errs = append(errs, errors.New("http.max_wait: must not be negative"))
+	} else if c.RequestTimeout+c.MaxWait >= c.WriteTimeout {
+		errs = append(errs, errors.New("http.max_wait: request_timeout + max_wait must be shorter than write_timeout"))
+	}
 	if c.MaxBodyBytes < 1024 {
 		errs = append(errs, errors.New("http.max_body_bytes: must be at least 1024"))
 	}
@@ -90,6 +99,7 @@ type Server struct {
 	products  *product.Service
 	auth      *account.Service
 	limiter   RateLimiter
+	changes   Changes
 	readiness *readiness
 	metrics   *metrics
 	log       zerolog.Logger
@@ -114,6 +124,9 @@ type API struct {
 	Auth     *account.Service
 	Limiter  RateLimiter
 	Failures FailureLimiter
+	// Changes lets GET /api/v1/products/{id}?wait= wait for image results;
+	// without it such a GET answers at once.
+	Changes Changes
 }
 
 // New returns a Server for the public product API: /health for load
@@ -126,7 +139,7 @@ func New(cfg Config, api API, reg *prometheus.Registry, log zerolog.Logger) (*Se
 	if err != nil {
 		return nil, err
 	}
-	s.products, s.auth, s.limiter, s.failures = api.Products, api.Auth, api.Limiter, api.Failures
+	s.products, s.auth, s.limiter, s.failures, s.changes = api.Products, api.Auth, api.Limiter, api.Failures, api.Changes
 	if err := s.serveDocs(); err != nil {
 		return nil, err
 	}
@@ -183,7 +196,7 @@ func newServer(cfg Config, reg *prometheus.Registry, logLevel zerolog.Level, log
 	e.HideBanner, e.HidePort = true, true
 	e.IPExtractor = clientIP(proxies)
 	e.HTTPErrorHandler = handleError
-	e.Use(withRequestID(log), logRequests(m, logLevel), recoverPanics, withTimeout(cfg.RequestTimeout), requireJSON(cfg.MaxBodyBytes))
+	e.Use(withRequestID(log), logRequests(m, logLevel), recoverPanics, withTimeout(cfg.RequestTimeout, cfg.MaxWait), requireJSON(cfg.MaxBodyBytes))
 	e.GET("/health", s.health)
 	s.http = &http.Server{
 		Handler:           e,
