@@ -173,7 +173,9 @@ func (a *app) products(db *postgres.DB, cache *redis.Client) (*product.Service, 
 		return nil, err
 	}
 	tasks := imaging.NewTaskMessages(a.cfg.Kafka.Topic)
-	return product.NewService(redis.NewProductCache(cache, store), tasks, product.Policy{PublicReads: a.cfg.Auth.PublicReads}), nil
+	svc := product.NewService(redis.NewProductCache(cache, store), tasks, product.Policy{PublicReads: a.cfg.Auth.PublicReads})
+	svc.UseEvents(product.Events{Topic: a.cfg.Kafka.EventsTopic})
+	return svc, nil
 }
 
 // rateLimiters limit each API key, and the failed authentications from

@@ -13,6 +13,7 @@ import (
 	"github.com/pms-dev/pms/platform/redis"
 	"github.com/pms-dev/pms/platform/s3"
 	"github.com/pms-dev/pms/platform/vips"
+	"github.com/pms-dev/pms/product"
 )
 
 func newWorkerCmd(a *app) *cobra.Command {
@@ -70,7 +71,9 @@ func (a *app) worker(ctx context.Context, db *postgres.DB, cache *redis.Client, 
 	if err != nil {
 		return nil, nil, fmt.Errorf("connect s3: %w", err)
 	}
-	results := redis.NewResultsCache(cache, postgres.NewImageResults(db))
+	stored := postgres.NewImageResults(db)
+	stored.UseEvents(product.Events{Topic: a.cfg.Kafka.EventsTopic})
+	results := redis.NewResultsCache(cache, stored)
 	processor, err := imaging.NewProcessor(a.cfg.Imaging, fetcher, compressor, uploader, results)
 	if err != nil {
 		return nil, nil, err

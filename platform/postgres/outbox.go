@@ -55,7 +55,7 @@ func (b *relayBell) join() (ring <-chan struct{}, leave func()) {
 const (
 	insertMessages = `
 INSERT INTO outbox (id, topic, key, payload, headers, created_at)
-SELECT id, topic, key, payload, headers, now()
+SELECT id, topic, key, payload, headers, clock_timestamp()
 FROM unnest($1::uuid[], $2::text[], $3::text[], $4::bytea[], $5::jsonb[]) AS m (id, topic, key, payload, headers)`
 	notifyOutbox = `SELECT pg_notify('` + outboxChannel + `', '')`
 )
@@ -136,4 +136,15 @@ func (r outboxRow) toMessage() (message.Message, error) {
 		return message.Message{}, fmt.Errorf("read headers of outbox message %s: %w", r.ID, err)
 	}
 	return m, nil
+}
+
+// wake wakes the relays after a statement outside withTx committed
+// messages: the relay of this process by its bell, others by a NOTIFY of
+// their own (the relays' poll covers a NOTIFY that fails).
+func (d *DB) wake(ctx context.Context) {
+	if d.bell.here() {
+		d.bell.wake()
+		return
+	}
+	_, _ = d.db.ExecContext(ctx, notifyOutbox)
 }
