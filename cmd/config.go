@@ -20,6 +20,7 @@ import (
 	"github.com/pms-dev/pms/platform/redis"
 	"github.com/pms-dev/pms/platform/s3"
 	"github.com/pms-dev/pms/platform/vips"
+	"github.com/pms-dev/pms/webhook"
 )
 
 // Config is everything pms can be configured with. Each package owns its
@@ -35,6 +36,7 @@ type Config struct {
 	S3       s3.Config            `mapstructure:"s3"`
 	Imaging  imaging.Config       `mapstructure:"imaging"`
 	Vips     vips.Config          `mapstructure:"vips"`
+	Webhooks webhook.Config       `mapstructure:"webhooks"`
 	Auth     AuthConfig           `mapstructure:"auth"`
 	Ops      OpsConfig            `mapstructure:"ops"`
 	Worker   WorkerConfig         `mapstructure:"worker"`
@@ -104,7 +106,7 @@ func (c LogConfig) Validate() error {
 func (c Config) Validate(sections ...string) error {
 	validators := map[string]func() error{
 		"http": c.HTTP.Validate, "relay": c.Relay.Validate, "redis": c.Redis.Validate, "rate_limit": c.Limits.Validate, "kafka": c.Kafka.Validate, "s3": c.S3.Validate,
-		"imaging": c.Imaging.Validate, "vips": c.Vips.Validate, "ops": c.Ops.Validate,
+		"imaging": c.Imaging.Validate, "vips": c.Vips.Validate, "ops": c.Ops.Validate, "webhooks": c.Webhooks.Validate,
 		"idempotency": c.Idempotency.Validate,
 	}
 	errs := []error{c.Log.Validate(), c.Postgres.Validate()}
@@ -153,6 +155,7 @@ func DefaultConfig() Config {
 		S3:          s3.DefaultConfig(),
 		Imaging:     imaging.DefaultConfig(),
 		Vips:        vips.DefaultConfig(),
+		Webhooks:    webhook.DefaultConfig(),
 		Ops:         OpsConfig{Addr: ":8081"},
 		Dev:         DevConfig{StateDir: ".pms", KafkaAddr: "127.0.0.1:9092", S3Addr: "127.0.0.1:9000"},
 		Idempotency: postgres.DefaultIdempotencyConfig(),

@@ -20,6 +20,7 @@ import (
 
 	"github.com/pms-dev/pms/product"
 	"github.com/pms-dev/pms/product/account"
+	"github.com/pms-dev/pms/webhook"
 )
 
 // openAPI describes the API; a test keeps it in step with the routes.
@@ -89,6 +90,7 @@ type Server struct {
 	cfg       Config
 	products  *product.Service
 	auth      *account.Service
+	webhooks  *webhook.Service
 	limiter   RateLimiter
 	readiness *readiness
 	log       zerolog.Logger
@@ -113,6 +115,8 @@ type API struct {
 	Auth     *account.Service
 	Limiter  RateLimiter
 	Failures FailureLimiter
+	// Webhooks serves /api/v1/webhooks.
+	Webhooks *webhook.Service
 }
 
 // New returns a Server for the public product API: /health for load
@@ -124,7 +128,7 @@ func New(cfg Config, api API, reg *prometheus.Registry, log zerolog.Logger) (*Se
 	if err != nil {
 		return nil, err
 	}
-	s.products, s.auth, s.limiter, s.failures = api.Products, api.Auth, api.Limiter, api.Failures
+	s.products, s.auth, s.limiter, s.failures, s.webhooks = api.Products, api.Auth, api.Limiter, api.Failures, api.Webhooks
 	s.echo.GET("/openapi.yaml", func(c echo.Context) error { return c.Blob(http.StatusOK, "application/yaml", openAPI) })
 	// Middleware goes on each route, not the group: Echo answers a group's
 	// unknown methods with 404 where 405 is right.
@@ -144,6 +148,14 @@ func New(cfg Config, api API, reg *prometheus.Registry, log zerolog.Logger) (*Se
 	v1.GET("/products/:id", s.getProduct, mw...)
 	v1.PATCH("/products/:id", s.updateProduct, mw...)
 	v1.DELETE("/products/:id", s.deleteProduct, mw...)
+	v1.POST("/webhooks", s.createWebhook, mw...)
+	v1.GET("/webhooks", s.listWebhooks, mw...)
+	v1.GET("/webhooks/:id", s.getWebhook, mw...)
+	v1.PATCH("/webhooks/:id", s.updateWebhook, mw...)
+	v1.DELETE("/webhooks/:id", s.deleteWebhook, mw...)
+	v1.POST("/webhooks/:id/rotate-secret", s.rotateWebhookSecret, mw...)
+	v1.GET("/webhooks/:id/deliveries", s.listDeliveries, mw...)
+	v1.POST("/webhooks/:id/deliveries/:delivery_id/retry", s.retryDelivery, mw...)
 	return s, nil
 }
 
