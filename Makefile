@@ -11,7 +11,7 @@ export MALLOC_ARENA_MAX := 2
 export VIPS_BLOCK_UNTRUSTED := 1
 export CGO_ENABLED := 1
 
-.PHONY: all build run stop test test-versitygw test-short fuzz fuzz-smoke lint imports bench load migrate docker clean deps
+.PHONY: all build run stop deps-test test test-versitygw test-short fuzz fuzz-smoke lint imports bench load migrate docker clean deps
 
 all: build
 
@@ -21,8 +21,8 @@ deps: ## install what is missing (apt packages, Go modules)
 build: ## build bin/pms
 	$(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(BIN) .
 
-run: deps build ## start PostgreSQL and Redis for development, migrate, run pms
-	@$(SERVICES) dev bash -c '$(BIN) migrate up && exec $(BIN) all'
+run: deps build ## start PostgreSQL and Redis for development, migrate, run pms all with console logs and a welcome
+	@PMS_LOG_FORMAT=$${PMS_LOG_FORMAT:-console} $(SERVICES) dev bash -c '$(BIN) migrate up && exec $(BIN) all --welcome'
 
 stop: ## stop the development services
 	@$(SERVICES) stop
@@ -30,7 +30,10 @@ stop: ## stop the development services
 migrate: build ## apply pending migrations to the development database
 	@$(SERVICES) dev $(BIN) migrate up
 
-test: deps ## the whole suite, with the race detector, against private throwaway servers; then fuzz-smoke
+deps-test: ## install what is missing, and what only the tests need (chromium)
+	@$(SERVICES) install-test
+
+test: deps-test ## the whole suite, with the race detector, against private throwaway servers; then fuzz-smoke
 	@$(SERVICES) test $(GO) test -race -count=1 -timeout 15m ./...
 	$(GO) test -count=1 -run 'PeakRSS' ./platform/vips/ # memory measurements, which the race detector would slow
 	@$(MAKE) --no-print-directory fuzz-smoke

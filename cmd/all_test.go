@@ -3,6 +3,7 @@ package cmd
 import (
 	"bytes"
 	"context"
+	"encoding/base64"
 	"encoding/json"
 	"fmt"
 	"image"
@@ -16,14 +17,17 @@ import (
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
+	"github.com/google/go-cmp/cmp"
 	"github.com/rs/zerolog"
 	_ "golang.org/x/image/webp" // decodes compressed images with alpha
 
+	"github.com/pms-dev/pms/imaging"
 	"github.com/pms-dev/pms/platform/postgres/postgrestest"
 	"github.com/pms-dev/pms/platform/redis"
 	"github.com/pms-dev/pms/platform/redis/redistest"
@@ -112,7 +116,7 @@ func startAll(t testing.TB, env map[string]string) (*stack, func()) {
 	a := &app{cfg: cfg, log: zerolog.New(logs).With().Timestamp().Logger()}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
-	go func() { done <- a.runAll(ctx) }()
+	go func() { done <- a.runAll(ctx, nil) }()
 	var once sync.Once
 	stop := func() {
 		once.Do(func() {
@@ -355,7 +359,7 @@ func TestAllEndToEnd(t *testing.T) {
 			}
 		}
 	}
-	checkVariants(t, p, []int{1680, 900}) // the sources' long sides
+	checkVariants(t, p, [][2]int{{1050, 1680}, {900, 600}}) // the sources, upright
 	// The request id follows the task into the worker.
 	var workerLines int
 	for _, line := range strings.Split(s.logs.String(), "\n") {
@@ -388,17 +392,45 @@ func fetchImage(t *testing.T, url string) ([]byte, image.Image, string) {
 }
 
 // checkVariants checks that each image of p lists the default presets'
-// variants, main first, each readable from S3 and as the API describes it,
-// its long side fitted to its preset's box or, when that is larger, to the
-// source's (sourceLong[i]); the main one is what compressed_product_images
-// and the image's own fields show.
-func checkVariants(t *testing.T, p e2eProduct, sourceLong []int) {
+// variants, main first, then the default ladder's rungs (JPEG then WebP,
+// widths ascending, stopping at the first rung as wide as the upright
+// source, sourceSize[i]), each readable from S3 and as the API describes
+// it: decoded format, width, height and bytes; presets fitted to their box
+// and rungs to their width, never upscaled. The main one is what
+// compressed_product_images and the image's own fields show, and each
+// format's srcset lists exactly that format's variants by width.
+func checkVariants(t *testing.T, p e2eProduct, sourceSize [][2]int) {
 	t.Helper()
 	boxes := map[string]int{"main": 1600, "thumbnail": 320}
 	for i, im := range p.Images {
-		if len(im.Variants) != 2 || im.Variants[0].Name != "main" || im.Variants[1].Name != "thumbnail" {
-			t.Errorf("image %d variants = %+v, want main and thumbnail", i, im.Variants)
+		srcW, srcH := sourceSize[i][0], sourceSize[i][1]
+		want := []string{"main", "thumbnail"}
+		for _, f := range []string{"jpeg", "webp"} {
+			for _, w := range []int{320, 640, 1024, 1600} {
+				want = append(want, fmt.Sprintf("%s-%d", f, w))
+				if w >= srcW {
+					break
+				}
+			}
+		}
+		var names []string
+		for _, v := range im.Variants {
+			names = append(names, v.Name)
+		}
+		if diff := cmp.Diff(want, names); diff != "" {
+			t.Errorf("image %d variants (-want +got):\n%s", i, diff)
 			continue
+		}
+		if src := im.Source; src == nil || src.Width != srcW || src.Height != srcH || src.Bytes <= 0 || src.Format == "" {
+			t.Errorf("image %d source = %+v, want the upright %d×%d source with its format and bytes", i, src, srcW, srcH)
+		}
+		if hash, err := base64.StdEncoding.DecodeString(im.ThumbHash); err != nil {
+			t.Errorf("image %d thumbhash %q: %v", i, im.ThumbHash, err)
+		} else if ratio, err := imaging.ThumbHashAspect(hash); err != nil || (ratio > 1) != (srcW > srcH) {
+			t.Errorf("image %d thumbhash %q has aspect %.2f (%v), want the %d×%d source's orientation", i, im.ThumbHash, ratio, err, srcW, srcH)
+		}
+		if len(im.DominantColor) != 7 || im.DominantColor[0] != '#' {
+			t.Errorf("image %d dominant_color = %q, want #rrggbb", i, im.DominantColor)
 		}
 		main := im.Variants[0]
 		if main.URL != p.CompressedProductImages[i] || main.URL != im.CompressedURL || main.Width != im.Width ||
@@ -406,18 +438,68 @@ func checkVariants(t *testing.T, p e2eProduct, sourceLong []int) {
 			t.Errorf("image %d: main variant %+v, want the image's compressed_url, size and format (%+v) and compressed_product_images[%d] %s",
 				i, main, im, i, p.CompressedProductImages[i])
 		}
+		byWidth := map[string]map[int]string{}
 		for _, v := range im.Variants {
 			data, img, format := fetchImage(t, v.URL)
 			b := img.Bounds()
 			if b.Dx() != v.Width || b.Dy() != v.Height || int64(len(data)) != v.Bytes || format != v.Format {
 				t.Errorf("image %d %s is a %d×%d %s of %d bytes, the API says %+v", i, v.Name, b.Dx(), b.Dy(), format, len(data), v)
 			}
-			if want := min(boxes[v.Name], sourceLong[i]); max(b.Dx(), b.Dy()) != want {
-				t.Errorf("image %d %s is %d×%d, want its long side %d px", i, v.Name, b.Dx(), b.Dy(), want)
+			checkStripped(t, fmt.Sprintf("image %d %s", i, v.Name), data)
+			if box, ok := boxes[v.Name]; ok {
+				if want := min(box, max(srcW, srcH)); max(b.Dx(), b.Dy()) != want {
+					t.Errorf("image %d %s is %d×%d, want its long side %d px", i, v.Name, b.Dx(), b.Dy(), want)
+				}
+			} else {
+				f, w, _ := strings.Cut(v.Name, "-")
+				rung, _ := strconv.Atoi(w)
+				wantW := min(rung, srcW)
+				wantH := (srcH*wantW + srcW/2) / srcW
+				if f != v.Format || b.Dx() != wantW || abs(b.Dy()-wantH) > 1 {
+					t.Errorf("image %d %s is a %d×%d %s, want a %d×%d %s", i, v.Name, b.Dx(), b.Dy(), v.Format, wantW, wantH, f)
+				}
+			}
+			if byWidth[v.Format] == nil {
+				byWidth[v.Format] = map[int]string{}
+			}
+			if _, dup := byWidth[v.Format][v.Width]; !dup {
+				byWidth[v.Format][v.Width] = v.URL
+			}
+		}
+		for f, urls := range byWidth {
+			got := map[int]string{}
+			for _, c := range strings.Split(im.Srcset[f], ", ") {
+				url, w, ok := strings.Cut(c, " ")
+				n, err := strconv.Atoi(strings.TrimSuffix(w, "w"))
+				if !ok || err != nil || !strings.HasSuffix(w, "w") || strings.ContainsAny(url, " ,") {
+					t.Errorf("image %d srcset[%s] = %q: candidate %q is not <url> <width>w", i, f, im.Srcset[f], c)
+				}
+				got[n] = url
+			}
+			if diff := cmp.Diff(urls, got); diff != "" {
+				t.Errorf("image %d srcset[%s] = %q (-want +got):\n%s", i, f, im.Srcset[f], diff)
 			}
 		}
 		if thumb := im.Variants[1]; thumb.Bytes >= main.Bytes || thumb.Format != main.Format {
 			t.Errorf("image %d thumbnail %+v, want smaller than the main variant %+v and in its format", i, thumb, main)
 		}
 	}
+}
+
+// checkStripped fails when data carries metadata: EXIF, XMP, GPS or an ICC
+// profile, as a JPEG marker segment, a WebP chunk or a HEIF item.
+func checkStripped(t *testing.T, what string, data []byte) {
+	t.Helper()
+	for _, marker := range []string{"Exif\x00\x00", "http://ns.adobe.com/xap", "GPS", "EXIF", "XMP ", "ICC_PROFILE", "ICCP", "Canon"} {
+		if bytes.Contains(data, []byte(marker)) {
+			t.Errorf("%s still carries %q", what, marker)
+		}
+	}
+}
+
+func abs(x int) int {
+	if x < 0 {
+		return -x
+	}
+	return x
 }

@@ -78,6 +78,9 @@ type DevConfig struct {
 	// the image URLs stored in the database keep working across restarts.
 	KafkaAddr string `mapstructure:"kafka_addr"`
 	S3Addr    string `mapstructure:"s3_addr"`
+	// SampleImageURL is the image in the first request `pms all --welcome`
+	// suggests.
+	SampleImageURL string `mapstructure:"sample_image_url"`
 }
 
 // LogConfig selects the log level and format.
@@ -145,19 +148,20 @@ func applyWorkerAddr(cfg *Config) error {
 // (TestConfigFileSaysTheDefaults).
 func DefaultConfig() Config {
 	cfg := Config{
-		Log:         LogConfig{Level: "info", Format: "json"},
-		HTTP:        httpapi.DefaultConfig(),
-		Postgres:    postgres.DefaultConfig(),
-		Relay:       postgres.DefaultRelayConfig(),
-		Redis:       redis.DefaultConfig(),
-		Limits:      redis.DefaultLimitConfig(),
-		Kafka:       kafka.DefaultConfig(),
-		S3:          s3.DefaultConfig(),
-		Imaging:     imaging.DefaultConfig(),
-		Vips:        vips.DefaultConfig(),
-		Webhooks:    webhook.DefaultConfig(),
-		Ops:         OpsConfig{Addr: ":8081"},
-		Dev:         DevConfig{StateDir: ".pms", KafkaAddr: "127.0.0.1:9092", S3Addr: "127.0.0.1:9000"},
+		Log:      LogConfig{Level: "info", Format: "json"},
+		HTTP:     httpapi.DefaultConfig(),
+		Postgres: postgres.DefaultConfig(),
+		Relay:    postgres.DefaultRelayConfig(),
+		Redis:    redis.DefaultConfig(),
+		Limits:   redis.DefaultLimitConfig(),
+		Kafka:    kafka.DefaultConfig(),
+		S3:       s3.DefaultConfig(),
+		Imaging:  imaging.DefaultConfig(),
+		Vips:     vips.DefaultConfig(),
+		Webhooks: webhook.DefaultConfig(),
+		Ops:      OpsConfig{Addr: ":8081"},
+		Dev: DevConfig{StateDir: ".pms", KafkaAddr: "127.0.0.1:9092", S3Addr: "127.0.0.1:9000",
+			SampleImageURL: "https://upload.wikimedia.org/wikipedia/commons/3/3f/JPEG_example_flower.jpg"},
 		Idempotency: postgres.DefaultIdempotencyConfig(),
 	}
 	cfg.Postgres.URL = "postgres://postgres@127.0.0.1:54320/pms?sslmode=disable" // deploy/services.sh dev

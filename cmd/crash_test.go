@@ -181,7 +181,7 @@ func publishProducts(t *testing.T, r *rig, requestID string, images [][]string) 
 		t.Fatal(err)
 	}
 	defer producer.Close()
-	relay, err := postgres.NewRelay(postgres.RelayConfig{PollInterval: time.Second, BatchSize: 100, Retention: time.Hour},
+	relay, err := postgres.NewRelay(postgres.RelayConfig{PollInterval: time.Second, BatchSize: 100},
 		db, producer, zerolog.Nop())
 	if err != nil {
 		t.Fatal(err)

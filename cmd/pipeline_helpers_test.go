@@ -117,16 +117,25 @@ func (r *rig) outboxPending(t *testing.T, productID string) int {
 // e2eImage and e2eProduct are the parts of the product resource the
 // end-to-end tests look at.
 type e2eImage struct {
-	SourceURL     string       `json:"source_url"`
-	Status        string       `json:"status"`
-	Attempts      int          `json:"attempts"`
-	ErrorCode     string       `json:"error_code"`
-	CompressedURL string       `json:"compressed_url"`
-	Width         int          `json:"width"`
-	Height        int          `json:"height"`
-	Bytes         int64        `json:"bytes"`
-	Format        string       `json:"format"`
-	Variants      []e2eVariant `json:"variants"`
+	SourceURL     string            `json:"source_url"`
+	Status        string            `json:"status"`
+	Attempts      int               `json:"attempts"`
+	ErrorCode     string            `json:"error_code"`
+	CompressedURL string            `json:"compressed_url"`
+	Width         int               `json:"width"`
+	Height        int               `json:"height"`
+	Bytes         int64             `json:"bytes"`
+	Format        string            `json:"format"`
+	Variants      []e2eVariant      `json:"variants"`
+	Srcset        map[string]string `json:"srcset"`
+	Source        *struct {
+		Width  int    `json:"width"`
+		Height int    `json:"height"`
+		Format string `json:"format"`
+		Bytes  int64  `json:"bytes"`
+	} `json:"source"`
+	ThumbHash     string `json:"thumbhash"`
+	DominantColor string `json:"dominant_color"`
 }
 
 type e2eVariant struct {

@@ -3,6 +3,7 @@
 # private PostgreSQL and Redis servers on loopback.
 #
 #   deploy/services.sh install        install missing packages (apt) and Go modules
+#   deploy/services.sh install-test   the same, and what only the tests need (chromium)
 #   deploy/services.sh dev CMD...     start the development services (data kept under
 #                                     $PMS_STATE, default .pms/), export their URLs, run CMD
 #   deploy/services.sh test CMD...    start throwaway services on free ports, export
@@ -18,6 +19,30 @@ die() { log "$*"; exit 1; }
 as_root() { if [ "$(id -u)" = 0 ]; then "$@"; else sudo "$@"; fi; }
 
 PACKAGES=(postgresql postgresql-contrib redis-server libvips-dev libvips-tools pkg-config gcc wrk)
+# TEST_PACKAGES are what only the tests need: headless Chromium opens /docs.
+TEST_PACKAGES=(chromium)
+
+# apt_install PKG...: installs those of the packages that are missing.
+apt_install() {
+  local need=() p
+  for p in "$@"; do
+    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || need+=("$p")
+  done
+  if [ ${#need[@]} -gt 0 ]; then
+    log "installing ${need[*]} (apt)"
+    as_root apt-get update -qq
+    as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need[@]}" >/dev/null
+  fi
+}
+
+install_test() {
+  install
+  if command -v apt-get >/dev/null; then
+    apt_install "${TEST_PACKAGES[@]}"
+  else
+    command -v chromium >/dev/null || log "note: the /docs test needs headless Chromium (chromium); it is skipped without it"
+  fi
+}
 
 install() {
   if ! command -v apt-get >/dev/null; then
@@ -33,15 +58,7 @@ install() {
       exit 1
     fi
   else
-    need=()
-    for p in "${PACKAGES[@]}"; do
-      dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || need+=("$p")
-    done
-    if [ ${#need[@]} -gt 0 ]; then
-      log "installing ${need[*]} (apt)"
-      as_root apt-get update -qq
-      as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need[@]}" >/dev/null
-    fi
+    apt_install "${PACKAGES[@]}"
   fi
   command -v go >/dev/null || die "Go is not installed: get Go 1.26 from your package manager or go.dev"
   go mod download
@@ -56,7 +73,8 @@ pgbin() {
 # pg runs a PostgreSQL tool as the postgres OS user when we are root, since
 # PostgreSQL refuses to run as root.
 pg() {
-  if [ "$(id -u)" = 0 ]; then runuser -u postgres -- "$@"; else "$@"; fi
+  # From /: the postgres user may not be able to enter the current directory.
+  if [ "$(id -u)" = 0 ]; then (cd / && runuser -u postgres -- "$@"); else "$@"; fi
 }
 
 free_port() {
@@ -75,7 +93,7 @@ start_postgres() {
   mkdir -p "$dir"
   if [ "$(id -u)" = 0 ]; then
     chown postgres:postgres "$dir"
-    runuser -u postgres -- test -w "$dir" || die "the postgres user cannot write $dir (is a parent directory private?); set PMS_STATE to a directory it can reach"
+    (cd / && runuser -u postgres -- test -w "$dir") || die "the postgres user cannot write $dir (is a parent directory private?); set PMS_STATE to a directory it can reach"
   fi
   if [ ! -f "$dir/data/PG_VERSION" ]; then
     log "initialising PostgreSQL in $dir/data"
@@ -115,12 +133,31 @@ stop_redis() {
   [ -f "$dir/redis.pid" ] && kill "$(cat "$dir/redis.pid")" 2>/dev/null || true
 }
 
+# pg_state STATE prints where the development PostgreSQL keeps its data:
+# STATE/postgres, unless we are root and the postgres OS user cannot reach
+# STATE (a clone under a private directory such as /root): then a directory
+# of its own under /var/lib/pms-dev, named for STATE, so each checkout keeps
+# its database across restarts and `make stop` finds it again.
+pg_state() {
+  local state=$1
+  if [ "$(id -u)" = 0 ] && ! (cd / && runuser -u postgres -- test -x "$state"); then
+    echo "/var/lib/pms-dev/$(printf '%s' "$state" | sha256sum | cut -c1-16)/postgres"
+  else
+    echo "$state/postgres"
+  fi
+}
+
 dev() {
   local state=${PMS_STATE:-.pms}
   mkdir -p "$state"; state=$(cd "$state" && pwd)
   local pgport=${PMS_DEV_POSTGRES_PORT:-54320} redisport=${PMS_DEV_REDIS_PORT:-63790}
+  local pgdir; pgdir=$(pg_state "$state")
+  if [ "$pgdir" != "$state/postgres" ]; then
+    mkdir -p "$(dirname "$pgdir")"; chmod 755 /var/lib/pms-dev "$(dirname "$pgdir")"
+    log "PostgreSQL data in $pgdir: the postgres user cannot reach $state"
+  fi
   if ! (exec 3<>"/dev/tcp/127.0.0.1/$pgport") 2>/dev/null; then
-    start_postgres "$state/postgres" "$pgport" || die "PostgreSQL did not start (see $state/postgres/server.log)"
+    start_postgres "$pgdir" "$pgport" || die "PostgreSQL did not start (see $pgdir/server.log)"
   fi
   createdb_if_missing "$pgport" pms
   if ! (exec 3<>"/dev/tcp/127.0.0.1/$redisport") 2>/dev/null; then
@@ -136,7 +173,8 @@ dev() {
 dev_stop() {
   local state=${PMS_STATE:-.pms}
   [ -d "$state" ] || return 0
-  stop_postgres "$state/postgres"
+  state=$(cd "$state" && pwd)
+  stop_postgres "$(pg_state "$state")"
   stop_redis "$state/redis"
   log "development services stopped"
 }
@@ -179,9 +217,10 @@ testenv() {
 cmd=${1:-}; shift || true
 case "$cmd" in
   install) install ;;
+  install-test) install_test ;;
   dev) dev "$@" ;;
   stop) dev_stop ;;
   test) testenv "$@" ;;
   load) PG_DURABLE=1 testenv "$@" ;;
-  *) die "usage: $0 install | dev CMD... | stop | test CMD... | load CMD..." ;;
+  *) die "usage: $0 install | install-test | dev CMD... | stop | test CMD... | load CMD..." ;;
 esac

@@ -39,6 +39,9 @@ type Output struct {
 // wrapping ErrPermanent means the source can never be compressed.
 type Compressor interface {
 	Compress(ctx context.Context, src Source, p Preset) (Output, error)
+	// Sample decodes src (upright, sRGB) into a copy that fits inside
+	// MaxThumbHashSide×MaxThumbHashSide, with the same errors as Compress.
+	Sample(ctx context.Context, src Source) (Sample, error)
 }
 
 // ErrPermanent marks failures that retrying cannot fix (a source that is not

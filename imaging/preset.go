@@ -14,8 +14,8 @@ type Preset struct {
 	Name      string `mapstructure:"name"`
 	MaxWidth  int    `mapstructure:"max_width"`
 	MaxHeight int    `mapstructure:"max_height"`
-	// Format is the output format policy: FormatAuto, FormatJPEG or
-	// FormatWebP.
+	// Format is the output format policy: FormatAuto, FormatJPEG,
+	// FormatWebP or FormatAVIF.
 	Format  string `mapstructure:"format"`
 	Quality int    `mapstructure:"quality"`
 }
@@ -27,7 +27,7 @@ const FormatAuto = "auto"
 
 // PresetFormats are the values Preset.Format takes: a policy, or a fixed
 // output format (an image with alpha becomes JPEG on white).
-var PresetFormats = []string{FormatAuto, FormatJPEG, FormatWebP}
+var PresetFormats = []string{FormatAuto, FormatJPEG, FormatWebP, FormatAVIF}
 
 // DefaultPresets returns the presets made unless configured otherwise:
 // "main", fitted inside 1600×1600 at quality 80, and "thumbnail", inside

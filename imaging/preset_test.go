@@ -43,17 +43,37 @@ func TestConfigValidatePresets(t *testing.T) {
 		{"box too large", func(c *imaging.Config) { c.Presets[0].MaxHeight = 10_001 },
 			[]string{"imaging.presets[0].max_height: must be between 16 and 10000"}},
 		{"no format", func(c *imaging.Config) { c.Presets[0].Format = "" },
-			[]string{"imaging.presets[0].format: must be one of [auto jpeg webp]"}},
+			[]string{"imaging.presets[0].format: must be one of [auto jpeg webp avif]"}},
 		{"png", func(c *imaging.Config) { c.Presets[1].Format = "png" },
-			[]string{"imaging.presets[1].format: must be one of [auto jpeg webp]"}},
+			[]string{"imaging.presets[1].format: must be one of [auto jpeg webp avif]"}},
 		{"quality 0", func(c *imaging.Config) { c.Presets[0].Quality = 0 },
 			[]string{"imaging.presets[0].quality: must be between 1 and 100"}},
 		{"quality 101", func(c *imaging.Config) { c.Presets[1].Quality = 101 },
 			[]string{"imaging.presets[1].quality: must be between 1 and 100"}},
+		{"default ladder", func(c *imaging.Config) { c.Ladder = imaging.DefaultLadder() }, nil},
+		{"avif rungs", func(c *imaging.Config) {
+			c.Ladder = imaging.DefaultLadder()
+			c.Ladder.Formats = append(c.Ladder.Formats, imaging.FormatAVIF)
+		}, nil},
+		{"ladder off", func(c *imaging.Config) { c.Ladder = imaging.Ladder{} }, nil},
+		{"every problem of a ladder", func(c *imaging.Config) {
+			c.Ladder = imaging.Ladder{Widths: []int{320, 320, 15}, Formats: []string{"webp", "png", "webp"}, JPEGQuality: 101}
+			c.Presets[1].Name = "webp-320"
+		}, []string{
+			`imaging.ladder.widths[1]: must be larger than the width before it`,
+			`imaging.ladder.widths[2]: must be between 16 and 10000`,
+			`imaging.ladder.widths[2]: must be larger than the width before it`,
+			`imaging.ladder.formats[1]: must be one of [jpeg webp avif]`,
+			`imaging.ladder.formats[2]: "webp" is listed twice`,
+			`imaging.ladder.jpeg_quality: must be between 1 and 100`,
+			`imaging.ladder.webp_quality: must be between 1 and 100`,
+			`imaging.ladder.avif_quality: must be between 1 and 100`,
+			`imaging.presets[1].name: "webp-320" is the name of a rung of imaging.ladder`,
+		}},
 		{"every problem of a preset", func(c *imaging.Config) { c.Presets[1] = imaging.Preset{Name: "main"} }, []string{
 			`imaging.presets[1].max_width: must be between 16 and 10000`,
 			`imaging.presets[1].max_height: must be between 16 and 10000`,
-			`imaging.presets[1].format: must be one of [auto jpeg webp]`,
+			`imaging.presets[1].format: must be one of [auto jpeg webp avif]`,
 			`imaging.presets[1].quality: must be between 1 and 100`,
 			`imaging.presets[1].name: "main" is already the name of imaging.presets[0]`,
 		}},

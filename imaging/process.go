@@ -55,6 +55,7 @@ var ErrAttemptsUsed = errors.New("attempts used up by workers that died")
 // in the presets' order, so the first is the main one.
 type Result struct {
 	Variants []Variant
+	Source   SourceFacts
 }
 
 // Main returns the main variant, the zero Variant when there is none.
@@ -83,6 +84,7 @@ type Processor struct {
 	upload     Uploader
 	results    ResultStore
 	presets    []Preset
+	rungs      []Preset // the ladder's, format by format, widths ascending
 	jobTimeout time.Duration
 }
 
@@ -95,11 +97,13 @@ type Config struct {
 	// Presets are the variants made of every image, in order. The first is
 	// the main one: compressed_product_images shows its URLs.
 	Presets []Preset `mapstructure:"presets"`
+	// Ladder is the responsive ladder made after the presets.
+	Ladder Ladder `mapstructure:"ladder"`
 }
 
 // DefaultConfig returns the defaults of every setting.
 func DefaultConfig() Config {
-	return Config{Fetch: DefaultFetchConfig(), Limits: DefaultLimits, JobTimeout: 2 * time.Minute, Presets: DefaultPresets()}
+	return Config{Fetch: DefaultFetchConfig(), Limits: DefaultLimits, JobTimeout: 2 * time.Minute, Presets: DefaultPresets(), Ladder: DefaultLadder()}
 }
 
 // Validate reports every problem with the config.
@@ -109,6 +113,9 @@ func (c Config) Validate() error {
 		errs = append(errs, errors.New("imaging.job_timeout: must be at least 1s"))
 	}
 	errs = append(errs, validatePresets("imaging.presets", c.Presets))
+	if len(c.Ladder.Widths) > 0 || len(c.Ladder.Formats) > 0 {
+		errs = append(errs, c.Ladder.validate("imaging.ladder"), c.Ladder.validateNames("imaging.presets", c.Presets))
+	}
 	return errors.Join(errs...)
 }
 
@@ -118,7 +125,7 @@ func NewProcessor(cfg Config, f *Fetcher, c Compressor, u Uploader, r ResultStor
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	return &Processor{fetch: f, compress: c, upload: u, results: r, presets: slices.Clone(cfg.Presets), jobTimeout: cfg.JobTimeout}, nil
+	return &Processor{fetch: f, compress: c, upload: u, results: r, presets: slices.Clone(cfg.Presets), rungs: cfg.Ladder.Presets(), jobTimeout: cfg.JobTimeout}, nil
 }
 
 // Process runs one attempt of the task, counted by ResultStore.Begin before
@@ -190,18 +197,44 @@ func (p *Processor) giveBack(ctx context.Context, t Task, attempt int) {
 	log.Info().Int("attempt", attempt).Msg("abandoned attempt given back")
 }
 
-// make fetches the source once, then compresses and uploads one variant per
-// preset, in order. Any variant's failure fails the whole attempt.
+// make fetches the source once, describes it from a sample, then
+// compresses and uploads one variant per preset, in order, then the
+// ladder's rungs. Any variant's failure fails the
+// whole attempt.
 func (p *Processor) make(ctx context.Context, t Task) (Result, error) {
 	src, err := p.fetch.Fetch(ctx, t.SourceURL)
 	if err != nil {
 		return Result{}, fmt.Errorf("fetch source image: %w", err)
 	}
-	res := Result{Variants: make([]Variant, len(p.presets))}
-	for i, preset := range p.presets {
-		if res.Variants[i], err = p.variant(ctx, t, src, preset); err != nil {
+	res := Result{Variants: make([]Variant, 0, len(p.presets)+len(p.rungs))}
+	sample, err := p.compress.Sample(ctx, src)
+	if err != nil {
+		return Result{}, fmt.Errorf("sample source image: %w", err)
+	}
+	if res.Source, err = Facts(src, sample); err != nil {
+		return Result{}, fmt.Errorf("describe source image: %w", err)
+	}
+	for _, preset := range p.presets {
+		v, err := p.variant(ctx, t, src, preset)
+		if err != nil {
 			return Result{}, err
 		}
+		res.Variants = append(res.Variants, v)
+	}
+	// A rung that came out narrower than its width met the source's: the
+	// wider rungs of its format would be the same image again, so the
+	// ladder of that format stops there (never upscaled, never repeated).
+	capped := map[string]bool{}
+	for _, rung := range p.rungs {
+		if capped[rung.Format] {
+			continue
+		}
+		v, err := p.variant(ctx, t, src, rung)
+		if err != nil {
+			return Result{}, err
+		}
+		res.Variants = append(res.Variants, v)
+		capped[rung.Format] = v.Width < rung.MaxWidth
 	}
 	return res, nil
 }

@@ -3,6 +3,7 @@ package imaging_test
 import (
 	"bytes"
 	"context"
+	"encoding/base64"
 	"errors"
 	"fmt"
 	"image"
@@ -10,6 +11,7 @@ import (
 	"image/png"
 	"net/http"
 	"net/http/httptest"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -33,6 +35,7 @@ type fakeCompressor struct {
 	fail    func(ctx context.Context, p imaging.Preset) error
 	presets []string
 	sources []imaging.Source
+	width   int // when set, the source's width: outputs are fitted to it, never upscaled
 }
 
 func (c *fakeCompressor) Compress(ctx context.Context, src imaging.Source, p imaging.Preset) (imaging.Output, error) {
@@ -46,7 +49,20 @@ func (c *fakeCompressor) Compress(ctx context.Context, src imaging.Source, p ima
 		}
 	}
 	data := fmt.Appendf(nil, "%s of %d bytes", p.Name, len(src.Data))
+	if c.width > 0 {
+		return imaging.Output{Preset: p.Name, Data: data, Format: p.Format, Width: min(p.MaxWidth, c.width), Height: 10}, nil
+	}
 	return imaging.Output{Preset: p.Name, Data: data, Format: imaging.FormatWebP, Width: p.MaxWidth / 2, Height: p.MaxHeight / 4}, nil
+}
+
+// Sample returns a 2×1 sample, red then blue, of a 6×4 source.
+func (c *fakeCompressor) Sample(ctx context.Context, src imaging.Source) (imaging.Sample, error) {
+	if c.fail != nil {
+		if err := c.fail(ctx, imaging.Preset{Name: "sample"}); err != nil {
+			return imaging.Sample{}, err
+		}
+	}
+	return imaging.Sample{Width: 6, Height: 4, W: 2, H: 1, Pix: []byte{255, 0, 0, 255, 0, 0, 255, 255}}, nil
 }
 
 // upload is one Upload call.
@@ -239,7 +255,12 @@ func TestProcessMakesEveryVariant(t *testing.T) {
 		if diff := cmp.Diff(wantUploads, r.upload.uploads, cmp.AllowUnexported(upload{})); diff != "" {
 			t.Errorf("thumbnail %v: uploads (-want +got):\n%s", thumb, diff)
 		}
-		var want imaging.Result
+		hash, err := imaging.ThumbHash(2, 1, []byte{255, 0, 0, 255, 0, 0, 255, 255})
+		if err != nil {
+			t.Fatal(err)
+		}
+		want := imaging.Result{Source: imaging.SourceFacts{Width: 6, Height: 4, Format: imaging.FormatPNG, Bytes: int64(len(r.png)),
+			ThumbHash: base64.StdEncoding.EncodeToString(hash), Color: "#ff0000"}}
 		for i, p := range []imaging.Preset{mainPreset, thumbPreset}[:len(wantPresets)] {
 			want.Variants = append(want.Variants, imaging.Variant{Name: p.Name, URL: "https://cdn.test/" + wantUploads[i].key,
 				Width: p.MaxWidth / 2, Height: p.MaxHeight / 4, Bytes: int64(len(wantUploads[i].data)), Format: imaging.FormatWebP})
@@ -249,6 +270,43 @@ func TestProcessMakesEveryVariant(t *testing.T) {
 		}
 		if len(r.results.failed) != 0 || len(r.results.abandoned) != 0 {
 			t.Errorf("a finished task also failed %v or was abandoned %v", r.results.failed, r.results.abandoned)
+		}
+	}
+}
+
+// TestProcessLadder: after the presets come the ladder's rungs, format by
+// format, widths ascending; a rung narrower than its width (the source's
+// width met) ends its format's ladder, so nothing is upscaled or made twice.
+func TestProcessLadder(t *testing.T) {
+	tests := []struct {
+		source int
+		want   []string
+	}{
+		{1000, []string{"jpeg-100", "jpeg-200", "jpeg-400", "webp-100", "webp-200", "webp-400"}},
+		{400, []string{"jpeg-100", "jpeg-200", "jpeg-400", "webp-100", "webp-200", "webp-400"}},
+		{250, []string{"jpeg-100", "jpeg-200", "jpeg-400", "webp-100", "webp-200", "webp-400"}},
+		{150, []string{"jpeg-100", "jpeg-200", "webp-100", "webp-200"}},
+		{60, []string{"jpeg-100", "webp-100"}},
+	}
+	for _, tt := range tests {
+		r := newRig(t, func(c *imaging.Config) {
+			c.Presets = c.Presets[:1]
+			c.Ladder = imaging.Ladder{Widths: []int{100, 200, 400}, Formats: []string{"jpeg", "webp"}, JPEGQuality: 80, WebPQuality: 75, AVIFQuality: 50}
+		})
+		r.compress.width = tt.source
+		if _, err := r.proc.Process(context.Background(), r.task("/a.png")); err != nil {
+			t.Fatalf("source %d px: Process() error = %v", tt.source, err)
+		}
+		if diff := cmp.Diff(append([]string{"main"}, tt.want...), r.compress.presets); diff != "" {
+			t.Errorf("source %d px: presets compressed (-want +got):\n%s", tt.source, diff)
+		}
+		if len(r.results.ready) != 1 || len(r.results.ready[0].Variants) != len(tt.want)+1 {
+			t.Fatalf("source %d px: Ready() got %+v, want one result of %d variants", tt.source, r.results.ready, len(tt.want)+1)
+		}
+		for _, v := range r.results.ready[0].Variants[1:] {
+			if f, _, _ := strings.Cut(v.Name, "-"); v.Format != f || v.Width > tt.source {
+				t.Errorf("source %d px: variant %+v, want format %s and at most the source's width", tt.source, v, f)
+			}
 		}
 	}
 }

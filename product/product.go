@@ -4,6 +4,9 @@
 package product
 
 import (
+	"slices"
+	"strconv"
+	"strings"
 	"time"
 
 	"github.com/google/uuid"
@@ -38,8 +41,21 @@ type Image struct {
 	ErrorCode string
 	// Variants are the compressed copies of a ready image, one per preset
 	// it was made with, the main one first.
-	Variants  []Variant
+	Variants []Variant
+	// Source describes the source image, as the worker found it; nil until
+	// the image is ready (and for images made before it was recorded).
+	Source    *SourceFacts
 	UpdatedAt time.Time
+}
+
+// SourceFacts describe a source image and how a page stands in for it
+// while it loads.
+type SourceFacts struct {
+	Width, Height int // upright
+	Format        string
+	Bytes         int64
+	ThumbHash     string // a ThumbHash, base64
+	Color         string // the dominant colour, #rrggbb
 }
 
 // Variant is one compressed copy of an image, made by one imaging preset.
@@ -93,4 +109,27 @@ func (p Product) CompressedURLs() []string {
 		}
 	}
 	return urls
+}
+
+// srcsetURL keeps a URL from breaking a srcset, whose candidates are
+// separated by commas and whitespace.
+var srcsetURL = strings.NewReplacer(" ", "%20", "\t", "%09", "\n", "%0A", ",", "%2C")
+
+// Srcset returns an HTML srcset of the image's variants in format: each URL
+// with its width descriptor, narrowest first, one candidate per width (the
+// first variant listed wins). It is "" when no variant of format has a
+// recorded width.
+func (im Image) Srcset(format string) string {
+	var picked []Variant
+	for _, v := range im.Variants {
+		if v.Format == format && v.Width > 0 && !slices.ContainsFunc(picked, func(p Variant) bool { return p.Width == v.Width }) {
+			picked = append(picked, v)
+		}
+	}
+	slices.SortStableFunc(picked, func(a, b Variant) int { return a.Width - b.Width })
+	parts := make([]string, len(picked))
+	for i, v := range picked {
+		parts[i] = srcsetURL.Replace(v.URL) + " " + strconv.Itoa(v.Width) + "w"
+	}
+	return strings.Join(parts, ", ")
 }

@@ -21,8 +21,8 @@ const imageTopic = "pms.image-tasks"
 
 // writeCounts is what the POST targets wrote, counted in PostgreSQL and Kafka.
 type writeCounts struct {
-	products, images, messages, unpublished int64
-	published                               int64 // Kafka: the sum of the topic's partition offsets
+	products, images, unpublished int64
+	published                     int64 // Kafka: the sum of the topic's partition offsets
 }
 
 func (e *environment) writes(ctx context.Context) (writeCounts, error) {
@@ -31,9 +31,8 @@ func (e *environment) writes(ctx context.Context) (writeCounts, error) {
 		SELECT (SELECT count(*) FROM products WHERE product_description = 'Created by make load'),
 		       (SELECT count(*) FROM product_images i JOIN products p ON p.id = i.product_id
 		         WHERE p.product_description = 'Created by make load'),
-		       (SELECT count(*) FROM outbox WHERE topic = $1),
-		       (SELECT count(*) FROM outbox WHERE published_at IS NULL)`, imageTopic).
-		Scan(&c.products, &c.images, &c.messages, &c.unpublished)
+		       (SELECT count(*) FROM outbox WHERE published_at IS NULL)`).
+		Scan(&c.products, &c.images, &c.unpublished)
 	if err != nil {
 		return c, err
 	}
@@ -66,8 +65,9 @@ func (e *environment) topicOffsets() (int64, error) {
 }
 
 // checkWrites waits for the relay to publish what a POST run wrote and
-// checks that every 201 left its product, its image, its outbox message
-// and the message on Kafka. Requests in flight when wrk stopped may have
+// checks that every 201 left its product and its image, and that each
+// image's task message reached Kafka (the outbox keeps only what is
+// pending; older binaries keep published rows, which are not counted). Requests in flight when wrk stopped may have
 // written too, so up to -c more products are allowed.
 func (e *environment) checkWrites(ctx context.Context, before writeCounts, r result) (string, error) {
 	created := int64(r.requests - r.non2xx)
@@ -77,18 +77,17 @@ func (e *environment) checkWrites(ctx context.Context, before writeCounts, r res
 	}
 	products := after.products - before.products
 	images := after.images - before.images
-	messages := after.messages - before.messages
 	published := after.published - before.published
 	switch {
 	case r.non2xx > 0 || r.errors > 0:
 		return "", fmt.Errorf("%d answers were not 2xx and %d requests failed", r.non2xx, r.errors)
 	case products < created || products > created+int64(e.o.conns):
 		return "", fmt.Errorf("%d created answers but %d products written", created, products)
-	case images != products || messages != images:
-		return "", fmt.Errorf("%d products, %d images, %d outbox messages: want one each", products, images, messages)
+	case images != products || published < images:
+		return "", fmt.Errorf("%d products, %d images, %d messages on Kafka: want one each", products, images, published)
 	}
-	return fmt.Sprintf("checked: %d products, images and outbox rows, %d messages on Kafka (%d duplicates)",
-		products, published, published-messages), nil
+	return fmt.Sprintf("checked: %d products and images, %d messages on Kafka (%d duplicates)",
+		products, published, published-images), nil
 }
 
 // settledWrites waits until the relay has published every outbox row, and

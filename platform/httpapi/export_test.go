@@ -38,3 +38,6 @@ var AddressKey = addressKey
 func AddErrorRoute(s *Server, path string, fn func(ctx context.Context) error) {
 	s.echo.GET(path, func(c echo.Context) error { return fn(c.Request().Context()) })
 }
+
+// OpenAPI returns the embedded openapi.yaml.
+func OpenAPI() []byte { return openAPI }

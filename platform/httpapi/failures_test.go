@@ -7,7 +7,6 @@ import (
 	mrand "math/rand/v2"
 	"net"
 	"net/http"
-	"net/http/httptest"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -73,9 +72,7 @@ func newGuardedAPI(t *testing.T, redisAddr string, burst int) *guardedAPI {
 	if err != nil {
 		t.Fatal(err)
 	}
-	srv := httptest.NewServer(s.Handler())
-	t.Cleanup(srv.Close)
-	a := &api{srv: srv, server: s, svc: svc, auth: auth}
+	a := &api{srv: specServer(t, s.Handler()), server: s, svc: svc, auth: auth}
 	a.key = a.newKey(t, false)
 	return &guardedAPI{api: a, keys: keys}
 }

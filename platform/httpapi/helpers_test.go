@@ -94,8 +94,7 @@ func newAPIKeeping(t testing.TB, db *postgres.DB, idem postgres.IdempotencyConfi
 	if err != nil {
 		t.Fatalf("httpapi.NewOps: %v", err)
 	}
-	srv, opsSrv := httptest.NewServer(s.Handler()), httptest.NewServer(ops.Handler())
-	t.Cleanup(srv.Close)
+	srv, opsSrv := specServer(t, s.Handler()), httptest.NewServer(ops.Handler())
 	t.Cleanup(opsSrv.Close)
 	a := &api{srv: srv, ops: opsSrv, server: s, svc: svc, auth: auth}
 	a.key = a.newKey(t, true)
@@ -246,17 +245,28 @@ type productOut struct {
 }
 
 type imageOut struct {
-	Position      int          `json:"position"`
-	SourceURL     string       `json:"source_url"`
-	Status        string       `json:"status"`
-	Attempts      int          `json:"attempts"`
-	ErrorCode     string       `json:"error_code"`
-	CompressedURL string       `json:"compressed_url"`
-	Width         int          `json:"width"`
-	Height        int          `json:"height"`
-	Bytes         int64        `json:"bytes"`
-	Format        string       `json:"format"`
-	Variants      []variantOut `json:"variants"`
+	Position      int               `json:"position"`
+	SourceURL     string            `json:"source_url"`
+	Status        string            `json:"status"`
+	Attempts      int               `json:"attempts"`
+	ErrorCode     string            `json:"error_code"`
+	CompressedURL string            `json:"compressed_url"`
+	Width         int               `json:"width"`
+	Height        int               `json:"height"`
+	Bytes         int64             `json:"bytes"`
+	Format        string            `json:"format"`
+	Variants      []variantOut      `json:"variants"`
+	Srcset        map[string]string `json:"srcset"`
+	Source        *sourceOut        `json:"source"`
+	ThumbHash     string            `json:"thumbhash"`
+	DominantColor string            `json:"dominant_color"`
+}
+
+type sourceOut struct {
+	Width  int    `json:"width"`
+	Height int    `json:"height"`
+	Format string `json:"format"`
+	Bytes  int64  `json:"bytes"`
 }
 
 type variantOut struct {

@@ -36,7 +36,7 @@ func TestOpenAPIDescribesEveryRoute(t *testing.T) {
 	param := regexp.MustCompile(`:(\w+)`)
 	routes := map[string]bool{}
 	for _, r := range s.echo.Routes() {
-		if r.Method == "echo_route_not_found" {
+		if r.Method == "echo_route_not_found" || r.Path == "/docs/*" { // the page's assets, not API
 			continue
 		}
 		path := param.ReplaceAllString(r.Path, "{$1}")

@@ -45,6 +45,21 @@ type imageJSON struct {
 	Bytes         int64         `json:"bytes,omitempty"`
 	Format        string        `json:"format,omitempty"`
 	Variants      []variantJSON `json:"variants"`
+	// Srcset holds, by format, an HTML srcset of the variants in it.
+	Srcset map[string]string `json:"srcset,omitempty"`
+	// Source, ThumbHash and DominantColor are what a page needs before the
+	// image loads, once the worker has seen the source.
+	Source        *sourceJSON `json:"source,omitempty"`
+	ThumbHash     string      `json:"thumbhash,omitempty"`
+	DominantColor string      `json:"dominant_color,omitempty"`
+}
+
+// sourceJSON describes a source image: upright size, format and bytes.
+type sourceJSON struct {
+	Width  int    `json:"width"`
+	Height int    `json:"height"`
+	Format string `json:"format"`
+	Bytes  int64  `json:"bytes"`
 }
 
 // variantJSON is one compressed copy of an image. Sizes not recorded are
@@ -76,11 +91,24 @@ func imageToJSON(im product.Image) imageJSON {
 		Position: im.Position, SourceURL: im.SourceURL, Status: string(im.Status), Attempts: im.Attempts,
 		ErrorCode: im.ErrorCode, Variants: make([]variantJSON, len(im.Variants)),
 	}
+	if src := im.Source; src != nil {
+		out.Source = &sourceJSON{Width: src.Width, Height: src.Height, Format: src.Format, Bytes: src.Bytes}
+		out.ThumbHash, out.DominantColor = src.ThumbHash, src.Color
+	}
 	if main, ok := im.Main(); ok {
 		out.CompressedURL, out.Width, out.Height, out.Bytes, out.Format = main.URL, main.Width, main.Height, main.Bytes, main.Format
 	}
 	for i, v := range im.Variants {
 		out.Variants[i] = variantJSON{Name: v.Name, URL: v.URL, Width: v.Width, Height: v.Height, Bytes: v.Bytes, Format: v.Format}
+		if _, done := out.Srcset[v.Format]; done {
+			continue
+		}
+		if set := im.Srcset(v.Format); set != "" {
+			if out.Srcset == nil {
+				out.Srcset = map[string]string{}
+			}
+			out.Srcset[v.Format] = set
+		}
 	}
 	return out
 }

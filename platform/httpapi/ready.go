@@ -185,3 +185,14 @@ func (s *Server) ready(c echo.Context) error {
 	c.Response().Header().Set(echo.HeaderCacheControl, "no-store")
 	return c.JSON(rep.status, rep.body)
 }
+
+// Ready reports whether the operator listener's /ready would answer 200
+// now: every critical check passes. It is false on a Server without checks
+// (the API's), or when ctx ends first.
+func (s *Server) Ready(ctx context.Context) bool {
+	if s.readiness == nil {
+		return false
+	}
+	rep, err := s.readiness.get(ctx)
+	return err == nil && rep.status == http.StatusOK
+}

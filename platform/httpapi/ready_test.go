@@ -72,8 +72,7 @@ func TestReadyFloodSparesTheAPI(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	a := &api{srv: httptest.NewServer(public.Handler()), ops: httptest.NewServer(ops.Handler()), server: public, svc: svc, auth: auth}
-	t.Cleanup(a.srv.Close)
+	a := &api{srv: specServer(t, public.Handler()), ops: httptest.NewServer(ops.Handler()), server: public, svc: svc, auth: auth}
 	t.Cleanup(a.ops.Close)
 	a.key = a.newKey(t, false)
 

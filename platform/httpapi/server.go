@@ -120,7 +120,8 @@ type API struct {
 }
 
 // New returns a Server for the public product API: /health for load
-// balancers, /openapi.yaml, and the /api/v1 routes, each of which requires
+// balancers, the OpenAPI description (/openapi.yaml, /openapi.json, and the
+// /docs page), and the /api/v1 routes, each of which requires
 // an API key. /ready and /metrics are for operators and live on NewOps's
 // listener. The request metrics are registered on reg.
 func New(cfg Config, api API, reg *prometheus.Registry, log zerolog.Logger) (*Server, error) {
@@ -129,7 +130,9 @@ func New(cfg Config, api API, reg *prometheus.Registry, log zerolog.Logger) (*Se
 		return nil, err
 	}
 	s.products, s.auth, s.limiter, s.failures, s.webhooks = api.Products, api.Auth, api.Limiter, api.Failures, api.Webhooks
-	s.echo.GET("/openapi.yaml", func(c echo.Context) error { return c.Blob(http.StatusOK, "application/yaml", openAPI) })
+	if err := s.serveDocs(); err != nil {
+		return nil, err
+	}
 	// Middleware goes on each route, not the group: Echo answers a group's
 	// unknown methods with 404 where 405 is right.
 	var mw []echo.MiddlewareFunc

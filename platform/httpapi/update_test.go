@@ -140,7 +140,8 @@ WHERE product_id = $1 AND source_url = $2`, p.ID, img("b"), compressed); err != 
 	want := []imageOut{
 		{Position: 0, SourceURL: img("c"), Status: "pending", Variants: []variantOut{}},
 		{Position: 1, SourceURL: img("b"), Status: "ready", Attempts: 1, CompressedURL: compressed, Width: 640, Height: 480, Bytes: 12345, Format: "webp",
-			Variants: []variantOut{{Name: "main", URL: compressed, Width: 640, Height: 480, Bytes: 12345, Format: "webp"}}},
+			Variants: []variantOut{{Name: "main", URL: compressed, Width: 640, Height: 480, Bytes: 12345, Format: "webp"}},
+			Srcset:   map[string]string{"webp": compressed + " 640w"}},
 		{Position: 2, SourceURL: img("d"), Status: "pending", Variants: []variantOut{}},
 	}
 	if diff := cmp.Diff(want, got.States); diff != "" {

@@ -35,7 +35,7 @@ func TestProductVariants(t *testing.T) {
 	res := imaging.Result{Variants: []imaging.Variant{
 		{Name: "main", URL: "https://cdn.example.com/products/a.webp", Width: 1600, Height: 1200, Bytes: 81234, Format: "webp"},
 		{Name: "thumbnail", URL: "https://cdn.example.com/products/b.webp", Width: 320, Height: 240, Bytes: 9876, Format: "webp"},
-	}}
+	}, Source: imaging.SourceFacts{Width: 3000, Height: 2250, Format: "png", Bytes: 1_234_567, ThumbHash: "1QcSHQRnh493V4dIh4eXh1h4kJUI", Color: "#5a7d3c"}}
 	if err := results.Ready(t.Context(), task, res); err != nil {
 		t.Fatalf("Ready: %v", err)
 	}
@@ -51,7 +51,9 @@ func TestProductVariants(t *testing.T) {
 			Variants: []variantOut{
 				{Name: "main", URL: "https://cdn.example.com/products/a.webp", Width: 1600, Height: 1200, Bytes: 81234, Format: "webp"},
 				{Name: "thumbnail", URL: "https://cdn.example.com/products/b.webp", Width: 320, Height: 240, Bytes: 9876, Format: "webp"},
-			}},
+			},
+			Srcset: map[string]string{"webp": "https://cdn.example.com/products/b.webp 320w, https://cdn.example.com/products/a.webp 1600w"},
+			Source: &sourceOut{Width: 3000, Height: 2250, Format: "png", Bytes: 1_234_567}, ThumbHash: "1QcSHQRnh493V4dIh4eXh1h4kJUI", DominantColor: "#5a7d3c"},
 		{Position: 1, SourceURL: "https://img.example.com/b.jpg", Status: "pending", Variants: []variantOut{}},
 	}
 	if diff := cmp.Diff(want, got.States); diff != "" {

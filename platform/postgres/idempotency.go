@@ -114,7 +114,7 @@ func snapshotOf(p product.Product) snapshot {
 	for i, im := range p.Images {
 		images[i] = imageRow{
 			ID: im.ID, Position: im.Position, SourceURL: im.SourceURL, Status: string(im.Status), Attempts: im.Attempts,
-			ErrorCode: orNil(im.ErrorCode), Variants: im.Variants, UpdatedAt: im.UpdatedAt,
+			ErrorCode: orNil(im.ErrorCode), Variants: im.Variants, Source: im.Source, UpdatedAt: im.UpdatedAt,
 		}
 	}
 	raw, _ := json.Marshal(images) // plain values: cannot fail

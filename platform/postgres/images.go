@@ -98,12 +98,12 @@ const (
 	lockLiveProduct = `
 EXISTS (SELECT 1 FROM products p WHERE p.id = i.product_id AND p.deleted_at IS NULL FOR NO KEY UPDATE)`
 	// readyImage marks the image ready with the variants given ($4, a JSON
-	// list in preset order): a repeated result overwrites them, and variants
-	// of presets no longer configured go.
+	// list in preset order) and the source's facts ($5): a repeated result
+	// overwrites them, and variants of presets no longer configured go.
 	readyImage = `
 WITH img AS (
     UPDATE product_images i
-    SET status = 'ready', error_code = NULL, variants = $4, updated_at = $3
+    SET status = 'ready', error_code = NULL, variants = $4, source = $5, updated_at = $3
     WHERE i.id = $1 AND i.source_url = $2 AND ` + lockLiveProduct + `
     RETURNING i.product_id)
 UPDATE products SET version = version + 1, updated_at = $3
@@ -129,6 +129,17 @@ type variantRow struct {
 	Format string `json:"format"`
 }
 
+// sourceRow is the source's facts as product_images.source keeps them; a
+// product read decodes them into a product.SourceFacts.
+type sourceRow struct {
+	Width     int    `json:"width"`
+	Height    int    `json:"height"`
+	Format    string `json:"format"`
+	Bytes     int64  `json:"bytes"`
+	ThumbHash string `json:"thumbhash"`
+	Color     string `json:"color"`
+}
+
 // Ready records the image's variants; see imaging.ResultStore.
 func (r *ImageResults) Ready(ctx context.Context, t imaging.Task, res imaging.Result) error {
 	variants := make([]variantRow, len(res.Variants))
@@ -139,11 +150,17 @@ func (r *ImageResults) Ready(ctx context.Context, t imaging.Task, res imaging.Re
 	if err != nil {
 		return fmt.Errorf("encode variants of image %s: %w", t.ImageID, err)
 	}
+	var source []byte // NULL when the result describes no source
+	if res.Source != (imaging.SourceFacts{}) {
+		if source, err = json.Marshal(sourceRow(res.Source)); err != nil {
+			return fmt.Errorf("encode source of image %s: %w", t.ImageID, err)
+		}
+	}
 	im := product.Image{ID: t.ImageID, SourceURL: t.SourceURL, Status: product.ImageReady}
 	for _, v := range res.Variants {
 		im.Variants = append(im.Variants, product.Variant(v))
 	}
-	if err := r.record(ctx, readyImage, product.EventImageReady, im, t.ImageID, t.SourceURL, now(), data); err != nil {
+	if err := r.record(ctx, readyImage, product.EventImageReady, im, t.ImageID, t.SourceURL, now(), data, source); err != nil {
 		return translate(fmt.Errorf("record image %s ready: %w", t.ImageID, err))
 	}
 	return nil

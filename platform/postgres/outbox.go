@@ -106,20 +106,22 @@ func writeOutbox(ctx context.Context, t *txn, msgs []message.Message) error {
 	return nil
 }
 
-const (
-	// claimMessages marks the oldest pending messages published and
-	// returns them; the relay commits only once they are.
-	claimMessages = `
-UPDATE outbox SET published_at = now()
+// claimMessages deletes the oldest pending messages created at or after
+// $2 and returns them; the relay commits only once they are published, so
+// a failure puts them back. Deleting, not marking, keeps the table to what
+// is pending: a queue whose published rows stayed would make every claim
+// step over them. $2 lets a claim start where the last one ended instead of
+// stepping over the index entries of every row deleted since the last
+// vacuum.
+const claimMessages = `
+DELETE FROM outbox
 WHERE id IN (
     SELECT id FROM outbox
-    WHERE published_at IS NULL
+    WHERE published_at IS NULL AND created_at >= $2
     ORDER BY created_at, id
     LIMIT $1
     FOR UPDATE SKIP LOCKED)
 RETURNING id, topic, key, payload, headers, created_at`
-	prunePublished = `DELETE FROM outbox WHERE published_at < $1`
-)
 
 type outboxRow struct {
 	ID        uuid.UUID `db:"id"`

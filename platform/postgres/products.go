@@ -44,7 +44,8 @@ SELECT p.id, p.user_id, p.product_name, p.product_description, p.product_price::
        COALESCE((SELECT json_agg(json_build_object(
                     'id', i.id, 'position', i.position, 'source_url', i.source_url, 'status', i.status,
                     'attempts', i.attempts, 'error_code', i.error_code, 'updated_at', i.updated_at,
-                    'variants', CASE WHEN json_array_length(i.variants) > 0 THEN i.variants END) ORDER BY i.position)
+                    'variants', CASE WHEN json_array_length(i.variants) > 0 THEN i.variants END,
+                    'source', i.source) ORDER BY i.position)
                  FROM product_images i WHERE i.product_id = p.id), '[]') AS images
 FROM products p`
 
@@ -70,7 +71,9 @@ type imageRow struct {
 	Attempts  int               `json:"attempts"`
 	ErrorCode *string           `json:"error_code"`
 	Variants  []product.Variant `json:"variants"`
-	UpdatedAt time.Time         `json:"updated_at"`
+	// Source's keys are product.SourceFacts' field names in lower case.
+	Source    *product.SourceFacts `json:"source"`
+	UpdatedAt time.Time            `json:"updated_at"`
 }
 
 func (r productRow) toProduct() (product.Product, error) {
@@ -90,7 +93,7 @@ func (r productRow) toProduct() (product.Product, error) {
 	for i, im := range images {
 		p.Images[i] = product.Image{
 			ID: im.ID, Position: im.Position, SourceURL: im.SourceURL, Status: product.ImageStatus(im.Status),
-			Attempts: im.Attempts, ErrorCode: deref(im.ErrorCode), Variants: im.Variants, UpdatedAt: im.UpdatedAt.UTC(),
+			Attempts: im.Attempts, ErrorCode: deref(im.ErrorCode), Variants: im.Variants, Source: im.Source, UpdatedAt: im.UpdatedAt.UTC(),
 		}
 	}
 	return p, nil

@@ -18,12 +18,11 @@ import (
 type RelayConfig struct {
 	PollInterval time.Duration `mapstructure:"poll_interval"` // also catches messages whose NOTIFY was missed
 	BatchSize    int           `mapstructure:"batch_size"`
-	Retention    time.Duration `mapstructure:"retention"` // how long published rows are kept
 }
 
 // DefaultRelayConfig returns the defaults of every relay setting.
 func DefaultRelayConfig() RelayConfig {
-	return RelayConfig{PollInterval: time.Second, BatchSize: 100, Retention: 24 * time.Hour}
+	return RelayConfig{PollInterval: time.Second, BatchSize: 100}
 }
 
 // Validate reports every problem with the config.
@@ -34,9 +33,6 @@ func (c RelayConfig) Validate() error {
 	}
 	if c.BatchSize < 1 || c.BatchSize > 10_000 {
 		errs = append(errs, errors.New("relay.batch_size: must be between 1 and 10000"))
-	}
-	if c.Retention < time.Minute {
-		errs = append(errs, errors.New("relay.retention: must be at least 1m"))
 	}
 	return errors.Join(errs...)
 }
@@ -50,14 +46,25 @@ type Publisher interface {
 
 // Relay publishes the outbox with a Publisher. Several relays may run
 // against one database: each batch is claimed with FOR UPDATE SKIP LOCKED,
-// so in normal operation no message is sent twice, and a message is marked
-// published only after the publisher accepted it, so none is lost.
+// so in normal operation no message is sent twice, and a message leaves the
+// outbox only after the publisher accepted it, so none is lost.
 type Relay struct {
 	db  *DB
 	pub Publisher
 	cfg RelayConfig
 	log zerolog.Logger
+
+	// mark is the creation time of the newest message published, and
+	// scanned when the outbox was last read from its start; only Run's
+	// goroutine uses them.
+	mark, scanned time.Time
 }
+
+// lookback is how far before mark a claim that follows a commit starts.
+// created_at is the transaction's start, so a message that committed later
+// than newer ones is still found unless its transaction ran longer than
+// this; a read from the start, at least every PollInterval, finds it then.
+const lookback = time.Second
 
 // NewRelay returns a relay from db's outbox to pub.
 func NewRelay(cfg RelayConfig, db *DB, pub Publisher, log zerolog.Logger) (*Relay, error) {
@@ -83,8 +90,6 @@ func (r *Relay) Run(ctx context.Context) error {
 	}
 	ring, leave := r.db.bell.join()
 	defer leave()
-	prune := time.NewTicker(time.Hour)
-	defer prune.Stop()
 	backoff := time.Duration(0)
 	for {
 		n, err := r.drain(ctx)
@@ -111,8 +116,6 @@ func (r *Relay) Run(ctx context.Context) error {
 			r.sleepOff(ctx, backoff)
 		case <-ring:
 			r.sleepOff(ctx, backoff)
-		case <-prune.C:
-			r.prune(ctx)
 		case <-time.After(wait):
 		}
 	}
@@ -127,12 +130,22 @@ func (r *Relay) sleepOff(ctx context.Context, backoff time.Duration) {
 }
 
 // drain publishes batches until the outbox is empty and returns how many
-// messages it published.
+// messages it published. It reads the outbox from its start when it has
+// not for PollInterval, else from shortly before the newest message it
+// published: a busy relay, rung at every commit, then never steps over the
+// index entries of rows deleted since the last vacuum.
 func (r *Relay) drain(ctx context.Context) (int, error) {
+	from := r.mark.Add(-lookback)
+	if now := time.Now(); now.Sub(r.scanned) >= r.cfg.PollInterval {
+		from, r.scanned = time.Time{}, now
+	}
 	total := 0
 	for {
-		n, err := r.PublishBatch(ctx)
+		n, newest, err := r.publishBatch(ctx, from)
 		total += n
+		if newest.After(r.mark) {
+			r.mark = newest
+		}
 		if err != nil || n < r.cfg.BatchSize {
 			return total, err
 		}
@@ -140,14 +153,21 @@ func (r *Relay) drain(ctx context.Context) (int, error) {
 }
 
 // PublishBatch publishes one batch of pending messages, oldest first, and
-// returns its size. The batch is marked published in a transaction that
-// holds its rows while the publisher accepts them and commits only then; on
-// any error it rolls back and the messages stay pending.
+// returns its size. The batch leaves the outbox in a transaction that holds
+// its rows while the publisher accepts them and commits only then; on any
+// error it rolls back and the messages stay pending.
 func (r *Relay) PublishBatch(ctx context.Context) (int, error) {
-	n := 0
+	n, _, err := r.publishBatch(ctx, time.Time{})
+	return n, err
+}
+
+// publishBatch is PublishBatch for the messages created at or after from;
+// it also returns the creation time of the newest one it published.
+func (r *Relay) publishBatch(ctx context.Context, from time.Time) (int, time.Time, error) {
+	var rows []outboxRow
 	err := r.db.withTx(ctx, func(t *txn) error {
-		var rows []outboxRow
-		if err := t.SelectContext(ctx, &rows, claimMessages, r.cfg.BatchSize); err != nil {
+		rows = nil
+		if err := t.SelectContext(ctx, &rows, claimMessages, r.cfg.BatchSize, from); err != nil {
 			return fmt.Errorf("claim outbox messages: %w", err)
 		}
 		if len(rows) == 0 {
@@ -171,22 +191,12 @@ func (r *Relay) PublishBatch(ctx context.Context) (int, error) {
 		if err := r.pub.Publish(ctx, msgs); err != nil {
 			return fmt.Errorf("publish %d messages: %w", len(msgs), err)
 		}
-		n = len(rows)
 		return nil
 	})
-	return n, translate(err)
-}
-
-// prune deletes published rows older than the retention.
-func (r *Relay) prune(ctx context.Context) {
-	res, err := r.db.db.ExecContext(ctx, prunePublished, time.Now().Add(-r.cfg.Retention))
-	if err != nil {
-		r.log.Warn().Err(err).Msg("outbox prune failed")
-		return
+	if err != nil || len(rows) == 0 {
+		return 0, time.Time{}, translate(err)
 	}
-	if n, _ := res.RowsAffected(); n > 0 {
-		r.log.Info().Int64("rows", n).Msg("outbox pruned")
-	}
+	return len(rows), rows[len(rows)-1].CreatedAt, nil
 }
 
 func sleep(ctx context.Context, d time.Duration) {

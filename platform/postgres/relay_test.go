@@ -2,6 +2,7 @@ package postgres_test
 
 import (
 	"context"
+	"database/sql"
 	"errors"
 	"fmt"
 	"slices"
@@ -16,6 +17,7 @@ import (
 	"github.com/pms-dev/pms/platform/postgres"
 	"github.com/pms-dev/pms/platform/postgres/postgrestest"
 	"github.com/pms-dev/pms/product"
+	"github.com/pms-dev/pms/product/account"
 	"github.com/pms-dev/pms/product/correlation"
 	"github.com/pms-dev/pms/product/message"
 )
@@ -62,7 +64,7 @@ func (p *publisher) tasksOf(productID uuid.UUID) []message.Message {
 
 func newRelay(t *testing.T, db *postgres.DB, pub postgres.Publisher, poll time.Duration) *postgres.Relay {
 	t.Helper()
-	r, err := postgres.NewRelay(postgres.RelayConfig{PollInterval: poll, BatchSize: 50, Retention: time.Hour}, db, pub, zerolog.Nop())
+	r, err := postgres.NewRelay(postgres.RelayConfig{PollInterval: poll, BatchSize: 50}, db, pub, zerolog.Nop())
 	if err != nil {
 		t.Fatalf("NewRelay: %v", err)
 	}
@@ -261,5 +263,89 @@ func TestRelayPublishesInOrder(t *testing.T) {
 	}
 	if at(want[2]) > at(want[3]) {
 		t.Errorf("the second product's task was published before the first product's last")
+	}
+}
+
+// TestRelayFindsLateCommits: a busy relay claims from shortly before the
+// newest message it published, so a message whose transaction started long
+// before (created_at is the transaction's start) and committed after newer
+// ones were published is still published, by the read from the start that
+// the relay makes at least every poll interval.
+func TestRelayFindsLateCommits(t *testing.T) {
+	t.Parallel()
+	dbURL := postgrestest.Private(t)
+	db, err := postgres.Open(postgrestest.Config(t, dbURL))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { db.Close() })
+	raw, err := sql.Open("postgres", dbURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { raw.Close() })
+	f := fixture{db: db, svc: product.NewService(newProductStore(t, db, postgres.DefaultIdempotencyConfig()), imageTasks, product.Policy{})}
+	u, err := account.NewService(postgres.NewAccountStore(db)).CreateUser(context.Background(), uuid.NewString()+"@example.com", "Tester", false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.owner, f.as = u.ID, account.Caller{UserID: u.ID}
+
+	pub := &publisher{}
+	r := newRelay(t, db, pub, 500*time.Millisecond)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- r.Run(ctx) }()
+	defer func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("Run returned %v, want nil after cancel", err)
+		}
+	}()
+
+	// The late message's transaction starts now and commits only after a
+	// stream of newer messages has been published for several seconds.
+	late, err := raw.BeginTx(ctx, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer late.Rollback()
+	const lateKey = "late-commit"
+	if _, err := late.ExecContext(ctx, `INSERT INTO outbox (id, topic, key, payload, created_at) VALUES ($1, $2, $3, '\x00', now())`,
+		uuid.Must(uuid.NewV7()), taskTopic, lateKey); err != nil {
+		t.Fatal(err)
+	}
+	var last product.Product
+	for end := time.Now().Add(3 * time.Second); time.Now().Before(end); time.Sleep(50 * time.Millisecond) {
+		last = f.create(t, ctx, "https://example.com/newer.jpg")
+	}
+	waitFor(t, 10*time.Second, "the newer messages to be published", func() bool { return len(pub.tasksOf(last.ID)) == 1 })
+	if err := late.Commit(); err != nil {
+		t.Fatal(err)
+	}
+	committed := time.Now()
+	waitFor(t, 10*time.Second, "the late message to be published", func() bool { return len(pub.byKey(lateKey)) == 1 })
+	t.Logf("the late message was published %v after its commit", time.Since(committed).Round(time.Millisecond))
+}
+
+// byKey returns the recorded messages with the key.
+func (p *publisher) byKey(key string) []message.Message {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	var out []message.Message
+	for _, m := range p.msgs {
+		if m.Key == key {
+			out = append(out, m)
+		}
+	}
+	return out
+}
+
+func waitFor(t *testing.T, d time.Duration, what string, ok func() bool) {
+	t.Helper()
+	for deadline := time.Now().Add(d); !ok(); time.Sleep(20 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out after %v waiting for %s", d, what)
+		}
 	}
 }

@@ -62,12 +62,16 @@ func (pc *ProductCache) Get(ctx context.Context, id uuid.UUID) (product.Product,
 	return p, err
 }
 
-// cloneProduct copies p so that callers never share its images or their
-// variants.
+// cloneProduct copies p so that callers never share its images, their
+// variants or their source facts.
 func cloneProduct(p product.Product) product.Product {
 	p.Images = append([]product.Image(nil), p.Images...)
 	for i := range p.Images {
 		p.Images[i].Variants = append([]product.Variant(nil), p.Images[i].Variants...)
+		if src := p.Images[i].Source; src != nil {
+			c := *src
+			p.Images[i].Source = &c
+		}
 	}
 	return p
 }
@@ -148,7 +152,7 @@ func (rc *ResultsCache) Failed(ctx context.Context, t imaging.Task, attempts int
 // misses. The layout is product.Product's (see cachedProduct), so a change
 // to the fields of product.Product, Image or Variant must bump it.
 // TestCachedProductLayout fails until it does.
-const productFormat = 2
+const productFormat = 3
 
 // cachedProduct is a product as cached: the domain type itself, encoded
 // with its field names, next to the layout's version.

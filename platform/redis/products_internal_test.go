@@ -18,15 +18,16 @@ import (
 // Variant changes it; entries written before must then be misses, which
 // only a new productFormat makes them.
 func TestCachedProductLayout(t *testing.T) {
-	const wantFormat = 2
+	const wantFormat = 3
 	wantKeys := []string{
 		"CreatedAt", "Description", "ID", "Images", "Images.Attempts", "Images.ErrorCode", "Images.ID",
-		"Images.Position", "Images.SourceURL", "Images.Status", "Images.UpdatedAt", "Images.Variants",
+		"Images.Position", "Images.Source", "Images.Source.Bytes", "Images.Source.Color", "Images.Source.Format",
+		"Images.Source.Height", "Images.Source.ThumbHash", "Images.Source.Width", "Images.SourceURL", "Images.Status", "Images.UpdatedAt", "Images.Variants",
 		"Images.Variants.Bytes", "Images.Variants.Format", "Images.Variants.Height", "Images.Variants.Name",
 		"Images.Variants.URL", "Images.Variants.Width", "Name", "Price", "UpdatedAt", "UserID", "Version", "f",
 	}
 	// One of each nested value, so every key appears.
-	p := product.Product{Images: []product.Image{{Variants: []product.Variant{{}}}}}
+	p := product.Product{Images: []product.Image{{Variants: []product.Variant{{}}, Source: &product.SourceFacts{}}}}
 	data, err := encodeProduct(p)
 	if err != nil {
 		t.Fatal(err)

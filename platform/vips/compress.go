@@ -26,7 +26,8 @@ const CodeTooMuchMemory = "too_much_memory"
 // alpha channel (every GIF, and PNGs with one even if it is fully opaque)
 // become lossy WebP with alpha, much smaller than PNG. With
 // imaging.FormatJPEG an alpha channel is flattened onto white; with
-// imaging.FormatWebP opaque images become WebP too. Output sides are at
+// imaging.FormatWebP or imaging.FormatAVIF every image becomes that format,
+// alpha kept. Output sides are at
 // least 1 pixel, however long and thin the source.
 //
 // Before decoding, the size libvips will allocate for the first frame is
@@ -45,44 +46,11 @@ func (c *Compressor) Compress(ctx context.Context, src imaging.Source, p imaging
 	if err != nil {
 		return imaging.Output{}, err
 	}
-	// The structure is checked here too, whoever fetched the bytes: it is
-	// cheap next to decoding, and it refuses what libvips would choke on.
-	gate, err := imaging.ReadHeader(src.Data)
+	im, _, done, err := c.decode(ctx, src, p.MaxWidth, p.MaxHeight)
 	if err != nil {
 		return imaging.Output{}, err
 	}
-	format := gate.Format
-	if err := c.limits.Check(format, gate.Width, gate.Height); err != nil {
-		return imaging.Output{}, err
-	}
-	if err := c.acquire(ctx); err != nil {
-		return imaging.Output{}, err
-	}
-	defer c.release()
-
-	h, err := probe(src.Data, format, c.failOn)
-	if err != nil {
-		return imaging.Output{}, imaging.Permanent("decode_failed", fmt.Errorf("read %s header: %w", format, err))
-	}
-	// libvips' own view of the canvas is what it will allocate.
-	if err := c.limits.Check(format, h.width, h.height); err != nil {
-		return imaging.Output{}, err
-	}
-	cost := decodeCost(format, h, p.MaxWidth, p.MaxHeight)
-	if cost > c.maxMemory {
-		return imaging.Output{}, imaging.Permanent(CodeTooMuchMemory, fmt.Errorf("decoding this %d×%d %s needs about %d MiB, more than vips.max_memory", h.width, h.height, format, cost>>20))
-	}
-	free, err := c.reserve(ctx, cost)
-	if err != nil {
-		return imaging.Output{}, err
-	}
-	defer free()
-	im, err := thumbnail(ctx, src.Data, format, h, p.MaxWidth, p.MaxHeight, c.failOn)
-	if err != nil {
-		return imaging.Output{}, sourceError(err)
-	}
-	defer im.close()
-
+	defer done()
 	out := imaging.Output{Preset: p.Name, Format: outputFormat(p.Format, im.alpha()), Width: im.width(), Height: im.height()}
 	if out.Data, err = save(im, out.Format, quality); err != nil {
 		return imaging.Output{}, fmt.Errorf("encode %s: %w", out.Format, err)
@@ -94,6 +62,74 @@ func (c *Compressor) Compress(ctx context.Context, src imaging.Source, p imaging
 		}
 	}
 	return out, nil
+}
+
+// Sample returns src decoded as Compress decodes it (upright, sRGB, alpha
+// premultiplied while resizing), fitted inside
+// imaging.MaxThumbHashSide×imaging.MaxThumbHashSide, as 8-bit RGBA; it
+// fails as Compress does.
+func (c *Compressor) Sample(ctx context.Context, src imaging.Source) (imaging.Sample, error) {
+	const side = imaging.MaxThumbHashSide
+	im, h, done, err := c.decode(ctx, src, side, side)
+	if err != nil {
+		return imaging.Sample{}, err
+	}
+	defer done()
+	pix, err := rgba(im)
+	if err != nil {
+		return imaging.Sample{}, fmt.Errorf("read sample pixels: %w", err)
+	}
+	s := imaging.Sample{Width: h.width, Height: h.height, W: im.width(), H: im.height(), Pix: pix}
+	if h.orientation >= 5 {
+		s.Width, s.Height = h.height, h.width
+	}
+	return s, nil
+}
+
+// decode checks src and decodes it fitted inside w×h (see Compress), holding
+// a libvips slot and its memory until done is called. It returns the
+// source's header too.
+func (c *Compressor) decode(ctx context.Context, src imaging.Source, w, ht int) (im image, h header, done func(), err error) {
+	// The structure is checked here too, whoever fetched the bytes: it is
+	// cheap next to decoding, and it refuses what libvips would choke on.
+	gate, err := imaging.ReadHeader(src.Data)
+	if err != nil {
+		return image{}, header{}, nil, err
+	}
+	format := gate.Format
+	if err := c.limits.Check(format, gate.Width, gate.Height); err != nil {
+		return image{}, header{}, nil, err
+	}
+	if err := c.acquire(ctx); err != nil {
+		return image{}, header{}, nil, err
+	}
+	h, err = probe(src.Data, format, c.failOn)
+	if err != nil {
+		c.release()
+		return image{}, header{}, nil, imaging.Permanent("decode_failed", fmt.Errorf("read %s header: %w", format, err))
+	}
+	// libvips' own view of the canvas is what it will allocate.
+	if err := c.limits.Check(format, h.width, h.height); err != nil {
+		c.release()
+		return image{}, header{}, nil, err
+	}
+	cost := decodeCost(format, h, w, ht)
+	if cost > c.maxMemory {
+		c.release()
+		return image{}, header{}, nil, imaging.Permanent(CodeTooMuchMemory, fmt.Errorf("decoding this %d×%d %s needs about %d MiB, more than vips.max_memory", h.width, h.height, format, cost>>20))
+	}
+	free, err := c.reserve(ctx, cost)
+	if err != nil {
+		c.release()
+		return image{}, header{}, nil, err
+	}
+	im, err = thumbnail(ctx, src.Data, format, h, w, ht, c.failOn)
+	if err != nil {
+		free()
+		c.release()
+		return image{}, header{}, nil, sourceError(err)
+	}
+	return im, h, func() { im.close(); free(); c.release() }, nil
 }
 
 func presetQuality(p imaging.Preset) (int, error) {
@@ -114,7 +150,7 @@ func presetQuality(p imaging.Preset) (int, error) {
 // format policy, given whether it has an alpha channel.
 func outputFormat(policy string, alpha bool) string {
 	switch {
-	case policy == imaging.FormatJPEG || policy == imaging.FormatWebP:
+	case policy == imaging.FormatJPEG || policy == imaging.FormatWebP || policy == imaging.FormatAVIF:
 		return policy
 	case alpha:
 		return imaging.FormatWebP

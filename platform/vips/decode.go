@@ -119,13 +119,16 @@ func thumbnail(ctx context.Context, data []byte, format string, h header, w, ht 
 	return image{out}, nil
 }
 
-// save encodes im as JPEG (an alpha channel flattened onto white) or WebP at
-// quality, without metadata.
+// save encodes im as JPEG (an alpha channel flattened onto white), WebP or
+// AVIF at quality, without metadata.
 func save(im image, format string, quality int) ([]byte, error) {
 	defer C.vips_thread_shutdown()
 	out := C.int(C.PMS_OUT_JPEG)
-	if format == imaging.FormatWebP {
+	switch format {
+	case imaging.FormatWebP:
 		out = C.PMS_OUT_WEBP
+	case imaging.FormatAVIF:
+		out = C.PMS_OUT_AVIF
 	}
 	var buf unsafe.Pointer
 	var n C.size_t
@@ -133,6 +136,21 @@ func save(im image, format string, quality int) ([]byte, error) {
 		return nil, takeError()
 	}
 	defer C.g_free(C.gpointer(buf))
+	return C.GoBytes(buf, C.int(n)), nil
+}
+
+// rgba returns the pixels of im as 8-bit sRGB RGBA, 4 bytes a pixel.
+func rgba(im image) ([]byte, error) {
+	defer C.vips_thread_shutdown()
+	var buf unsafe.Pointer
+	var n C.size_t
+	if C.pms_rgba(im.p, &buf, &n) != 0 {
+		return nil, takeError()
+	}
+	defer C.g_free(C.gpointer(buf))
+	if want := im.width() * im.height() * 4; int(n) != want {
+		return nil, errors.New("libvips wrote an unexpected number of RGBA bytes")
+	}
 	return C.GoBytes(buf, C.int(n)), nil
 }
 

@@ -174,9 +174,45 @@ pms_save(VipsImage *im, int format, int quality, void **buf, size_t *len)
 			"Q", quality,
 			"strip", TRUE,
 			NULL);
+	case PMS_OUT_AVIF:
+		// effort 2 of 0-9: 1600 px in about 0.3 s here, against 1.3 s at
+		// the default 4, for 5% more bytes.
+		return vips_heifsave_buffer(im, buf, len,
+			"Q", quality,
+			"compression", VIPS_FOREIGN_HEIF_COMPRESSION_AV1,
+			"effort", 2,
+			"strip", TRUE,
+			NULL);
 	}
 	vips_error("pms", "unsupported output format %d", format);
 	return -1;
+}
+
+int
+pms_rgba(VipsImage *im, void **buf, size_t *len)
+{
+	VipsImage *t[3] = { NULL, NULL, NULL };
+	VipsImage *x;
+	int rc = -1;
+
+	*buf = NULL;
+	if (vips_colourspace(im, &t[0], VIPS_INTERPRETATION_sRGB, NULL))
+		goto out;
+	x = t[0];
+	if (!vips_image_hasalpha(x)) {
+		if (vips_bandjoin_const1(x, &t[1], 255.0, NULL))
+			goto out;
+		x = t[1];
+	}
+	if (vips_cast_uchar(x, &t[2], NULL))
+		goto out;
+	if ((*buf = vips_image_write_to_memory(t[2], len)))
+		rc = 0;
+out:
+	for (int i = 0; i < 3; i++)
+		if (t[i])
+			g_object_unref(t[i]);
+	return rc;
 }
 
 char *

@@ -10,7 +10,7 @@
 enum { PMS_JPEG = 1, PMS_PNG, PMS_WEBP, PMS_GIF };
 
 // Output encodings.
-enum { PMS_OUT_JPEG = 1, PMS_OUT_WEBP };
+enum { PMS_OUT_JPEG = 1, PMS_OUT_WEBP, PMS_OUT_AVIF };
 
 // pms_header is what libvips reads from a source's header, before it
 // decodes any pixel: the size it will allocate for the first frame.
@@ -47,6 +47,10 @@ int pms_thumbnail(const void *buf, size_t len, int kind, pms_thumb *t, VipsImage
 
 // pms_save encodes im without metadata; the caller frees *buf with g_free.
 int pms_save(VipsImage *im, int format, int quality, void **buf, size_t *len);
+
+// pms_rgba writes im as 8-bit sRGB with alpha (opaque when im has none)
+// into *buf, 4 bytes a pixel; the caller frees *buf with g_free.
+int pms_rgba(VipsImage *im, void **buf, size_t *len);
 
 // pms_quiet_warnings stops libvips from printing its warnings on stderr,
 // outside the structured log: at the strictest fail-on level each one fails
