@@ -29,7 +29,7 @@ type Config struct {
 	MaxResponseSize int64         `mapstructure:"max_response_bytes"` // read of a response body, then dropped
 	RetryBase       time.Duration `mapstructure:"retry_base"`         // before the second attempt
 	RetryMax        time.Duration `mapstructure:"retry_max"`          // cap of the doubling backoff
-	// RetrySpan is how long a delivery is retried, from when it was queued,
+	// RetrySpan is how long a delivery is retried, from when it was (last) queued,
 	// before it fails and its subscription is disabled as failing.
 	RetrySpan    time.Duration `mapstructure:"retry_span"`
 	PollInterval time.Duration `mapstructure:"poll_interval"` // for due retries and other workers' deliveries
@@ -91,6 +91,7 @@ type Delivery struct {
 	LastError     string
 	Latency       time.Duration // of the last attempt
 	CreatedAt     time.Time
+	QueuedAt      time.Time // when last queued: the retry span runs from it
 	NextAttemptAt time.Time // of a pending delivery
 	FinishedAt    time.Time // zero while pending
 }
@@ -296,7 +297,7 @@ func (d *Dispatcher) outcome(c Claimed, code int, err error, start time.Time) Ou
 		return o
 	}
 	o.Error = err.Error()
-	first := c.CreatedAt
+	first := c.QueuedAt
 	next := end.Add(d.backoff(c.Attempts + 1))
 	if next.Sub(first) > d.cfg.RetrySpan {
 		o.Status = StatusFailed

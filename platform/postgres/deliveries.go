@@ -15,7 +15,7 @@ import (
 const deliveryColumns = `
 SELECT d.id, d.seq, d.webhook_id, d.event_id, d.event_type, d.product_id, d.payload, d.status, d.attempts,
        COALESCE(d.response_code, 0) AS response_code, d.last_error, COALESCE(d.latency_ms, 0) AS latency_ms,
-       d.created_at, d.next_attempt_at, d.finished_at`
+       d.created_at, d.queued_at, d.next_attempt_at, d.finished_at`
 
 type deliveryRow struct {
 	ID            uuid.UUID    `db:"id"`
@@ -31,6 +31,7 @@ type deliveryRow struct {
 	LastError     string       `db:"last_error"`
 	LatencyMS     float64      `db:"latency_ms"`
 	CreatedAt     time.Time    `db:"created_at"`
+	QueuedAt      time.Time    `db:"queued_at"`
 	NextAttemptAt time.Time    `db:"next_attempt_at"`
 	FinishedAt    sql.NullTime `db:"finished_at"`
 }
@@ -39,7 +40,7 @@ func (r deliveryRow) toDelivery() webhook.Delivery {
 	return webhook.Delivery{
 		ID: r.ID, Seq: r.Seq, WebhookID: r.WebhookID, EventID: r.EventID, EventType: r.EventType, ProductID: r.ProductID,
 		Payload: r.Payload, Status: r.Status, Attempts: r.Attempts, ResponseCode: r.ResponseCode, LastError: r.LastError,
-		Latency: time.Duration(r.LatencyMS * float64(time.Millisecond)), CreatedAt: r.CreatedAt.UTC(),
+		Latency: time.Duration(r.LatencyMS * float64(time.Millisecond)), CreatedAt: r.CreatedAt.UTC(), QueuedAt: r.QueuedAt.UTC(),
 		NextAttemptAt: r.NextAttemptAt.UTC(), FinishedAt: r.FinishedAt.Time.UTC(),
 	}
 }
@@ -60,15 +61,16 @@ WHERE d.webhook_id = $1 AND ($2 = 0 OR d.seq < $2) ORDER BY d.seq DESC LIMIT $3`
 	return out, nil
 }
 
-// requeue makes a delivery pending again, due now, with no attempts, and
-// the newest of its product's queue (a new seq).
+// requeue makes a delivery pending again, due now, with no attempts; the
+// caller gives it a new seq, which makes it the newest of its product's
+// queue.
 const requeue = `
-SET status = 'pending', attempts = 0, next_attempt_at = now(), leased_until = NULL, finished_at = NULL,
-    created_at = now(), seq = nextval(pg_get_serial_sequence('webhook_deliveries', 'seq'))`
+SET status = 'pending', attempts = 0, queued_at = now(), next_attempt_at = now(), leased_until = NULL, finished_at = NULL`
 
 // Retry queues the delivery again; see webhook.Store.
 func (s *WebhookStore) Retry(ctx context.Context, webhookID, deliveryID uuid.UUID) (webhook.Delivery, error) {
-	q := `WITH d AS (UPDATE webhook_deliveries` + requeue + ` WHERE id = $1 AND webhook_id = $2 RETURNING *)` +
+	q := `WITH d AS (UPDATE webhook_deliveries` + requeue + `, seq = nextval(pg_get_serial_sequence('webhook_deliveries', 'seq'))
+    WHERE id = $1 AND webhook_id = $2 RETURNING *)` +
 		deliveryColumns + ` FROM d`
 	var row deliveryRow
 	if err := s.db.db.GetContext(ctx, &row, q, deliveryID, webhookID); err != nil {
@@ -99,8 +101,12 @@ func (s *WebhookStore) ReplaySince(ctx context.Context, since time.Time, webhook
 		part := ids[done:min(done+batch, len(ids))]
 		// One statement per batch, rows in seq order so each product's
 		// queue keeps the order the deliveries had.
-		q := `UPDATE webhook_deliveries` + requeue + ` WHERE id IN (SELECT id FROM webhook_deliveries
-WHERE id = ANY($1::uuid[]) AND status <> 'pending' ORDER BY seq FOR UPDATE)`
+		q := `
+WITH picked AS (
+    SELECT id FROM webhook_deliveries WHERE id = ANY($1::uuid[]) AND status <> 'pending' ORDER BY seq FOR UPDATE),
+renumbered AS (
+    SELECT id, nextval(pg_get_serial_sequence('webhook_deliveries', 'seq')) AS seq FROM picked)
+UPDATE webhook_deliveries d` + requeue + `, seq = r.seq FROM renumbered r WHERE d.id = r.id`
 		if _, err := s.db.db.ExecContext(ctx, q, uuidArray(part)); err != nil {
 			return done, translate(fmt.Errorf("replay deliveries: %w", err))
 		}
@@ -113,8 +119,8 @@ WHERE id = ANY($1::uuid[]) AND status <> 'pending' ORDER BY seq FOR UPDATE)`
 // the event's type ($2) and whose owner may read the product of owner $4
 // ($7: anyone may).
 const enqueueEvent = `
-INSERT INTO webhook_deliveries (id, webhook_id, event_id, event_type, product_id, payload, status, created_at, next_attempt_at)
-SELECT gen_random_uuid(), w.id, $1, $2, $3, $5, 'pending', $6, $6
+INSERT INTO webhook_deliveries (id, webhook_id, event_id, event_type, product_id, payload, status, created_at, queued_at, next_attempt_at)
+SELECT gen_random_uuid(), w.id, $1, $2, $3, $5, 'pending', $6, $6, $6
 FROM webhooks w JOIN users u ON u.id = w.user_id
 WHERE w.enabled AND w.event_types @> ARRAY[$2::text] AND (w.user_id = $4 OR u.is_admin OR $7)
 ORDER BY w.id

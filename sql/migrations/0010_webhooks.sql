@@ -40,6 +40,7 @@ CREATE TABLE webhook_deliveries (
     last_error      text NOT NULL DEFAULT '',
     latency_ms      double precision,
     created_at      timestamptz NOT NULL,
+    queued_at       timestamptz NOT NULL, -- when last queued (a retry or replay queues again): the retry span runs from it
     next_attempt_at timestamptz NOT NULL,
     leased_until    timestamptz,
     finished_at     timestamptz,
