@@ -20,6 +20,7 @@ import (
 
 	"github.com/pms-dev/pms/product"
 	"github.com/pms-dev/pms/product/account"
+	"github.com/pms-dev/pms/webhook"
 )
 
 // openAPI describes the API; a test keeps it in step with the routes.
@@ -98,6 +99,7 @@ type Server struct {
 	cfg       Config
 	products  *product.Service
 	auth      *account.Service
+	webhooks  *webhook.Service
 	limiter   RateLimiter
 	changes   Changes
 	readiness *readiness
@@ -127,6 +129,8 @@ type API struct {
 	// Changes lets GET /api/v1/products/{id}?wait= wait for image results;
 	// without it such a GET answers at once.
 	Changes Changes
+	// Webhooks serves /api/v1/webhooks.
+	Webhooks *webhook.Service
 }
 
 // New returns a Server for the public product API: /health for load
@@ -139,7 +143,7 @@ func New(cfg Config, api API, reg *prometheus.Registry, log zerolog.Logger) (*Se
 	if err != nil {
 		return nil, err
 	}
-	s.products, s.auth, s.limiter, s.failures, s.changes = api.Products, api.Auth, api.Limiter, api.Failures, api.Changes
+	s.products, s.auth, s.limiter, s.failures, s.changes, s.webhooks = api.Products, api.Auth, api.Limiter, api.Failures, api.Changes, api.Webhooks
 	if err := s.serveDocs(); err != nil {
 		return nil, err
 	}
@@ -161,6 +165,14 @@ func New(cfg Config, api API, reg *prometheus.Registry, log zerolog.Logger) (*Se
 	v1.GET("/products/:id", s.getProduct, mw...)
 	v1.PATCH("/products/:id", s.updateProduct, mw...)
 	v1.DELETE("/products/:id", s.deleteProduct, mw...)
+	v1.POST("/webhooks", s.createWebhook, mw...)
+	v1.GET("/webhooks", s.listWebhooks, mw...)
+	v1.GET("/webhooks/:id", s.getWebhook, mw...)
+	v1.PATCH("/webhooks/:id", s.updateWebhook, mw...)
+	v1.DELETE("/webhooks/:id", s.deleteWebhook, mw...)
+	v1.POST("/webhooks/:id/rotate-secret", s.rotateWebhookSecret, mw...)
+	v1.GET("/webhooks/:id/deliveries", s.listDeliveries, mw...)
+	v1.POST("/webhooks/:id/deliveries/:delivery_id/retry", s.retryDelivery, mw...)
 	return s, nil
 }
 

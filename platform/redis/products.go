@@ -99,8 +99,8 @@ func (pc *ProductCache) Update(ctx context.Context, id uuid.UUID, change func(*p
 
 // Delete deletes the product in the store and then invalidates it, after
 // failures too.
-func (pc *ProductCache) Delete(ctx context.Context, id uuid.UUID, version int) error {
-	err := pc.Store.Delete(ctx, id, version)
+func (pc *ProductCache) Delete(ctx context.Context, id uuid.UUID, version int, msgs []message.Message) error {
+	err := pc.Store.Delete(ctx, id, version, msgs)
 	pc.Invalidate(ctx, id)
 	return err
 }
