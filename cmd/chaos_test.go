@@ -272,7 +272,7 @@ func TestScaleOut(t *testing.T) {
 // last, twice each, interleaved.
 func scaleWorkers(t *testing.T, s *chaosStack) {
 	s.t = t
-	n := chaosSize(300, 3000)
+	n := chaosSize(300, 2000)
 	for i, w := range s.workers {
 		if err := w.signal(t, syscall.SIGTERM); err != nil {
 			t.Fatalf("worker %d exited with %v after SIGTERM, want status 0", i, err)
