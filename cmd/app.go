@@ -18,6 +18,7 @@ import (
 	"github.com/pms-dev/pms/platform/postgres"
 	"github.com/pms-dev/pms/platform/redact"
 	"github.com/pms-dev/pms/platform/redis"
+	"github.com/pms-dev/pms/platform/telemetry"
 	"github.com/pms-dev/pms/product"
 	"github.com/pms-dev/pms/product/account"
 )
@@ -44,6 +45,28 @@ func (a *app) load() error {
 	for _, w := range cfg.warnings {
 		a.log.Warn().Msg(w)
 	}
+	return nil
+}
+
+// startTracing installs the tracer provider of the process, named for the
+// command, exporting over OTLP when tracing.otlp_endpoint is set; the app
+// flushes it last when it closes.
+func (a *app) startTracing(command string) error {
+	shutdown, err := telemetry.Setup(a.cfg.Tracing, "pms-"+command, version, nil)
+	if err != nil {
+		return err
+	}
+	if a.cfg.Tracing.OTLPEndpoint != "" {
+		a.log.Info().Str("endpoint", redact.URL(a.cfg.Tracing.OTLPEndpoint)).Float64("sample_ratio", a.cfg.Tracing.SampleRatio).Msg("exporting traces over OTLP")
+	}
+	a.onClose(func() error {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		if err := shutdown(ctx); err != nil {
+			return fmt.Errorf("flush traces: %w", err)
+		}
+		return nil
+	})
 	return nil
 }
 
@@ -124,6 +147,9 @@ func (a *app) openRedis() (*redis.Client, error) {
 		return nil, err
 	}
 	a.onClose(c.Close)
+	if err := a.metrics().Register(c); err != nil {
+		return nil, fmt.Errorf("register cache metrics: %w", err)
+	}
 	return c, nil
 }
 

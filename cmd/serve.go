@@ -2,6 +2,7 @@ package cmd
 
 import (
 	"context"
+	"fmt"
 
 	"github.com/spf13/cobra"
 
@@ -56,6 +57,9 @@ func (a *app) api(db *postgres.DB, cache *redis.Client, producer *kafka.Producer
 	relay, err := postgres.NewRelay(a.cfg.Relay, db, producer, a.component("relay"))
 	if err != nil {
 		return nil, nil, nil, err
+	}
+	if err := a.metrics().Register(relay); err != nil {
+		return nil, nil, nil, fmt.Errorf("register outbox metrics: %w", err)
 	}
 	pruner, err := postgres.NewPruner(a.cfg.Idempotency, db, a.component("pruner"))
 	if err != nil {

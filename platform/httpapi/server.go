@@ -99,6 +99,7 @@ type Server struct {
 	auth      *account.Service
 	limiter   RateLimiter
 	readiness *readiness
+	metrics   *metrics
 	log       zerolog.Logger
 	echo      *echo.Echo
 	http      *http.Server
@@ -168,6 +169,9 @@ func NewOps(cfg Config, checks []Check, reg *prometheus.Registry, log zerolog.Lo
 		return nil, err
 	}
 	s.readiness = newReadiness(checks, log)
+	if err := reg.Register(s.readiness); err != nil {
+		return nil, fmt.Errorf("register readiness metrics: %w", err)
+	}
 	s.echo.GET("/ready", s.ready)
 	s.echo.GET("/metrics", echo.WrapHandler(promhttp.HandlerFor(reg, promhttp.HandlerOpts{})))
 	return s, nil
@@ -182,7 +186,7 @@ func newServer(cfg Config, reg *prometheus.Registry, logLevel zerolog.Level, log
 	if err != nil {
 		return nil, err
 	}
-	s := &Server{cfg: cfg, log: log, echo: echo.New()}
+	s := &Server{cfg: cfg, log: log, echo: echo.New(), metrics: m}
 	e := s.echo
 	e.HideBanner, e.HidePort = true, true
 	e.IPExtractor = clientIP(proxies)

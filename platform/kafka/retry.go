@@ -8,6 +8,10 @@ import (
 
 	"github.com/IBM/sarama"
 	"github.com/rs/zerolog"
+	"go.opentelemetry.io/otel"
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/propagation"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/pms-dev/pms/product/correlation"
 	"github.com/pms-dev/pms/product/message"
@@ -34,8 +38,18 @@ type retry struct {
 func (r *retry) handle(stop, work context.Context, msg *sarama.ConsumerMessage) bool {
 	m := consumed(msg)
 	rid := correlationID(msg.Headers)
+	// The task's span continues the trace its message carries
+	// (traceparent), from the request that caused it.
+	ctx := otel.GetTextMapPropagator().Extract(work, propagation.MapCarrier(m.Headers))
+	ctx, span := tracer.Start(ctx, "process "+msg.Topic, trace.WithSpanKind(trace.SpanKindConsumer),
+		trace.WithAttributes(attribute.String("messaging.system", "kafka"), attribute.String("messaging.destination.name", msg.Topic),
+			attribute.Int("messaging.destination.partition.id", int(msg.Partition)), attribute.Int64("messaging.kafka.offset", msg.Offset)))
+	defer span.End()
 	log := r.logger(msg, m, rid)
-	ctx := correlation.WithID(log.WithContext(work), rid)
+	if sc := span.SpanContext(); sc.HasTraceID() {
+		log = log.With().Str("trace_id", sc.TraceID().String()).Logger()
+	}
+	ctx = correlation.WithID(log.WithContext(ctx), rid)
 
 	attempt, err := r.attempt(stop, ctx, m)
 	switch {
@@ -70,6 +84,9 @@ func (r *retry) handle(stop, work context.Context, msg *sarama.ConsumerMessage) 
 	log.Error().Err(err).Int("attempts", attempt).Str("dead_letter_topic", r.deadLetters.topic).Msg("task given up; dead-lettered")
 	return true
 }
+
+// tracer starts the spans of handled messages.
+var tracer = otel.Tracer("github.com/pms-dev/pms/platform/kafka")
 
 // logger returns the logger of the lines about msg (m as handlers see it),
 // which carry its place, its correlation id rid, its key and the route's

@@ -206,7 +206,7 @@ var createStatements = map[[2]bool]string{
 func (s *ProductStore) insert(ctx context.Context, p product.Product, key product.IdempotencyKey, msgs []message.Message) error {
 	args := []any{p.ID, p.UserID, p.Name, p.Description, p.Price.String(), p.Version, p.CreatedAt, p.UpdatedAt}
 	args = append(args, imageArgs(p.Images)...)
-	out, err := outboxArgs(msgs)
+	out, err := outboxArgs(ctx, msgs)
 	if err != nil {
 		return err
 	}

@@ -50,6 +50,7 @@ func productEntry(id uuid.UUID) entry { return newEntry("pms:product:{" + id.Str
 func (pc *ProductCache) Get(ctx context.Context, id uuid.UUID) (product.Product, error) {
 	e := productEntry(id)
 	if p, ok := pc.near.get(e.value, time.Now()); ok {
+		pc.c.count(pc.reads.what, resultNearHit)
 		return p, nil
 	}
 	epoch := pc.near.start()

@@ -22,7 +22,7 @@ func decodeCost(format string, h header, maxW, maxH int) int64 {
 	const fixed = 16 << 20 // codec state, libvips buffers, the encoder's output
 	w, ht := int64(h.width), int64(h.height)
 	pixels := w * ht
-	box := min(int64(maxW)*int64(maxH), pixels)
+	box := max(fitted(w, ht, int64(maxW), int64(maxH)), fitted(ht, w, int64(maxW), int64(maxH))) // either way up
 	sample := int64(h.bands * h.sampleBytes)
 	cost := fixed + box*4*2 + w*sample*64 // the output and what it is resized from; a strip of the source
 	switch {
@@ -42,4 +42,20 @@ func decodeCost(format string, h header, maxW, maxH int) int64 {
 		}
 	}
 	return cost + cost/10
+}
+
+// fitted returns the pixels of a w×h image fitted inside maxW×maxH, never
+// upscaled: a ladder rung's box is tall (its width alone decides), so the
+// box itself would overstate the output many times.
+func fitted(w, h, maxW, maxH int64) int64 {
+	if w <= 0 || h <= 0 {
+		return 0
+	}
+	if w <= maxW && h <= maxH {
+		return w * h
+	}
+	if w*maxH > h*maxW { // width decides
+		return maxW * max(h*maxW/w, 1)
+	}
+	return max(w*maxH/h, 1) * maxH
 }

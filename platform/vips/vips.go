@@ -22,6 +22,7 @@ import (
 	"runtime"
 	"slices"
 	"sync"
+	"sync/atomic"
 
 	"github.com/h2non/bimg"
 	"golang.org/x/sync/semaphore"
@@ -75,6 +76,7 @@ type Compressor struct {
 	maxMemory int64
 	limits    imaging.Limits
 	failOn    string
+	reserved  atomic.Int64 // bytes of the memory budget in use
 }
 
 var setupOnce sync.Once
@@ -123,5 +125,6 @@ func (c *Compressor) reserve(ctx context.Context, n int64) (func(), error) {
 	if err := c.memory.Acquire(ctx, n); err != nil {
 		return nil, fmt.Errorf("wait for libvips memory: %w", err)
 	}
-	return func() { c.memory.Release(n) }, nil
+	c.reserved.Add(n)
+	return func() { c.reserved.Add(-n); c.memory.Release(n) }, nil
 }
