@@ -38,6 +38,9 @@ test: deps-test ## the whole suite, with the race detector, against private thro
 	$(GO) test -count=1 -run 'PeakRSS' ./platform/vips/ # memory measurements, which the race detector would slow
 	@$(MAKE) --no-print-directory fuzz-smoke
 
+chaos: deps ## the chaos suite at full size: pms and its dependencies as processes, broken one at a time (RELIABILITY.md; ~15 min)
+	@$(SERVICES) test $(GO) test -count=1 -timeout 30m -parallel 1 -run '^(TestChaos|TestScaleOut)$$' -v ./cmd/ -args -chaos.full
+
 # FUZZTIME is how long fuzz-smoke runs each fuzz target.
 FUZZTIME ?= 3s
 

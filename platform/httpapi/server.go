@@ -41,6 +41,10 @@ type Config struct {
 	MaxWait         time.Duration `mapstructure:"max_wait"`
 	ShutdownTimeout time.Duration `mapstructure:"shutdown_timeout"`
 	MaxBodyBytes    int64         `mapstructure:"max_body_bytes"`
+	// MaxHeaderBytes bounds the request line and headers of a request (431
+	// beyond), and so the memory each connection can make the server hold
+	// before any handler runs; Go's own default is 1 MiB.
+	MaxHeaderBytes int `mapstructure:"max_header_bytes"`
 	// TrustedProxies are the CIDRs (or addresses) of the proxies that may
 	// name the client address in X-Forwarded-For or X-Real-IP; for every
 	// other peer the client is the peer itself. None by default.
@@ -59,6 +63,7 @@ func DefaultConfig() Config {
 		MaxWait:           20 * time.Second,
 		ShutdownTimeout:   15 * time.Second,
 		MaxBodyBytes:      1 << 20,
+		MaxHeaderBytes:    64 << 10,
 		TrustedProxies:    []string{},
 	}
 }
@@ -87,6 +92,9 @@ func (c Config) Validate() error {
 	}
 	if c.MaxBodyBytes < 1024 {
 		errs = append(errs, errors.New("http.max_body_bytes: must be at least 1024"))
+	}
+	if c.MaxHeaderBytes < 4096 {
+		errs = append(errs, errors.New("http.max_header_bytes: must be at least 4096"))
 	}
 	if _, err := parseProxies(c.TrustedProxies); err != nil {
 		errs = append(errs, fmt.Errorf("http.trusted_proxies: %w", err))
@@ -216,6 +224,7 @@ func newServer(cfg Config, reg *prometheus.Registry, logLevel zerolog.Level, log
 		ReadTimeout:       cfg.ReadTimeout,
 		WriteTimeout:      cfg.WriteTimeout,
 		IdleTimeout:       cfg.IdleTimeout,
+		MaxHeaderBytes:    cfg.MaxHeaderBytes,
 	}
 	return s, nil
 }
