@@ -18,8 +18,10 @@ import (
 	"github.com/pms-dev/pms/platform/postgres"
 	"github.com/pms-dev/pms/platform/redact"
 	"github.com/pms-dev/pms/platform/redis"
+	"github.com/pms-dev/pms/platform/telemetry"
 	"github.com/pms-dev/pms/product"
 	"github.com/pms-dev/pms/product/account"
+	"github.com/pms-dev/pms/webhook"
 )
 
 // app is a command's config, logger and what it opened: each command opens
@@ -44,6 +46,28 @@ func (a *app) load() error {
 	for _, w := range cfg.warnings {
 		a.log.Warn().Msg(w)
 	}
+	return nil
+}
+
+// startTracing installs the tracer provider of the process, named for the
+// command, exporting over OTLP when tracing.otlp_endpoint is set; the app
+// flushes it last when it closes.
+func (a *app) startTracing(command string) error {
+	shutdown, err := telemetry.Setup(a.cfg.Tracing, "pms-"+command, version, nil)
+	if err != nil {
+		return err
+	}
+	if a.cfg.Tracing.OTLPEndpoint != "" {
+		a.log.Info().Str("endpoint", redact.URL(a.cfg.Tracing.OTLPEndpoint)).Float64("sample_ratio", a.cfg.Tracing.SampleRatio).Msg("exporting traces over OTLP")
+	}
+	a.onClose(func() error {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		if err := shutdown(ctx); err != nil {
+			return fmt.Errorf("flush traces: %w", err)
+		}
+		return nil
+	})
 	return nil
 }
 
@@ -124,6 +148,9 @@ func (a *app) openRedis() (*redis.Client, error) {
 		return nil, err
 	}
 	a.onClose(c.Close)
+	if err := a.metrics().Register(c); err != nil {
+		return nil, fmt.Errorf("register cache metrics: %w", err)
+	}
 	return c, nil
 }
 
@@ -175,7 +202,29 @@ func (a *app) products(db *postgres.DB, cache *redis.Client) (*product.Service, 
 	}
 	tasks := imaging.NewTaskMessages(a.cfg.Kafka.Topic)
 	cached := redis.NewProductCache(cache, store)
-	return product.NewService(cached, tasks, product.Policy{PublicReads: a.cfg.Auth.PublicReads}), cached, nil
+	svc := product.NewService(cached, tasks, product.Policy{PublicReads: a.cfg.Auth.PublicReads})
+	svc.UseEvents(product.Events{Topic: a.cfg.Kafka.EventsTopic})
+	return svc, cached, nil
+}
+
+// guard is the SSRF guard of image fetches, which webhook deliveries go
+// through too: the same URL rules, the same address checks at dial time,
+// the same development-only switch for private networks.
+func (a *app) guard() (*imaging.Fetcher, error) {
+	return imaging.NewFetcher(a.cfg.Imaging.Fetch, a.cfg.Imaging.Limits)
+}
+
+// webhooks keeps subscriptions in PostgreSQL, refusing URLs the guard
+// refuses.
+func (a *app) webhooks(db *postgres.DB) (*webhook.Service, error) {
+	if err := a.cfg.Webhooks.Validate(); err != nil {
+		return nil, err
+	}
+	g, err := a.guard()
+	if err != nil {
+		return nil, err
+	}
+	return webhook.NewService(postgres.NewWebhookStore(db), g.CheckURL, a.cfg.Webhooks.SecretOverlap), nil
 }
 
 // rateLimiters limit each API key, and the failed authentications from

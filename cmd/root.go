@@ -45,10 +45,13 @@ func newRootCmd(a *app) *cobra.Command {
 			if cmd.Name() == "version" || cmd.Name() == "help" {
 				return nil
 			}
-			return a.load()
+			if err := a.load(); err != nil {
+				return err
+			}
+			return a.startTracing(cmd.Name())
 		},
 	}
 	root.PersistentFlags().StringVar(&a.configFile, "config", "", "config file (default ./config.yaml when present)")
-	root.AddCommand(newServeCmd(a), newWorkerCmd(a), newAllCmd(a), newMigrateCmd(a), newUsersCmd(a), newKeysCmd(a), newDevCmd(a), newDLQCmd(a), newVersionCmd())
+	root.AddCommand(newServeCmd(a), newWorkerCmd(a), newAllCmd(a), newMigrateCmd(a), newUsersCmd(a), newKeysCmd(a), newDevCmd(a), newDLQCmd(a), newWebhooksCmd(a), newVersionCmd())
 	return root
 }

@@ -2,6 +2,7 @@ package cmd
 
 import (
 	"context"
+	"fmt"
 
 	"github.com/spf13/cobra"
 
@@ -57,6 +58,9 @@ func (a *app) api(db *postgres.DB, cache *redis.Client, producer *kafka.Producer
 	if err != nil {
 		return nil, nil, nil, err
 	}
+	if err := a.metrics().Register(relay); err != nil {
+		return nil, nil, nil, fmt.Errorf("register outbox metrics: %w", err)
+	}
 	pruner, err := postgres.NewPruner(a.cfg.Idempotency, db, a.component("pruner"))
 	if err != nil {
 		return nil, nil, nil, err
@@ -66,7 +70,11 @@ func (a *app) api(db *postgres.DB, cache *redis.Client, producer *kafka.Producer
 		return nil, nil, nil, err
 	}
 	checks = append(checks, httpapi.Check{Name: "kafka", Critical: true, Run: producer.Check})
-	api := httpapi.API{Products: products, Auth: a.accounts(db, cache), Limiter: limiter, Failures: failures, Changes: cached}
+	hooks, err := a.webhooks(db)
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	api := httpapi.API{Products: products, Auth: a.accounts(db, cache), Limiter: limiter, Failures: failures, Changes: cached, Webhooks: hooks}
 	server, err := httpapi.New(a.cfg.HTTP, api, a.metrics(), a.component("http"))
 	if err != nil {
 		return nil, nil, nil, err

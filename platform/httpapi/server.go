@@ -20,6 +20,7 @@ import (
 
 	"github.com/pms-dev/pms/product"
 	"github.com/pms-dev/pms/product/account"
+	"github.com/pms-dev/pms/webhook"
 )
 
 // openAPI describes the API; a test keeps it in step with the routes.
@@ -40,6 +41,10 @@ type Config struct {
 	MaxWait         time.Duration `mapstructure:"max_wait"`
 	ShutdownTimeout time.Duration `mapstructure:"shutdown_timeout"`
 	MaxBodyBytes    int64         `mapstructure:"max_body_bytes"`
+	// MaxHeaderBytes bounds the request line and headers of a request (431
+	// beyond), and so the memory each connection can make the server hold
+	// before any handler runs; Go's own default is 1 MiB.
+	MaxHeaderBytes int `mapstructure:"max_header_bytes"`
 	// TrustedProxies are the CIDRs (or addresses) of the proxies that may
 	// name the client address in X-Forwarded-For or X-Real-IP; for every
 	// other peer the client is the peer itself. None by default.
@@ -58,6 +63,7 @@ func DefaultConfig() Config {
 		MaxWait:           20 * time.Second,
 		ShutdownTimeout:   15 * time.Second,
 		MaxBodyBytes:      1 << 20,
+		MaxHeaderBytes:    64 << 10,
 		TrustedProxies:    []string{},
 	}
 }
@@ -87,6 +93,9 @@ func (c Config) Validate() error {
 	if c.MaxBodyBytes < 1024 {
 		errs = append(errs, errors.New("http.max_body_bytes: must be at least 1024"))
 	}
+	if c.MaxHeaderBytes < 4096 {
+		errs = append(errs, errors.New("http.max_header_bytes: must be at least 4096"))
+	}
 	if _, err := parseProxies(c.TrustedProxies); err != nil {
 		errs = append(errs, fmt.Errorf("http.trusted_proxies: %w", err))
 	}
@@ -98,9 +107,11 @@ type Server struct {
 	cfg       Config
 	products  *product.Service
 	auth      *account.Service
+	webhooks  *webhook.Service
 	limiter   RateLimiter
 	changes   Changes
 	readiness *readiness
+	metrics   *metrics
 	log       zerolog.Logger
 	echo      *echo.Echo
 	http      *http.Server
@@ -126,6 +137,8 @@ type API struct {
 	// Changes lets GET /api/v1/products/{id}?wait= wait for image results;
 	// without it such a GET answers at once.
 	Changes Changes
+	// Webhooks serves /api/v1/webhooks.
+	Webhooks *webhook.Service
 }
 
 // New returns a Server for the public product API: /health for load
@@ -138,7 +151,7 @@ func New(cfg Config, api API, reg *prometheus.Registry, log zerolog.Logger) (*Se
 	if err != nil {
 		return nil, err
 	}
-	s.products, s.auth, s.limiter, s.failures, s.changes = api.Products, api.Auth, api.Limiter, api.Failures, api.Changes
+	s.products, s.auth, s.limiter, s.failures, s.changes, s.webhooks = api.Products, api.Auth, api.Limiter, api.Failures, api.Changes, api.Webhooks
 	if err := s.serveDocs(); err != nil {
 		return nil, err
 	}
@@ -161,6 +174,14 @@ func New(cfg Config, api API, reg *prometheus.Registry, log zerolog.Logger) (*Se
 	v1.PATCH("/products/:id", s.updateProduct, mw...)
 	v1.DELETE("/products/:id", s.deleteProduct, mw...)
 	v1.POST("/products/:id/images/:position/retry", s.retryImage, mw...)
+	v1.POST("/webhooks", s.createWebhook, mw...)
+	v1.GET("/webhooks", s.listWebhooks, mw...)
+	v1.GET("/webhooks/:id", s.getWebhook, mw...)
+	v1.PATCH("/webhooks/:id", s.updateWebhook, mw...)
+	v1.DELETE("/webhooks/:id", s.deleteWebhook, mw...)
+	v1.POST("/webhooks/:id/rotate-secret", s.rotateWebhookSecret, mw...)
+	v1.GET("/webhooks/:id/deliveries", s.listDeliveries, mw...)
+	v1.POST("/webhooks/:id/deliveries/:delivery_id/retry", s.retryDelivery, mw...)
 	return s, nil
 }
 
@@ -174,6 +195,9 @@ func NewOps(cfg Config, checks []Check, reg *prometheus.Registry, log zerolog.Lo
 		return nil, err
 	}
 	s.readiness = newReadiness(checks, log)
+	if err := reg.Register(s.readiness); err != nil {
+		return nil, fmt.Errorf("register readiness metrics: %w", err)
+	}
 	s.echo.GET("/ready", s.ready)
 	s.echo.GET("/metrics", echo.WrapHandler(promhttp.HandlerFor(reg, promhttp.HandlerOpts{})))
 	return s, nil
@@ -188,7 +212,7 @@ func newServer(cfg Config, reg *prometheus.Registry, logLevel zerolog.Level, log
 	if err != nil {
 		return nil, err
 	}
-	s := &Server{cfg: cfg, log: log, echo: echo.New()}
+	s := &Server{cfg: cfg, log: log, echo: echo.New(), metrics: m}
 	e := s.echo
 	e.HideBanner, e.HidePort = true, true
 	e.IPExtractor = clientIP(proxies)
@@ -201,6 +225,7 @@ func newServer(cfg Config, reg *prometheus.Registry, logLevel zerolog.Level, log
 		ReadTimeout:       cfg.ReadTimeout,
 		WriteTimeout:      cfg.WriteTimeout,
 		IdleTimeout:       cfg.IdleTimeout,
+		MaxHeaderBytes:    cfg.MaxHeaderBytes,
 	}
 	return s, nil
 }

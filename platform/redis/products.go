@@ -50,6 +50,7 @@ func productEntry(id uuid.UUID) entry { return newEntry("pms:product:{" + id.Str
 func (pc *ProductCache) Get(ctx context.Context, id uuid.UUID) (product.Product, error) {
 	e := productEntry(id)
 	if p, ok := pc.near.get(e.value, time.Now()); ok {
+		pc.c.count(pc.reads.what, resultNearHit)
 		return p, nil
 	}
 	epoch := pc.near.start()
@@ -98,8 +99,8 @@ func (pc *ProductCache) Update(ctx context.Context, id uuid.UUID, change func(*p
 
 // Delete deletes the product in the store and then invalidates it, after
 // failures too.
-func (pc *ProductCache) Delete(ctx context.Context, id uuid.UUID, version int) error {
-	err := pc.Store.Delete(ctx, id, version)
+func (pc *ProductCache) Delete(ctx context.Context, id uuid.UUID, version int, msgs []message.Message) error {
+	err := pc.Store.Delete(ctx, id, version, msgs)
 	pc.Invalidate(ctx, id)
 	return err
 }

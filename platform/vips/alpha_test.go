@@ -105,19 +105,13 @@ func deltaE(a, b [3]float64) float64 {
 // disc is the colour of softCutout's disc.
 var disc = color.NRGBA{40, 160, 230, 255}
 
-// edgeDeltaE compares got, a w×h image composited on bg, with what a
+// edgeDiff compares got, a w×h image composited on bg, with what a
 // premultiplied resize gives at the same alpha (alpha(x, y)): the disc's own
 // colour, composited on bg, since premultiplying keeps the transparent
 // pixels' black out of every edge. It compares the edge pixels (neither
-// fully transparent nor opaque) and returns the mean and largest ΔE and
-// how many were compared.
-func edgeDeltaE(w, h int, got func(x, y int) [3]float64, alpha func(x, y int) uint8, bg [3]float64) (mean, worst float64, n int) {
-	mean, worst, _, n = edgeDiff(w, h, got, alpha, bg)
-	return mean, worst, n
-}
-
-// edgeDiff is edgeDeltaE that also returns the largest darkening: how much
-// lower L* (lightness) an edge pixel is than the reference.
+// fully transparent nor opaque) and returns the mean and largest ΔE, the
+// largest darkening (how much lower L* an edge pixel is than the
+// reference) and how many were compared.
 func edgeDiff(w, h int, got func(x, y int) [3]float64, alpha func(x, y int) uint8, bg [3]float64) (mean, worst, darker float64, n int) {
 	for y := range h {
 		for x := range w {

@@ -23,6 +23,7 @@ import (
 	"slices"
 	"strconv"
 	"sync"
+	"sync/atomic"
 
 	"github.com/h2non/bimg"
 	"golang.org/x/sync/semaphore"
@@ -82,6 +83,7 @@ type Compressor struct {
 	maxMemory int64
 	limits    imaging.Limits
 	failOn    string
+	reserved  atomic.Int64 // bytes of the memory budget in use
 	bg        [3]float64
 }
 
@@ -149,5 +151,6 @@ func (c *Compressor) reserve(ctx context.Context, n int64) (func(), error) {
 	if err := c.memory.Acquire(ctx, n); err != nil {
 		return nil, fmt.Errorf("wait for libvips memory: %w", err)
 	}
-	return func() { c.memory.Release(n) }, nil
+	c.reserved.Add(n)
+	return func() { c.reserved.Add(-n); c.memory.Release(n) }, nil
 }
