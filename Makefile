@@ -69,11 +69,12 @@ PMS := github.com/pms-dev/pms
 imports: ## the import-direction check: cmd → platform/* → product → product/account; imaging apart
 	@fail=0; check() { bad=$$($(GO) list -deps $$1 | grep -E "^$(PMS)/($$2)$$" || true); \
 	  if [ -n "$$bad" ]; then echo "$$1 must not import:"; echo "$$bad"; fail=1; fi; }; \
-	  check './product/... ./imaging/...' '(platform|cmd)(/.*)?'; \
+	  check './product/... ./imaging/...' '(platform|cmd|webhook)(/.*)?'; \
 	  check './product/...' 'imaging(/.*)?'; \
 	  check './imaging/...' 'product|product/account(/.*)?'; \
 	  check './product/account/...' 'product|imaging(/.*)?|platform(/.*)?|cmd(/.*)?'; \
 	  check './product/message/... ./product/correlation/...' 'product|product/account(/.*)?|imaging(/.*)?|platform(/.*)?|cmd(/.*)?'; \
+	  check './webhook/...' 'imaging(/.*)?|platform(/.*)?|cmd(/.*)?'; \
 	  exit $$fail
 
 bench: deps ## benchmarks (see BENCHMARKS.md)

@@ -772,3 +772,72 @@ func newDLQ(t *testing.T, cfg kafka.Config) *kafka.Producer {
 	t.Cleanup(func() { p.Close() })
 	return p
 }
+
+// TestConsumerOrderedRouteKeepsKeyOrder: an ordered route handles one
+// key's messages one after another, in order, even when early ones are
+// slow or fail once, while other keys go on meanwhile.
+func TestConsumerOrderedRouteKeepsKeyOrder(t *testing.T) {
+	t.Parallel()
+	kc := kafkatest.New(t)
+	cfg := kc.Config()
+	cfg.Concurrency = 4
+	cfg.RetryBackoff, cfg.MaxRetryBackoff = 10*time.Millisecond, 20*time.Millisecond
+	keys := []string{uuid.NewString(), uuid.NewString(), uuid.NewString()}
+	var msgs []message.Message
+	seq := map[string]int{} // message id -> its place among its key's
+	for i := range 30 {
+		m := newMessage(cfg.Topic, keys[i%len(keys)], "")
+		seq[idOf(m)] = i / len(keys)
+		msgs = append(msgs, m)
+	}
+	var mu sync.Mutex
+	order := map[string][]int{}
+	tried := map[string]bool{}
+	var inFlight, maxInFlight atomic.Int32
+	h := &fakeHandler{handle: func(ctx context.Context, m message.Message, _ int) error {
+		n := inFlight.Add(1)
+		defer inFlight.Add(-1)
+		for m := maxInFlight.Load(); n > m && !maxInFlight.CompareAndSwap(m, n); m = maxInFlight.Load() {
+		}
+		id := idOf(m)
+		mu.Lock()
+		first := !tried[id]
+		tried[id] = true
+		mu.Unlock()
+		if seq[id]%3 == 0 {
+			time.Sleep(20 * time.Millisecond) // a slow one
+		}
+		if first && seq[id]%4 == 1 {
+			return errors.New("transient")
+		}
+		mu.Lock()
+		order[m.Key] = append(order[m.Key], seq[id])
+		mu.Unlock()
+		return nil
+	}}
+	route := taskRoute(cfg, h)
+	route.Ordered = true
+	startRoutes(t, cfg, []kafka.Route{route}, testLogger(t, nil))
+	publish(t, cfg, msgs...)
+	waitFor(t, 20*time.Second, "30 messages handled", func() bool {
+		mu.Lock()
+		defer mu.Unlock()
+		n := 0
+		for _, o := range order {
+			n += len(o)
+		}
+		return n == 30
+	})
+	mu.Lock()
+	defer mu.Unlock()
+	for _, k := range keys {
+		for i, s := range order[k] {
+			if s != i {
+				t.Fatalf("key %s handled in order %v, want 0..9", k, order[k])
+			}
+		}
+	}
+	if n := maxInFlight.Load(); n > int32(len(keys)) {
+		t.Errorf("max messages in flight = %d, want at most one per key (%d)", n, len(keys))
+	}
+}
