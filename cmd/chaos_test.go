@@ -262,7 +262,12 @@ func TestScaleOut(t *testing.T) {
 	}
 	t.Parallel()
 	s := newChaosStack(t, nil)
-	t.Run("workers", func(t *testing.T) { scaleWorkers(t, s) })
+	t.Run("workers", func(t *testing.T) {
+		if !*chaosFull {
+			t.Skip("a measurement: make chaos runs it (-chaos.full)")
+		}
+		scaleWorkers(t, s)
+	})
 	t.Run("serves", func(t *testing.T) { scaleServes(t, s) })
 	t.Run("rebalance", func(t *testing.T) { scaleRebalance(t, s) })
 }

@@ -108,7 +108,9 @@ func (r *retry) logger(msg *sarama.ConsumerMessage, m message.Message, rid strin
 // message has had MaxAttempts attempts, sleeping a backoff between
 // attempts. An attempt's number is the handler's durable count, which
 // includes earlier deliveries, and never less than the attempts made in this
-// delivery, so an attempt the handler could not count still counts. It
+// delivery, so an attempt the handler could not count still counts, except
+// when it could not because its store is unavailable
+// (message.ErrUnavailable): that was no attempt, and the loop waits. It
 // returns the attempt's number and nil when one succeeded; the number of
 // attempts and the last error when the message is to be given up; 0 and an
 // error wrapping message.ErrMalformed when it cannot be read; or 0 and an
