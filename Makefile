@@ -11,7 +11,7 @@ export MALLOC_ARENA_MAX := 2
 export VIPS_BLOCK_UNTRUSTED := 1
 export CGO_ENABLED := 1
 
-.PHONY: all build run stop deps-test test test-versitygw test-short fuzz fuzz-smoke lint imports bench load migrate docker clean deps
+.PHONY: all build run stop deps-test deploy-tools check-deploy test test-versitygw test-short fuzz fuzz-smoke lint imports bench load migrate docker clean deps
 
 all: build
 
@@ -37,6 +37,9 @@ test: deps-test ## the whole suite, with the race detector, against private thro
 	@$(SERVICES) test $(GO) test -race -count=1 -timeout 15m ./...
 	$(GO) test -count=1 -run 'PeakRSS' ./platform/vips/ # memory measurements, which the race detector would slow
 	@$(MAKE) --no-print-directory fuzz-smoke
+
+chaos: deps ## the chaos suite at full size: pms and its dependencies as processes, broken one at a time (RELIABILITY.md; ~15 min)
+	@$(SERVICES) test $(GO) test -count=1 -timeout 30m -parallel 1 -run '^(TestChaos|TestScaleOut)$$' -v ./cmd/ -args -chaos.full
 
 # FUZZTIME is how long fuzz-smoke runs each fuzz target.
 FUZZTIME ?= 3s
@@ -79,6 +82,15 @@ bench: deps ## benchmarks (see BENCHMARKS.md)
 
 load: deps build ## pms serve, PostgreSQL, Redis and the broker as pinned processes under wrk (BENCHMARKS.md); LOAD_ARGS=-h lists flags
 	@$(SERVICES) load $(GO) run ./deploy/load -pms $(BIN) $(LOAD_ARGS)
+
+# Checkers of the files in deploy/, pinned; go install builds them (promtool: several minutes).
+PROMTOOL_VERSION := v0.316.0
+
+deploy-tools: ## install promtool (and kubeconform) with go install, for check-deploy
+	command -v promtool >/dev/null || test -x $$($(GO) env GOPATH)/bin/promtool || $(GO) install github.com/prometheus/prometheus/cmd/promtool@$(PROMTOOL_VERSION)
+
+check-deploy: deploy-tools ## check the alert rules (promtool check and test rules) and the Grafana dashboard's queries
+	CI=1 $(GO) test -count=1 -run 'TestAlertRules|TestDashboard' ./deploy/
 
 docker: ## build the container image
 	docker build -t pms:$(VERSION) .

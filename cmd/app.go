@@ -18,6 +18,7 @@ import (
 	"github.com/pms-dev/pms/platform/postgres"
 	"github.com/pms-dev/pms/platform/redact"
 	"github.com/pms-dev/pms/platform/redis"
+	"github.com/pms-dev/pms/platform/telemetry"
 	"github.com/pms-dev/pms/product"
 	"github.com/pms-dev/pms/product/account"
 	"github.com/pms-dev/pms/webhook"
@@ -45,6 +46,28 @@ func (a *app) load() error {
 	for _, w := range cfg.warnings {
 		a.log.Warn().Msg(w)
 	}
+	return nil
+}
+
+// startTracing installs the tracer provider of the process, named for the
+// command, exporting over OTLP when tracing.otlp_endpoint is set; the app
+// flushes it last when it closes.
+func (a *app) startTracing(command string) error {
+	shutdown, err := telemetry.Setup(a.cfg.Tracing, "pms-"+command, version, nil)
+	if err != nil {
+		return err
+	}
+	if a.cfg.Tracing.OTLPEndpoint != "" {
+		a.log.Info().Str("endpoint", redact.URL(a.cfg.Tracing.OTLPEndpoint)).Float64("sample_ratio", a.cfg.Tracing.SampleRatio).Msg("exporting traces over OTLP")
+	}
+	a.onClose(func() error {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		if err := shutdown(ctx); err != nil {
+			return fmt.Errorf("flush traces: %w", err)
+		}
+		return nil
+	})
 	return nil
 }
 
@@ -125,6 +148,9 @@ func (a *app) openRedis() (*redis.Client, error) {
 		return nil, err
 	}
 	a.onClose(c.Close)
+	if err := a.metrics().Register(c); err != nil {
+		return nil, fmt.Errorf("register cache metrics: %w", err)
+	}
 	return c, nil
 }
 
@@ -167,16 +193,18 @@ func (a *app) accounts(db *postgres.DB, cache *redis.Client) *account.Service {
 }
 
 // products keeps products in PostgreSQL behind the Redis cache; a change
-// that adds images writes their tasks to the outbox.
-func (a *app) products(db *postgres.DB, cache *redis.Client) (*product.Service, error) {
+// that adds images writes their tasks to the outbox. The cache is returned
+// too: the API waits for image results with its Watch.
+func (a *app) products(db *postgres.DB, cache *redis.Client) (*product.Service, *redis.ProductCache, error) {
 	store, err := postgres.NewProductStore(db, a.cfg.Idempotency)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	tasks := imaging.NewTaskMessages(a.cfg.Kafka.Topic)
-	svc := product.NewService(redis.NewProductCache(cache, store), tasks, product.Policy{PublicReads: a.cfg.Auth.PublicReads})
+	cached := redis.NewProductCache(cache, store)
+	svc := product.NewService(cached, tasks, product.Policy{PublicReads: a.cfg.Auth.PublicReads})
 	svc.UseEvents(product.Events{Topic: a.cfg.Kafka.EventsTopic})
-	return svc, nil
+	return svc, cached, nil
 }
 
 // guard is the SSRF guard of image fetches, which webhook deliveries go

@@ -19,6 +19,7 @@ import (
 	"github.com/pms-dev/pms/platform/postgres"
 	"github.com/pms-dev/pms/platform/redis"
 	"github.com/pms-dev/pms/platform/s3"
+	"github.com/pms-dev/pms/platform/telemetry"
 	"github.com/pms-dev/pms/platform/vips"
 	"github.com/pms-dev/pms/webhook"
 )
@@ -44,6 +45,7 @@ type Config struct {
 
 	// Idempotency says how long Idempotency-Key records last.
 	Idempotency postgres.IdempotencyConfig `mapstructure:"idempotency"`
+	Tracing     telemetry.Config           `mapstructure:"tracing"`
 
 	// warnings are about the config itself, such as a deprecated key, for
 	// the log once there is one.
@@ -110,7 +112,7 @@ func (c Config) Validate(sections ...string) error {
 	validators := map[string]func() error{
 		"http": c.HTTP.Validate, "relay": c.Relay.Validate, "redis": c.Redis.Validate, "rate_limit": c.Limits.Validate, "kafka": c.Kafka.Validate, "s3": c.S3.Validate,
 		"imaging": c.Imaging.Validate, "vips": c.Vips.Validate, "ops": c.Ops.Validate, "webhooks": c.Webhooks.Validate,
-		"idempotency": c.Idempotency.Validate,
+		"idempotency": c.Idempotency.Validate, "tracing": c.Tracing.Validate,
 	}
 	errs := []error{c.Log.Validate(), c.Postgres.Validate()}
 	for _, s := range sections {
@@ -163,6 +165,7 @@ func DefaultConfig() Config {
 		Dev: DevConfig{StateDir: ".pms", KafkaAddr: "127.0.0.1:9092", S3Addr: "127.0.0.1:9000",
 			SampleImageURL: "https://upload.wikimedia.org/wikipedia/commons/3/3f/JPEG_example_flower.jpg"},
 		Idempotency: postgres.DefaultIdempotencyConfig(),
+		Tracing:     telemetry.DefaultConfig(),
 	}
 	cfg.Postgres.URL = "postgres://postgres@127.0.0.1:54320/pms?sslmode=disable" // deploy/services.sh dev
 	cfg.Redis.Addr = "127.0.0.1:63790"                                           // deploy/services.sh dev
@@ -228,8 +231,7 @@ func loadConfig(file string, env func(string) (string, bool)) (Config, error) {
 		return Config{}, fmt.Errorf("invalid config:\n%w", err)
 	}
 	var cfg Config
-	hook := mapstructure.ComposeDecodeHookFunc(mapstructure.StringToTimeDurationHookFunc(), jsonListHook,
-		mapstructure.StringToSliceHookFunc(","))
+	hook := mapstructure.ComposeDecodeHookFunc(mapstructure.StringToTimeDurationHookFunc(), jsonListHook, commaListHook)
 	if err := v.Unmarshal(&cfg, viper.DecodeHook(hook)); err != nil {
 		return Config{}, fmt.Errorf("read config: %w", err)
 	}
@@ -254,6 +256,26 @@ func jsonListHook(from, to reflect.Type, data any) (any, error) {
 		return nil, fmt.Errorf("must be a JSON array of objects: %w", err)
 	}
 	return list, nil
+}
+
+// commaListHook reads a list of plain values from a string, as the
+// environment gives it: comma-separated, spaces trimmed, "" the empty list
+// (PMS_IMAGING_LADDER_WIDTHS= turns the ladder off). Each item is then
+// converted to the list's element type.
+func commaListHook(from, to reflect.Type, data any) (any, error) {
+	if from.Kind() != reflect.String || to.Kind() != reflect.Slice || to.Elem().Kind() == reflect.Struct ||
+		to.Elem().Kind() == reflect.Uint8 {
+		return data, nil
+	}
+	s := strings.TrimSpace(reflect.ValueOf(data).String())
+	if s == "" {
+		return []string{}, nil
+	}
+	items := strings.Split(s, ",")
+	for i := range items {
+		items[i] = strings.TrimSpace(items[i])
+	}
+	return items, nil
 }
 
 // refuseReplacedPresetKeys refuses imaging.main and imaging.thumbnail, which

@@ -3,6 +3,7 @@ package cmd
 import (
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -235,5 +236,28 @@ func TestLoadConfigPresets(t *testing.T) {
 				t.Errorf("Validate(imaging) = %v", err)
 			}
 		})
+	}
+}
+
+// TestLoadConfigListsFromEnvironment: a list of plain values comes from the
+// environment comma-separated, and an empty variable is the empty list
+// (PMS_IMAGING_LADDER_WIDTHS= turns the ladder off), not a list of one zero.
+func TestLoadConfigListsFromEnvironment(t *testing.T) {
+	for _, tt := range []struct {
+		widths, formats string
+		want            imaging.Ladder
+	}{
+		{"", "jpeg", imaging.Ladder{Widths: []int{}, Formats: []string{"jpeg"}}},
+		{"320, 640", "webp,avif", imaging.Ladder{Widths: []int{320, 640}, Formats: []string{"webp", "avif"}}},
+	} {
+		cfg, err := loadConfig(filepath.Join("..", "config.yaml"), envOf(map[string]string{
+			"PMS_IMAGING_LADDER_WIDTHS": tt.widths, "PMS_IMAGING_LADDER_FORMATS": tt.formats}))
+		if err != nil {
+			t.Fatalf("loadConfig with widths %q: %v", tt.widths, err)
+		}
+		got := cfg.Imaging.Ladder
+		if !slices.Equal(got.Widths, tt.want.Widths) || !slices.Equal(got.Formats, tt.want.Formats) {
+			t.Errorf("widths %q, formats %q: ladder = %v %v, want %v %v", tt.widths, tt.formats, got.Widths, got.Formats, tt.want.Widths, tt.want.Formats)
+		}
 	}
 }

@@ -247,8 +247,9 @@ func TestPipelineWorkerStoppedMidTask(t *testing.T) {
 		"PMS_S3_ENDPOINT":          s3URL,
 		"PMS_S3_TIMEOUT":           "20s", // the held upload waits for the shutdown, not for this
 		"PMS_KAFKA_SHUTDOWN_GRACE": "200ms",
-		// The main preset alone: one object per image.
-		"PMS_IMAGING_PRESETS": `[{"name":"main","max_width":1600,"max_height":1600,"format":"auto","quality":80}]`,
+		// The main preset alone, no ladder: one object per image.
+		"PMS_IMAGING_PRESETS":       `[{"name":"main","max_width":1600,"max_height":1600,"format":"auto","quality":80}]`,
+		"PMS_IMAGING_LADDER_WIDTHS": "",
 	})
 	first, stopFirst := startAll(t, env)
 

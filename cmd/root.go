@@ -45,7 +45,10 @@ func newRootCmd(a *app) *cobra.Command {
 			if cmd.Name() == "version" || cmd.Name() == "help" {
 				return nil
 			}
-			return a.load()
+			if err := a.load(); err != nil {
+				return err
+			}
+			return a.startTracing(cmd.Name())
 		},
 	}
 	root.PersistentFlags().StringVar(&a.configFile, "config", "", "config file (default ./config.yaml when present)")

@@ -2,6 +2,7 @@ package cmd
 
 import (
 	"context"
+	"fmt"
 
 	"github.com/spf13/cobra"
 
@@ -45,7 +46,7 @@ func (a *app) runServe(ctx context.Context) error {
 // the pruner of expired idempotency keys) on the stores and the producer,
 // and returns the readiness checks of what they depend on.
 func (a *app) api(db *postgres.DB, cache *redis.Client, producer *kafka.Producer) (*httpapi.Server, runner, []httpapi.Check, error) {
-	products, err := a.products(db, cache)
+	products, cached, err := a.products(db, cache)
 	if err != nil {
 		return nil, nil, nil, err
 	}
@@ -56,6 +57,9 @@ func (a *app) api(db *postgres.DB, cache *redis.Client, producer *kafka.Producer
 	relay, err := postgres.NewRelay(a.cfg.Relay, db, producer, a.component("relay"))
 	if err != nil {
 		return nil, nil, nil, err
+	}
+	if err := a.metrics().Register(relay); err != nil {
+		return nil, nil, nil, fmt.Errorf("register outbox metrics: %w", err)
 	}
 	pruner, err := postgres.NewPruner(a.cfg.Idempotency, db, a.component("pruner"))
 	if err != nil {
@@ -70,7 +74,7 @@ func (a *app) api(db *postgres.DB, cache *redis.Client, producer *kafka.Producer
 	if err != nil {
 		return nil, nil, nil, err
 	}
-	api := httpapi.API{Products: products, Auth: a.accounts(db, cache), Limiter: limiter, Failures: failures, Webhooks: hooks}
+	api := httpapi.API{Products: products, Auth: a.accounts(db, cache), Limiter: limiter, Failures: failures, Changes: cached, Webhooks: hooks}
 	server, err := httpapi.New(a.cfg.HTTP, api, a.metrics(), a.component("http"))
 	if err != nil {
 		return nil, nil, nil, err

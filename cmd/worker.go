@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/spf13/cobra"
 
 	"github.com/pms-dev/pms/imaging"
@@ -12,6 +13,7 @@ import (
 	"github.com/pms-dev/pms/platform/postgres"
 	"github.com/pms-dev/pms/platform/redis"
 	"github.com/pms-dev/pms/platform/s3"
+	"github.com/pms-dev/pms/platform/telemetry"
 	"github.com/pms-dev/pms/platform/vips"
 	"github.com/pms-dev/pms/product"
 	"github.com/pms-dev/pms/webhook"
@@ -80,6 +82,13 @@ func (a *app) worker(ctx context.Context, db *postgres.DB, cache *redis.Client, 
 	processor, err := imaging.NewProcessor(a.cfg.Imaging, fetcher, compressor, uploader, results)
 	if err != nil {
 		return nil, nil, err
+	}
+	images := telemetry.NewImages()
+	processor.Observe(images)
+	for _, c := range []prometheus.Collector{images, compressor} {
+		if err := a.metrics().Register(c); err != nil {
+			return nil, nil, fmt.Errorf("register image metrics: %w", err)
+		}
 	}
 	tasks := kafka.Route{Topic: a.cfg.Kafka.Topic, Handler: imaging.NewTaskHandler(processor),
 		MaxAttempts: imaging.MaxAttempts, KeyName: "product_id", LogHeaders: []string{imaging.HeaderTaskID}}

@@ -82,7 +82,7 @@ func TestFirstRun(t *testing.T) {
 	if os.Getuid() == 0 && !strings.HasPrefix(first.pgDir, "/var/lib/pms-dev/") {
 		t.Errorf("as root under a private parent, PostgreSQL's data is in %q, want a directory under /var/lib/pms-dev", first.pgDir)
 	}
-	if !regexp.MustCompile(`^pms_\w+_\S+$`).MatchString(first.key) {
+	if !regexp.MustCompile(`^pms_[A-Za-z0-9_-]{12}_[A-Za-z0-9_-]{43}$`).MatchString(first.key) {
 		t.Errorf("the welcome's API key is %q, want pms_<prefix>_<secret>", first.key)
 	}
 	for _, l := range first.logs {

@@ -86,6 +86,7 @@ type Processor struct {
 	presets    []Preset
 	rungs      []Preset // the ladder's, format by format, widths ascending
 	jobTimeout time.Duration
+	observe    Observer
 }
 
 // Config says how images are fetched, which variants are made and how long
@@ -125,7 +126,8 @@ func NewProcessor(cfg Config, f *Fetcher, c Compressor, u Uploader, r ResultStor
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	return &Processor{fetch: f, compress: c, upload: u, results: r, presets: slices.Clone(cfg.Presets), rungs: cfg.Ladder.Presets(), jobTimeout: cfg.JobTimeout}, nil
+	return &Processor{fetch: f, compress: c, upload: u, results: r, presets: slices.Clone(cfg.Presets), rungs: cfg.Ladder.Presets(), jobTimeout: cfg.JobTimeout,
+		observe: nopObserver{}}, nil
 }
 
 // Process runs one attempt of the task, counted by ResultStore.Begin before
@@ -140,22 +142,30 @@ func NewProcessor(cfg Config, f *Fetcher, c Compressor, u Uploader, r ResultStor
 func (p *Processor) Process(ctx context.Context, t Task) (int, error) {
 	job, cancel := context.WithTimeout(ctx, p.jobTimeout)
 	defer cancel()
-	attempt, err := p.results.Begin(job, t)
+	var attempt int
+	err := p.timed(job, StageDatabase, func(ctx context.Context) (err error) { attempt, err = p.results.Begin(ctx, t); return err })
 	switch {
 	case errors.Is(err, ErrStale):
 		zerolog.Ctx(ctx).Info().Msg("task is stale, skipped")
+		p.observe.Outcome(ResultStale, "")
 		return 0, nil
 	case errors.Is(err, ErrAttemptsUsed):
 		return attempt, Permanent(CodeWorkerCrashed, fmt.Errorf("%w: %d attempts began and none finished", err, attempt))
 	case err != nil:
 		return 0, fmt.Errorf("begin task: %w", err)
 	}
+	if attempt == 1 && !t.RequestedAt.IsZero() {
+		p.observe.Waited(time.Since(t.RequestedAt))
+	}
 	if err := p.run(job, t); err != nil {
 		if ctx.Err() != nil {
 			p.giveBack(ctx, t, attempt)
+			return attempt, err
 		}
+		p.observe.Outcome(ResultAttemptFailed, FailureCode(err))
 		return attempt, err
 	}
+	p.observe.Outcome(ResultReady, "")
 	return attempt, nil
 }
 
@@ -166,7 +176,7 @@ func (p *Processor) run(ctx context.Context, t Task) error {
 	if err != nil {
 		return err
 	}
-	if err := p.results.Ready(ctx, t, res); err != nil {
+	if err := p.timed(ctx, StageDatabase, func(ctx context.Context) error { return p.results.Ready(ctx, t, res) }); err != nil {
 		return fmt.Errorf("record result: %w", err)
 	}
 	main := res.Main()
@@ -202,10 +212,12 @@ func (p *Processor) giveBack(ctx context.Context, t Task, attempt int) {
 // ladder's rungs. Any variant's failure fails the
 // whole attempt.
 func (p *Processor) make(ctx context.Context, t Task) (Result, error) {
-	src, err := p.fetch.Fetch(ctx, t.SourceURL)
+	var src Source
+	err := p.timed(ctx, StageDownload, func(ctx context.Context) (err error) { src, err = p.fetch.Fetch(ctx, t.SourceURL); return err })
 	if err != nil {
 		return Result{}, fmt.Errorf("fetch source image: %w", err)
 	}
+	p.observe.Bytes(DirectionIn, int64(len(src.Data)))
 	res := Result{Variants: make([]Variant, 0, len(p.presets)+len(p.rungs))}
 	sample, err := p.compress.Sample(ctx, src)
 	if err != nil {
@@ -221,9 +233,9 @@ func (p *Processor) make(ctx context.Context, t Task) (Result, error) {
 		}
 		res.Variants = append(res.Variants, v)
 	}
-	// A rung that came out narrower than its width met the source's: the
-	// wider rungs of its format would be the same image again, so the
-	// ladder of that format stops there (never upscaled, never repeated).
+	// A rung as wide as the source (or one that came out narrower than its
+	// width: it met the source's) ends its format's ladder: the wider rungs
+	// would be the same image again (never upscaled, never repeated).
 	capped := map[string]bool{}
 	for _, rung := range p.rungs {
 		if capped[rung.Format] {
@@ -234,28 +246,36 @@ func (p *Processor) make(ctx context.Context, t Task) (Result, error) {
 			return Result{}, err
 		}
 		res.Variants = append(res.Variants, v)
-		capped[rung.Format] = v.Width < rung.MaxWidth
+		capped[rung.Format] = v.Width < rung.MaxWidth || v.Width >= sample.Width
 	}
 	return res, nil
 }
 
 // variant compresses src as preset says and uploads the output.
 func (p *Processor) variant(ctx context.Context, t Task, src Source, preset Preset) (Variant, error) {
-	out, err := p.compress.Compress(ctx, src, preset)
+	var out Output
+	err := p.timed(ctx, StageCompress, func(ctx context.Context) (err error) { out, err = p.compress.Compress(ctx, src, preset); return err })
 	if err != nil {
 		return Variant{}, fmt.Errorf("compress to %s: %w", preset.Name, err)
 	}
-	url, err := p.upload.Upload(ctx, ObjectKey(t.ProductID, out), out.Data, ContentType(out.Format))
+	var url string
+	err = p.timed(ctx, StageUpload, func(ctx context.Context) (err error) {
+		url, err = p.upload.Upload(ctx, ObjectKey(t.ProductID, out), out.Data, ContentType(out.Format))
+		return err
+	})
 	if err != nil {
 		return Variant{}, fmt.Errorf("upload %s: %w", preset.Name, err)
 	}
+	p.observe.Bytes(DirectionOut, int64(len(out.Data)))
 	return Variant{Name: preset.Name, URL: url, Width: out.Width, Height: out.Height, Bytes: int64(len(out.Data)), Format: out.Format}, nil
 }
 
 // GiveUp records that the task failed after its last attempt. The code
 // comes from the cause when it is a Failure.
 func (p *Processor) GiveUp(ctx context.Context, t Task, attempts int, cause error) error {
-	return p.results.Failed(ctx, t, attempts, FailureCode(cause))
+	code := FailureCode(cause)
+	p.observe.Outcome(ResultFailed, code)
+	return p.timed(ctx, StageDatabase, func(ctx context.Context) error { return p.results.Failed(ctx, t, attempts, code) })
 }
 
 // Failure codes that come from the processor rather than a collaborator.

@@ -99,6 +99,11 @@ func (s *Server) limitRate(next echo.HandlerFunc) echo.HandlerFunc {
 			h.Set("RateLimit-Reset", strconv.Itoa(ceilSeconds(rl.ResetAfter)))
 		}
 		if !rl.Allowed {
+			limit := limitRead
+			if write {
+				limit = limitWrite
+			}
+			s.metrics.refused.WithLabelValues(limit).Inc()
 			return &apiError{Status: http.StatusTooManyRequests, Code: "rate_limited",
 				Message: "too many requests; slow down",
 				Header:  http.Header{"Retry-After": {strconv.Itoa(max(1, ceilSeconds(rl.RetryAfter)))}}}

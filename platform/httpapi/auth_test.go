@@ -240,6 +240,12 @@ func TestRateLimit(t *testing.T) {
 		}
 	}
 	a.do(t, http.MethodDelete, productURL(uuid.New()), "")
+	m := string(a.doOps(t, "/metrics").body)
+	for _, want := range []string{`pms_rate_limit_refusals_total{limit="read"} 1`, `pms_rate_limit_refusals_total{limit="write"} 1`} {
+		if !strings.Contains(m, want) {
+			t.Errorf("/metrics lacks %s after a refused GET and a refused DELETE", want)
+		}
+	}
 	if writes.Load() != 1 {
 		t.Errorf("%d requests counted as writes, want 1 (the DELETE)", writes.Load())
 	}

@@ -53,6 +53,7 @@ var echoCodes = map[int]string{
 	http.StatusNotFound:              "not_found",
 	http.StatusMethodNotAllowed:      "method_not_allowed",
 	http.StatusRequestEntityTooLarge: "payload_too_large",
+	http.StatusRequestTimeout:        "request_timeout",
 	http.StatusUnsupportedMediaType:  "unsupported_media_type",
 	http.StatusTooManyRequests:       "rate_limited",
 	http.StatusUnauthorized:          "unauthorized",

@@ -48,6 +48,7 @@ func (s *Server) limitFailures(next echo.HandlerFunc) echo.HandlerFunc {
 		reserved := !s.goodCreds.has(cred, now) && s.failedAddrs.has(addr, now)
 		if reserved {
 			if wait, ok := s.failures.ReserveFailure(req.Context(), addr); !ok {
+				s.metrics.refused.WithLabelValues(limitAuthFailures).Inc()
 				return &apiError{Status: http.StatusTooManyRequests, Code: "rate_limited",
 					Message: "too many failed authentications from this address; try again later",
 					Header:  http.Header{"Retry-After": {strconv.Itoa(max(1, ceilSeconds(wait)))}}}

@@ -15,6 +15,11 @@ import (
 	"github.com/labstack/echo/v4"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/rs/zerolog"
+	"go.opentelemetry.io/otel"
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/codes"
+	"go.opentelemetry.io/otel/propagation"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/pms-dev/pms/product/correlation"
 )
@@ -61,20 +66,50 @@ func withRequestID(log zerolog.Logger) echo.MiddlewareFunc {
 			}
 			c.Set(requestIDKey, id)
 			c.Response().Header().Set(HeaderRequestID, id)
-			l := log.With().Str("request_id", id).Str("method", c.Request().Method).Str("route", c.Path()).Logger()
-			ctx := correlation.WithID(l.WithContext(c.Request().Context()), id)
-			c.SetRequest(c.Request().WithContext(ctx))
-			return next(c)
+			req := c.Request()
+			// The span continues the caller's trace (traceparent) if any; its
+			// id goes into every log line of the request and, through the
+			// outbox, into the messages it causes.
+			ctx := otel.GetTextMapPropagator().Extract(req.Context(), propagation.HeaderCarrier(req.Header))
+			ctx, span := tracer.Start(ctx, req.Method+" "+c.Path(), trace.WithSpanKind(trace.SpanKindServer),
+				trace.WithAttributes(attribute.String("http.request.method", req.Method), attribute.String("http.route", c.Path()),
+					attribute.String("pms.request_id", id)))
+			defer span.End()
+			lc := log.With().Str("request_id", id).Str("method", req.Method).Str("route", c.Path())
+			if sc := span.SpanContext(); sc.HasTraceID() {
+				lc = lc.Str("trace_id", sc.TraceID().String())
+			}
+			l := lc.Logger()
+			ctx = correlation.WithID(l.WithContext(ctx), id)
+			c.SetRequest(req.WithContext(ctx))
+			err := next(c)
+			status := c.Response().Status
+			span.SetAttributes(attribute.Int("http.response.status_code", status))
+			if status >= 500 {
+				span.SetStatus(codes.Error, http.StatusText(status))
+			}
+			return err
 		}
 	}
 }
+
+// tracer starts the spans of requests.
+var tracer = otel.Tracer("github.com/pms-dev/pms/platform/httpapi")
 
 // metrics counts requests and their durations by route and status.
 type metrics struct {
 	requests *prometheus.CounterVec
 	duration *prometheus.HistogramVec
 	degraded *prometheus.CounterVec
+	refused  *prometheus.CounterVec
 }
+
+// Limits of pms_rate_limit_refusals_total.
+const (
+	limitRead         = "read"
+	limitWrite        = "write"
+	limitAuthFailures = "auth_failures"
+)
 
 // newMetrics registers the request metrics on reg, or takes the ones
 // already there: the API and the operator listener of one process share
@@ -92,8 +127,18 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 			Name: "pms_http_degraded_reads_total",
 			Help: "Requests answered from caches alone, by route, while PostgreSQL was unavailable to authenticate them.",
 		}, []string{"route"}),
+		refused: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "pms_rate_limit_refusals_total",
+			Help: "Requests refused with 429, by limit: read or write (per API key), auth_failures (per client address).",
+		}, []string{"limit"}),
+	}
+	for _, l := range []string{limitRead, limitWrite, limitAuthFailures} {
+		m.refused.WithLabelValues(l)
 	}
 	var err error
+	if m.refused, err = register(reg, m.refused); err != nil {
+		return nil, err
+	}
 	if m.degraded, err = register(reg, m.degraded); err != nil {
 		return nil, err
 	}
@@ -172,11 +217,13 @@ func recoverPanics(next echo.HandlerFunc) echo.HandlerFunc {
 	}
 }
 
-// withTimeout bounds the work a request may cause.
-func withTimeout(d time.Duration) echo.MiddlewareFunc {
+// withTimeout bounds the work a request may cause: d, and the wait a GET
+// asks for (see waitParam) on top.
+func withTimeout(d, maxWait time.Duration) echo.MiddlewareFunc {
 	return func(next echo.HandlerFunc) echo.HandlerFunc {
 		return func(c echo.Context) error {
-			ctx, cancel := context.WithTimeout(c.Request().Context(), d)
+			wait, _ := waitParam(c, maxWait) // a bad one is the handler's 400
+			ctx, cancel := context.WithTimeout(c.Request().Context(), d+wait)
 			defer cancel()
 			c.SetRequest(c.Request().WithContext(ctx))
 			return next(c)

@@ -5,10 +5,12 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"strconv"
 	"sync"
 	"time"
 
 	"github.com/labstack/echo/v4"
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/rs/zerolog"
 	"golang.org/x/sync/singleflight"
 )
@@ -195,4 +197,41 @@ func (s *Server) Ready(ctx context.Context) bool {
 	}
 	rep, err := s.readiness.get(ctx)
 	return err == nil && rep.status == http.StatusOK
+}
+
+var (
+	readyDesc = prometheus.NewDesc("pms_ready",
+		"1 when /ready answers 200 (every critical check passes), else 0.", nil, nil)
+	readyCheckDesc = prometheus.NewDesc("pms_ready_check",
+		"1 when the readiness check passes, else 0 (failed or timed out).", []string{"check", "critical"}, nil)
+)
+
+// Describe implements prometheus.Collector: the readiness report as
+// gauges, so that Prometheus, which scrapes /metrics, sees /ready too.
+func (r *readiness) Describe(ch chan<- *prometheus.Desc) {
+	ch <- readyDesc
+	ch <- readyCheckDesc
+}
+
+// Collect implements prometheus.Collector, from a report at most
+// readyEvery old (the one /ready would answer with).
+func (r *readiness) Collect(ch chan<- prometheus.Metric) {
+	ctx, cancel := context.WithTimeout(context.Background(), checkTimeout+time.Second)
+	defer cancel()
+	rep, err := r.get(ctx)
+	if err != nil {
+		return
+	}
+	ch <- prometheus.MustNewConstMetric(readyDesc, prometheus.GaugeValue, boolValue(rep.status == http.StatusOK))
+	for _, c := range r.checks {
+		ch <- prometheus.MustNewConstMetric(readyCheckDesc, prometheus.GaugeValue, boolValue(rep.body.Checks[c.Name] == resultOK),
+			c.Name, strconv.FormatBool(c.Critical))
+	}
+}
+
+func boolValue(b bool) float64 {
+	if b {
+		return 1
+	}
+	return 0
 }

@@ -36,8 +36,15 @@ type Config struct {
 	WriteTimeout      time.Duration `mapstructure:"write_timeout"`
 	IdleTimeout       time.Duration `mapstructure:"idle_timeout"`
 	RequestTimeout    time.Duration `mapstructure:"request_timeout"`
-	ShutdownTimeout   time.Duration `mapstructure:"shutdown_timeout"`
-	MaxBodyBytes      int64         `mapstructure:"max_body_bytes"`
+	// MaxWait bounds GET /api/v1/products/{id}?wait=, which extends the
+	// request's deadline by its wait.
+	MaxWait         time.Duration `mapstructure:"max_wait"`
+	ShutdownTimeout time.Duration `mapstructure:"shutdown_timeout"`
+	MaxBodyBytes    int64         `mapstructure:"max_body_bytes"`
+	// MaxHeaderBytes bounds the request line and headers of a request (431
+	// beyond), and so the memory each connection can make the server hold
+	// before any handler runs; Go's own default is 1 MiB.
+	MaxHeaderBytes int `mapstructure:"max_header_bytes"`
 	// TrustedProxies are the CIDRs (or addresses) of the proxies that may
 	// name the client address in X-Forwarded-For or X-Real-IP; for every
 	// other peer the client is the peer itself. None by default.
@@ -50,11 +57,13 @@ func DefaultConfig() Config {
 		Addr:              ":8080",
 		ReadHeaderTimeout: 5 * time.Second,
 		ReadTimeout:       30 * time.Second,
-		WriteTimeout:      30 * time.Second,
+		WriteTimeout:      35 * time.Second,
 		IdleTimeout:       120 * time.Second,
 		RequestTimeout:    10 * time.Second,
+		MaxWait:           20 * time.Second,
 		ShutdownTimeout:   15 * time.Second,
 		MaxBodyBytes:      1 << 20,
+		MaxHeaderBytes:    64 << 10,
 		TrustedProxies:    []string{},
 	}
 }
@@ -76,8 +85,16 @@ func (c Config) Validate() error {
 	if c.RequestTimeout >= c.WriteTimeout {
 		errs = append(errs, errors.New("http.request_timeout: must be shorter than write_timeout"))
 	}
+	if c.MaxWait < 0 {
+		errs = append(errs, errors.New("http.max_wait: must not be negative"))
+	} else if c.RequestTimeout+c.MaxWait >= c.WriteTimeout {
+		errs = append(errs, errors.New("http.max_wait: request_timeout + max_wait must be shorter than write_timeout"))
+	}
 	if c.MaxBodyBytes < 1024 {
 		errs = append(errs, errors.New("http.max_body_bytes: must be at least 1024"))
+	}
+	if c.MaxHeaderBytes < 4096 {
+		errs = append(errs, errors.New("http.max_header_bytes: must be at least 4096"))
 	}
 	if _, err := parseProxies(c.TrustedProxies); err != nil {
 		errs = append(errs, fmt.Errorf("http.trusted_proxies: %w", err))
@@ -92,7 +109,9 @@ type Server struct {
 	auth      *account.Service
 	webhooks  *webhook.Service
 	limiter   RateLimiter
+	changes   Changes
 	readiness *readiness
+	metrics   *metrics
 	log       zerolog.Logger
 	echo      *echo.Echo
 	http      *http.Server
@@ -115,6 +134,9 @@ type API struct {
 	Auth     *account.Service
 	Limiter  RateLimiter
 	Failures FailureLimiter
+	// Changes lets GET /api/v1/products/{id}?wait= wait for image results;
+	// without it such a GET answers at once.
+	Changes Changes
 	// Webhooks serves /api/v1/webhooks.
 	Webhooks *webhook.Service
 }
@@ -129,7 +151,7 @@ func New(cfg Config, api API, reg *prometheus.Registry, log zerolog.Logger) (*Se
 	if err != nil {
 		return nil, err
 	}
-	s.products, s.auth, s.limiter, s.failures, s.webhooks = api.Products, api.Auth, api.Limiter, api.Failures, api.Webhooks
+	s.products, s.auth, s.limiter, s.failures, s.changes, s.webhooks = api.Products, api.Auth, api.Limiter, api.Failures, api.Changes, api.Webhooks
 	if err := s.serveDocs(); err != nil {
 		return nil, err
 	}
@@ -172,6 +194,9 @@ func NewOps(cfg Config, checks []Check, reg *prometheus.Registry, log zerolog.Lo
 		return nil, err
 	}
 	s.readiness = newReadiness(checks, log)
+	if err := reg.Register(s.readiness); err != nil {
+		return nil, fmt.Errorf("register readiness metrics: %w", err)
+	}
 	s.echo.GET("/ready", s.ready)
 	s.echo.GET("/metrics", echo.WrapHandler(promhttp.HandlerFor(reg, promhttp.HandlerOpts{})))
 	return s, nil
@@ -186,12 +211,12 @@ func newServer(cfg Config, reg *prometheus.Registry, logLevel zerolog.Level, log
 	if err != nil {
 		return nil, err
 	}
-	s := &Server{cfg: cfg, log: log, echo: echo.New()}
+	s := &Server{cfg: cfg, log: log, echo: echo.New(), metrics: m}
 	e := s.echo
 	e.HideBanner, e.HidePort = true, true
 	e.IPExtractor = clientIP(proxies)
 	e.HTTPErrorHandler = handleError
-	e.Use(withRequestID(log), logRequests(m, logLevel), recoverPanics, withTimeout(cfg.RequestTimeout), requireJSON(cfg.MaxBodyBytes))
+	e.Use(withRequestID(log), logRequests(m, logLevel), recoverPanics, withTimeout(cfg.RequestTimeout, cfg.MaxWait), requireJSON(cfg.MaxBodyBytes))
 	e.GET("/health", s.health)
 	s.http = &http.Server{
 		Handler:           e,
@@ -199,6 +224,7 @@ func newServer(cfg Config, reg *prometheus.Registry, logLevel zerolog.Level, log
 		ReadTimeout:       cfg.ReadTimeout,
 		WriteTimeout:      cfg.WriteTimeout,
 		IdleTimeout:       cfg.IdleTimeout,
+		MaxHeaderBytes:    cfg.MaxHeaderBytes,
 	}
 	return s, nil
 }

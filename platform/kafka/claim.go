@@ -3,6 +3,7 @@ package kafka
 import (
 	"context"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/IBM/sarama"
@@ -38,7 +39,13 @@ func (g *groupHandler) ConsumeClaim(sess sarama.ConsumerGroupSession, claim sara
 	// ShutdownGrace so a task in flight can finish its attempt.
 	work, cancel := context.WithCancel(context.WithoutCancel(stop))
 	defer cancel()
-	tr := newTracker(maxPending, func(m *sarama.ConsumerMessage) { sess.MarkMessage(m, "") })
+	// marked is the next offset of the partition to mark, for the lag. A
+	// group's first claim starts at OffsetOldest, a negative sentinel, until
+	// the first message says where the partition starts.
+	var marked atomic.Int64
+	marked.Store(claim.InitialOffset())
+	tr := newTracker(maxPending, func(m *sarama.ConsumerMessage) { sess.MarkMessage(m, ""); marked.Store(m.Offset + 1) })
+	defer g.c.lags.watch(claim, &marked)()
 	var wg sync.WaitGroup
 	defer g.drain(&wg, cancel, claim)
 	var keys *keyChain
@@ -79,6 +86,9 @@ func (g *groupHandler) ConsumeClaim(sess sarama.ConsumerGroupSession, claim sara
 			}
 			if !g.acquire(stop) {
 				return nil
+			}
+			if m := marked.Load(); m < 0 {
+				marked.CompareAndSwap(m, msg.Offset)
 			}
 			e := tr.add(msg)
 			wg.Add(1)

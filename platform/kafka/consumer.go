@@ -26,6 +26,7 @@ type Consumer struct {
 	group   sarama.ConsumerGroup
 	sem     chan struct{} // one slot per task in flight, across all claims
 	metrics *metrics
+	lags    lags
 
 	started   atomic.Bool
 	closeOnce sync.Once
@@ -170,7 +171,7 @@ func (c *Consumer) Close() error {
 func (c *Consumer) Describe(ch chan<- *prometheus.Desc) { c.metrics.describe(ch) }
 
 // Collect implements prometheus.Collector.
-func (c *Consumer) Collect(ch chan<- prometheus.Metric) { c.metrics.collect(ch) }
+func (c *Consumer) Collect(ch chan<- prometheus.Metric) { c.metrics.collect(ch); c.lags.collect(ch) }
 
 // sleep waits for d or until ctx ends, and reports whether d passed.
 func sleep(ctx context.Context, d time.Duration) bool {

@@ -8,6 +8,10 @@ import (
 
 	"github.com/IBM/sarama"
 	"github.com/rs/zerolog"
+	"go.opentelemetry.io/otel"
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/propagation"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/pms-dev/pms/product/correlation"
 	"github.com/pms-dev/pms/product/message"
@@ -34,8 +38,18 @@ type retry struct {
 func (r *retry) handle(stop, work context.Context, msg *sarama.ConsumerMessage) bool {
 	m := consumed(msg)
 	rid := correlationID(msg.Headers)
+	// The task's span continues the trace its message carries
+	// (traceparent), from the request that caused it.
+	ctx := otel.GetTextMapPropagator().Extract(work, propagation.MapCarrier(m.Headers))
+	ctx, span := tracer.Start(ctx, "process "+msg.Topic, trace.WithSpanKind(trace.SpanKindConsumer),
+		trace.WithAttributes(attribute.String("messaging.system", "kafka"), attribute.String("messaging.destination.name", msg.Topic),
+			attribute.Int("messaging.destination.partition.id", int(msg.Partition)), attribute.Int64("messaging.kafka.offset", msg.Offset)))
+	defer span.End()
 	log := r.logger(msg, m, rid)
-	ctx := correlation.WithID(log.WithContext(work), rid)
+	if sc := span.SpanContext(); sc.HasTraceID() {
+		log = log.With().Str("trace_id", sc.TraceID().String()).Logger()
+	}
+	ctx = correlation.WithID(log.WithContext(ctx), rid)
 
 	attempt, err := r.attempt(stop, ctx, m)
 	switch {
@@ -52,8 +66,11 @@ func (r *retry) handle(stop, work context.Context, msg *sarama.ConsumerMessage) 
 	case attempt == 0: // stopped before the task was done or given up
 		return false
 	}
-	code, gerr := r.Handler.GiveUp(ctx, m, attempt, err)
-	if gerr != nil {
+	code, gerr := r.giveUp(stop, ctx, m, attempt, err)
+	switch {
+	case errors.Is(gerr, message.ErrUnavailable): // stop ended while the store was away
+		return false
+	case gerr != nil:
 		// The dead-letter copy still keeps the task for a replay.
 		log.Error().Err(gerr).Msg("record given-up task")
 	}
@@ -67,6 +84,9 @@ func (r *retry) handle(stop, work context.Context, msg *sarama.ConsumerMessage) 
 	log.Error().Err(err).Int("attempts", attempt).Str("dead_letter_topic", r.deadLetters.topic).Msg("task given up; dead-lettered")
 	return true
 }
+
+// tracer starts the spans of handled messages.
+var tracer = otel.Tracer("github.com/pms-dev/pms/platform/kafka")
 
 // logger returns the logger of the lines about msg (m as handlers see it),
 // which carry its place, its correlation id rid, its key and the route's
@@ -95,7 +115,8 @@ func (r *retry) logger(msg *sarama.ConsumerMessage, m message.Message, rid strin
 // error when stop or ctx ended before any of these.
 func (r *retry) attempt(stop, ctx context.Context, msg message.Message) (int, error) {
 	log := zerolog.Ctx(ctx)
-	for made := 1; ; made++ {
+	made := 1
+	for waits := 1; ; waits++ {
 		counted, err := r.Handler.Handle(ctx, msg)
 		n := max(counted, made)
 		switch {
@@ -103,6 +124,14 @@ func (r *retry) attempt(stop, ctx context.Context, msg message.Message) (int, er
 			return n, nil
 		case ctx.Err() != nil, errors.Is(err, message.ErrMalformed):
 			return 0, err
+		case counted == 0 && errors.Is(err, message.ErrUnavailable):
+			// The store that counts attempts is away: this was no attempt.
+			wait := backoff(r.backoff, r.maxBackoff, waits)
+			log.Warn().Err(err).Dur("retry_in", wait).Msg("task store unavailable; waiting")
+			if !sleep(stop, wait) {
+				return 0, err
+			}
+			continue
 		case errors.Is(err, message.ErrPermanent) || n >= r.MaxAttempts:
 			return n, err
 		}
@@ -111,6 +140,23 @@ func (r *retry) attempt(stop, ctx context.Context, msg message.Message) (int, er
 		r.metrics.retried(msg.Topic)
 		if !sleep(stop, wait) {
 			return 0, err
+		}
+		made++
+	}
+}
+
+// giveUp calls the handler's GiveUp until it is recorded or fails for a
+// reason other than its store being unavailable, or stop ends.
+func (r *retry) giveUp(stop, ctx context.Context, msg message.Message, attempts int, cause error) (string, error) {
+	for waits := 1; ; waits++ {
+		code, err := r.Handler.GiveUp(ctx, msg, attempts, cause)
+		if !errors.Is(err, message.ErrUnavailable) {
+			return code, err
+		}
+		wait := backoff(r.backoff, r.maxBackoff, waits)
+		zerolog.Ctx(ctx).Warn().Err(err).Dur("retry_in", wait).Msg("record given-up task: store unavailable; waiting")
+		if !sleep(stop, wait) {
+			return code, err
 		}
 	}
 }

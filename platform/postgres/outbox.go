@@ -4,11 +4,15 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"maps"
 	"sync/atomic"
 	"time"
 
 	"github.com/google/uuid"
 	"github.com/lib/pq"
+	"go.opentelemetry.io/otel"
+	"go.opentelemetry.io/otel/propagation"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/pms-dev/pms/product/message"
 )
@@ -61,8 +65,9 @@ FROM unnest($1::uuid[], $2::text[], $3::text[], $4::bytea[], $5::jsonb[]) AS m (
 )
 
 // outboxArgs are msgs as the five arrays insertMessages takes, each with a
-// new time-ordered id.
-func outboxArgs(msgs []message.Message) ([]any, error) {
+// new time-ordered id, and with the trace context of ctx (traceparent) in
+// their headers, so the trace of the change goes on where they are handled.
+func outboxArgs(ctx context.Context, msgs []message.Message) ([]any, error) {
 	ids := make([]uuid.UUID, len(msgs))
 	topics, keys, headers := make([]string, len(msgs)), make([]string, len(msgs)), make([]string, len(msgs))
 	payloads := make([][]byte, len(msgs))
@@ -71,6 +76,7 @@ func outboxArgs(msgs []message.Message) ([]any, error) {
 		if err != nil {
 			return nil, fmt.Errorf("make outbox message id: %w", err)
 		}
+		m.Headers = withTraceContext(ctx, m.Headers)
 		h := []byte("{}")
 		if len(m.Headers) > 0 {
 			if h, err = json.Marshal(m.Headers); err != nil {
@@ -88,7 +94,7 @@ func writeOutbox(ctx context.Context, t *txn, msgs []message.Message) error {
 	if len(msgs) == 0 {
 		return nil
 	}
-	args, err := outboxArgs(msgs)
+	args, err := outboxArgs(ctx, msgs)
 	if err != nil {
 		return err
 	}
@@ -138,6 +144,18 @@ func (r outboxRow) toMessage() (message.Message, error) {
 		return message.Message{}, fmt.Errorf("read headers of outbox message %s: %w", r.ID, err)
 	}
 	return m, nil
+}
+
+// withTraceContext returns headers (a copy, when it adds to them) with the
+// trace context of ctx, if it has one.
+func withTraceContext(ctx context.Context, headers map[string]string) map[string]string {
+	if !trace.SpanContextFromContext(ctx).IsValid() {
+		return headers
+	}
+	out := make(map[string]string, len(headers)+2)
+	maps.Copy(out, headers)
+	otel.GetTextMapPropagator().Inject(ctx, propagation.MapCarrier(out))
+	return out
 }
 
 // wake wakes the relays after a statement outside withTx committed

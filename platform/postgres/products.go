@@ -206,7 +206,7 @@ var createStatements = map[[2]bool]string{
 func (s *ProductStore) insert(ctx context.Context, p product.Product, key product.IdempotencyKey, msgs []message.Message) error {
 	args := []any{p.ID, p.UserID, p.Name, p.Description, p.Price.String(), p.Version, p.CreatedAt, p.UpdatedAt}
 	args = append(args, imageArgs(p.Images)...)
-	out, err := outboxArgs(msgs)
+	out, err := outboxArgs(ctx, msgs)
 	if err != nil {
 		return err
 	}
@@ -396,7 +396,7 @@ func (s *ProductStore) delete(ctx context.Context, id uuid.UUID, version int, ms
 		}
 		return res.RowsAffected()
 	}
-	args, err := outboxArgs(msgs)
+	args, err := outboxArgs(ctx, msgs)
 	if err != nil {
 		return 0, err
 	}

@@ -9,7 +9,13 @@ import (
 	"time"
 
 	"github.com/lib/pq"
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/rs/zerolog"
+	"go.opentelemetry.io/otel"
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/codes"
+	"go.opentelemetry.io/otel/propagation"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/pms-dev/pms/product/message"
 )
@@ -54,6 +60,8 @@ type Relay struct {
 	cfg RelayConfig
 	log zerolog.Logger
 
+	published, publishErrors prometheus.Counter
+
 	// mark is the creation time of the newest message published, and
 	// scanned when the outbox was last read from its start; only Run's
 	// goroutine uses them.
@@ -71,7 +79,14 @@ func NewRelay(cfg RelayConfig, db *DB, pub Publisher, log zerolog.Logger) (*Rela
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	return &Relay{db: db, pub: pub, cfg: cfg, log: log}, nil
+	return &Relay{db: db, pub: pub, cfg: cfg, log: log,
+		published: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "pms_outbox_published_total", Help: "Outbox messages the relay published.",
+		}),
+		publishErrors: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "pms_outbox_publish_errors_total", Help: "Batches of outbox messages the publisher (Kafka) refused or did not acknowledge; they stay pending.",
+		}),
+	}, nil
 }
 
 // Run publishes pending messages until ctx ends. It wakes on NOTIFY and
@@ -181,14 +196,24 @@ func (r *Relay) publishBatch(ctx context.Context, from time.Time) (int, time.Tim
 			return bytes.Compare(a.ID[:], b.ID[:])
 		})
 		msgs := make([]message.Message, len(rows))
+		spans := make([]trace.Span, len(rows))
 		for i, row := range rows {
 			m, err := row.toMessage()
 			if err != nil {
 				return err
 			}
-			msgs[i] = m
+			msgs[i], spans[i] = publishSpan(ctx, row, m)
 		}
-		if err := r.pub.Publish(ctx, msgs); err != nil {
+		err := r.pub.Publish(ctx, msgs)
+		for _, span := range spans {
+			if err != nil {
+				span.RecordError(err)
+				span.SetStatus(codes.Error, "publish failed")
+			}
+			span.End()
+		}
+		if err != nil {
+			r.publishErrors.Inc()
 			return fmt.Errorf("publish %d messages: %w", len(msgs), err)
 		}
 		return nil
@@ -196,6 +221,7 @@ func (r *Relay) publishBatch(ctx context.Context, from time.Time) (int, time.Tim
 	if err != nil || len(rows) == 0 {
 		return 0, time.Time{}, translate(err)
 	}
+	r.published.Add(float64(len(rows)))
 	return len(rows), rows[len(rows)-1].CreatedAt, nil
 }
 
@@ -206,4 +232,19 @@ func sleep(ctx context.Context, d time.Duration) {
 	case <-ctx.Done():
 	case <-t.C:
 	}
+}
+
+// tracer starts the relay's spans.
+var tracer = otel.Tracer("github.com/pms-dev/pms/platform/postgres")
+
+// publishSpan starts the producer span of one outbox message, in the trace
+// its headers carry (the change that wrote it), and returns the message
+// carrying the span's own context instead, for its handler to continue.
+func publishSpan(ctx context.Context, row outboxRow, m message.Message) (message.Message, trace.Span) {
+	parent := otel.GetTextMapPropagator().Extract(ctx, propagation.MapCarrier(m.Headers))
+	ctx, span := tracer.Start(parent, "publish "+m.Topic, trace.WithSpanKind(trace.SpanKindProducer),
+		trace.WithAttributes(attribute.String("messaging.system", "kafka"), attribute.String("messaging.destination.name", m.Topic),
+			attribute.String("pms.outbox_id", row.ID.String()), attribute.Float64("pms.outbox_wait_seconds", time.Since(row.CreatedAt).Seconds())))
+	m.Headers = withTraceContext(ctx, m.Headers)
+	return m, span
 }

@@ -56,8 +56,9 @@ return 0`)
 // lookup is what the cache holds for an entry: a value on a hit, otherwise
 // the generation token under which a reader may fill it ("" when it may not).
 type lookup struct {
-	value []byte
-	token string
+	value  []byte
+	token  string
+	failed bool // Redis did not answer (or the breaker is open)
 }
 
 func (c *Client) lookup(ctx context.Context, e entry) lookup {
@@ -76,7 +77,7 @@ func (c *Client) lookup(ctx context.Context, e entry) lookup {
 		return err
 	})
 	if err != nil {
-		return lookup{}
+		return lookup{failed: true}
 	}
 	if value != nil {
 		return lookup{value: value}
@@ -88,7 +89,7 @@ func (c *Client) lookup(ctx context.Context, e entry) lookup {
 		return err
 	})
 	if err != nil || len(res) != 2 {
-		return lookup{}
+		return lookup{failed: true}
 	}
 	hit, _ := res[0].(int64)
 	s, _ := res[1].(string)
@@ -131,6 +132,7 @@ func (a *aside[T]) get(ctx context.Context, e entry, load func(context.Context) 
 		return zero, err
 	}
 	l := a.c.lookup(ctx, e)
+	a.count(l)
 	if l.value != nil {
 		v, err := a.decode(l.value)
 		if err == nil {
@@ -140,6 +142,18 @@ func (a *aside[T]) get(ctx context.Context, e entry, load func(context.Context) 
 		a.c.forget(ctx, e)
 	}
 	return a.await(ctx, a.c.flight.DoChan(e.value, func() (any, error) { return a.fill(ctx, e, l.token, load) }))
+}
+
+// count counts a lookup in pms_cache_requests_total.
+func (a *aside[T]) count(l lookup) {
+	switch {
+	case l.value != nil:
+		a.c.count(a.what, resultHit)
+	case l.failed:
+		a.c.count(a.what, resultError)
+	default:
+		a.c.count(a.what, resultMiss)
+	}
 }
 
 // await returns the value a fill sends on ch, or ctx's error if it ends

@@ -82,6 +82,7 @@ func keyEntry(prefix string) entry { return newEntry("pms:apikey:{" + prefix + "
 func (kc *KeyCache) KeyByPrefix(ctx context.Context, prefix string) (account.KeyOwner, error) {
 	e := keyEntry(prefix)
 	if r, ok := kc.near.get(e.value, time.Now()); ok {
+		kc.c.count(kc.reads.what, resultNearHit)
 		return r.result()
 	}
 	epoch := kc.near.start()

@@ -50,6 +50,7 @@ func productEntry(id uuid.UUID) entry { return newEntry("pms:product:{" + id.Str
 func (pc *ProductCache) Get(ctx context.Context, id uuid.UUID) (product.Product, error) {
 	e := productEntry(id)
 	if p, ok := pc.near.get(e.value, time.Now()); ok {
+		pc.c.count(pc.reads.what, resultNearHit)
 		return p, nil
 	}
 	epoch := pc.near.start()
@@ -60,6 +61,17 @@ func (pc *ProductCache) Get(ctx context.Context, id uuid.UUID) (product.Product,
 		pc.near.put(e.value, p, epoch, time.Now())
 	}
 	return p, err
+}
+
+// Watch returns a channel that receives a value whenever the product with
+// the given id may have changed: each time any process invalidates it
+// (every change, and every image result the worker records, does, after
+// the change is committed and the cached copy deleted), and whenever
+// invalidations may have been missed (Redis reconnected). stop ends the
+// watch. With Redis away, or with Config.LocalTTL 0 (no near caches, so no
+// announcements), no value comes: a watcher must bound its wait.
+func (pc *ProductCache) Watch(id uuid.UUID) (changed <-chan struct{}, stop func()) {
+	return pc.c.watch(productEntry(id).value)
 }
 
 // cloneProduct copies p so that callers never share its images, their

@@ -18,6 +18,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	goredis "github.com/redis/go-redis/v9"
 	"github.com/redis/go-redis/v9/logging"
 	"github.com/redis/go-redis/v9/maintnotifications"
@@ -164,6 +165,8 @@ type Client struct {
 	// failures counts the Redis calls that failed (not those the open
 	// breaker skipped).
 	failures atomic.Int64
+	// lookups counts cache reads by cache and result (metrics.go).
+	lookups *prometheus.CounterVec
 
 	stop     chan struct{}
 	loopDone chan struct{}
@@ -174,7 +177,9 @@ type Client struct {
 	droppers   []func(key string)
 	subscribed atomic.Bool
 	listenDone chan struct{}
-	closeOnce  sync.Once
+	// watchers are rung when their key is announced invalidated.
+	watchers  map[string]map[chan struct{}]struct{}
+	closeOnce sync.Once
 }
 
 // silenceOnce turns off go-redis's own logger, which writes every failed
@@ -198,6 +203,7 @@ func New(cfg Config, log zerolog.Logger) (*Client, error) {
 		stop:       make(chan struct{}),
 		loopDone:   make(chan struct{}),
 		listenDone: make(chan struct{}),
+		lookups:    newLookups(),
 	}
 	c.rdb = goredis.NewClient(&goredis.Options{
 		Addr:                  cfg.Addr,
@@ -220,7 +226,7 @@ func New(cfg Config, log zerolog.Logger) (*Client, error) {
 	c.breaker = newBreaker(cfg, c)
 	go c.retryLoop()
 	if cfg.LocalTTL > 0 {
-		go c.listen()
+		go c.listen() // for near caches and watchers (ProductCache.Watch)
 	} else {
 		close(c.listenDone)
 	}

@@ -79,6 +79,7 @@ func (a *aside[T]) getStale(ctx context.Context, e entry, fresh func(T) bool, lo
 		return zero, false, err
 	}
 	l := a.c.lookup(ctx, e)
+	a.count(l)
 	if l.value != nil {
 		switch v, err := a.decode(l.value); {
 		case err != nil:

@@ -16,13 +16,15 @@ import "github.com/pms-dev/pms/imaging"
 //   - A GIF frame is rendered into a canvas of 4 bytes a pixel.
 //   - A still WebP is decoded at its scaled-on-load size; an animation is
 //     composited on a canvas of 4 bytes a pixel.
+//   - A HEIF image is decoded whole by libheif: YUV planes and RGB(A),
+//     not measured, an estimate from how libheif works.
 //   - Alpha is premultiplied in floats before the resize: about 3 bytes a
 //     source pixel for PNG, and 16 bytes an output pixel for every format.
 func decodeCost(format string, h header, maxW, maxH int) int64 {
 	const fixed = 16 << 20 // codec state, libvips buffers, the encoder's output
 	w, ht := int64(h.width), int64(h.height)
 	pixels := w * ht
-	box := min(int64(maxW)*int64(maxH), pixels)
+	box := max(fitted(w, ht, int64(maxW), int64(maxH)), fitted(ht, w, int64(maxW), int64(maxH))) // either way up
 	sample := int64(h.bands * h.sampleBytes)
 	cost := fixed + box*4*2 + w*sample*64 // the output and what it is resized from; a strip of the source
 	switch {
@@ -34,6 +36,10 @@ func decodeCost(format string, h header, maxW, maxH int) int64 {
 		cost += pixels * 4
 	case format == imaging.FormatWebP && h.animated:
 		cost += pixels * 4
+	case format == imaging.FormatHEIF:
+		// libheif decodes the whole image: HEVC's 4:2:0 planes, then
+		// interleaved RGB(A), which libvips reads from.
+		cost += pixels * (2 + int64(h.bands))
 	}
 	if h.alpha {
 		cost += box * 16
@@ -42,4 +48,20 @@ func decodeCost(format string, h header, maxW, maxH int) int64 {
 		}
 	}
 	return cost + cost/10
+}
+
+// fitted returns the pixels of a w×h image fitted inside maxW×maxH, never
+// upscaled: a ladder rung's box is tall (its width alone decides), so the
+// box itself would overstate the output many times.
+func fitted(w, h, maxW, maxH int64) int64 {
+	if w <= 0 || h <= 0 {
+		return 0
+	}
+	if w <= maxW && h <= maxH {
+		return w * h
+	}
+	if w*maxH > h*maxW { // width decides
+		return maxW * max(h*maxW/w, 1)
+	}
+	return max(w*maxH/h, 1) * maxH
 }

@@ -21,7 +21,9 @@ import (
 	"fmt"
 	"runtime"
 	"slices"
+	"strconv"
 	"sync"
+	"sync/atomic"
 
 	"github.com/h2non/bimg"
 	"golang.org/x/sync/semaphore"
@@ -42,11 +44,14 @@ type Config struct {
 	// fails the image, as sharp does by default), "error", "truncated" or
 	// "none". Below "warning", a corrupt JPEG can come out grey-filled.
 	FailOn string `mapstructure:"fail_on"`
+	// Background is the colour, #rrggbb in sRGB, that JPEG variants of
+	// images with alpha are flattened onto.
+	Background string `mapstructure:"background"`
 }
 
 // DefaultConfig returns the defaults of every setting.
 func DefaultConfig() Config {
-	return Config{MaxConcurrent: 0, MaxMemory: 512 << 20, FailOn: "warning"}
+	return Config{MaxConcurrent: 0, MaxMemory: 512 << 20, FailOn: "warning", Background: "#ffffff"}
 }
 
 // FailOnLevels are the values Config.FailOn takes, strictest first.
@@ -64,6 +69,9 @@ func (c Config) Validate() error {
 	if !slices.Contains(FailOnLevels, c.FailOn) {
 		errs = append(errs, fmt.Errorf("vips.fail_on: must be one of %v", FailOnLevels))
 	}
+	if _, err := parseColor(c.Background); err != nil {
+		errs = append(errs, fmt.Errorf("vips.background: %w", err))
+	}
 	return errors.Join(errs...)
 }
 
@@ -75,6 +83,8 @@ type Compressor struct {
 	maxMemory int64
 	limits    imaging.Limits
 	failOn    string
+	reserved  atomic.Int64 // bytes of the memory budget in use
+	bg        [3]float64
 }
 
 var setupOnce sync.Once
@@ -87,6 +97,7 @@ func New(cfg Config, lim imaging.Limits) (*Compressor, error) {
 	if err := errors.Join(cfg.Validate(), lim.Validate()); err != nil {
 		return nil, err
 	}
+	bg, _ := parseColor(cfg.Background) // validated
 	setupOnce.Do(func() {
 		bimg.VipsCacheSetMax(0)
 		bimg.VipsCacheSetMaxMem(0)
@@ -99,7 +110,24 @@ func New(cfg Config, lim imaging.Limits) (*Compressor, error) {
 		maxMemory: cfg.MaxMemory,
 		limits:    lim,
 		failOn:    cfg.FailOn,
+		bg:        bg,
 	}, nil
+}
+
+// parseColor reads an sRGB colour written #rrggbb.
+func parseColor(s string) ([3]float64, error) {
+	var c [3]float64
+	if len(s) != 7 || s[0] != '#' {
+		return c, errors.New("must be a colour written #rrggbb")
+	}
+	for i := range 3 {
+		v, err := strconv.ParseUint(s[1+2*i:3+2*i], 16, 8)
+		if err != nil {
+			return c, errors.New("must be a colour written #rrggbb")
+		}
+		c[i] = float64(v)
+	}
+	return c, nil
 }
 
 // acquire waits for a free libvips slot or for ctx to end.
@@ -123,5 +151,6 @@ func (c *Compressor) reserve(ctx context.Context, n int64) (func(), error) {
 	if err := c.memory.Acquire(ctx, n); err != nil {
 		return nil, fmt.Errorf("wait for libvips memory: %w", err)
 	}
-	return func() { c.memory.Release(n) }, nil
+	c.reserved.Add(n)
+	return func() { c.reserved.Add(-n); c.memory.Release(n) }, nil
 }
