@@ -217,7 +217,8 @@ func (s *chaosStack) with(extra map[string]string) map[string]string {
 	return env
 }
 
-// assignedLine is the worker's log line of a new assignment.
+// assignedLine is the worker's log line of a new assignment: its claims
+// of the task topic, among those of other topics (the events topic).
 var assignedLine = regexp.MustCompile(`"claims":\{[^}]*"pms\.image-tasks":\[([0-9,]*)\][^}]*\}.*"generation":(\d+)`)
 
 // assignment returns the partitions of the task topic the worker was last

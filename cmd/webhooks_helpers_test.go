@@ -229,3 +229,21 @@ func (s *stack) doRaw(t *testing.T, method, path, body string, out any) int {
 	}
 	return res.StatusCode
 }
+
+// slowHits returns how many verified requests came with ids the receiver
+// has not accepted, i.e. were held or refused.
+func (r *receiver) slowHits() int {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	ok := map[string]bool{}
+	for _, g := range r.got {
+		ok[g.ID] = true
+	}
+	n := 0
+	for id, c := range r.requests {
+		if !ok[id] {
+			n += c
+		}
+	}
+	return n
+}

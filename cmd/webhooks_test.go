@@ -407,3 +407,49 @@ func TestWebhooksReplaySince(t *testing.T) {
 		}
 	}
 }
+
+// TestWebhooksSlowReceiverHoldsUpNoOne: a receiver that never answers
+// holds at most webhooks.per_subscription senders, each for
+// webhooks.timeout; another subscription's deliveries go on meanwhile.
+func TestWebhooksSlowReceiverHoldsUpNoOne(t *testing.T) {
+	t.Parallel()
+	r := newRig(t)
+	env := r.env(merged(webhookEnv, map[string]string{
+		"PMS_WEBHOOKS_TIMEOUT": "5s", "PMS_WEBHOOKS_CONCURRENCY": "4", "PMS_WEBHOOKS_PER_SUBSCRIPTION": "2", "PMS_WEBHOOKS_RETRY_SPAN": "1m",
+	}))
+	s, _ := startAll(t, env)
+	rcv := newReceiver(t, func(path, _ string, _ int) int {
+		if path == "/slow" {
+			return -1
+		}
+		return 0
+	})
+	slow := subscribe(t, s, rcv.srv.URL+"/slow")
+	fast := subscribe(t, s, rcv.srv.URL+"/fast")
+	rcv.setSecrets(slow.Secret, fast.Secret)
+	start := time.Now()
+	for i := range 10 {
+		if code := s.do(t, http.MethodPost, "/api/v1/products", fmt.Sprintf(`{"product_name":"Slow %d","product_price":1}`, i), "", nil); code != http.StatusCreated {
+			t.Fatalf("POST product = %d", code)
+		}
+	}
+	// Ten products: ten queues per subscription. The slow one's take two
+	// senders for 5s at a time; the fast one's all arrive well before the
+	// slow receiver's first attempts time out.
+	waitUntil(t, 20*time.Second, "the fast subscription's 10 deliveries", func() bool { return len(rcv.accepted()) >= 10 })
+	if took := time.Since(start); took > 4*time.Second {
+		t.Errorf("the fast subscription's deliveries took %v, want them before the slow one's 5s timeouts", took)
+	}
+	var inFlight int
+	for _, d := range deliveries(t, s, slow.ID) {
+		if d.Attempts == 0 {
+			inFlight++
+		}
+	}
+	if inFlight != 10 {
+		t.Errorf("slow subscription has %d deliveries not yet attempted to the end, want all 10", inFlight)
+	}
+	if hits := rcv.slowHits(); hits > 2 {
+		t.Errorf("the slow receiver holds %d requests at once, want at most webhooks.per_subscription (2)", hits)
+	}
+}

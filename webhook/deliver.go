@@ -199,10 +199,12 @@ func (d *Dispatcher) Run(ctx context.Context) error {
 	}
 	// A lease outlives the attempt, so no other sender takes it meanwhile.
 	lease := 2*d.cfg.Timeout + 10*time.Second
-	for {
+	for poll := true; ; {
+		// A claim reads the whole queue's index, so it waits until half
+		// the senders are free, or the poll.
 		n := len(free)
 		var claimed []Claimed
-		if n > 0 {
+		if n > 0 && (poll || n >= (d.cfg.Concurrency+1)/2) {
 			var err error
 			if claimed, err = d.store.Claim(ctx, n, d.cfg.PerSubscription, lease); err != nil && ctx.Err() == nil {
 				d.log.Warn().Err(err).Msg("claim webhook deliveries")
@@ -211,6 +213,7 @@ func (d *Dispatcher) Run(ctx context.Context) error {
 		for _, c := range claimed {
 			<-free
 			wg.Go(func() {
+				defer d.Wake() // a sender is free, and the next of its queue may be due
 				defer func() { free <- struct{}{} }()
 				d.deliver(context.WithoutCancel(ctx), c)
 			})
@@ -222,7 +225,9 @@ func (d *Dispatcher) Run(ctx context.Context) error {
 		case <-ctx.Done():
 			return nil
 		case <-d.ring:
+			poll = false
 		case <-time.After(d.cfg.PollInterval):
+			poll = true
 		}
 	}
 }
