@@ -40,6 +40,9 @@ test: deps-test ## the whole suite, with the race detector, against private thro
 	$(GO) test -count=1 -run 'PeakRSS' ./platform/vips/ # memory measurements, which the race detector would slow
 	@$(MAKE) --no-print-directory fuzz-smoke
 
+chaos: deps ## the chaos suite at full size: pms and its dependencies as processes, broken one at a time (RELIABILITY.md; ~15 min)
+	@$(SERVICES) test $(GO) test -count=1 -timeout 30m -parallel 1 -run '^(TestChaos|TestScaleOut)$$' -v ./cmd/ -args -chaos.full
+
 # FUZZTIME is how long fuzz-smoke runs each fuzz target.
 FUZZTIME ?= 3s
 
@@ -68,11 +71,12 @@ PMS := github.com/pms-dev/pms
 imports: ## the import-direction check: cmd → platform/* → product → product/account; imaging apart
 	@fail=0; check() { bad=$$($(GO) list -deps $$1 | grep -E "^$(PMS)/($$2)$$" || true); \
 	  if [ -n "$$bad" ]; then echo "$$1 must not import:"; echo "$$bad"; fail=1; fi; }; \
-	  check './product/... ./imaging/...' '(platform|cmd)(/.*)?'; \
+	  check './product/... ./imaging/...' '(platform|cmd|webhook)(/.*)?'; \
 	  check './product/...' 'imaging(/.*)?'; \
 	  check './imaging/...' 'product|product/account(/.*)?'; \
 	  check './product/account/...' 'product|imaging(/.*)?|platform(/.*)?|cmd(/.*)?'; \
 	  check './product/message/... ./product/correlation/...' 'product|product/account(/.*)?|imaging(/.*)?|platform(/.*)?|cmd(/.*)?'; \
+	  check './webhook/...' 'imaging(/.*)?|platform(/.*)?|cmd(/.*)?'; \
 	  exit $$fail
 
 bench: deps ## benchmarks (see BENCHMARKS.md)

@@ -322,18 +322,22 @@ func TestAllEndToEnd(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	files := map[string][]byte{"dune.jpg": rotated, "cutout.png": transparentPNG(t)}
+	heic, err := os.ReadFile(filepath.Join("..", "testdata", "dune-irot.heic"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	files := map[string][]byte{"dune.jpg": rotated, "cutout.png": transparentPNG(t), "dune.heic": heic}
 	src := serveFiles(t, files)
 	s, _ := startAll(t, nil)
 
-	body := fmt.Sprintf(`{"product_name":"Dune print","product_price":49.90,"product_images":["%s/dune.jpg","%s/cutout.png"]}`, src, src)
+	body := fmt.Sprintf(`{"product_name":"Dune print","product_price":49.90,"product_images":["%s/dune.jpg","%s/cutout.png","%s/dune.heic"]}`, src, src, src)
 	var created e2eProduct
 	if code := s.do(t, http.MethodPost, "/api/v1/products", body, "e2e-request-1", &created); code != http.StatusCreated {
 		t.Fatalf("POST = %d, want 201", code)
 	}
-	p := s.waitProduct(t, created.ID, 60*time.Second, func(p e2eProduct) bool { return len(p.CompressedProductImages) == 2 })
+	p := s.waitProduct(t, created.ID, 60*time.Second, func(p e2eProduct) bool { return len(p.CompressedProductImages) == 3 })
 
-	for i, name := range []string{"dune.jpg", "cutout.png"} {
+	for i, name := range []string{"dune.jpg", "cutout.png", "dune.heic"} {
 		data, img, format := fetchImage(t, p.CompressedProductImages[i])
 		b := img.Bounds()
 		if b.Dx() > 1600 || b.Dy() > 1600 {
@@ -353,13 +357,18 @@ func TestAllEndToEnd(t *testing.T) {
 			if format != "jpeg" || b.Dy() <= b.Dx() {
 				t.Errorf("compressed dune.jpg is a %dx%d %s, want an upright (portrait) JPEG", b.Dx(), b.Dy(), format)
 			}
+		case "dune.heic":
+			// Stored 400×640 with an irot transform: upright it is landscape.
+			if format != "jpeg" || b.Dx() != 640 || b.Dy() != 400 {
+				t.Errorf("compressed dune.heic is a %dx%d %s, want the upright 640x400 JPEG", b.Dx(), b.Dy(), format)
+			}
 		case "cutout.png":
 			if format != "webp" {
 				t.Errorf("compressed cutout.png is %s, want WebP to keep its alpha", format)
 			}
 		}
 	}
-	checkVariants(t, p, [][2]int{{1050, 1680}, {900, 600}}) // the sources, upright
+	checkVariants(t, p, [][2]int{{1050, 1680}, {900, 600}, {640, 400}}) // the sources, upright
 	// The request id follows the task into the worker.
 	var workerLines int
 	for _, line := range strings.Split(s.logs.String(), "\n") {

@@ -21,6 +21,7 @@ import (
 	"github.com/pms-dev/pms/platform/telemetry"
 	"github.com/pms-dev/pms/product"
 	"github.com/pms-dev/pms/product/account"
+	"github.com/pms-dev/pms/webhook"
 )
 
 // app is a command's config, logger and what it opened: each command opens
@@ -192,14 +193,38 @@ func (a *app) accounts(db *postgres.DB, cache *redis.Client) *account.Service {
 }
 
 // products keeps products in PostgreSQL behind the Redis cache; a change
-// that adds images writes their tasks to the outbox.
-func (a *app) products(db *postgres.DB, cache *redis.Client) (*product.Service, error) {
+// that adds images writes their tasks to the outbox. The cache is returned
+// too: the API waits for image results with its Watch.
+func (a *app) products(db *postgres.DB, cache *redis.Client) (*product.Service, *redis.ProductCache, error) {
 	store, err := postgres.NewProductStore(db, a.cfg.Idempotency)
+	if err != nil {
+		return nil, nil, err
+	}
+	tasks := imaging.NewTaskMessages(a.cfg.Kafka.Topic)
+	cached := redis.NewProductCache(cache, store)
+	svc := product.NewService(cached, tasks, product.Policy{PublicReads: a.cfg.Auth.PublicReads})
+	svc.UseEvents(product.Events{Topic: a.cfg.Kafka.EventsTopic})
+	return svc, cached, nil
+}
+
+// guard is the SSRF guard of image fetches, which webhook deliveries go
+// through too: the same URL rules, the same address checks at dial time,
+// the same development-only switch for private networks.
+func (a *app) guard() (*imaging.Fetcher, error) {
+	return imaging.NewFetcher(a.cfg.Imaging.Fetch, a.cfg.Imaging.Limits)
+}
+
+// webhooks keeps subscriptions in PostgreSQL, refusing URLs the guard
+// refuses.
+func (a *app) webhooks(db *postgres.DB) (*webhook.Service, error) {
+	if err := a.cfg.Webhooks.Validate(); err != nil {
+		return nil, err
+	}
+	g, err := a.guard()
 	if err != nil {
 		return nil, err
 	}
-	tasks := imaging.NewTaskMessages(a.cfg.Kafka.Topic)
-	return product.NewService(redis.NewProductCache(cache, store), tasks, product.Policy{PublicReads: a.cfg.Auth.PublicReads}), nil
+	return webhook.NewService(postgres.NewWebhookStore(db), g.CheckURL, a.cfg.Webhooks.SecretOverlap), nil
 }
 
 // rateLimiters limit each API key, and the failed authentications from

@@ -21,6 +21,7 @@ import (
 	"github.com/pms-dev/pms/platform/s3"
 	"github.com/pms-dev/pms/platform/telemetry"
 	"github.com/pms-dev/pms/platform/vips"
+	"github.com/pms-dev/pms/webhook"
 )
 
 // Config is everything pms can be configured with. Each package owns its
@@ -36,6 +37,7 @@ type Config struct {
 	S3       s3.Config            `mapstructure:"s3"`
 	Imaging  imaging.Config       `mapstructure:"imaging"`
 	Vips     vips.Config          `mapstructure:"vips"`
+	Webhooks webhook.Config       `mapstructure:"webhooks"`
 	Auth     AuthConfig           `mapstructure:"auth"`
 	Ops      OpsConfig            `mapstructure:"ops"`
 	Worker   WorkerConfig         `mapstructure:"worker"`
@@ -109,7 +111,7 @@ func (c LogConfig) Validate() error {
 func (c Config) Validate(sections ...string) error {
 	validators := map[string]func() error{
 		"http": c.HTTP.Validate, "relay": c.Relay.Validate, "redis": c.Redis.Validate, "rate_limit": c.Limits.Validate, "kafka": c.Kafka.Validate, "s3": c.S3.Validate,
-		"imaging": c.Imaging.Validate, "vips": c.Vips.Validate, "ops": c.Ops.Validate,
+		"imaging": c.Imaging.Validate, "vips": c.Vips.Validate, "ops": c.Ops.Validate, "webhooks": c.Webhooks.Validate,
 		"idempotency": c.Idempotency.Validate, "tracing": c.Tracing.Validate,
 	}
 	errs := []error{c.Log.Validate(), c.Postgres.Validate()}
@@ -158,6 +160,7 @@ func DefaultConfig() Config {
 		S3:       s3.DefaultConfig(),
 		Imaging:  imaging.DefaultConfig(),
 		Vips:     vips.DefaultConfig(),
+		Webhooks: webhook.DefaultConfig(),
 		Ops:      OpsConfig{Addr: ":8081"},
 		Dev: DevConfig{StateDir: ".pms", KafkaAddr: "127.0.0.1:9092", S3Addr: "127.0.0.1:9000",
 			SampleImageURL: "https://upload.wikimedia.org/wikipedia/commons/3/3f/JPEG_example_flower.jpg"},

@@ -33,8 +33,8 @@ func newDevKafkaCmd(a *app) *cobra.Command {
 		Use:   "kafka [--addr HOST:PORT] [--data DIR] [--partitions N]",
 		Short: "Run the development Kafka-protocol broker (kfake) until SIGINT or SIGTERM",
 		Long: devWarning +
-			"Runs a single-node Kafka-protocol broker (kfake) with the kafka.topic and kafka.dead_letter_topic\n" +
-			"topics, prints \"kafka broker listening on HOST:PORT\" and serves until SIGINT or SIGTERM.\n" +
+			"Runs a single-node Kafka-protocol broker (kfake) with the kafka.topic, kafka.dead_letter_topic and\n" +
+			"kafka.events_topic topics, prints \"kafka broker listening on HOST:PORT\" and serves until SIGINT or SIGTERM.\n" +
 			"Messages and committed offsets are written to the data directory as they arrive and are read\n" +
 			"back at the next start; after SIGKILL, what the process had written is kept (see RELIABILITY.md).",
 		Args: cobra.NoArgs,

@@ -52,6 +52,6 @@ func newRootCmd(a *app) *cobra.Command {
 		},
 	}
 	root.PersistentFlags().StringVar(&a.configFile, "config", "", "config file (default ./config.yaml when present)")
-	root.AddCommand(newServeCmd(a), newWorkerCmd(a), newAllCmd(a), newMigrateCmd(a), newUsersCmd(a), newKeysCmd(a), newDevCmd(a), newDLQCmd(a), newVersionCmd())
+	root.AddCommand(newServeCmd(a), newWorkerCmd(a), newAllCmd(a), newMigrateCmd(a), newUsersCmd(a), newKeysCmd(a), newDevCmd(a), newDLQCmd(a), newWebhooksCmd(a), newVersionCmd())
 	return root
 }

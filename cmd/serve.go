@@ -46,7 +46,7 @@ func (a *app) runServe(ctx context.Context) error {
 // the pruner of expired idempotency keys) on the stores and the producer,
 // and returns the readiness checks of what they depend on.
 func (a *app) api(db *postgres.DB, cache *redis.Client, producer *kafka.Producer) (*httpapi.Server, runner, []httpapi.Check, error) {
-	products, err := a.products(db, cache)
+	products, cached, err := a.products(db, cache)
 	if err != nil {
 		return nil, nil, nil, err
 	}
@@ -70,7 +70,11 @@ func (a *app) api(db *postgres.DB, cache *redis.Client, producer *kafka.Producer
 		return nil, nil, nil, err
 	}
 	checks = append(checks, httpapi.Check{Name: "kafka", Critical: true, Run: producer.Check})
-	api := httpapi.API{Products: products, Auth: a.accounts(db, cache), Limiter: limiter, Failures: failures}
+	hooks, err := a.webhooks(db)
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	api := httpapi.API{Products: products, Auth: a.accounts(db, cache), Limiter: limiter, Failures: failures, Changes: cached, Webhooks: hooks}
 	server, err := httpapi.New(a.cfg.HTTP, api, a.metrics(), a.component("http"))
 	if err != nil {
 		return nil, nil, nil, err

@@ -43,15 +43,24 @@ func (a *app) standIns() error {
 }
 
 // localBroker starts the development Kafka-protocol broker (kfake) on addr
-// with its data in dir, holding the config's task and dead-letter topics
+// with its data in dir, holding the config's task, dead-letter and event topics
 // with the given number of partitions each; the app closes it.
 func (a *app) localBroker(dir, addr string, partitions int) (*kafka.LocalBroker, error) {
-	b, err := kafka.NewLocalBroker(dir, addr, partitions, a.cfg.Kafka.Topic, a.cfg.Kafka.DeadLetterTopic)
+	b, err := kafka.NewLocalBroker(dir, addr, partitions, a.topics()...)
 	if err != nil {
 		return nil, fmt.Errorf("start development kafka on %s: %w", addr, err)
 	}
 	a.onClose(b.Close)
 	return b, nil
+}
+
+// topics are the topics the config names.
+func (a *app) topics() []string {
+	ts := []string{a.cfg.Kafka.Topic, a.cfg.Kafka.DeadLetterTopic}
+	if a.cfg.Kafka.EventsTopic != "" {
+		ts = append(ts, a.cfg.Kafka.EventsTopic)
+	}
+	return ts
 }
 
 // localS3 makes the development S3 server (gofakes3) on addr with its data

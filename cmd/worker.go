@@ -15,6 +15,8 @@ import (
 	"github.com/pms-dev/pms/platform/s3"
 	"github.com/pms-dev/pms/platform/telemetry"
 	"github.com/pms-dev/pms/platform/vips"
+	"github.com/pms-dev/pms/product"
+	"github.com/pms-dev/pms/webhook"
 )
 
 func newWorkerCmd(a *app) *cobra.Command {
@@ -55,8 +57,10 @@ func (a *app) runWorker(ctx context.Context) error {
 // worker builds the image worker on the stores and the producer: a Kafka
 // consumer group that routes the image task topic to the processor, which
 // fetches, compresses with libvips, uploads to S3 and records results in
-// PostgreSQL. It returns the readiness checks of what only it depends on.
-func (a *app) worker(ctx context.Context, db *postgres.DB, cache *redis.Client, dlq *kafka.Producer) (*kafka.Consumer, []httpapi.Check, error) {
+// PostgreSQL, and the events topic to the webhook fan-out, beside the
+// dispatcher that sends the deliveries. It returns the readiness checks of
+// what only it depends on.
+func (a *app) worker(ctx context.Context, db *postgres.DB, cache *redis.Client, dlq *kafka.Producer) (runner, []httpapi.Check, error) {
 	fetcher, err := imaging.NewFetcher(a.cfg.Imaging.Fetch, a.cfg.Imaging.Limits)
 	if err != nil {
 		return nil, nil, err
@@ -72,7 +76,9 @@ func (a *app) worker(ctx context.Context, db *postgres.DB, cache *redis.Client, 
 	if err != nil {
 		return nil, nil, fmt.Errorf("connect s3: %w", err)
 	}
-	results := redis.NewResultsCache(cache, postgres.NewImageResults(db))
+	stored := postgres.NewImageResults(db)
+	stored.UseEvents(product.Events{Topic: a.cfg.Kafka.EventsTopic})
+	results := redis.NewResultsCache(cache, stored)
 	processor, err := imaging.NewProcessor(a.cfg.Imaging, fetcher, compressor, uploader, results)
 	if err != nil {
 		return nil, nil, err
@@ -86,7 +92,19 @@ func (a *app) worker(ctx context.Context, db *postgres.DB, cache *redis.Client, 
 	}
 	tasks := kafka.Route{Topic: a.cfg.Kafka.Topic, Handler: imaging.NewTaskHandler(processor),
 		MaxAttempts: imaging.MaxAttempts, KeyName: "product_id", LogHeaders: []string{imaging.HeaderTaskID}}
-	c, err := kafka.NewConsumer(a.cfg.Kafka, []kafka.Route{tasks}, dlq, a.component("worker"))
+	routes := []kafka.Route{tasks}
+	var dispatcher *webhook.Dispatcher
+	if a.cfg.Kafka.EventsTopic != "" {
+		// The events' route only queues deliveries; the dispatcher sends
+		// them, so a slow receiver holds up no partition.
+		store := postgres.NewWebhookStore(db)
+		if dispatcher, err = webhook.NewDispatcher(a.cfg.Webhooks, store, fetcher.CheckURL, fetcher.DialContext, a.component("webhooks")); err != nil {
+			return nil, nil, err
+		}
+		fanout := webhook.NewFanout(store, product.Policy{PublicReads: a.cfg.Auth.PublicReads}, dispatcher.Wake)
+		routes = append(routes, kafka.Route{Topic: a.cfg.Kafka.EventsTopic, Handler: fanout, MaxAttempts: 5, KeyName: "product_id", Ordered: true})
+	}
+	c, err := kafka.NewConsumer(a.cfg.Kafka, routes, dlq, a.component("worker"))
 	if err != nil {
 		return nil, nil, fmt.Errorf("connect kafka consumer: %w", err)
 	}
@@ -94,7 +112,11 @@ func (a *app) worker(ctx context.Context, db *postgres.DB, cache *redis.Client, 
 	if err := a.metrics().Register(c); err != nil {
 		return nil, nil, fmt.Errorf("register worker metrics: %w", err)
 	}
-	return c, []httpapi.Check{
+	var parts parts = []runner{c}
+	if dispatcher != nil {
+		parts = append(parts, dispatcher)
+	}
+	return parts, []httpapi.Check{
 		{Name: "kafka_consumer", Critical: true, Run: c.Check},
 		{Name: "s3", Critical: true, Run: uploader.Check},
 	}, nil

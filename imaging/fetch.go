@@ -86,6 +86,7 @@ type Fetcher struct {
 	cfg    FetchConfig
 	limits Limits
 	client *http.Client
+	dialer *net.Dialer
 	// only, when non-nil, replaces the public/private rules: the fetcher
 	// dials nothing outside it. Tests use it to reach exactly their loopback
 	// server.
@@ -101,11 +102,11 @@ func NewFetcher(cfg FetchConfig, lim Limits) (*Fetcher, error) {
 		return nil, fmt.Errorf("validate fetch config: %w", err)
 	}
 	f := &Fetcher{cfg: cfg.withDefaults(), limits: lim}
-	dialer := &net.Dialer{Timeout: f.cfg.ConnectTimeout, ControlContext: f.control}
+	f.dialer = &net.Dialer{Timeout: f.cfg.ConnectTimeout, ControlContext: f.control}
 	f.client = &http.Client{
 		Transport: &http.Transport{
 			Proxy:                  nil,
-			DialContext:            dialer.DialContext,
+			DialContext:            f.dialer.DialContext,
 			ForceAttemptHTTP2:      true,
 			TLSHandshakeTimeout:    f.cfg.ConnectTimeout,
 			MaxResponseHeaderBytes: 64 << 10,
@@ -141,6 +142,25 @@ func (f *Fetcher) Permits(ip netip.Addr) bool {
 		return true
 	}
 	return f.cfg.AllowPrivateNetworks && privateAddr(ip)
+}
+
+// CheckURL applies the fetcher's URL rules to rawURL without fetching it:
+// http(s) only, no user info, no host that is or is written like a refused
+// IP address. It returns nil or a *Failure saying why. Names are checked
+// when their addresses are dialled (DialContext). Webhook deliveries use
+// it, so they are held to the rules of image fetches.
+func (f *Fetcher) CheckURL(rawURL string) error {
+	u, err := parseSourceURL(rawURL)
+	if err != nil {
+		return err
+	}
+	return f.checkURL(u)
+}
+
+// DialContext connects as the fetcher does: within its connect timeout,
+// only to addresses it Permits, checked after DNS resolution.
+func (f *Fetcher) DialContext(ctx context.Context, network, address string) (net.Conn, error) {
+	return f.dialer.DialContext(ctx, network, address)
 }
 
 // Fetch downloads the image at rawURL and returns it with the Header its

@@ -20,6 +20,7 @@ var headerDecoders = map[string]func(io.Reader) (image.Config, error){
 	FormatPNG:  png.DecodeConfig,
 	FormatGIF:  gif.DecodeConfig,
 	FormatWebP: webp.DecodeConfig,
+	FormatHEIF: heifConfig,
 }
 
 // sniffLen is how many bytes sniffFormat needs to recognise every format.
@@ -36,6 +37,8 @@ func sniffFormat(b []byte) string {
 		return FormatGIF
 	case len(b) >= sniffLen && string(b[:4]) == "RIFF" && string(b[8:12]) == "WEBP":
 		return FormatWebP
+	case isHEIF(b):
+		return FormatHEIF
 	}
 	return ""
 }
@@ -65,7 +68,7 @@ func (f *Fetcher) readImage(body io.Reader, size int64) (Source, error) {
 	}
 	format := sniffFormat(head)
 	if format == "" {
-		return Source{}, Permanent(CodeNotAnImage, fmt.Errorf("content (%d bytes seen) is not a jpeg, png, webp or gif image", n))
+		return Source{}, Permanent(CodeNotAnImage, fmt.Errorf("content (%d bytes seen) is not a jpeg, png, webp, gif or heif image", n))
 	}
 	cfg, err := headerDecoders[format](io.MultiReader(bytes.NewReader(head), tee))
 	switch {

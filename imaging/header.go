@@ -44,7 +44,8 @@ const (
 
 // ReadHeader walks the whole structure of the image in data (markers,
 // chunks or blocks; never pixels) and returns its Header. Errors are
-// permanent Failures: not_an_image for anything but JPEG, PNG, WebP and GIF;
+// permanent Failures: not_an_image for anything but JPEG, PNG, WebP, GIF and
+// HEIF;
 // truncated_image when the data ends inside the structure; corrupt_image
 // when the structure is invalid; too_many_scans and metadata_too_large for
 // files built to make a decoder work far more than their size suggests.
@@ -63,8 +64,10 @@ func ReadHeader(data []byte) (Header, error) {
 		h, err = gifHeader(data)
 	case FormatWebP:
 		h, err = webpHeader(data)
+	case FormatHEIF:
+		h, err = heifHeader(data)
 	default:
-		return Header{}, Permanent(CodeNotAnImage, errors.New("not a jpeg, png, webp or gif image"))
+		return Header{}, Permanent(CodeNotAnImage, errors.New("not a jpeg, png, webp, gif or heif image"))
 	}
 	if err != nil {
 		return Header{}, err

@@ -39,14 +39,14 @@ var LadderFormats = []string{FormatJPEG, FormatWebP, FormatAVIF}
 const ladderMaxHeight = 10_000
 
 // DefaultLadder returns the ladder made unless configured otherwise: 320,
-// 640, 1024 and 1600 px wide, in JPEG at quality 80 and WebP at 75. AVIF
-// (quality 50) is off by default: it encodes about 4× slower than WebP
-// here (BENCHMARKS.md).
+// 640, 1024 and 1600 px wide, in JPEG at quality 80 and WebP at 80. AVIF
+// (quality 75) is off by default: its encoder is the slowest by far
+// (README, "Quality per format").
 func DefaultLadder() Ladder {
 	return Ladder{
 		Widths:      []int{320, 640, 1024, 1600},
 		Formats:     []string{FormatJPEG, FormatWebP},
-		JPEGQuality: 80, WebPQuality: 75, AVIFQuality: 50,
+		JPEGQuality: 80, WebPQuality: 80, AVIFQuality: 75,
 	}
 }
 

@@ -233,9 +233,9 @@ func (p *Processor) make(ctx context.Context, t Task) (Result, error) {
 		}
 		res.Variants = append(res.Variants, v)
 	}
-	// A rung that came out narrower than its width met the source's: the
-	// wider rungs of its format would be the same image again, so the
-	// ladder of that format stops there (never upscaled, never repeated).
+	// A rung as wide as the source (or one that came out narrower than its
+	// width: it met the source's) ends its format's ladder: the wider rungs
+	// would be the same image again (never upscaled, never repeated).
 	capped := map[string]bool{}
 	for _, rung := range p.rungs {
 		if capped[rung.Format] {
@@ -246,7 +246,7 @@ func (p *Processor) make(ctx context.Context, t Task) (Result, error) {
 			return Result{}, err
 		}
 		res.Variants = append(res.Variants, v)
-		capped[rung.Format] = v.Width < rung.MaxWidth
+		capped[rung.Format] = v.Width < rung.MaxWidth || v.Width >= sample.Width
 	}
 	return res, nil
 }

@@ -55,14 +55,19 @@ func (c *fakeCompressor) Compress(ctx context.Context, src imaging.Source, p ima
 	return imaging.Output{Preset: p.Name, Data: data, Format: imaging.FormatWebP, Width: p.MaxWidth / 2, Height: p.MaxHeight / 4}, nil
 }
 
-// Sample returns a 2×1 sample, red then blue, of a 6×4 source.
+// Sample returns a 2×1 sample, red then blue, of a 6×4 source (as wide as
+// width says, when set).
 func (c *fakeCompressor) Sample(ctx context.Context, src imaging.Source) (imaging.Sample, error) {
 	if c.fail != nil {
 		if err := c.fail(ctx, imaging.Preset{Name: "sample"}); err != nil {
 			return imaging.Sample{}, err
 		}
 	}
-	return imaging.Sample{Width: 6, Height: 4, W: 2, H: 1, Pix: []byte{255, 0, 0, 255, 0, 0, 255, 255}}, nil
+	w := 6
+	if c.width > 0 {
+		w = c.width
+	}
+	return imaging.Sample{Width: w, Height: 4, W: 2, H: 1, Pix: []byte{255, 0, 0, 255, 0, 0, 255, 255}}, nil
 }
 
 // upload is one Upload call.
@@ -285,13 +290,14 @@ func TestProcessLadder(t *testing.T) {
 		{1000, []string{"jpeg-100", "jpeg-200", "jpeg-400", "webp-100", "webp-200", "webp-400"}},
 		{400, []string{"jpeg-100", "jpeg-200", "jpeg-400", "webp-100", "webp-200", "webp-400"}},
 		{250, []string{"jpeg-100", "jpeg-200", "jpeg-400", "webp-100", "webp-200", "webp-400"}},
+		{200, []string{"jpeg-100", "jpeg-200", "webp-100", "webp-200"}},
 		{150, []string{"jpeg-100", "jpeg-200", "webp-100", "webp-200"}},
 		{60, []string{"jpeg-100", "webp-100"}},
 	}
 	for _, tt := range tests {
 		r := newRig(t, func(c *imaging.Config) {
 			c.Presets = c.Presets[:1]
-			c.Ladder = imaging.Ladder{Widths: []int{100, 200, 400}, Formats: []string{"jpeg", "webp"}, JPEGQuality: 80, WebPQuality: 75, AVIFQuality: 50}
+			c.Ladder = imaging.Ladder{Widths: []int{100, 200, 400}, Formats: []string{"jpeg", "webp"}, JPEGQuality: 80, WebPQuality: 80, AVIFQuality: 75}
 		})
 		r.compress.width = tt.source
 		if _, err := r.proc.Process(context.Background(), r.task("/a.png")); err != nil {

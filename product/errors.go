@@ -4,6 +4,7 @@ import (
 	"errors"
 
 	"github.com/pms-dev/pms/product/input"
+	"github.com/pms-dev/pms/product/message"
 )
 
 // Errors a Store or the Service returns. Adapters translate their own errors
@@ -15,8 +16,10 @@ var (
 	ErrIdempotencyKey  = errors.New("idempotency key was used with a different request")
 	// ErrUnavailable says the storage cannot be reached. Products and
 	// accounts share one database, so the account adapters report an
-	// outage with it too.
-	ErrUnavailable = errors.New("storage unavailable")
+	// outage with it too. It is message.ErrUnavailable, so that the
+	// consumer of tasks waits out an outage of the store instead of using
+	// up the tasks' attempts.
+	ErrUnavailable = message.ErrUnavailable
 	// ErrInvalidInput is a value the storage refused as data it cannot
 	// hold (a byte sequence that is not UTF-8, a number out of range): input
 	// that validation should have refused first.

@@ -138,7 +138,7 @@ func (m *memStore) written() []message.Message {
 	return out
 }
 
-func (m *memStore) Delete(_ context.Context, id uuid.UUID, version int) error {
+func (m *memStore) Delete(_ context.Context, id uuid.UUID, version int, msgs []message.Message) error {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	m.calls++
@@ -150,6 +150,7 @@ func (m *memStore) Delete(_ context.Context, id uuid.UUID, version int) error {
 		return product.ErrVersionMismatch
 	}
 	delete(m.products, id)
+	m.outbox = append(m.outbox, msgs...)
 	return nil
 }
 

@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"strings"
 	"time"
@@ -38,7 +39,8 @@ type Store interface {
 	Update(ctx context.Context, id uuid.UUID, change func(*Product) ([]message.Message, error)) (Product, error)
 	// Delete marks a product deleted. With version > 0 it deletes only that
 	// version and returns ErrVersionMismatch otherwise.
-	Delete(ctx context.Context, id uuid.UUID, version int) error
+	// It writes msgs to the outbox with the delete, in one transaction.
+	Delete(ctx context.Context, id uuid.UUID, version int, msgs []message.Message) error
 }
 
 // IdempotencyKey lets a client retry a create safely. The zero value means
@@ -85,6 +87,7 @@ type Service struct {
 	store  Store
 	tasks  ImageTasks
 	policy Policy
+	events Events
 	now    func() time.Time
 }
 
@@ -94,10 +97,18 @@ func NewService(store Store, tasks ImageTasks, policy Policy) *Service {
 	return &Service{store: store, tasks: tasks, policy: policy, now: time.Now}
 }
 
-// canRead reports whether c may see p.
-func (s *Service) canRead(c account.Caller, p Product) bool {
-	return s.policy.PublicReads || c.Admin || p.UserID == c.UserID
+// UseEvents makes every change announce itself with an event from e,
+// written with the change (see Events).
+func (s *Service) UseEvents(e Events) { s.events = e }
+
+// CanRead reports whether c may read products owned by owner: the owner,
+// an admin, anyone under the PublicReads policy.
+func (p Policy) CanRead(c account.Caller, owner uuid.UUID) bool {
+	return p.PublicReads || c.Admin || owner == c.UserID
 }
+
+// canRead reports whether c may see p.
+func (s *Service) canRead(c account.Caller, p Product) bool { return s.policy.CanRead(c, p.UserID) }
 
 // canChange reports whether c may change or delete p.
 func canChange(c account.Caller, p Product) bool { return c.Admin || p.UserID == c.UserID }
@@ -145,6 +156,9 @@ func (s *Service) Create(ctx context.Context, c account.Caller, d Draft, idempot
 	}
 	msgs, err := s.imageTasks(ctx, p, p.Images)
 	if err != nil {
+		return Product{}, false, err
+	}
+	if msgs, err = s.announce(ctx, msgs, EventProductCreated, p); err != nil {
 		return Product{}, false, err
 	}
 	// A replay needs no read check: the caller could make this very
@@ -226,20 +240,56 @@ func (s *Service) Update(ctx context.Context, c account.Caller, id uuid.UUID, pa
 				p.Images[i].UpdatedAt = now
 			}
 		}
-		return s.imageTasks(ctx, *p, addedImages(before, p.Images))
+		msgs, err := s.imageTasks(ctx, *p, addedImages(before, p.Images))
+		if err != nil {
+			return nil, err
+		}
+		return s.announce(ctx, msgs, EventProductUpdated, *p)
 	})
+}
+
+// announce appends the event of type typ about p to msgs, when s makes
+// events.
+func (s *Service) announce(ctx context.Context, msgs []message.Message, typ string, p Product) ([]message.Message, error) {
+	if !s.events.On() {
+		return msgs, nil
+	}
+	m, err := s.events.ProductEvent(ctx, typ, p)
+	if err != nil {
+		return nil, err
+	}
+	return append(msgs, m), nil
 }
 
 // Delete removes the product. With ifMatch > 0 it must still be at that
 // version, else ErrVersionMismatch. Others' products are ErrNotFound.
 func (s *Service) Delete(ctx context.Context, c account.Caller, id uuid.UUID, ifMatch int) error {
-	// The owner never changes, so checking it before deleting cannot race.
-	p, err := s.store.Get(ctx, id)
-	if err != nil {
-		return err
+	for tries := 1; ; tries++ {
+		// The owner never changes, so checking it before deleting cannot race.
+		p, err := s.store.Get(ctx, id)
+		if err != nil {
+			return err
+		}
+		if !canChange(c, p) {
+			return ErrNotFound
+		}
+		if !s.events.On() {
+			return s.store.Delete(ctx, id, ifMatch, nil)
+		}
+		if ifMatch > 0 && p.Version != ifMatch {
+			return ErrVersionMismatch
+		}
+		// The event names the version the delete makes, so the delete
+		// must meet the version read; a change in between reads again.
+		deleted := p
+		deleted.Version++
+		msgs, err := s.announce(ctx, nil, EventProductDeleted, deleted)
+		if err != nil {
+			return err
+		}
+		err = s.store.Delete(ctx, id, p.Version, msgs)
+		if !errors.Is(err, ErrVersionMismatch) || ifMatch > 0 || tries == 3 {
+			return err
+		}
 	}
-	if !canChange(c, p) {
-		return ErrNotFound
-	}
-	return s.store.Delete(ctx, id, ifMatch)
 }

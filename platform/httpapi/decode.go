@@ -6,11 +6,14 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net/http"
+	"os"
 	"slices"
 	"sort"
 	"strings"
 
 	"github.com/google/uuid"
+	"github.com/labstack/echo/v4"
 
 	"github.com/pms-dev/pms/product"
 )
@@ -23,10 +26,15 @@ import (
 func readObject(body io.Reader, limit int64, known ...string) (*fieldReader, error) {
 	raw, err := io.ReadAll(body)
 	if err != nil {
-		if isTooLarge(err) {
+		switch {
+		case isTooLarge(err):
 			return nil, errTooLarge(limit)
+		case errors.Is(err, os.ErrDeadlineExceeded):
+			// http.read_timeout ended a body that came too slowly.
+			return nil, echo.NewHTTPError(http.StatusRequestTimeout, "the request body did not arrive in time")
 		}
-		return nil, fmt.Errorf("read request body: %w", err)
+		// A body cut short or badly chunked is the client's doing.
+		return nil, badRequest(product.FieldError{Field: "body", Problem: "could not be read"})
 	}
 	dec := json.NewDecoder(bytes.NewReader(raw))
 	var obj map[string]json.RawMessage

@@ -10,6 +10,7 @@ import (
 
 	"github.com/pms-dev/pms/product"
 	"github.com/pms-dev/pms/product/account"
+	"github.com/pms-dev/pms/webhook"
 )
 
 // apiError is a failure with its public status, code and message.
@@ -34,6 +35,7 @@ var errorTable = []struct {
 	message string
 }{
 	{product.ErrNotFound, http.StatusNotFound, "not_found", "product not found"},
+	{webhook.ErrNotFound, http.StatusNotFound, "not_found", "webhook or delivery not found"},
 	{account.ErrForbidden, http.StatusForbidden, "forbidden", "this API key may not do that"},
 	{account.ErrUserNotFound, http.StatusUnprocessableEntity, "unknown_user", "user_id names no user"},
 	{account.ErrKeyNotFound, http.StatusNotFound, "not_found", "API key not found"},
@@ -51,6 +53,7 @@ var echoCodes = map[int]string{
 	http.StatusNotFound:              "not_found",
 	http.StatusMethodNotAllowed:      "method_not_allowed",
 	http.StatusRequestEntityTooLarge: "payload_too_large",
+	http.StatusRequestTimeout:        "request_timeout",
 	http.StatusUnsupportedMediaType:  "unsupported_media_type",
 	http.StatusTooManyRequests:       "rate_limited",
 	http.StatusUnauthorized:          "unauthorized",

@@ -37,6 +37,7 @@ func testConfig() httpapi.Config {
 		RequestTimeout:    10 * time.Second,
 		ShutdownTimeout:   5 * time.Second,
 		MaxBodyBytes:      1 << 20,
+		MaxHeaderBytes:    64 << 10,
 	}
 }
 

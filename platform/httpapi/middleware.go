@@ -217,11 +217,13 @@ func recoverPanics(next echo.HandlerFunc) echo.HandlerFunc {
 	}
 }
 
-// withTimeout bounds the work a request may cause.
-func withTimeout(d time.Duration) echo.MiddlewareFunc {
+// withTimeout bounds the work a request may cause: d, and the wait a GET
+// asks for (see waitParam) on top.
+func withTimeout(d, maxWait time.Duration) echo.MiddlewareFunc {
 	return func(next echo.HandlerFunc) echo.HandlerFunc {
 		return func(c echo.Context) error {
-			ctx, cancel := context.WithTimeout(c.Request().Context(), d)
+			wait, _ := waitParam(c, maxWait) // a bad one is the handler's 400
+			ctx, cancel := context.WithTimeout(c.Request().Context(), d+wait)
 			defer cancel()
 			c.SetRequest(c.Request().WithContext(ctx))
 			return next(c)

@@ -28,7 +28,7 @@ func TestOpenAPIDescribesEveryRoute(t *testing.T) {
 		t.Fatalf("openapi.yaml is invalid: %v", err)
 	}
 	cfg := Config{Addr: "127.0.0.1:0", ReadHeaderTimeout: time.Second, ReadTimeout: time.Second, WriteTimeout: 2 * time.Second,
-		IdleTimeout: time.Second, RequestTimeout: time.Second, ShutdownTimeout: time.Second, MaxBodyBytes: 1 << 20}
+		IdleTimeout: time.Second, RequestTimeout: time.Second, ShutdownTimeout: time.Second, MaxBodyBytes: 1 << 20, MaxHeaderBytes: 64 << 10}
 	s, err := New(cfg, API{}, prometheus.NewRegistry(), zerolog.Nop())
 	if err != nil {
 		t.Fatal(err)

@@ -206,7 +206,11 @@ func (s *Server) getProduct(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	p, err := s.products.Get(c.Request().Context(), caller(c), id)
+	wait, err := waitParam(c, s.cfg.MaxWait)
+	if err != nil {
+		return err
+	}
+	p, err := s.getSettled(c.Request().Context(), caller(c), id, wait)
 	if err != nil {
 		return err
 	}

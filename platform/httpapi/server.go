@@ -20,6 +20,7 @@ import (
 
 	"github.com/pms-dev/pms/product"
 	"github.com/pms-dev/pms/product/account"
+	"github.com/pms-dev/pms/webhook"
 )
 
 // openAPI describes the API; a test keeps it in step with the routes.
@@ -35,8 +36,15 @@ type Config struct {
 	WriteTimeout      time.Duration `mapstructure:"write_timeout"`
 	IdleTimeout       time.Duration `mapstructure:"idle_timeout"`
 	RequestTimeout    time.Duration `mapstructure:"request_timeout"`
-	ShutdownTimeout   time.Duration `mapstructure:"shutdown_timeout"`
-	MaxBodyBytes      int64         `mapstructure:"max_body_bytes"`
+	// MaxWait bounds GET /api/v1/products/{id}?wait=, which extends the
+	// request's deadline by its wait.
+	MaxWait         time.Duration `mapstructure:"max_wait"`
+	ShutdownTimeout time.Duration `mapstructure:"shutdown_timeout"`
+	MaxBodyBytes    int64         `mapstructure:"max_body_bytes"`
+	// MaxHeaderBytes bounds the request line and headers of a request (431
+	// beyond), and so the memory each connection can make the server hold
+	// before any handler runs; Go's own default is 1 MiB.
+	MaxHeaderBytes int `mapstructure:"max_header_bytes"`
 	// TrustedProxies are the CIDRs (or addresses) of the proxies that may
 	// name the client address in X-Forwarded-For or X-Real-IP; for every
 	// other peer the client is the peer itself. None by default.
@@ -49,11 +57,13 @@ func DefaultConfig() Config {
 		Addr:              ":8080",
 		ReadHeaderTimeout: 5 * time.Second,
 		ReadTimeout:       30 * time.Second,
-		WriteTimeout:      30 * time.Second,
+		WriteTimeout:      35 * time.Second,
 		IdleTimeout:       120 * time.Second,
 		RequestTimeout:    10 * time.Second,
+		MaxWait:           20 * time.Second,
 		ShutdownTimeout:   15 * time.Second,
 		MaxBodyBytes:      1 << 20,
+		MaxHeaderBytes:    64 << 10,
 		TrustedProxies:    []string{},
 	}
 }
@@ -75,8 +85,16 @@ func (c Config) Validate() error {
 	if c.RequestTimeout >= c.WriteTimeout {
 		errs = append(errs, errors.New("http.request_timeout: must be shorter than write_timeout"))
 	}
+	if c.MaxWait < 0 {
+		errs = append(errs, errors.New("http.max_wait: must not be negative"))
+	} else if c.RequestTimeout+c.MaxWait >= c.WriteTimeout {
+		errs = append(errs, errors.New("http.max_wait: request_timeout + max_wait must be shorter than write_timeout"))
+	}
 	if c.MaxBodyBytes < 1024 {
 		errs = append(errs, errors.New("http.max_body_bytes: must be at least 1024"))
+	}
+	if c.MaxHeaderBytes < 4096 {
+		errs = append(errs, errors.New("http.max_header_bytes: must be at least 4096"))
 	}
 	if _, err := parseProxies(c.TrustedProxies); err != nil {
 		errs = append(errs, fmt.Errorf("http.trusted_proxies: %w", err))
@@ -89,7 +107,9 @@ type Server struct {
 	cfg       Config
 	products  *product.Service
 	auth      *account.Service
+	webhooks  *webhook.Service
 	limiter   RateLimiter
+	changes   Changes
 	readiness *readiness
 	metrics   *metrics
 	log       zerolog.Logger
@@ -114,6 +134,11 @@ type API struct {
 	Auth     *account.Service
 	Limiter  RateLimiter
 	Failures FailureLimiter
+	// Changes lets GET /api/v1/products/{id}?wait= wait for image results;
+	// without it such a GET answers at once.
+	Changes Changes
+	// Webhooks serves /api/v1/webhooks.
+	Webhooks *webhook.Service
 }
 
 // New returns a Server for the public product API: /health for load
@@ -126,7 +151,7 @@ func New(cfg Config, api API, reg *prometheus.Registry, log zerolog.Logger) (*Se
 	if err != nil {
 		return nil, err
 	}
-	s.products, s.auth, s.limiter, s.failures = api.Products, api.Auth, api.Limiter, api.Failures
+	s.products, s.auth, s.limiter, s.failures, s.changes, s.webhooks = api.Products, api.Auth, api.Limiter, api.Failures, api.Changes, api.Webhooks
 	if err := s.serveDocs(); err != nil {
 		return nil, err
 	}
@@ -148,6 +173,14 @@ func New(cfg Config, api API, reg *prometheus.Registry, log zerolog.Logger) (*Se
 	v1.GET("/products/:id", s.getProduct, mw...)
 	v1.PATCH("/products/:id", s.updateProduct, mw...)
 	v1.DELETE("/products/:id", s.deleteProduct, mw...)
+	v1.POST("/webhooks", s.createWebhook, mw...)
+	v1.GET("/webhooks", s.listWebhooks, mw...)
+	v1.GET("/webhooks/:id", s.getWebhook, mw...)
+	v1.PATCH("/webhooks/:id", s.updateWebhook, mw...)
+	v1.DELETE("/webhooks/:id", s.deleteWebhook, mw...)
+	v1.POST("/webhooks/:id/rotate-secret", s.rotateWebhookSecret, mw...)
+	v1.GET("/webhooks/:id/deliveries", s.listDeliveries, mw...)
+	v1.POST("/webhooks/:id/deliveries/:delivery_id/retry", s.retryDelivery, mw...)
 	return s, nil
 }
 
@@ -183,7 +216,7 @@ func newServer(cfg Config, reg *prometheus.Registry, logLevel zerolog.Level, log
 	e.HideBanner, e.HidePort = true, true
 	e.IPExtractor = clientIP(proxies)
 	e.HTTPErrorHandler = handleError
-	e.Use(withRequestID(log), logRequests(m, logLevel), recoverPanics, withTimeout(cfg.RequestTimeout), requireJSON(cfg.MaxBodyBytes))
+	e.Use(withRequestID(log), logRequests(m, logLevel), recoverPanics, withTimeout(cfg.RequestTimeout, cfg.MaxWait), requireJSON(cfg.MaxBodyBytes))
 	e.GET("/health", s.health)
 	s.http = &http.Server{
 		Handler:           e,
@@ -191,6 +224,7 @@ func newServer(cfg Config, reg *prometheus.Registry, logLevel zerolog.Level, log
 		ReadTimeout:       cfg.ReadTimeout,
 		WriteTimeout:      cfg.WriteTimeout,
 		IdleTimeout:       cfg.IdleTimeout,
+		MaxHeaderBytes:    cfg.MaxHeaderBytes,
 	}
 	return s, nil
 }

@@ -29,7 +29,8 @@ func (g *groupHandler) Cleanup(sess sarama.ConsumerGroupSession) error {
 }
 
 // ConsumeClaim starts a task for each message of one partition, at most
-// Config.Concurrency at once across partitions, and marks offsets in order
+// Config.Concurrency at once across partitions (for an ordered route, one
+// at a time per key, see keyChain), and marks offsets in order
 // as tasks finish. It returns as soon as the session ends, after waiting for
 // tasks in flight (see drain).
 func (g *groupHandler) ConsumeClaim(sess sarama.ConsumerGroupSession, claim sarama.ConsumerGroupClaim) error {
@@ -47,6 +48,10 @@ func (g *groupHandler) ConsumeClaim(sess sarama.ConsumerGroupSession, claim sara
 	defer g.c.lags.watch(claim, &marked)()
 	var wg sync.WaitGroup
 	defer g.drain(&wg, cancel, claim)
+	var keys *keyChain
+	if r := g.c.routes[claim.Topic()]; r != nil && r.Ordered {
+		keys = newKeyChain()
+	}
 	for {
 		select {
 		case <-stop.Done():
@@ -57,7 +62,29 @@ func (g *groupHandler) ConsumeClaim(sess sarama.ConsumerGroupSession, claim sara
 			}
 			// Waiting for room selects on stop too, so a rebalance never
 			// blocks here.
-			if !tr.reserve(stop) || !g.acquire(stop) {
+			if !tr.reserve(stop) {
+				return nil
+			}
+			if keys != nil {
+				// The task waits for the one before it of its key, and only
+				// then for a slot, so waiting holds no slot.
+				e := tr.add(msg)
+				prev, done := keys.next(string(msg.Key))
+				wg.Add(1)
+				go func() {
+					defer wg.Done()
+					defer done()
+					if !keys.wait(stop, prev) || !g.acquire(stop) {
+						return
+					}
+					defer g.release()
+					if g.c.dispatch(stop, work, msg) {
+						tr.finish(e)
+					}
+				}()
+				continue
+			}
+			if !g.acquire(stop) {
 				return nil
 			}
 			if m := marked.Load(); m < 0 {
@@ -74,6 +101,46 @@ func (g *groupHandler) ConsumeClaim(sess sarama.ConsumerGroupSession, claim sara
 			}()
 		}
 	}
+}
+
+// keyChain orders the tasks of an ordered route's partition by key: each
+// task waits for the one before it with the same key.
+type keyChain struct {
+	mu   sync.Mutex
+	last map[string]chan struct{} // the newest task's, closed when it ends
+}
+
+func newKeyChain() *keyChain { return &keyChain{last: map[string]chan struct{}{}} }
+
+// next registers a task of key: it returns the channel of the task before
+// it (nil for none) and the func the task calls when it ends.
+func (k *keyChain) next(key string) (prev <-chan struct{}, done func()) {
+	mine := make(chan struct{})
+	k.mu.Lock()
+	prev = k.last[key]
+	k.last[key] = mine
+	k.mu.Unlock()
+	return prev, func() {
+		k.mu.Lock()
+		if k.last[key] == mine {
+			delete(k.last, key)
+		}
+		k.mu.Unlock()
+		close(mine)
+	}
+}
+
+// wait waits for prev to end and reports whether the task may run: not
+// once stop ended, since then prev may have ended unfinished.
+func (k *keyChain) wait(stop context.Context, prev <-chan struct{}) bool {
+	if prev != nil {
+		select {
+		case <-prev:
+		case <-stop.Done():
+			return false
+		}
+	}
+	return stop.Err() == nil
 }
 
 func (g *groupHandler) acquire(ctx context.Context) bool {

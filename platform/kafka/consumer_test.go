@@ -261,6 +261,76 @@ func TestConsumerCountsAttemptsAcrossDeliveries(t *testing.T) {
 	}
 }
 
+// storeAwayHandler is a handler whose store is unavailable for its first
+// away calls of each kind: Handle then counts nothing and GiveUp records
+// nothing, and both say message.ErrUnavailable.
+type storeAwayHandler struct {
+	away                 int32
+	err                  error // of each counted attempt
+	handles, gaveUp      atomic.Int32
+	attempts, gaveUpWith atomic.Int32
+}
+
+func (h *storeAwayHandler) Handle(context.Context, message.Message) (int, error) {
+	if h.handles.Add(1) <= h.away {
+		return 0, fmt.Errorf("begin task: %w: connection refused", message.ErrUnavailable)
+	}
+	return int(h.attempts.Add(1)), h.err
+}
+
+func (h *storeAwayHandler) GiveUp(_ context.Context, _ message.Message, attempts int, _ error) (string, error) {
+	if h.gaveUp.Add(1) <= h.away {
+		return "", fmt.Errorf("record failure: %w: connection refused", message.ErrUnavailable)
+	}
+	h.gaveUpWith.Store(int32(attempts))
+	return "source_unavailable", nil
+}
+
+// TestConsumerWaitsOutAnUnavailableStore: while the store that counts a
+// handler's attempts is away, its calls are no attempts: the consumer
+// waits and tries again, using up none of the message's attempts, and a
+// give-up that cannot be recorded is tried again too; nothing is
+// dead-lettered before it is recorded.
+func TestConsumerWaitsOutAnUnavailableStore(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		name        string
+		err         error // of every counted attempt
+		wantHandles int32
+		wantGiveUps int32 // calls of GiveUp, 0 when the message succeeds
+	}{
+		{"then succeeds", nil, 6, 0},
+		{"then fails at every attempt", errors.New("503 from source"), 5 + maxAttempts, 6},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			kc := kafkatest.New(t)
+			cfg := kc.Config()
+			h := &storeAwayHandler{away: 5, err: tt.err}
+			start(t, cfg, h, testLogger(t, nil))
+			publish(t, cfg, newMessage(cfg.Topic, uuid.NewString(), "req-away"))
+			waitCommitted(t, kc, cfg.GroupID, cfg.Topic, 10*time.Second)
+			if n := h.handles.Load(); n != tt.wantHandles {
+				t.Errorf("Handle called %d times, want %d: 5 while the store was away, then the attempts", n, tt.wantHandles)
+			}
+			if n := h.gaveUp.Load(); n != tt.wantGiveUps {
+				t.Errorf("GiveUp called %d times, want %d", n, tt.wantGiveUps)
+			}
+			wantDLQ := 0
+			if tt.wantGiveUps > 0 {
+				wantDLQ = 1
+				if n := h.gaveUpWith.Load(); n != maxAttempts {
+					t.Errorf("GiveUp recorded after %d attempts, want %d", n, maxAttempts)
+				}
+			}
+			if n := kc.Count(cfg.DeadLetterTopic); n != wantDLQ {
+				t.Errorf("dead-letter topic has %d messages, want %d", n, wantDLQ)
+			}
+		})
+	}
+}
+
 // TestConsumerRoutesTopicsToTheirHandlers: each topic's messages reach its
 // own handler only, and the one retry and dead-letter loop wraps both
 // handlers, each with its route's attempts.
@@ -701,4 +771,73 @@ func newDLQ(t *testing.T, cfg kafka.Config) *kafka.Producer {
 	}
 	t.Cleanup(func() { p.Close() })
 	return p
+}
+
+// TestConsumerOrderedRouteKeepsKeyOrder: an ordered route handles one
+// key's messages one after another, in order, even when early ones are
+// slow or fail once, while other keys go on meanwhile.
+func TestConsumerOrderedRouteKeepsKeyOrder(t *testing.T) {
+	t.Parallel()
+	kc := kafkatest.New(t)
+	cfg := kc.Config()
+	cfg.Concurrency = 4
+	cfg.RetryBackoff, cfg.MaxRetryBackoff = 10*time.Millisecond, 20*time.Millisecond
+	keys := []string{uuid.NewString(), uuid.NewString(), uuid.NewString()}
+	var msgs []message.Message
+	seq := map[string]int{} // message id -> its place among its key's
+	for i := range 30 {
+		m := newMessage(cfg.Topic, keys[i%len(keys)], "")
+		seq[idOf(m)] = i / len(keys)
+		msgs = append(msgs, m)
+	}
+	var mu sync.Mutex
+	order := map[string][]int{}
+	tried := map[string]bool{}
+	var inFlight, maxInFlight atomic.Int32
+	h := &fakeHandler{handle: func(ctx context.Context, m message.Message, _ int) error {
+		n := inFlight.Add(1)
+		defer inFlight.Add(-1)
+		for m := maxInFlight.Load(); n > m && !maxInFlight.CompareAndSwap(m, n); m = maxInFlight.Load() {
+		}
+		id := idOf(m)
+		mu.Lock()
+		first := !tried[id]
+		tried[id] = true
+		mu.Unlock()
+		if seq[id]%3 == 0 {
+			time.Sleep(20 * time.Millisecond) // a slow one
+		}
+		if first && seq[id]%4 == 1 {
+			return errors.New("transient")
+		}
+		mu.Lock()
+		order[m.Key] = append(order[m.Key], seq[id])
+		mu.Unlock()
+		return nil
+	}}
+	route := taskRoute(cfg, h)
+	route.Ordered = true
+	startRoutes(t, cfg, []kafka.Route{route}, testLogger(t, nil))
+	publish(t, cfg, msgs...)
+	waitFor(t, 20*time.Second, "30 messages handled", func() bool {
+		mu.Lock()
+		defer mu.Unlock()
+		n := 0
+		for _, o := range order {
+			n += len(o)
+		}
+		return n == 30
+	})
+	mu.Lock()
+	defer mu.Unlock()
+	for _, k := range keys {
+		for i, s := range order[k] {
+			if s != i {
+				t.Fatalf("key %s handled in order %v, want 0..9", k, order[k])
+			}
+		}
+	}
+	if n := maxInFlight.Load(); n > int32(len(keys)) {
+		t.Errorf("max messages in flight = %d, want at most one per key (%d)", n, len(keys))
+	}
 }

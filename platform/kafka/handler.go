@@ -45,6 +45,11 @@ type Route struct {
 	// LogHeaders are headers that go into every log line about a message,
 	// as fields of their names (e.g. imaging.HeaderTaskID).
 	LogHeaders []string
+	// Ordered handles the messages of one key one after another, in
+	// partition order (the next starts when the one before is done or
+	// given up); otherwise they run concurrently, up to
+	// Config.Concurrency.
+	Ordered bool
 }
 
 // validateRoutes reports every problem with the routes a consumer is given.

@@ -91,8 +91,11 @@ type Config struct {
 	Topic string `mapstructure:"topic"`
 	// DeadLetterTopic receives what any route gives up.
 	DeadLetterTopic string `mapstructure:"dead_letter_topic"`
-	GroupID         string `mapstructure:"group_id"`
-	ClientID        string `mapstructure:"client_id"`
+	// EventsTopic receives the product and image events (CloudEvents,
+	// keyed by product id); "" announces none.
+	EventsTopic string `mapstructure:"events_topic"`
+	GroupID     string `mapstructure:"group_id"`
+	ClientID    string `mapstructure:"client_id"`
 	// Version is the Kafka protocol version, e.g. "2.8.0"; "" means Sarama's
 	// default. Idempotent producing needs at least 0.11.0.
 	Version string `mapstructure:"version"`
@@ -122,6 +125,7 @@ func DefaultConfig() Config {
 		Brokers:         []string{"127.0.0.1:9092"},
 		Topic:           "pms.image-tasks",
 		DeadLetterTopic: "pms.image-tasks.dlq",
+		EventsTopic:     "pms.events",
 		GroupID:         "pms-worker",
 		ClientID:        "pms",
 		Version:         "2.8.0",
@@ -154,6 +158,9 @@ func (c Config) Validate() error {
 	}
 	if c.DeadLetterTopic == "" || c.DeadLetterTopic == c.Topic {
 		bad("dead_letter_topic", "must be set and differ from topic")
+	}
+	if c.EventsTopic != "" && (c.EventsTopic == c.Topic || c.EventsTopic == c.DeadLetterTopic) {
+		bad("events_topic", "must differ from topic and dead_letter_topic (or be empty for no events)")
 	}
 	if c.GroupID == "" {
 		bad("group_id", "must not be empty")

@@ -66,8 +66,11 @@ func (r *retry) handle(stop, work context.Context, msg *sarama.ConsumerMessage) 
 	case attempt == 0: // stopped before the task was done or given up
 		return false
 	}
-	code, gerr := r.Handler.GiveUp(ctx, m, attempt, err)
-	if gerr != nil {
+	code, gerr := r.giveUp(stop, ctx, m, attempt, err)
+	switch {
+	case errors.Is(gerr, message.ErrUnavailable): // stop ended while the store was away
+		return false
+	case gerr != nil:
 		// The dead-letter copy still keeps the task for a replay.
 		log.Error().Err(gerr).Msg("record given-up task")
 	}
@@ -112,7 +115,8 @@ func (r *retry) logger(msg *sarama.ConsumerMessage, m message.Message, rid strin
 // error when stop or ctx ended before any of these.
 func (r *retry) attempt(stop, ctx context.Context, msg message.Message) (int, error) {
 	log := zerolog.Ctx(ctx)
-	for made := 1; ; made++ {
+	made := 1
+	for waits := 1; ; waits++ {
 		counted, err := r.Handler.Handle(ctx, msg)
 		n := max(counted, made)
 		switch {
@@ -120,6 +124,14 @@ func (r *retry) attempt(stop, ctx context.Context, msg message.Message) (int, er
 			return n, nil
 		case ctx.Err() != nil, errors.Is(err, message.ErrMalformed):
 			return 0, err
+		case counted == 0 && errors.Is(err, message.ErrUnavailable):
+			// The store that counts attempts is away: this was no attempt.
+			wait := backoff(r.backoff, r.maxBackoff, waits)
+			log.Warn().Err(err).Dur("retry_in", wait).Msg("task store unavailable; waiting")
+			if !sleep(stop, wait) {
+				return 0, err
+			}
+			continue
 		case errors.Is(err, message.ErrPermanent) || n >= r.MaxAttempts:
 			return n, err
 		}
@@ -128,6 +140,23 @@ func (r *retry) attempt(stop, ctx context.Context, msg message.Message) (int, er
 		r.metrics.retried(msg.Topic)
 		if !sleep(stop, wait) {
 			return 0, err
+		}
+		made++
+	}
+}
+
+// giveUp calls the handler's GiveUp until it is recorded or fails for a
+// reason other than its store being unavailable, or stop ends.
+func (r *retry) giveUp(stop, ctx context.Context, msg message.Message, attempts int, cause error) (string, error) {
+	for waits := 1; ; waits++ {
+		code, err := r.Handler.GiveUp(ctx, msg, attempts, cause)
+		if !errors.Is(err, message.ErrUnavailable) {
+			return code, err
+		}
+		wait := backoff(r.backoff, r.maxBackoff, waits)
+		zerolog.Ctx(ctx).Warn().Err(err).Dur("retry_in", wait).Msg("record given-up task: store unavailable; waiting")
+		if !sleep(stop, wait) {
+			return code, err
 		}
 	}
 }

@@ -8,7 +8,11 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/google/uuid"
+
 	"github.com/pms-dev/pms/imaging"
+	"github.com/pms-dev/pms/product"
+	"github.com/pms-dev/pms/product/message"
 )
 
 // ImageResults records what the worker made of each image. It is an
@@ -16,8 +20,14 @@ import (
 // task was for, so a task for an image that was replaced changes nothing,
 // and none changes an image of a deleted product.
 type ImageResults struct {
-	db *DB
+	db     *DB
+	events product.Events
 }
+
+// UseEvents makes every result announce itself with an event from e (and
+// the last image of a product to settle with product.images_ready),
+// written with the result.
+func (r *ImageResults) UseEvents(e product.Events) { r.events = e }
 
 // NewImageResults returns an ImageResults on db.
 func NewImageResults(db *DB) *ImageResults { return &ImageResults{db: db} }
@@ -146,15 +156,78 @@ func (r *ImageResults) Ready(ctx context.Context, t imaging.Task, res imaging.Re
 			return fmt.Errorf("encode source of image %s: %w", t.ImageID, err)
 		}
 	}
-	if _, err := r.db.db.ExecContext(ctx, readyImage, t.ImageID, t.SourceURL, now(), data, source); err != nil {
+	im := product.Image{ID: t.ImageID, SourceURL: t.SourceURL, Status: product.ImageReady}
+	for _, v := range res.Variants {
+		im.Variants = append(im.Variants, product.Variant(v))
+	}
+	if err := r.record(ctx, readyImage, product.EventImageReady, im, t.ImageID, t.SourceURL, now(), data, source); err != nil {
 		return translate(fmt.Errorf("record image %s ready: %w", t.ImageID, err))
 	}
 	return nil
 }
 
+// record runs the result statement query with args; with events, in a
+// transaction that adds the event of type typ about im and, when no image
+// of the product is left pending, product.images_ready.
+func (r *ImageResults) record(ctx context.Context, query, typ string, im product.Image, args ...any) error {
+	if !r.events.On() {
+		_, err := r.db.db.ExecContext(ctx, query, args...)
+		return err
+	}
+	return r.db.withTx(ctx, func(tx *txn) error {
+		var changed struct {
+			ID      uuid.UUID `db:"id"`
+			UserID  uuid.UUID `db:"user_id"`
+			Version int       `db:"version"`
+		}
+		if err := tx.GetContext(ctx, &changed, query+resultReturning, args...); err != nil {
+			if errors.Is(err, sql.ErrNoRows) {
+				return nil // a stale task changes nothing and says nothing
+			}
+			return err
+		}
+		// The product is locked now, so this sees every result committed
+		// before: of two last images settling at once, the second sees the
+		// first.
+		var after struct {
+			Position  int `db:"position"`
+			Unsettled int `db:"unsettled"`
+		}
+		if err := tx.GetContext(ctx, &after, selectSettled, im.ID); err != nil {
+			return fmt.Errorf("look up the images of product %s: %w", changed.ID, err)
+		}
+		im.Position = after.Position
+		msgs := make([]message.Message, 0, 2)
+		m, err := r.events.ImageEvent(ctx, typ, changed.ID, changed.UserID, changed.Version, im)
+		if err != nil {
+			return err
+		}
+		msgs = append(msgs, m)
+		if after.Unsettled == 0 {
+			if m, err = r.events.ImageEvent(ctx, product.EventImagesReady, changed.ID, changed.UserID, changed.Version, im); err != nil {
+				return err
+			}
+			msgs = append(msgs, m)
+		}
+		return writeOutbox(ctx, tx, msgs)
+	})
+}
+
+const (
+	// resultReturning makes readyImage and failImage say what they changed.
+	resultReturning = `
+RETURNING id, user_id, version`
+	selectSettled = `
+SELECT i.position,
+       (SELECT count(*) FROM product_images j
+        WHERE j.product_id = i.product_id AND j.status IN ('pending', 'processing')) AS unsettled
+FROM product_images i WHERE i.id = $1`
+)
+
 // Failed records a failure code; see imaging.ResultStore.
 func (r *ImageResults) Failed(ctx context.Context, t imaging.Task, attempts int, code string) error {
-	if _, err := r.db.db.ExecContext(ctx, failImage, t.ImageID, t.SourceURL, attempts, code, now()); err != nil {
+	im := product.Image{ID: t.ImageID, SourceURL: t.SourceURL, Status: product.ImageFailed, Attempts: attempts, ErrorCode: code}
+	if err := r.record(ctx, failImage, product.EventImageFailed, im, t.ImageID, t.SourceURL, attempts, code, now()); err != nil {
 		return translate(fmt.Errorf("record image %s failed: %w", t.ImageID, err))
 	}
 	return nil

@@ -59,7 +59,7 @@ func (b *relayBell) join() (ring <-chan struct{}, leave func()) {
 const (
 	insertMessages = `
 INSERT INTO outbox (id, topic, key, payload, headers, created_at)
-SELECT id, topic, key, payload, headers, now()
+SELECT id, topic, key, payload, headers, clock_timestamp()
 FROM unnest($1::uuid[], $2::text[], $3::text[], $4::bytea[], $5::jsonb[]) AS m (id, topic, key, payload, headers)`
 	notifyOutbox = `SELECT pg_notify('` + outboxChannel + `', '')`
 )
@@ -156,4 +156,15 @@ func withTraceContext(ctx context.Context, headers map[string]string) map[string
 	maps.Copy(out, headers)
 	otel.GetTextMapPropagator().Inject(ctx, propagation.MapCarrier(out))
 	return out
+}
+
+// wake wakes the relays after a statement outside withTx committed
+// messages: the relay of this process by its bell, others by a NOTIFY of
+// their own (the relays' poll covers a NOTIFY that fails).
+func (d *DB) wake(ctx context.Context) {
+	if d.bell.here() {
+		d.bell.wake()
+		return
+	}
+	_, _ = d.db.ExecContext(ctx, notifyOutbox)
 }

@@ -351,18 +351,30 @@ const (
 	deleteProduct = `
 UPDATE products SET deleted_at = now(), version = version + 1
 WHERE id = $1 AND deleted_at IS NULL AND ($2 = 0 OR version = $2)`
+	// deleteProductAnnounced deletes and writes the outbox messages $3–$7
+	// only if it deleted.
+	deleteProductAnnounced = `
+WITH deleted AS (` + deleteProduct + `
+    RETURNING id),
+messages AS (
+    INSERT INTO outbox (id, topic, key, payload, headers, created_at)
+    SELECT m.id, m.topic, m.key, m.payload, m.headers, clock_timestamp()
+    FROM deleted, unnest($3::uuid[], $4::text[], $5::text[], $6::bytea[], $7::jsonb[]) AS m (id, topic, key, payload, headers))
+SELECT count(*) FROM deleted`
 	productExists = `SELECT EXISTS (SELECT 1 FROM products WHERE id = $1 AND deleted_at IS NULL)`
 )
 
-// Delete marks a product deleted; see product.Store.
-func (s *ProductStore) Delete(ctx context.Context, id uuid.UUID, version int) error {
-	res, err := s.db.db.ExecContext(ctx, deleteProduct, id, version)
+// Delete marks a product deleted and writes msgs to the outbox with it, in
+// one statement; see product.Store.
+func (s *ProductStore) Delete(ctx context.Context, id uuid.UUID, version int, msgs []message.Message) error {
+	n, err := s.delete(ctx, id, version, msgs)
 	if err != nil {
 		return translate(fmt.Errorf("delete product %s: %w", id, err))
 	}
-	if n, err := res.RowsAffected(); err != nil {
-		return translate(fmt.Errorf("delete product %s: %w", id, err))
-	} else if n == 1 {
+	if n == 1 {
+		if len(msgs) > 0 {
+			s.db.wake(ctx)
+		}
 		return nil
 	}
 	var exists bool
@@ -373,4 +385,22 @@ func (s *ProductStore) Delete(ctx context.Context, id uuid.UUID, version int) er
 		return product.ErrVersionMismatch
 	}
 	return product.ErrNotFound
+}
+
+// delete runs the delete and returns how many products it deleted.
+func (s *ProductStore) delete(ctx context.Context, id uuid.UUID, version int, msgs []message.Message) (int64, error) {
+	if len(msgs) == 0 {
+		res, err := s.db.db.ExecContext(ctx, deleteProduct, id, version)
+		if err != nil {
+			return 0, err
+		}
+		return res.RowsAffected()
+	}
+	args, err := outboxArgs(ctx, msgs)
+	if err != nil {
+		return 0, err
+	}
+	var n int64
+	err = s.db.db.GetContext(ctx, &n, deleteProductAnnounced, append([]any{id, version}, args...)...)
+	return n, err
 }

@@ -139,6 +139,48 @@ func (c *Client) announce(ctx context.Context, key string) {
 	})
 }
 
+// watch returns a channel that receives a value each time key is
+// announced invalidated, by any process (this one too), and whenever
+// announcements may have been missed; and the function that stops it.
+// Values do not queue: one waiting means "changed since you last looked".
+func (c *Client) watch(key string) (<-chan struct{}, func()) {
+	ch := make(chan struct{}, 1)
+	c.mu.Lock()
+	if c.watchers == nil {
+		c.watchers = map[string]map[chan struct{}]struct{}{}
+	}
+	if c.watchers[key] == nil {
+		c.watchers[key] = map[chan struct{}]struct{}{}
+	}
+	c.watchers[key][ch] = struct{}{}
+	c.mu.Unlock()
+	return ch, func() {
+		c.mu.Lock()
+		delete(c.watchers[key], ch)
+		if len(c.watchers[key]) == 0 {
+			delete(c.watchers, key)
+		}
+		c.mu.Unlock()
+	}
+}
+
+// ring wakes the watchers of key ("" = every watcher).
+func (c *Client) ring(key string) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for k, set := range c.watchers {
+		if key != "" && k != key {
+			continue
+		}
+		for ch := range set {
+			select {
+			case ch <- struct{}{}:
+			default:
+			}
+		}
+	}
+}
+
 // listen applies the other processes' invalidations to the near caches
 // until Close. Each (re)subscription empties them, since announcements made
 // while unsubscribed are lost.
@@ -159,8 +201,10 @@ func (c *Client) listen() {
 			case *goredis.Subscription:
 				c.dropLocal("")
 				c.subscribed.Store(m.Kind == "subscribe")
+				c.ring("") // announcements may have been lost meanwhile
 			case *goredis.Message:
 				c.dropLocal(m.Payload)
+				c.ring(m.Payload)
 			}
 		}
 	}

@@ -63,6 +63,17 @@ func (pc *ProductCache) Get(ctx context.Context, id uuid.UUID) (product.Product,
 	return p, err
 }
 
+// Watch returns a channel that receives a value whenever the product with
+// the given id may have changed: each time any process invalidates it
+// (every change, and every image result the worker records, does, after
+// the change is committed and the cached copy deleted), and whenever
+// invalidations may have been missed (Redis reconnected). stop ends the
+// watch. With Redis away, or with Config.LocalTTL 0 (no near caches, so no
+// announcements), no value comes: a watcher must bound its wait.
+func (pc *ProductCache) Watch(id uuid.UUID) (changed <-chan struct{}, stop func()) {
+	return pc.c.watch(productEntry(id).value)
+}
+
 // cloneProduct copies p so that callers never share its images, their
 // variants or their source facts.
 func cloneProduct(p product.Product) product.Product {
@@ -88,8 +99,8 @@ func (pc *ProductCache) Update(ctx context.Context, id uuid.UUID, change func(*p
 
 // Delete deletes the product in the store and then invalidates it, after
 // failures too.
-func (pc *ProductCache) Delete(ctx context.Context, id uuid.UUID, version int) error {
-	err := pc.Store.Delete(ctx, id, version)
+func (pc *ProductCache) Delete(ctx context.Context, id uuid.UUID, version int, msgs []message.Message) error {
+	err := pc.Store.Delete(ctx, id, version, msgs)
 	pc.Invalidate(ctx, id)
 	return err
 }

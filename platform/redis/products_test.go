@@ -58,7 +58,7 @@ func TestProductCacheHitMissAndInvalidation(t *testing.T) {
 		t.Errorf("store reads after Update and Get = %d, want 2", n)
 	}
 
-	if err := e.cache.Delete(ctx, created.ID, 0); err != nil {
+	if err := e.cache.Delete(ctx, created.ID, 0, nil); err != nil {
 		t.Fatalf("Delete() error = %v", err)
 	}
 	for i := range 2 {
@@ -234,7 +234,7 @@ func TestProductCacheStaleSet(t *testing.T) {
 			return e.rename(t, p.ID).Version
 		}, true},
 		{"delete", func(t *testing.T, e *env, p product.Product) int {
-			if err := e.cache.Delete(context.Background(), p.ID, 0); err != nil {
+			if err := e.cache.Delete(context.Background(), p.ID, 0, nil); err != nil {
 				t.Fatalf("Delete() error = %v", err)
 			}
 			return 0

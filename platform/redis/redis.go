@@ -177,7 +177,9 @@ type Client struct {
 	droppers   []func(key string)
 	subscribed atomic.Bool
 	listenDone chan struct{}
-	closeOnce  sync.Once
+	// watchers are rung when their key is announced invalidated.
+	watchers  map[string]map[chan struct{}]struct{}
+	closeOnce sync.Once
 }
 
 // silenceOnce turns off go-redis's own logger, which writes every failed
@@ -224,7 +226,7 @@ func New(cfg Config, log zerolog.Logger) (*Client, error) {
 	c.breaker = newBreaker(cfg, c)
 	go c.retryLoop()
 	if cfg.LocalTTL > 0 {
-		go c.listen()
+		go c.listen() // for near caches and watchers (ProductCache.Watch)
 	} else {
 		close(c.listenDone)
 	}

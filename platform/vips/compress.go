@@ -13,6 +13,10 @@ import (
 // DefaultQuality is the encoder quality used when a preset sets none.
 const DefaultQuality = 80
 
+// CodeUnsupportedFormat is the failure code of a source in a format this
+// libvips cannot decode (HEIF without libheif).
+const CodeUnsupportedFormat = "unsupported_format"
+
 // CodeTooMuchMemory is the failure code of an image that would need more
 // memory to decode than the whole budget (Config.MaxMemory).
 const CodeTooMuchMemory = "too_much_memory"
@@ -25,7 +29,7 @@ const CodeTooMuchMemory = "too_much_memory"
 // imaging.FormatAuto (or ""), opaque images become JPEG and images with an
 // alpha channel (every GIF, and PNGs with one even if it is fully opaque)
 // become lossy WebP with alpha, much smaller than PNG. With
-// imaging.FormatJPEG an alpha channel is flattened onto white; with
+// imaging.FormatJPEG an alpha channel is flattened onto Config.Background; with
 // imaging.FormatWebP or imaging.FormatAVIF every image becomes that format,
 // alpha kept. Output sides are at
 // least 1 pixel, however long and thin the source.
@@ -52,7 +56,7 @@ func (c *Compressor) Compress(ctx context.Context, src imaging.Source, p imaging
 	}
 	defer done()
 	out := imaging.Output{Preset: p.Name, Format: outputFormat(p.Format, im.alpha()), Width: im.width(), Height: im.height()}
-	if out.Data, err = save(im, out.Format, quality); err != nil {
+	if out.Data, err = save(im, out.Format, quality, c.bg); err != nil {
 		return imaging.Output{}, fmt.Errorf("encode %s: %w", out.Format, err)
 	}
 	if out.Format == imaging.FormatWebP {
@@ -97,6 +101,9 @@ func (c *Compressor) decode(ctx context.Context, src imaging.Source, w, ht int) 
 		return image{}, header{}, nil, err
 	}
 	format := gate.Format
+	if !canLoad(format) {
+		return image{}, header{}, nil, imaging.Permanent(CodeUnsupportedFormat, fmt.Errorf("this libvips cannot decode %s", format))
+	}
 	if err := c.limits.Check(format, gate.Width, gate.Height); err != nil {
 		return image{}, header{}, nil, err
 	}

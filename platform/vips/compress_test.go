@@ -33,6 +33,10 @@ func TestConfigValidate(t *testing.T) {
 		{"negative slots", func(c *vips.Config) { c.MaxConcurrent = -1 }, "vips.max_concurrent: must not be negative (0 means one per CPU)"},
 		{"tiny memory", func(c *vips.Config) { c.MaxMemory = 1 << 20 }, "vips.max_memory: must be at least 16 MiB (16777216)"},
 		{"unknown fail_on", func(c *vips.Config) { c.FailOn = "never" }, "vips.fail_on: must be one of [warning error truncated none]"},
+		{"cream background", func(c *vips.Config) { c.Background = "#F0e6d2" }, ""},
+		{"named background", func(c *vips.Config) { c.Background = "white" }, "vips.background: must be a colour written #rrggbb"},
+		{"short background", func(c *vips.Config) { c.Background = "#fff" }, "vips.background: must be a colour written #rrggbb"},
+		{"background not hex", func(c *vips.Config) { c.Background = "#ff00zz" }, "vips.background: must be a colour written #rrggbb"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -16,6 +16,8 @@ import "github.com/pms-dev/pms/imaging"
 //   - A GIF frame is rendered into a canvas of 4 bytes a pixel.
 //   - A still WebP is decoded at its scaled-on-load size; an animation is
 //     composited on a canvas of 4 bytes a pixel.
+//   - A HEIF image is decoded whole by libheif: YUV planes and RGB(A),
+//     not measured, an estimate from how libheif works.
 //   - Alpha is premultiplied in floats before the resize: about 3 bytes a
 //     source pixel for PNG, and 16 bytes an output pixel for every format.
 func decodeCost(format string, h header, maxW, maxH int) int64 {
@@ -34,6 +36,10 @@ func decodeCost(format string, h header, maxW, maxH int) int64 {
 		cost += pixels * 4
 	case format == imaging.FormatWebP && h.animated:
 		cost += pixels * 4
+	case format == imaging.FormatHEIF:
+		// libheif decodes the whole image: HEVC's 4:2:0 planes, then
+		// interleaved RGB(A), which libvips reads from.
+		cost += pixels * (2 + int64(h.bands))
 	}
 	if h.alpha {
 		cost += box * 16

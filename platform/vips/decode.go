@@ -35,6 +35,14 @@ var kinds = map[string]C.int{
 	imaging.FormatPNG:  C.PMS_PNG,
 	imaging.FormatWebP: C.PMS_WEBP,
 	imaging.FormatGIF:  C.PMS_GIF,
+	imaging.FormatHEIF: C.PMS_HEIF,
+}
+
+// canLoad reports whether this libvips can decode format (HEIF needs
+// libvips built with libheif). Tests replace it.
+var canLoad = func(format string) bool {
+	kind, ok := kinds[format]
+	return ok && C.pms_can_load(kind) != 0
 }
 
 // failOnLevels are the libvips fail-on levels, by config name.
@@ -119,9 +127,9 @@ func thumbnail(ctx context.Context, data []byte, format string, h header, w, ht 
 	return image{out}, nil
 }
 
-// save encodes im as JPEG (an alpha channel flattened onto white), WebP or
-// AVIF at quality, without metadata.
-func save(im image, format string, quality int) ([]byte, error) {
+// save encodes im as JPEG (an alpha channel flattened onto the sRGB colour
+// bg), WebP or AVIF at quality, without metadata.
+func save(im image, format string, quality int, bg [3]float64) ([]byte, error) {
 	defer C.vips_thread_shutdown()
 	out := C.int(C.PMS_OUT_JPEG)
 	switch format {
@@ -132,7 +140,8 @@ func save(im image, format string, quality int) ([]byte, error) {
 	}
 	var buf unsafe.Pointer
 	var n C.size_t
-	if C.pms_save(im.p, out, C.int(quality), &buf, &n) != 0 {
+	cbg := [3]C.double{C.double(bg[0]), C.double(bg[1]), C.double(bg[2])}
+	if C.pms_save(im.p, out, C.int(quality), &cbg[0], &buf, &n) != 0 {
 		return nil, takeError()
 	}
 	defer C.g_free(C.gpointer(buf))

@@ -6,6 +6,15 @@ import (
 	"github.com/pms-dev/pms/imaging"
 )
 
+// WithoutLoader makes Compress behave as if libvips could not decode
+// format, until the returned function is called. Tests that use it must
+// not run in parallel.
+func WithoutLoader(format string) func() {
+	was := canLoad
+	canLoad = func(f string) bool { return f != format && was(f) }
+	return func() { canLoad = was }
+}
+
 // StripWebPMetadata exposes stripWebPMetadata to the external tests.
 var StripWebPMetadata = stripWebPMetadata
 

@@ -11,8 +11,17 @@ loader_for(int kind)
 	case PMS_PNG:  return "VipsForeignLoadPngBuffer";
 	case PMS_WEBP: return "VipsForeignLoadWebpBuffer";
 	case PMS_GIF:  return "VipsForeignLoadNsgifBuffer";
+	case PMS_HEIF: return "VipsForeignLoadHeifBuffer";
 	}
 	return NULL;
+}
+
+int
+pms_can_load(int kind)
+{
+	const char *name = loader_for(kind);
+
+	return name && g_type_from_name(name) != 0;
 }
 
 // check_loader fails unless libvips would give buf to the loader of kind:
@@ -49,6 +58,9 @@ load_header(const void *buf, size_t len, int kind, int fail_on, VipsImage **im)
 	case PMS_PNG:  return vips_pngload_buffer(b, len, im, "fail_on", fail_on, NULL);
 	case PMS_WEBP: return vips_webpload_buffer(b, len, im, "fail_on", fail_on, NULL);
 	case PMS_GIF:  return vips_gifload_buffer(b, len, im, "fail_on", fail_on, NULL);
+	// libheif applies the HEIF transforms (irot, imir) as it decodes,
+	// and libvips then reports orientation 1.
+	case PMS_HEIF: return vips_heifload_buffer(b, len, im, "fail_on", fail_on, NULL);
 	}
 	vips_error("pms", "unsupported image kind %d", kind);
 	return -1;
@@ -135,26 +147,33 @@ pms_thumbnail(const void *buf, size_t len, int kind, pms_thumb *t, VipsImage **o
 }
 
 // jpegsave_opaque encodes im as JPEG, flattening an alpha channel onto
-// white: libvips would flatten it onto black.
+// the background colour bg (libvips' default would be black). A grey image
+// is flattened onto bg's mean.
 static int
-jpegsave_opaque(VipsImage *im, int quality, void **buf, size_t *len)
+jpegsave_opaque(VipsImage *im, int quality, const double bg[3], void **buf, size_t *len)
 {
 	VipsImage *flat = NULL;
 	int rc;
 
 	if (vips_image_hasalpha(im)) {
-		VipsArrayDouble *white = vips_array_double_newv(1, 255.0);
+		VipsArrayDouble *back = vips_image_get_bands(im) >= 4
+			? vips_array_double_newv(3, bg[0], bg[1], bg[2])
+			: vips_array_double_newv(1, (bg[0] + bg[1] + bg[2]) / 3);
 
-		rc = vips_flatten(im, &flat, "background", white, NULL);
-		vips_area_unref(VIPS_AREA(white));
+		rc = vips_flatten(im, &flat, "background", back, NULL);
+		vips_area_unref(VIPS_AREA(back));
 		if (rc)
 			return -1;
 		im = flat;
 	}
+	// A cut-out flattened onto a plain background has hard colour edges,
+	// which 4:2:0 chroma subsampling smears into a halo: keep full chroma
+	// for those (about a tenth more bytes).
 	rc = vips_jpegsave_buffer(im, buf, len,
 		"Q", quality,
 		"strip", TRUE,
 		"optimize_coding", TRUE,
+		"subsample_mode", flat ? VIPS_FOREIGN_SUBSAMPLE_OFF : VIPS_FOREIGN_SUBSAMPLE_AUTO,
 		NULL);
 	if (flat)
 		g_object_unref(flat);
@@ -162,11 +181,11 @@ jpegsave_opaque(VipsImage *im, int quality, void **buf, size_t *len)
 }
 
 int
-pms_save(VipsImage *im, int format, int quality, void **buf, size_t *len)
+pms_save(VipsImage *im, int format, int quality, const double bg[3], void **buf, size_t *len)
 {
 	switch (format) {
 	case PMS_OUT_JPEG:
-		return jpegsave_opaque(im, quality, buf, len);
+		return jpegsave_opaque(im, quality, bg, buf, len);
 	case PMS_OUT_WEBP:
 		// libvips 8.14 ignores strip here (libvips#3340): the Go side
 		// removes the metadata chunks.

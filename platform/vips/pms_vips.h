@@ -7,7 +7,7 @@
 #include <vips/vips.h>
 
 // Source kinds; the Go side maps imaging formats to these.
-enum { PMS_JPEG = 1, PMS_PNG, PMS_WEBP, PMS_GIF };
+enum { PMS_JPEG = 1, PMS_PNG, PMS_WEBP, PMS_GIF, PMS_HEIF };
 
 // Output encodings.
 enum { PMS_OUT_JPEG = 1, PMS_OUT_WEBP, PMS_OUT_AVIF };
@@ -45,12 +45,16 @@ typedef struct {
 // unrefs. Setting t->stop makes it fail at libvips' next progress report.
 int pms_thumbnail(const void *buf, size_t len, int kind, pms_thumb *t, VipsImage **out);
 
-// pms_save encodes im without metadata; the caller frees *buf with g_free.
-int pms_save(VipsImage *im, int format, int quality, void **buf, size_t *len);
+// pms_save encodes im without metadata, as JPEG flattening any alpha onto
+// the sRGB colour bg (0-255 a channel); the caller frees *buf with g_free.
+int pms_save(VipsImage *im, int format, int quality, const double bg[3], void **buf, size_t *len);
 
 // pms_rgba writes im as 8-bit sRGB with alpha (opaque when im has none)
 // into *buf, 4 bytes a pixel; the caller frees *buf with g_free.
 int pms_rgba(VipsImage *im, void **buf, size_t *len);
+
+// pms_can_load reports whether this libvips has the loader for kind.
+int pms_can_load(int kind);
 
 // pms_quiet_warnings stops libvips from printing its warnings on stderr,
 // outside the structured log: at the strictest fail-on level each one fails

@@ -21,6 +21,7 @@ import (
 	"fmt"
 	"runtime"
 	"slices"
+	"strconv"
 	"sync"
 	"sync/atomic"
 
@@ -43,11 +44,14 @@ type Config struct {
 	// fails the image, as sharp does by default), "error", "truncated" or
 	// "none". Below "warning", a corrupt JPEG can come out grey-filled.
 	FailOn string `mapstructure:"fail_on"`
+	// Background is the colour, #rrggbb in sRGB, that JPEG variants of
+	// images with alpha are flattened onto.
+	Background string `mapstructure:"background"`
 }
 
 // DefaultConfig returns the defaults of every setting.
 func DefaultConfig() Config {
-	return Config{MaxConcurrent: 0, MaxMemory: 512 << 20, FailOn: "warning"}
+	return Config{MaxConcurrent: 0, MaxMemory: 512 << 20, FailOn: "warning", Background: "#ffffff"}
 }
 
 // FailOnLevels are the values Config.FailOn takes, strictest first.
@@ -65,6 +69,9 @@ func (c Config) Validate() error {
 	if !slices.Contains(FailOnLevels, c.FailOn) {
 		errs = append(errs, fmt.Errorf("vips.fail_on: must be one of %v", FailOnLevels))
 	}
+	if _, err := parseColor(c.Background); err != nil {
+		errs = append(errs, fmt.Errorf("vips.background: %w", err))
+	}
 	return errors.Join(errs...)
 }
 
@@ -77,6 +84,7 @@ type Compressor struct {
 	limits    imaging.Limits
 	failOn    string
 	reserved  atomic.Int64 // bytes of the memory budget in use
+	bg        [3]float64
 }
 
 var setupOnce sync.Once
@@ -89,6 +97,7 @@ func New(cfg Config, lim imaging.Limits) (*Compressor, error) {
 	if err := errors.Join(cfg.Validate(), lim.Validate()); err != nil {
 		return nil, err
 	}
+	bg, _ := parseColor(cfg.Background) // validated
 	setupOnce.Do(func() {
 		bimg.VipsCacheSetMax(0)
 		bimg.VipsCacheSetMaxMem(0)
@@ -101,7 +110,24 @@ func New(cfg Config, lim imaging.Limits) (*Compressor, error) {
 		maxMemory: cfg.MaxMemory,
 		limits:    lim,
 		failOn:    cfg.FailOn,
+		bg:        bg,
 	}, nil
+}
+
+// parseColor reads an sRGB colour written #rrggbb.
+func parseColor(s string) ([3]float64, error) {
+	var c [3]float64
+	if len(s) != 7 || s[0] != '#' {
+		return c, errors.New("must be a colour written #rrggbb")
+	}
+	for i := range 3 {
+		v, err := strconv.ParseUint(s[1+2*i:3+2*i], 16, 8)
+		if err != nil {
+			return c, errors.New("must be a colour written #rrggbb")
+		}
+		c[i] = float64(v)
+	}
+	return c, nil
 }
 
 // acquire waits for a free libvips slot or for ctx to end.

@@ -47,4 +47,12 @@ var (
 	// ErrMalformed marks a message its handler cannot read at all: it is
 	// dead-lettered at once, and nothing is recorded about it.
 	ErrMalformed = errors.New("malformed message")
+	// ErrUnavailable marks a failure of the store a handler keeps its
+	// attempts and results in (product.ErrUnavailable is this error). When
+	// the handler could not even count the attempt, the consumer does not
+	// count it either: it waits, with backoff, and tries again until the
+	// store answers or the consumer stops, so an outage of the store uses up
+	// no attempts and loses no message. A give-up that cannot be recorded
+	// is retried the same way.
+	ErrUnavailable = errors.New("storage unavailable")
 )

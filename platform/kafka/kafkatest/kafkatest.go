@@ -43,7 +43,7 @@ type Message struct {
 	Headers   map[string]string // the last value of each key
 }
 
-// New starts a cluster with the default task and dead-letter topics
+// New starts a cluster with the default task, dead-letter and event topics
 // (Partitions each; other topics are created on first use) and stops it
 // when the test ends. It skips the test under -short.
 func New(tb testing.TB) *Cluster {
@@ -89,7 +89,7 @@ func (c *Cluster) start(port int) (*kfake.Cluster, error) {
 	cfg := kafka.DefaultConfig()
 	opts := []kfake.Opt{
 		kfake.NumBrokers(1),
-		kfake.SeedTopics(Partitions, cfg.Topic, cfg.DeadLetterTopic),
+		kfake.SeedTopics(Partitions, cfg.Topic, cfg.DeadLetterTopic, cfg.EventsTopic),
 		kfake.AllowAutoTopicCreation(),
 		kfake.DataDir(c.dir),
 	}

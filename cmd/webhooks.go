@@ -1,0 +1,88 @@
+package cmd
+
+import (
+	"fmt"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/schollz/progressbar/v3"
+	"github.com/spf13/cobra"
+
+	"github.com/pms-dev/pms/platform/postgres"
+)
+
+func newWebhooksCmd(a *app) *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "webhooks",
+		Short: "Operate on webhook deliveries",
+		Long: "Webhook deliveries are queued in PostgreSQL (webhook_deliveries) by pms worker's events route\n" +
+			"and sent by its dispatcher; these commands change the queue directly.",
+	}
+	cmd.AddCommand(newWebhooksReplayCmd(a))
+	return cmd
+}
+
+func newWebhooksReplayCmd(a *app) *cobra.Command {
+	var since, webhookID string
+	cmd := &cobra.Command{
+		Use:   "replay --since TIME|DURATION [--webhook ID]",
+		Short: "Send the deliveries queued since a time again",
+		Long: "Queue again every delivery queued at or after --since that is not pending (delivered or failed),\n" +
+			"oldest first, so each product's deliveries keep their order: due now, attempts reset, the same\n" +
+			"webhook-id (receivers dedupe on it). Deliveries of disabled subscriptions wait until they are\n" +
+			"enabled again. --since is an RFC 3339 time or a duration back from now (90m, 24h).",
+		Example: "  pms webhooks replay --since 2h\n" +
+			"  pms webhooks replay --since 2026-12-01T09:00:00Z --webhook 01a2…",
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			from, err := parseSince(since, time.Now())
+			if err != nil {
+				return err
+			}
+			var id uuid.UUID
+			if webhookID != "" {
+				if id, err = uuid.Parse(webhookID); err != nil {
+					return fmt.Errorf("%w: --webhook must be a webhook id (a UUID)", errUsage)
+				}
+			}
+			db, err := a.openPostgres(cmd.Context())
+			if err != nil {
+				return err
+			}
+			progress := cmd.ErrOrStderr()
+			var bar *progressbar.ProgressBar
+			n, err := postgres.NewWebhookStore(db).ReplaySince(cmd.Context(), from, id, func(done, total int) {
+				if bar == nil {
+					bar = progressbar.NewOptions(total, progressbar.OptionSetWriter(progress),
+						progressbar.OptionSetDescription("replaying"), progressbar.OptionShowCount(),
+						progressbar.OptionShowIts(), progressbar.OptionSetItsString("deliveries"),
+						progressbar.OptionThrottle(100*time.Millisecond), progressbar.OptionOnCompletion(func() { fmt.Fprintln(progress) }))
+				}
+				_ = bar.Set(done)
+			})
+			if err != nil {
+				return err
+			}
+			fmt.Fprintf(cmd.OutOrStdout(), "queued %d deliveries again (since %s)\n", n, from.UTC().Format(time.RFC3339))
+			return nil
+		},
+	}
+	cmd.Flags().StringVar(&since, "since", "", "RFC 3339 time, or a duration back from now (required)")
+	cmd.Flags().StringVar(&webhookID, "webhook", "", "only the deliveries of this subscription")
+	return cmd
+}
+
+// parseSince reads --since: an RFC 3339 time or a positive duration
+// before now.
+func parseSince(s string, now time.Time) (time.Time, error) {
+	if s == "" {
+		return time.Time{}, fmt.Errorf("%w: --since is required", errUsage)
+	}
+	if t, err := time.Parse(time.RFC3339, s); err == nil {
+		return t, nil
+	}
+	if d, err := time.ParseDuration(s); err == nil && d > 0 {
+		return now.Add(-d), nil
+	}
+	return time.Time{}, fmt.Errorf("%w: --since %q is neither an RFC 3339 time nor a positive duration", errUsage, s)
+}
