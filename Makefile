@@ -3,7 +3,9 @@ SHELL := /bin/bash
 GO ?= go
 BIN := bin/pms
 VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
-LDFLAGS := -X github.com/pms-dev/pms/cmd.version=$(VERSION)
+COMMIT ?= $(shell git rev-parse HEAD 2>/dev/null || echo unknown)
+DATE ?= $(shell date -u +%Y-%m-%dT%H:%M:%SZ)
+LDFLAGS := -X github.com/pms-dev/pms/cmd.version=$(VERSION) -X github.com/pms-dev/pms/cmd.commit=$(COMMIT) -X github.com/pms-dev/pms/cmd.date=$(DATE)
 SERVICES := deploy/services.sh
 
 # libvips settings: glibc reads MALLOC_ARENA_MAX at start, so it belongs here.
@@ -86,14 +88,19 @@ load: deps build ## pms serve, PostgreSQL, Redis and the broker as pinned proces
 # Checkers of the files in deploy/, pinned; go install builds them (promtool: several minutes).
 PROMTOOL_VERSION := v0.316.0
 
-deploy-tools: ## install promtool (and kubeconform) with go install, for check-deploy
-	command -v promtool >/dev/null || test -x $$($(GO) env GOPATH)/bin/promtool || $(GO) install github.com/prometheus/prometheus/cmd/promtool@$(PROMTOOL_VERSION)
+KUBECONFORM_VERSION := v0.7.0
+KUSTOMIZE_VERSION := v5.5.0
 
-check-deploy: deploy-tools ## check the alert rules (promtool check and test rules) and the Grafana dashboard's queries
-	CI=1 $(GO) test -count=1 -run 'TestAlertRules|TestDashboard' ./deploy/
+deploy-tools: ## install promtool, kubeconform and kustomize with go install, for check-deploy
+	command -v promtool >/dev/null || test -x $$($(GO) env GOPATH)/bin/promtool || $(GO) install github.com/prometheus/prometheus/cmd/promtool@$(PROMTOOL_VERSION)
+	command -v kubeconform >/dev/null || test -x $$($(GO) env GOPATH)/bin/kubeconform || $(GO) install github.com/yannh/kubeconform/cmd/kubeconform@$(KUBECONFORM_VERSION)
+	command -v kustomize >/dev/null || test -x $$($(GO) env GOPATH)/bin/kustomize || $(GO) install sigs.k8s.io/kustomize/kustomize/v5@$(KUSTOMIZE_VERSION)
+
+check-deploy: deploy-tools ## check deploy/: alert rules (promtool), dashboard queries, kustomize build + kubeconform -strict, the compose file
+	CI=1 $(GO) test -count=1 -run 'TestAlertRules|TestDashboard|TestKubernetesManifests|TestComposeFile' ./deploy/
 
 docker: ## build the container image
-	docker build -t pms:$(VERSION) .
+	docker build --build-arg VERSION=$(VERSION) --build-arg COMMIT=$(COMMIT) --build-arg DATE=$(DATE) -t pms:$(VERSION) .
 
 clean:
 	rm -rf bin

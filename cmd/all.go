@@ -10,7 +10,7 @@ import (
 func newAllCmd(a *app) *cobra.Command {
 	var welcome bool
 	cmd := &cobra.Command{
-		Use:   "all",
+		Use: "all", Example: "  make run                      # what a newcomer runs: pms all --welcome on the dev services\n  pms all --config config.yaml\n  PMS_KAFKA_BROKERS=127.0.0.1:9092 pms all",
 		Short: "Run the API, relay and worker in one process (for development)",
 		Long: "Run the HTTP API, the outbox relay and the image worker in one process sharing one PostgreSQL\n" +
 			"pool and one Kafka client. With no kafka.brokers configured it starts an embedded Kafka-protocol\n" +

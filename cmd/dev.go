@@ -15,7 +15,7 @@ const devWarning = "A development and test stand-in, NOT for production: no repl
 
 func newDevCmd(a *app) *cobra.Command {
 	cmd := &cobra.Command{
-		Use:   "dev",
+		Use: "dev", Example: "  pms dev kafka --addr 127.0.0.1:9092\n  pms dev s3 --addr 127.0.0.1:9000 --data /tmp/pms-s3",
 		Short: "Run the development stand-ins for Kafka and S3 as their own processes (not for production)",
 		Long: devWarning +
 			"`pms all` embeds the same stand-ins when no kafka.brokers or s3.endpoint is configured; these\n" +
@@ -30,7 +30,7 @@ func newDevKafkaCmd(a *app) *cobra.Command {
 	var addr, dir string
 	var partitions int
 	cmd := &cobra.Command{
-		Use:   "kafka [--addr HOST:PORT] [--data DIR] [--partitions N]",
+		Use: "kafka [--addr HOST:PORT] [--data DIR] [--partitions N]", Example: "  pms dev kafka\n  pms dev kafka --addr 127.0.0.1:0 --data /tmp/pms-kafka --partitions 6",
 		Short: "Run the development Kafka-protocol broker (kfake) until SIGINT or SIGTERM",
 		Long: devWarning +
 			"Runs a single-node Kafka-protocol broker (kfake) with the kafka.topic, kafka.dead_letter_topic and\n" +
@@ -58,7 +58,7 @@ func newDevKafkaCmd(a *app) *cobra.Command {
 func newDevS3Cmd(a *app) *cobra.Command {
 	var addr, dir string
 	cmd := &cobra.Command{
-		Use:   "s3 [--addr HOST:PORT] [--data DIR]",
+		Use: "s3 [--addr HOST:PORT] [--data DIR]", Example: "  pms dev s3\n  pms dev s3 --addr 127.0.0.1:0 --data /tmp/pms-s3",
 		Short: "Run the development S3 server (gofakes3) until SIGINT or SIGTERM",
 		Long: devWarning +
 			"Runs an S3-compatible server (gofakes3) keeping one file per object in the data directory,\n" +

@@ -22,7 +22,7 @@ import (
 
 func newDLQCmd(a *app) *cobra.Command {
 	cmd := &cobra.Command{
-		Use:   "dlq",
+		Use: "dlq", Example: "  pms dlq list\n  pms dlq replay --code source_unavailable --dry-run",
 		Short: "List and replay the image tasks in the dead-letter topic",
 		Long: "The worker gives a task up after its attempts (or at once for a permanent failure) and copies\n" +
 			"it to kafka.dead_letter_topic with why. These commands read that topic (joining no consumer\n" +

@@ -10,7 +10,7 @@ import (
 
 func newMigrateCmd(a *app) *cobra.Command {
 	cmd := &cobra.Command{
-		Use:   "migrate",
+		Use: "migrate", Example: "  pms migrate status\n  pms migrate up",
 		Short: "Change or show the database schema",
 		Long:  "Apply, roll back or list the schema migrations embedded in pms.\nMigrations run one transaction each, in order, under a PostgreSQL advisory lock.",
 	}
@@ -22,7 +22,7 @@ func newMigrateCmd(a *app) *cobra.Command {
 		return db.Migrator()
 	}
 	cmd.AddCommand(&cobra.Command{
-		Use:   "up",
+		Use: "up", Example: "  pms migrate up\n  PMS_POSTGRES_URL=postgres://pms@db:5432/pms pms migrate up",
 		Short: "Apply every pending migration",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
@@ -42,7 +42,7 @@ func newMigrateCmd(a *app) *cobra.Command {
 			return nil
 		},
 	}, &cobra.Command{
-		Use:   "down",
+		Use: "down", Example: "  pms migrate down   # rolls back the newest migration only",
 		Short: "Roll back the latest migration",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
@@ -58,7 +58,7 @@ func newMigrateCmd(a *app) *cobra.Command {
 			return nil
 		},
 	}, &cobra.Command{
-		Use:   "status",
+		Use: "status", Example: "  pms migrate status",
 		Short: "List the migrations and whether each is applied",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {

@@ -37,12 +37,12 @@ var errUsage = errors.New("usage")
 
 func newRootCmd(a *app) *cobra.Command {
 	root := &cobra.Command{
-		Use:           "pms",
+		Use: "pms", Example: "  pms serve\n  pms worker\n  pms dlq list\n  pms completion bash > /etc/bash_completion.d/pms",
 		Short:         "pms is a product management service with asynchronous image processing",
 		SilenceUsage:  true,
 		SilenceErrors: true,
 		PersistentPreRunE: func(cmd *cobra.Command, _ []string) error {
-			if cmd.Name() == "version" || cmd.Name() == "help" {
+			if !needsConfig(cmd) {
 				return nil
 			}
 			if err := a.load(); err != nil {
@@ -54,4 +54,16 @@ func newRootCmd(a *app) *cobra.Command {
 	root.PersistentFlags().StringVar(&a.configFile, "config", "", "config file (default ./config.yaml when present)")
 	root.AddCommand(newServeCmd(a), newWorkerCmd(a), newAllCmd(a), newMigrateCmd(a), newUsersCmd(a), newKeysCmd(a), newDevCmd(a), newDLQCmd(a), newWebhooksCmd(a), newVersionCmd())
 	return root
+}
+
+// needsConfig reports whether cmd reads the config: version, help and the
+// shell completion commands do not, so they work anywhere.
+func needsConfig(cmd *cobra.Command) bool {
+	for c := cmd; c != nil; c = c.Parent() {
+		switch c.Name() {
+		case "version", "help", "completion", cobra.ShellCompRequestCmd, cobra.ShellCompNoDescRequestCmd:
+			return false
+		}
+	}
+	return true
 }

@@ -14,7 +14,7 @@ import (
 
 func newServeCmd(a *app) *cobra.Command {
 	return &cobra.Command{
-		Use:   "serve",
+		Use: "serve", Example: "  pms serve --config /etc/pms/config.yaml\n  PMS_HTTP_ADDR=:9090 PMS_OPS_ADDR=127.0.0.1:9091 pms serve",
 		Short: "Run the HTTP API and the outbox relay",
 		Long: "Run the HTTP API on http.addr, the relay that publishes the outbox's messages to Kafka and the\n" +
 			"pruner of expired idempotency keys, until SIGINT or SIGTERM; then finish requests in flight and\n" +

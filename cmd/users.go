@@ -14,11 +14,11 @@ import (
 )
 
 func newUsersCmd(a *app) *cobra.Command {
-	cmd := &cobra.Command{Use: "users", Short: "Manage the users who own products"}
+	cmd := &cobra.Command{Use: "users", Example: "  pms users create --email ann@example.com --name Ann", Short: "Manage the users who own products"}
 	var email, name string
 	var admin bool
 	create := &cobra.Command{
-		Use:   "create --email EMAIL --name NAME [--admin]",
+		Use: "create --email EMAIL --name NAME [--admin]", Example: "  pms users create --email ann@example.com --name Ann\n  pms users create --email ops@example.com --name Ops --admin",
 		Short: "Create a user and print their first API key (shown once)",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
@@ -55,7 +55,7 @@ func printKey(out io.Writer, key string, k account.APIKey) {
 }
 
 func newKeysCmd(a *app) *cobra.Command {
-	cmd := &cobra.Command{Use: "keys", Short: "Manage API keys"}
+	cmd := &cobra.Command{Use: "keys", Example: "  pms keys list --user ann@example.com\n  pms keys revoke 01a2…", Short: "Manage API keys"}
 	var user string
 	// forUser finds the --user (an id or an email address) and runs fn for them.
 	forUser := func(fn func(cmd *cobra.Command, auth *account.Service, u account.User) error) func(*cobra.Command, []string) error {
@@ -77,7 +77,7 @@ func newKeysCmd(a *app) *cobra.Command {
 		}
 	}
 	create := &cobra.Command{
-		Use:   "create --user ID|EMAIL",
+		Use: "create --user ID|EMAIL", Example: "  pms keys create --user ann@example.com",
 		Short: "Create an API key for a user (shown once)",
 		Args:  cobra.NoArgs,
 		RunE: forUser(func(cmd *cobra.Command, auth *account.Service, u account.User) error {
@@ -90,7 +90,7 @@ func newKeysCmd(a *app) *cobra.Command {
 		}),
 	}
 	list := &cobra.Command{
-		Use:   "list --user ID|EMAIL",
+		Use: "list --user ID|EMAIL", Example: "  pms keys list --user ann@example.com",
 		Short: "List a user's API keys (prefixes only)",
 		Args:  cobra.NoArgs,
 		RunE: forUser(func(cmd *cobra.Command, auth *account.Service, u account.User) error {
@@ -111,7 +111,7 @@ func newKeysCmd(a *app) *cobra.Command {
 		_ = c.MarkFlagRequired("user")
 	}
 	revoke := &cobra.Command{
-		Use:   "revoke ID",
+		Use: "revoke ID", Example: "  pms keys revoke 01a23456-0000-7000-8000-000000000000",
 		Short: "Revoke an API key; it stops working within a second everywhere",
 		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {

@@ -7,42 +7,52 @@ import (
 	"github.com/spf13/cobra"
 )
 
-// version is set at build time: -ldflags "-X github.com/pms-dev/pms/cmd.version=v1.2.3".
-var version = "dev"
+// version, commit and date are set at build time (make build, the
+// Dockerfile): -ldflags "-X github.com/pms-dev/pms/cmd.version=v1.2.3
+// -X github.com/pms-dev/pms/cmd.commit=abc123 -X github.com/pms-dev/pms/cmd.date=2026-12-02T08:00:00Z".
+// Without them, the commit and its time come from the VCS stamp of go build.
+var version, commit, date = "dev", "", ""
 
 func newVersionCmd() *cobra.Command {
 	return &cobra.Command{
-		Use:   "version",
-		Short: "Print the version of pms",
-		Args:  cobra.NoArgs,
+		Use:     "version",
+		Short:   "Print the version, commit and build date of pms",
+		Example: "  pms version\n  docker run --rm pms:1.0.0 version",
+		Args:    cobra.NoArgs,
 		Run: func(cmd *cobra.Command, _ []string) {
-			fmt.Fprintf(cmd.OutOrStdout(), "pms %s%s\n", version, buildInfo())
+			c, d, goVersion := buildInfo()
+			fmt.Fprintf(cmd.OutOrStdout(), "pms %s\ncommit  %s\nbuilt   %s\ngo      %s\n", version, c, d, goVersion)
 		},
 	}
 }
 
-// buildInfo describes the VCS revision and Go version the binary was built from.
-func buildInfo() string {
+// buildInfo returns the commit and build date (from the linker flags, else
+// the VCS stamp: the commit and its time, "+dirty" when the tree was
+// modified) and the Go version.
+func buildInfo() (rev, built, goVersion string) {
+	rev, built, goVersion = commit, date, "unknown"
 	bi, ok := debug.ReadBuildInfo()
-	if !ok {
-		return ""
+	if ok {
+		goVersion = bi.GoVersion
 	}
-	rev, dirty := "", ""
+	dirty := ""
 	for _, s := range bi.Settings {
-		switch s.Key {
-		case "vcs.revision":
+		switch {
+		case s.Key == "vcs.revision" && rev == "":
 			rev = s.Value
-		case "vcs.modified":
-			if s.Value == "true" {
-				dirty = "+dirty"
-			}
+		case s.Key == "vcs.time" && built == "":
+			built = s.Value + " (commit time)"
+		case s.Key == "vcs.modified" && s.Value == "true":
+			dirty = "+dirty"
 		}
 	}
-	if len(rev) > 12 {
-		rev = rev[:12]
-	}
 	if rev == "" {
-		return " (" + bi.GoVersion + ")"
+		rev = "unknown"
+	} else if commit == "" {
+		rev += dirty
 	}
-	return fmt.Sprintf(" (%s%s, %s)", rev, dirty, bi.GoVersion)
+	if built == "" {
+		built = "unknown"
+	}
+	return rev, built, goVersion
 }

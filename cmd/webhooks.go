@@ -13,7 +13,7 @@ import (
 
 func newWebhooksCmd(a *app) *cobra.Command {
 	cmd := &cobra.Command{
-		Use:   "webhooks",
+		Use: "webhooks", Example: "  pms webhooks replay --since 2h",
 		Short: "Operate on webhook deliveries",
 		Long: "Webhook deliveries are queued in PostgreSQL (webhook_deliveries) by pms worker's events route\n" +
 			"and sent by its dispatcher; these commands change the queue directly.",

@@ -21,7 +21,7 @@ import (
 
 func newWorkerCmd(a *app) *cobra.Command {
 	return &cobra.Command{
-		Use:   "worker",
+		Use: "worker", Example: "  pms worker --config /etc/pms/config.yaml\n  PMS_KAFKA_CONCURRENCY=4 PMS_OPS_ADDR=:8082 pms worker",
 		Short: "Process image tasks from Kafka",
 		Long: "Consume image tasks from Kafka: fetch each image, compress it with libvips, upload it to S3 and\n" +
 			"record it in PostgreSQL. Serves /health, /ready and /metrics on ops.addr.\n" +
