@@ -47,7 +47,6 @@ CREATE TABLE webhook_deliveries (
     UNIQUE (webhook_id, event_id)
 );
 CREATE INDEX webhook_deliveries_queue_idx ON webhook_deliveries (webhook_id, product_id, seq) WHERE status = 'pending';
-CREATE INDEX webhook_deliveries_leased_idx ON webhook_deliveries (webhook_id) WHERE status = 'pending' AND leased_until IS NOT NULL;
 CREATE INDEX webhook_deliveries_log_idx ON webhook_deliveries (webhook_id, seq);
 CREATE INDEX webhook_deliveries_created_idx ON webhook_deliveries (created_at);
 
