@@ -2,7 +2,6 @@ package postgres_test
 
 import (
 	"context"
-	"database/sql"
 	"errors"
 	"testing"
 	"time"
@@ -12,7 +11,6 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/pms-dev/pms/platform/postgres"
-	"github.com/pms-dev/pms/platform/postgres/postgrestest"
 	"github.com/pms-dev/pms/product"
 	"github.com/pms-dev/pms/product/account"
 )
@@ -168,17 +166,7 @@ func TestCreateAfterKeyExpired(t *testing.T) {
 // stopped.
 func TestPrunerDeletesExpiredKeys(t *testing.T) {
 	t.Parallel()
-	dbURL := postgrestest.Private(t) // Prune acts on every row
-	db, err := postgres.Open(postgrestest.Config(t, dbURL))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { db.Close() })
-	raw, err := sql.Open("postgres", dbURL)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { raw.Close() })
+	db, raw := privateDB(t) // Prune acts on every row
 	ctx := context.Background()
 	svc := product.NewService(newProductStore(t, db, postgres.DefaultIdempotencyConfig()), imageTasks, product.Policy{})
 	u, err := account.NewService(postgres.NewAccountStore(db)).CreateUser(ctx, "pruner@example.com", "Pruner", false)

@@ -40,17 +40,7 @@ func pendingOutbox(t *testing.T, raw *sql.DB, key string) int {
 // payloads and headers, in the order they were written.
 func TestOutboxRelaysTwoTopicsToKafka(t *testing.T) {
 	t.Parallel()
-	dbURL := postgrestest.Private(t) // the relay publishes every row
-	db, err := postgres.Open(postgrestest.Config(t, dbURL))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { db.Close() })
-	raw, err := sql.Open("postgres", dbURL)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { raw.Close() })
+	db, raw := privateDB(t) // the relay publishes every row
 	kc := kafkatest.New(t)
 	cfg := kc.Config()
 	const eventTopic = "pms.product-events"

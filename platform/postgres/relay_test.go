@@ -208,15 +208,7 @@ func TestRelayWakesOnWrite(t *testing.T) {
 			writer := tc.writer(t, f)
 			pub := &publisher{}
 			r := newRelay(t, f.db, pub, time.Minute) // polling alone would be far too slow
-			ctx, cancel := context.WithCancel(context.Background())
-			done := make(chan error, 1)
-			go func() { done <- r.Run(ctx) }()
-			defer func() {
-				cancel()
-				if err := <-done; err != nil {
-					t.Errorf("Run returned %v, want nil after cancel", err)
-				}
-			}()
+			ctx := runRelay(t, r)
 			time.Sleep(300 * time.Millisecond) // let the listener connect and the first drain finish
 			for i := range 3 {
 				p, _, err := writer.Create(ctx, f.as, product.Draft{UserID: f.owner, Name: "Lamp", Price: 100,
@@ -273,17 +265,7 @@ func TestRelayPublishesInOrder(t *testing.T) {
 // the relay makes at least every poll interval.
 func TestRelayFindsLateCommits(t *testing.T) {
 	t.Parallel()
-	dbURL := postgrestest.Private(t)
-	db, err := postgres.Open(postgrestest.Config(t, dbURL))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { db.Close() })
-	raw, err := sql.Open("postgres", dbURL)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { raw.Close() })
+	db, raw := privateDB(t)
 	f := fixture{db: db, svc: product.NewService(newProductStore(t, db, postgres.DefaultIdempotencyConfig()), imageTasks, product.Policy{})}
 	u, err := account.NewService(postgres.NewAccountStore(db)).CreateUser(context.Background(), uuid.NewString()+"@example.com", "Tester", false)
 	if err != nil {
@@ -293,15 +275,7 @@ func TestRelayFindsLateCommits(t *testing.T) {
 
 	pub := &publisher{}
 	r := newRelay(t, db, pub, 500*time.Millisecond)
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- r.Run(ctx) }()
-	defer func() {
-		cancel()
-		if err := <-done; err != nil {
-			t.Errorf("Run returned %v, want nil after cancel", err)
-		}
-	}()
+	ctx := runRelay(t, r)
 
 	// The late message's transaction starts now and commits only after a
 	// stream of newer messages has been published for several seconds.
@@ -348,4 +322,38 @@ func waitFor(t *testing.T, d time.Duration, what string, ok func() bool) {
 			t.Fatalf("timed out after %v waiting for %s", d, what)
 		}
 	}
+}
+
+// runRelay runs r until the test ends and returns the context it runs
+// with; Run must then return nil.
+func runRelay(t *testing.T, r *postgres.Relay) context.Context {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- r.Run(ctx) }()
+	t.Cleanup(func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("Run returned %v, want nil after cancel", err)
+		}
+	})
+	return ctx
+}
+
+// privateDB opens a database of the test's own (see postgrestest.Private),
+// as the store uses it and raw.
+func privateDB(t *testing.T) (*postgres.DB, *sql.DB) {
+	t.Helper()
+	dbURL := postgrestest.Private(t)
+	db, err := postgres.Open(postgrestest.Config(t, dbURL))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { db.Close() })
+	raw, err := sql.Open("postgres", dbURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { raw.Close() })
+	return db, raw
 }
