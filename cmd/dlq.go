@@ -10,7 +10,6 @@ import (
 	"time"
 
 	"github.com/google/uuid"
-	"github.com/schollz/progressbar/v3"
 	"github.com/spf13/cobra"
 
 	"github.com/pms-dev/pms/imaging"
@@ -197,10 +196,7 @@ func (a *app) openDeadLetters(ctx context.Context) (deadLetters, error) {
 // replay requeues the chosen images one by one, with a progress bar on
 // progress, and says what it did on out.
 func (a *app) replay(ctx context.Context, out, progress io.Writer, d deadLetters, chosen []deadImage) error {
-	bar := progressbar.NewOptions(len(chosen), progressbar.OptionSetWriter(progress),
-		progressbar.OptionSetDescription("replaying"), progressbar.OptionShowCount(),
-		progressbar.OptionShowIts(), progressbar.OptionSetItsString("images"),
-		progressbar.OptionThrottle(100*time.Millisecond), progressbar.OptionOnCompletion(func() { fmt.Fprintln(progress) }))
+	bar := newProgress(progress, len(chosen), "replaying", "images")
 	replayed, noop := 0, 0
 	var errs []error
 	for _, di := range chosen {

@@ -53,10 +53,7 @@ func newWebhooksReplayCmd(a *app) *cobra.Command {
 			var bar *progressbar.ProgressBar
 			n, err := postgres.NewWebhookStore(db).ReplaySince(cmd.Context(), from, id, func(done, total int) {
 				if bar == nil {
-					bar = progressbar.NewOptions(total, progressbar.OptionSetWriter(progress),
-						progressbar.OptionSetDescription("replaying"), progressbar.OptionShowCount(),
-						progressbar.OptionShowIts(), progressbar.OptionSetItsString("deliveries"),
-						progressbar.OptionThrottle(100*time.Millisecond), progressbar.OptionOnCompletion(func() { fmt.Fprintln(progress) }))
+					bar = newProgress(progress, total, "replaying", "deliveries")
 				}
 				_ = bar.Set(done)
 			})
