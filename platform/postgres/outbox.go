@@ -129,6 +129,12 @@ WHERE id IN (
     FOR UPDATE SKIP LOCKED)
 RETURNING id, topic, key, payload, headers, created_at`
 
+// deleteMarked deletes rows marked published: relays of earlier releases
+// marked rows (published_at) and kept them; this one deletes them. The
+// column and its partial indexes stay for them while a rolling upgrade
+// runs.
+const deleteMarked = `DELETE FROM outbox WHERE published_at IS NOT NULL`
+
 type outboxRow struct {
 	ID        uuid.UUID `db:"id"`
 	Topic     string    `db:"topic"`

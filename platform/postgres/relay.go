@@ -105,6 +105,9 @@ func (r *Relay) Run(ctx context.Context) error {
 	}
 	ring, leave := r.db.bell.join()
 	defer leave()
+	r.pruneMarked(ctx)
+	prune := time.NewTicker(time.Hour)
+	defer prune.Stop()
 	backoff := time.Duration(0)
 	for {
 		n, err := r.drain(ctx)
@@ -131,6 +134,8 @@ func (r *Relay) Run(ctx context.Context) error {
 			r.sleepOff(ctx, backoff)
 		case <-ring:
 			r.sleepOff(ctx, backoff)
+		case <-prune.C:
+			r.pruneMarked(ctx)
 		case <-time.After(wait):
 		}
 	}
@@ -223,6 +228,20 @@ func (r *Relay) publishBatch(ctx context.Context, from time.Time) (int, time.Tim
 	}
 	r.published.Add(float64(len(rows)))
 	return len(rows), rows[len(rows)-1].CreatedAt, nil
+}
+
+// pruneMarked deletes the rows that relays of earlier releases marked
+// published instead of deleting them: those left from before an upgrade,
+// and those such relays mark while a rolling upgrade runs.
+func (r *Relay) pruneMarked(ctx context.Context) {
+	res, err := r.db.db.ExecContext(ctx, deleteMarked)
+	if err != nil {
+		r.log.Warn().Err(err).Msg("outbox prune failed")
+		return
+	}
+	if n, _ := res.RowsAffected(); n > 0 {
+		r.log.Info().Int64("rows", n).Msg("outbox rows published by an earlier release pruned")
+	}
 }
 
 func sleep(ctx context.Context, d time.Duration) {

@@ -357,3 +357,31 @@ func privateDB(t *testing.T) (*postgres.DB, *sql.DB) {
 	t.Cleanup(func() { raw.Close() })
 	return db, raw
 }
+
+// TestRelayPrunesRowsAnEarlierReleaseMarked: relays before this one marked
+// published rows and kept them a day; this one deletes what it publishes,
+// and deletes such marked rows when it starts (and hourly), so none stays
+// behind after an upgrade. Pending rows are left to be published.
+func TestRelayPrunesRowsAnEarlierReleaseMarked(t *testing.T) {
+	t.Parallel()
+	db, raw := privateDB(t)
+	ctx := context.Background()
+	for key, published := range map[string]any{"marked": time.Now(), "pending": nil} {
+		if _, err := raw.ExecContext(ctx, `INSERT INTO outbox (id, topic, key, payload, created_at, published_at)
+			VALUES ($1, $2, $3, '\x00', now(), $4)`, uuid.Must(uuid.NewV7()), taskTopic, key, published); err != nil {
+			t.Fatal(err)
+		}
+	}
+	pub := &publisher{}
+	runRelay(t, newRelay(t, db, pub, time.Minute))
+	waitFor(t, 10*time.Second, "the marked row to be pruned and the pending one published", func() bool {
+		var left int
+		if err := raw.QueryRowContext(ctx, `SELECT count(*) FROM outbox`).Scan(&left); err != nil {
+			t.Fatal(err)
+		}
+		return left == 0 && len(pub.byKey("pending")) == 1
+	})
+	if got := pub.byKey("marked"); len(got) != 0 {
+		t.Errorf("the relay published %d rows an earlier release had published, want 0", len(got))
+	}
+}
