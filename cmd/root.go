@@ -52,7 +52,7 @@ func newRootCmd(a *app) *cobra.Command {
 		},
 	}
 	root.PersistentFlags().StringVar(&a.configFile, "config", "", "config file (default ./config.yaml when present)")
-	root.AddCommand(newServeCmd(a), newWorkerCmd(a), newAllCmd(a), newMigrateCmd(a), newUsersCmd(a), newKeysCmd(a), newDevCmd(a), newDLQCmd(a), newWebhooksCmd(a), newVersionCmd())
+	root.AddCommand(newServeCmd(a), newWorkerCmd(a), newAllCmd(a), newMigrateCmd(a), newUsersCmd(a), newKeysCmd(a), newDevCmd(a), newDLQCmd(a), newWebhooksCmd(a), newReprocessCmd(a), newVersionCmd())
 	return root
 }
 

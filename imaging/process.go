@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"slices"
@@ -37,6 +38,13 @@ type ResultStore interface {
 	Abandon(ctx context.Context, t Task, attempt int) error
 	// Ready records the compressed copies of the task's image.
 	Ready(ctx context.Context, t Task, r Result) error
+	// BeginReprocess starts an attempt at re-making a ready image, which
+	// stays ready (with its variants) meanwhile. It returns ErrStale when
+	// the image is not ready, was made with presetSet already, is gone,
+	// has another source URL now or belongs to a deleted product. Its
+	// attempts are not counted durably: a ready image has no failure to
+	// record, and a reprocess that keeps failing is dead-lettered.
+	BeginReprocess(ctx context.Context, t Task, presetSet string) error
 	// Failed records that the task's image cannot be processed, with a code.
 	Failed(ctx context.Context, t Task, attempts int, code string) error
 	// Storing records that objects are about to be stored at keys, before
@@ -66,6 +74,10 @@ var ErrAttemptsUsed = errors.New("attempts used up by workers that died")
 type Result struct {
 	Variants []Variant
 	Source   SourceFacts
+	// PresetSet names the presets and ladder they were made with (see
+	// Config.PresetSet), so that pms reprocess finds the images an older
+	// set made.
+	PresetSet string
 }
 
 // Main returns the main variant, the zero Variant when there is none.
@@ -96,6 +108,7 @@ type Processor struct {
 	results    ResultStore
 	presets    []Preset
 	rungs      []Preset // the ladder's, format by format, widths ascending
+	presetSet  string   // Config.PresetSet
 	jobTimeout time.Duration
 	observe    Observer
 }
@@ -134,13 +147,27 @@ func (c Config) Validate() error {
 	return errors.Join(errs...)
 }
 
+// PresetSet names the variants the config makes: a hash of its presets and
+// ladder, which changes with any of their settings.
+func (c Config) PresetSet() string {
+	data, err := json.Marshal(struct {
+		Presets []Preset
+		Ladder  Ladder
+	}{c.Presets, c.Ladder})
+	if err != nil {
+		panic(fmt.Sprintf("imaging: encode presets: %v", err)) // plain structs always encode
+	}
+	sum := sha256.Sum256(data)
+	return hex.EncodeToString(sum[:8])
+}
+
 // NewProcessor validates cfg and returns a Processor wired to its
 // collaborators.
 func NewProcessor(cfg Config, f *Fetcher, c Compressor, u Uploader, r ResultStore) (*Processor, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	return &Processor{fetch: f, compress: c, upload: u, results: r, presets: slices.Clone(cfg.Presets), rungs: cfg.Ladder.Presets(), jobTimeout: cfg.JobTimeout,
+	return &Processor{fetch: f, compress: c, upload: u, results: r, presets: slices.Clone(cfg.Presets), rungs: cfg.Ladder.Presets(), presetSet: cfg.PresetSet(), jobTimeout: cfg.JobTimeout,
 		observe: nopObserver{}}, nil
 }
 
@@ -157,7 +184,13 @@ func (p *Processor) Process(ctx context.Context, t Task) (int, error) {
 	job, cancel := context.WithTimeout(ctx, p.jobTimeout)
 	defer cancel()
 	var attempt int
-	err := p.timed(job, StageDatabase, func(ctx context.Context) (err error) { attempt, err = p.results.Begin(ctx, t); return err })
+	err := p.timed(job, StageDatabase, func(ctx context.Context) (err error) {
+		if t.Reprocess {
+			return p.results.BeginReprocess(ctx, t, p.presetSet)
+		}
+		attempt, err = p.results.Begin(ctx, t)
+		return err
+	})
 	switch {
 	case errors.Is(err, ErrStale):
 		zerolog.Ctx(ctx).Info().Msg("task is stale, skipped")
@@ -232,7 +265,7 @@ func (p *Processor) make(ctx context.Context, t Task) (Result, error) {
 		return Result{}, fmt.Errorf("fetch source image: %w", err)
 	}
 	p.observe.Bytes(DirectionIn, int64(len(src.Data)))
-	res := Result{Variants: make([]Variant, 0, len(p.presets)+len(p.rungs))}
+	res := Result{Variants: make([]Variant, 0, len(p.presets)+len(p.rungs)), PresetSet: p.presetSet}
 	sample, err := p.compress.Sample(ctx, src)
 	if err != nil {
 		return Result{}, fmt.Errorf("sample source image: %w", err)

@@ -11,6 +11,7 @@ import (
 	"image/png"
 	"net/http"
 	"net/http/httptest"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -106,6 +107,8 @@ type fakeResults struct {
 	failed    []failure
 	abandoned []abandon
 	storing   []string // the keys Storing was told of, in order
+	// reprocessed are the preset sets BeginReprocess was called with.
+	reprocessed []string
 }
 
 type failure struct {
@@ -139,6 +142,17 @@ func (r *fakeResults) Ready(_ context.Context, _ imaging.Task, res imaging.Resul
 		return r.readyErr
 	}
 	r.ready = append(r.ready, res)
+	return nil
+}
+
+func (r *fakeResults) BeginReprocess(_ context.Context, _ imaging.Task, set string) error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.reprocessed = append(r.reprocessed, set)
+	if r.begin != nil {
+		_, err := r.begin()
+		return err
+	}
 	return nil
 }
 
@@ -280,7 +294,8 @@ func TestProcessMakesEveryVariant(t *testing.T) {
 			t.Fatal(err)
 		}
 		want := imaging.Result{Source: imaging.SourceFacts{Width: 6, Height: 4, Format: imaging.FormatPNG, Bytes: int64(len(r.png)),
-			ThumbHash: base64.StdEncoding.EncodeToString(hash), Color: "#ff0000"}}
+			ThumbHash: base64.StdEncoding.EncodeToString(hash), Color: "#ff0000"},
+			PresetSet: imaging.Config{Presets: []imaging.Preset{mainPreset, thumbPreset}[:len(wantPresets)]}.PresetSet()}
 		for i, p := range []imaging.Preset{mainPreset, thumbPreset}[:len(wantPresets)] {
 			want.Variants = append(want.Variants, imaging.Variant{Name: p.Name, Key: wantUploads[i].key, URL: "https://cdn.test/" + wantUploads[i].key,
 				Width: p.MaxWidth / 2, Height: p.MaxHeight / 4, Bytes: int64(len(wantUploads[i].data)), Format: imaging.FormatWebP})
@@ -369,6 +384,49 @@ func TestProcessRunsNothingBegunElsewhere(t *testing.T) {
 				t.Errorf("Process() fetched %d times, compressed %v, recorded %v; want nothing done", n, r.compress.presets, r.results.ready)
 			}
 		})
+	}
+}
+
+// TestProcessReprocess: a reprocess task begins with BeginReprocess and
+// the worker's preset set, counts no attempt, and records the variants with
+// that set; a stale one does nothing.
+func TestProcessReprocess(t *testing.T) {
+	r := newRig(t, nil)
+	task := r.task("/a.png")
+	task.Reprocess = true
+	want := imaging.Config{Presets: []imaging.Preset{mainPreset, thumbPreset}}.PresetSet()
+	if attempt, err := r.proc.Process(context.Background(), task); attempt != 0 || err != nil {
+		t.Fatalf("Process(reprocess) = %d, %v; want attempt 0 (not counted), nil", attempt, err)
+	}
+	if !slices.Equal(r.results.reprocessed, []string{want}) || len(r.results.ready) != 1 || r.results.ready[0].PresetSet != want {
+		t.Fatalf("BeginReprocess got %v, results %+v; want the preset set %s once and a result made with it", r.results.reprocessed, r.results.ready, want)
+	}
+	r.results.begin = func() (int, error) { return 0, imaging.ErrStale }
+	if _, err := r.proc.Process(context.Background(), task); err != nil || len(r.results.ready) != 1 {
+		t.Errorf("Process(stale reprocess) = %v with %d results, want nil and nothing recorded", err, len(r.results.ready))
+	}
+}
+
+// TestPresetSet: the preset set changes with any preset or ladder setting,
+// and only with them.
+func TestPresetSet(t *testing.T) {
+	base := imaging.DefaultConfig()
+	set := base.PresetSet()
+	other := base
+	other.JobTimeout, other.Collect.Grace = time.Hour, time.Hour
+	if other.PresetSet() != set {
+		t.Errorf("PresetSet changed with the job timeout and grace")
+	}
+	for name, edit := range map[string]func(*imaging.Config){
+		"a ladder width": func(c *imaging.Config) { c.Ladder.Widths = []int{320, 800} },
+		"a quality":      func(c *imaging.Config) { c.Ladder.WebPQuality = 81 },
+		"a preset":       func(c *imaging.Config) { c.Presets = c.Presets[:1] },
+	} {
+		c := imaging.DefaultConfig()
+		edit(&c)
+		if c.PresetSet() == set {
+			t.Errorf("PresetSet did not change with %s", name)
+		}
 	}
 }
 

@@ -20,6 +20,9 @@ type Task struct {
 	ImageID     uuid.UUID `json:"image_id"`
 	SourceURL   string    `json:"source_url"`
 	RequestedAt time.Time `json:"requested_at"`
+	// Reprocess asks for a ready image to be made again with the worker's
+	// presets, if it was made with others (pms reprocess).
+	Reprocess bool `json:"reprocess,omitempty"`
 }
 
 // HeaderTaskID is the message header that carries the task's id.
@@ -68,11 +71,22 @@ func NewTaskMessages(topic string) TaskMessages { return TaskMessages{topic: top
 // ImageTask returns the message of a new task for the image, carrying the
 // correlation id in ctx.
 func (tm TaskMessages) ImageTask(ctx context.Context, productID, imageID uuid.UUID, sourceURL string, requestedAt time.Time) (message.Message, error) {
+	return tm.message(ctx, Task{ProductID: productID, ImageID: imageID, SourceURL: sourceURL, RequestedAt: requestedAt.UTC()})
+}
+
+// ReprocessTask returns the message of a task that re-makes a ready image
+// with the worker's presets (see Task.Reprocess).
+func (tm TaskMessages) ReprocessTask(ctx context.Context, productID, imageID uuid.UUID, sourceURL string, requestedAt time.Time) (message.Message, error) {
+	return tm.message(ctx, Task{ProductID: productID, ImageID: imageID, SourceURL: sourceURL, RequestedAt: requestedAt.UTC(), Reprocess: true})
+}
+
+// message gives t a new id and returns it as a message.
+func (tm TaskMessages) message(ctx context.Context, t Task) (message.Message, error) {
 	id, err := uuid.NewV7()
 	if err != nil {
 		return message.Message{}, fmt.Errorf("make task id: %w", err)
 	}
-	t := Task{ID: id, ProductID: productID, ImageID: imageID, SourceURL: sourceURL, RequestedAt: requestedAt.UTC()}
+	t.ID = id
 	return t.Message(ctx, tm.topic)
 }
 

@@ -99,12 +99,13 @@ const (
 	lockLiveProduct = `
 EXISTS (SELECT 1 FROM products p WHERE p.id = i.product_id AND p.deleted_at IS NULL FOR NO KEY UPDATE)`
 	// readyImage marks the image ready with the variants given ($4, a JSON
-	// list in preset order) and the source's facts ($5): a repeated result
+	// list in preset order), the source's facts ($5) and the preset set
+	// that made them ($6): a repeated result
 	// overwrites them, and variants of presets no longer configured go.
 	readyImage = `
 WITH img AS (
     UPDATE product_images i
-    SET status = 'ready', error_code = NULL, variants = $4, source = $5, updated_at = $3
+    SET status = 'ready', error_code = NULL, variants = $4, source = $5, preset_set = NULLIF($6, ''), updated_at = $3
     WHERE i.id = $1 AND i.source_url = $2 AND ` + lockLiveProduct + `
     RETURNING i.product_id)
 UPDATE products SET version = version + 1, updated_at = $3
@@ -168,7 +169,7 @@ func (r *ImageResults) Ready(ctx context.Context, t imaging.Task, res imaging.Re
 		im.Variants = append(im.Variants, product.Variant(v))
 	}
 	uses := func(tx *txn) error { return useObjects(ctx, tx, t.ImageID, keys) }
-	if err := r.record(ctx, readyImage, product.EventImageReady, im, uses, t.ImageID, t.SourceURL, now(), data, source); err != nil {
+	if err := r.record(ctx, readyImage, product.EventImageReady, im, uses, t.ImageID, t.SourceURL, now(), data, source, res.PresetSet); err != nil {
 		return translate(fmt.Errorf("record image %s ready: %w", t.ImageID, err))
 	}
 	return nil
