@@ -90,17 +90,6 @@ func (c *fakeCompressor) sample(ctx context.Context) (imaging.Sample, error) {
 	return imaging.Sample{Width: w, Height: 4, W: 2, H: 1, Pix: []byte{255, 0, 0, 255, 0, 0, 255, 255}}, nil
 }
 
-// presets returns the presets of every Variants call, in order.
-func (c *fakeCompressor) presets() []string {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	var all []string
-	for _, call := range c.calls {
-		all = append(all, call...)
-	}
-	return all
-}
-
 // upload is one Upload call.
 type upload struct {
 	key, contentType string

@@ -3,12 +3,14 @@ package vips_test
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"image"
 	"image/color"
 	"os"
 	"path/filepath"
 	"testing"
+	"time"
 
 	"github.com/h2non/bimg"
 
@@ -144,4 +146,81 @@ func meanDiff(t *testing.T, a, b imaging.Output) float64 {
 		}
 	}
 	return sum / n
+}
+
+// TestVariantsOrientation makes a generated JPEG under each EXIF
+// orientation into a full-size and a resized variant: both upright.
+func TestVariantsOrientation(t *testing.T) {
+	t.Parallel()
+	c := newCompressor(t, 2)
+	up := quadrants(96, 64)
+	presets := []imaging.Preset{{Name: "full", MaxWidth: 1000, MaxHeight: 1000}, {Name: "half", MaxWidth: 48, MaxHeight: 48}, {Name: "tall", MaxWidth: 24, MaxHeight: 10000}}
+	want := []struct{ w, h int }{{96, 64}, {48, 32}, {24, 16}}
+	for o := 1; o <= 8; o++ {
+		src := withJPEGMetadata(encodeJPEG(t, stored(up, o)), o)
+		outs, sample, err := c.Variants(context.Background(), imaging.Source{Data: src}, presets)
+		if err != nil {
+			t.Fatalf("orientation %d: Variants() error = %v", o, err)
+		}
+		for i, out := range outs {
+			if out.Format != imaging.FormatJPEG || out.Width != want[i].w || out.Height != want[i].h || out.Preset != presets[i].Name {
+				t.Fatalf("orientation %d: Variants()[%d] = %s %d×%d preset %q, want jpeg %d×%d preset %s", o, i, out.Format, out.Width, out.Height, out.Preset, want[i].w, want[i].h, presets[i].Name)
+			}
+			img, _, err := image.Decode(bytes.NewReader(out.Data))
+			if err != nil {
+				t.Fatalf("decode output: %v", err)
+			}
+			checkQuadrants(t, img)
+			checkJPEGStripped(t, out.Data)
+		}
+		if sample.Width != 96 || sample.Height != 64 || sample.W != 96 || sample.H != 64 {
+			t.Errorf("orientation %d: sample = source %d×%d, %d×%d; want 96×64 both", o, sample.Width, sample.Height, sample.W, sample.H)
+		}
+	}
+}
+
+// TestVariantsShareEncodings: presets that come out at one size in one
+// format and quality share one encoding; others do not.
+func TestVariantsShareEncodings(t *testing.T) {
+	t.Parallel()
+	c := newCompressor(t, 1)
+	src := imaging.Source{Data: encodeJPEG(t, quadrants(900, 600))}
+	presets := []imaging.Preset{
+		{Name: "main", MaxWidth: 1600, MaxHeight: 1600, Format: imaging.FormatAuto, Quality: 80},
+		{Name: "jpeg-1024", MaxWidth: 1024, MaxHeight: 10000, Format: imaging.FormatJPEG, Quality: 80},
+		{Name: "webp-1024", MaxWidth: 1024, MaxHeight: 10000, Format: imaging.FormatWebP, Quality: 80},
+		{Name: "q70", MaxWidth: 900, MaxHeight: 900, Format: imaging.FormatJPEG, Quality: 70},
+		{Name: "small", MaxWidth: 300, MaxHeight: 300, Format: imaging.FormatJPEG, Quality: 80},
+	}
+	outs, _, err := c.Variants(context.Background(), src, presets)
+	if err != nil {
+		t.Fatalf("Variants() error = %v", err)
+	}
+	same := func(i, j int) bool { return &outs[i].Data[0] == &outs[j].Data[0] }
+	if !same(0, 1) || same(0, 2) || same(0, 3) || same(0, 4) {
+		t.Errorf("Variants() shares main's encoding with jpeg-1024 %v, webp-1024 %v, q70 %v, small %v; want only jpeg-1024", same(0, 1), same(0, 2), same(0, 3), same(0, 4))
+	}
+	for i, out := range outs {
+		if out.Preset != presets[i].Name {
+			t.Errorf("Variants()[%d].Preset = %q, want %q", i, out.Preset, presets[i].Name)
+		}
+	}
+}
+
+// TestVariantsStops cancels Variants while libvips works on a large image:
+// it returns soon, with an error wrapping context.Canceled and no outputs.
+func TestVariantsStops(t *testing.T) {
+	t.Parallel()
+	c := newCompressor(t, 1)
+	src := imaging.Source{Data: imagingtest.PNG(t, imagingtest.Gradient(6000, 4000))}
+	ctx, cancel := context.WithCancel(context.Background())
+	time.AfterFunc(50*time.Millisecond, cancel)
+	start := time.Now()
+	outs, _, err := c.Variants(ctx, src, workerPresets())
+	if !errors.Is(err, context.Canceled) || errors.Is(err, imaging.ErrPermanent) || outs != nil {
+		t.Errorf("Variants() cancelled = %d outputs, %v; want none and context.Canceled", len(outs), err)
+	}
+	if took := time.Since(start); took > 3*time.Second {
+		t.Errorf("Variants() took %v after being cancelled at 50ms, want it to stop soon", took)
+	}
 }
