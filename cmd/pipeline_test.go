@@ -109,7 +109,7 @@ func TestPipelineSourceUnavailableTwice(t *testing.T) {
 	if n := src.Hits("/flaky.png"); n != 3 {
 		t.Errorf("source asked %d times, want 3", n)
 	}
-	if keys := r.s3.Keys(t, "products/"+id+"/"); !slices.Contains(keys, r.s3Key(t, im.CompressedURL)) {
+	if keys := r.s3.Keys(t, "images/"); !slices.Contains(keys, r.s3Key(t, im.CompressedURL)) {
 		t.Errorf("S3 holds %v, want the compressed image %s among them", keys, im.CompressedURL)
 	}
 	if n := r.kafka.Count(deadLetterTopic); n != 0 {
@@ -161,7 +161,7 @@ func TestPipelineStorageUnavailable(t *testing.T) {
 		t.Errorf("S3 got %d requests, want %d (3 attempts × %d SDK tries)", n, want, r.s3cfg.MaxAttempts)
 	}
 	r.s3.Fail(0)
-	if keys := r.s3.Keys(t, "products/"+id+"/"); len(keys) != 0 {
+	if keys := r.s3.Keys(t, "images/"); len(keys) != 0 {
 		t.Errorf("S3 holds %v for the product, want nothing", keys)
 	}
 }
@@ -271,7 +271,7 @@ func TestPipelineWorkerStoppedMidTask(t *testing.T) {
 	if len(logLines(t, first, givenBack)) != 1 {
 		t.Errorf("the stopped worker did not log its attempt 1 given back")
 	}
-	if keys := r.s3.Keys(t, "products/"+id+"/"); !slices.Equal(keys, []string{key}) {
+	if keys := r.s3.Keys(t, "images/"); !slices.Equal(keys, []string{key}) {
 		t.Fatalf("S3 holds %v after the first worker stopped, want its upload %s", keys, key)
 	}
 
@@ -288,7 +288,7 @@ func TestPipelineWorkerStoppedMidTask(t *testing.T) {
 	if got := r.s3Key(t, im.CompressedURL); got != key {
 		t.Errorf("compressed image is %s, want the key the first worker wrote, %s", got, key)
 	}
-	if keys := r.s3.Keys(t, "products/"+id+"/"); !slices.Equal(keys, []string{key}) {
+	if keys := r.s3.Keys(t, "images/"); !slices.Equal(keys, []string{key}) {
 		t.Errorf("S3 holds %v for the product, want exactly %s", keys, key)
 	}
 	if n := src.Hits("/once.png"); n != 2 {
@@ -359,7 +359,7 @@ func TestPipelineRedeliveredFinishedTask(t *testing.T) {
 		}
 	}
 	waitUntil(t, 15*time.Second, "the task's offset to be committed", committedPast(task))
-	keys := r.s3.Keys(t, "products/"+id+"/")
+	keys := r.s3.Keys(t, "images/")
 
 	r.kafka.Produce(t, taskTopic, task.Key, task.Value, task.Headers)
 	msgs := r.kafka.Messages(t, taskTopic)
@@ -378,7 +378,7 @@ func TestPipelineRedeliveredFinishedTask(t *testing.T) {
 	if n := src.Hits("/done.png"); n != 1 {
 		t.Errorf("source asked %d times, want 1", n)
 	}
-	if after := r.s3.Keys(t, "products/"+id+"/"); !slices.Equal(after, keys) {
+	if after := r.s3.Keys(t, "images/"); !slices.Equal(after, keys) {
 		t.Errorf("S3 holds %v after the redelivery, want %v as before", after, keys)
 	}
 	if n := r.kafka.Count(deadLetterTopic); n != 0 {

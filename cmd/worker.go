@@ -58,7 +58,8 @@ func (a *app) runWorker(ctx context.Context) error {
 // consumer group that routes the image task topic to the processor, which
 // fetches, compresses with libvips, uploads to S3 and records results in
 // PostgreSQL, and the events topic to the webhook fan-out, beside the
-// dispatcher that sends the deliveries. It returns the readiness checks of
+// dispatcher that sends the deliveries, and the collector of objects no
+// image uses. It returns the readiness checks of
 // what only it depends on.
 func (a *app) worker(ctx context.Context, db *postgres.DB, cache *redis.Client, dlq *kafka.Producer) (runner, []httpapi.Check, error) {
 	fetcher, err := imaging.NewFetcher(a.cfg.Imaging.Fetch, a.cfg.Imaging.Limits)
@@ -112,7 +113,9 @@ func (a *app) worker(ctx context.Context, db *postgres.DB, cache *redis.Client, 
 	if err := a.metrics().Register(c); err != nil {
 		return nil, nil, fmt.Errorf("register worker metrics: %w", err)
 	}
-	var parts parts = []runner{c}
+	collector := imaging.NewCollector(a.cfg.Imaging.Collect, postgres.NewStoredObjects(db), uploader, a.component("collector"))
+	collector.Observe(images.Collected)
+	var parts parts = []runner{c, collector}
 	if dispatcher != nil {
 		parts = append(parts, dispatcher)
 	}

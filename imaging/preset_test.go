@@ -9,7 +9,7 @@ import (
 )
 
 func validConfig() imaging.Config {
-	return imaging.Config{Limits: imaging.DefaultLimits, JobTimeout: time.Minute, Presets: imaging.DefaultPresets()}
+	return imaging.Config{Limits: imaging.DefaultLimits, JobTimeout: time.Minute, Presets: imaging.DefaultPresets(), Collect: imaging.DefaultCollectConfig()}
 }
 
 func TestConfigValidatePresets(t *testing.T) {
@@ -69,6 +69,13 @@ func TestConfigValidatePresets(t *testing.T) {
 			`imaging.ladder.webp_quality: must be between 1 and 100`,
 			`imaging.ladder.avif_quality: must be between 1 and 100`,
 			`imaging.presets[1].name: "webp-320" is the name of a rung of imaging.ladder`,
+		}},
+		{"collection", func(c *imaging.Config) {
+			c.Collect = imaging.CollectConfig{Grace: 59 * time.Second, Every: time.Millisecond, Batch: 10_001}
+		}, []string{
+			`imaging.collect.grace: must be at least imaging.job_timeout (1m0s)`,
+			`imaging.collect.every: must be at least 100ms`,
+			`imaging.collect.batch: must be between 1 and 10000`,
 		}},
 		{"every problem of a preset", func(c *imaging.Config) { c.Presets[1] = imaging.Preset{Name: "main"} }, []string{
 			`imaging.presets[1].max_width: must be between 16 and 10000`,

@@ -9,7 +9,6 @@ import (
 	"slices"
 	"time"
 
-	"github.com/google/uuid"
 	"github.com/rs/zerolog"
 )
 
@@ -40,7 +39,18 @@ type ResultStore interface {
 	Ready(ctx context.Context, t Task, r Result) error
 	// Failed records that the task's image cannot be processed, with a code.
 	Failed(ctx context.Context, t Task, attempts int, code string) error
+	// Storing records that objects are about to be stored at keys, before
+	// they are uploaded: the Collector does not remove them for a grace
+	// period, and Ready records the image with them only if none was
+	// removed meanwhile (else it fails with CodeObjectRemoved, and the
+	// next attempt stores them again).
+	Storing(ctx context.Context, keys []string) error
 }
+
+// CodeObjectRemoved is the code of the transient failure of a result whose
+// object the Collector removed between Storing and Ready (an attempt that
+// took longer than the grace period).
+const CodeObjectRemoved = "object_removed"
 
 // ErrStale is returned by ResultStore.Begin for a task whose image no longer
 // needs processing.
@@ -69,6 +79,7 @@ func (r Result) Main() Variant {
 // Variant is one compressed copy of an image, uploaded.
 type Variant struct {
 	Name   string // the preset's
+	Key    string // the object's, in the bucket (ObjectKey)
 	URL    string
 	Width  int
 	Height int
@@ -100,11 +111,14 @@ type Config struct {
 	Presets []Preset `mapstructure:"presets"`
 	// Ladder is the responsive ladder made after the presets.
 	Ladder Ladder `mapstructure:"ladder"`
+	// Collect says when stored objects that no image uses are removed.
+	Collect CollectConfig `mapstructure:"collect"`
 }
 
 // DefaultConfig returns the defaults of every setting.
 func DefaultConfig() Config {
-	return Config{Fetch: DefaultFetchConfig(), Limits: DefaultLimits, JobTimeout: 2 * time.Minute, Presets: DefaultPresets(), Ladder: DefaultLadder()}
+	return Config{Fetch: DefaultFetchConfig(), Limits: DefaultLimits, JobTimeout: 2 * time.Minute, Presets: DefaultPresets(), Ladder: DefaultLadder(),
+		Collect: DefaultCollectConfig()}
 }
 
 // Validate reports every problem with the config.
@@ -113,7 +127,7 @@ func (c Config) Validate() error {
 	if c.JobTimeout < time.Second {
 		errs = append(errs, errors.New("imaging.job_timeout: must be at least 1s"))
 	}
-	errs = append(errs, validatePresets("imaging.presets", c.Presets))
+	errs = append(errs, validatePresets("imaging.presets", c.Presets), c.Collect.validate(c.JobTimeout))
 	if len(c.Ladder.Widths) > 0 || len(c.Ladder.Formats) > 0 {
 		errs = append(errs, c.Ladder.validate("imaging.ladder"), c.Ladder.validateNames("imaging.presets", c.Presets))
 	}
@@ -258,16 +272,22 @@ func (p *Processor) make(ctx context.Context, t Task) (Result, error) {
 
 // variant uploads out, the output of preset.
 func (p *Processor) variant(ctx context.Context, t Task, preset Preset, out Output) (Variant, error) {
+	key := ObjectKey(out)
 	var url string
 	err := p.timed(ctx, StageUpload, func(ctx context.Context) (err error) {
-		url, err = p.upload.Upload(ctx, ObjectKey(t.ProductID, out), out.Data, ContentType(out.Format))
+		// Recorded first, so the collector leaves the object alone until
+		// the image is recorded with it (see ResultStore.Storing).
+		if err := p.results.Storing(ctx, []string{key}); err != nil {
+			return fmt.Errorf("record object %s: %w", key, err)
+		}
+		url, err = p.upload.Upload(ctx, key, out.Data, ContentType(out.Format))
 		return err
 	})
 	if err != nil {
 		return Variant{}, fmt.Errorf("upload %s: %w", preset.Name, err)
 	}
 	p.observe.Bytes(DirectionOut, int64(len(out.Data)))
-	return Variant{Name: preset.Name, URL: url, Width: out.Width, Height: out.Height, Bytes: int64(len(out.Data)), Format: out.Format}, nil
+	return Variant{Name: preset.Name, Key: key, URL: url, Width: out.Width, Height: out.Height, Bytes: int64(len(out.Data)), Format: out.Format}, nil
 }
 
 // GiveUp records that the task failed after its last attempt. The code
@@ -300,11 +320,12 @@ func FailureCode(err error) string {
 	return CodeInternal
 }
 
-// ObjectKey is where a compressed image is stored: content-addressed under
-// its product, so a task delivered twice writes the same object.
-func ObjectKey(productID uuid.UUID, out Output) string {
+// ObjectKey is where a compressed image is stored: content-addressed, so
+// identical outputs of any images share one object, and a task delivered
+// twice writes the same object again.
+func ObjectKey(out Output) string {
 	sum := sha256.Sum256(out.Data)
-	return fmt.Sprintf("products/%s/%s.%s", productID, hex.EncodeToString(sum[:]), extension(out.Format))
+	return "images/" + hex.EncodeToString(sum[:]) + "." + extension(out.Format)
 }
 
 func extension(format string) string {

@@ -125,6 +125,7 @@ type fakeResults struct {
 	ready     []imaging.Result
 	failed    []failure
 	abandoned []abandon
+	storing   []string // the keys Storing was told of, in order
 }
 
 type failure struct {
@@ -158,6 +159,13 @@ func (r *fakeResults) Ready(_ context.Context, _ imaging.Task, res imaging.Resul
 		return r.readyErr
 	}
 	r.ready = append(r.ready, res)
+	return nil
+}
+
+func (r *fakeResults) Storing(_ context.Context, keys []string) error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.storing = append(r.storing, keys...)
 	return nil
 }
 
@@ -203,7 +211,7 @@ func newRig(t *testing.T, edit func(*imaging.Config)) *rig {
 		_, _ = w.Write(r.png)
 	}))
 	t.Cleanup(r.srv.Close)
-	cfg := imaging.Config{Limits: imaging.DefaultLimits, JobTimeout: 10 * time.Second, Presets: []imaging.Preset{mainPreset, thumbPreset}}
+	cfg := imaging.Config{Limits: imaging.DefaultLimits, JobTimeout: 10 * time.Second, Presets: []imaging.Preset{mainPreset, thumbPreset}, Collect: imaging.DefaultCollectConfig()}
 	if edit != nil {
 		edit(&cfg)
 	}
@@ -274,11 +282,18 @@ func TestProcessMakesEveryVariant(t *testing.T) {
 		var wantUploads []upload
 		for _, p := range []imaging.Preset{mainPreset, thumbPreset}[:len(wantPresets)] {
 			data := fmt.Appendf(nil, "%s of %d bytes", p.Name, len(r.png))
-			key := imaging.ObjectKey(task.ProductID, imaging.Output{Data: data, Format: imaging.FormatWebP})
+			key := imaging.ObjectKey(imaging.Output{Data: data, Format: imaging.FormatWebP})
 			wantUploads = append(wantUploads, upload{key, "image/webp", data})
 		}
 		if diff := cmp.Diff(wantUploads, r.upload.uploads, cmp.AllowUnexported(upload{})); diff != "" {
 			t.Errorf("thumbnail %v: uploads (-want +got):\n%s", thumb, diff)
+		}
+		var wantKeys []string
+		for _, u := range wantUploads {
+			wantKeys = append(wantKeys, u.key)
+		}
+		if diff := cmp.Diff(wantKeys, r.results.storing); diff != "" {
+			t.Errorf("thumbnail %v: keys recorded as being stored (-want +got):\n%s", thumb, diff)
 		}
 		hash, err := imaging.ThumbHash(2, 1, []byte{255, 0, 0, 255, 0, 0, 255, 255})
 		if err != nil {
@@ -287,7 +302,7 @@ func TestProcessMakesEveryVariant(t *testing.T) {
 		want := imaging.Result{Source: imaging.SourceFacts{Width: 6, Height: 4, Format: imaging.FormatPNG, Bytes: int64(len(r.png)),
 			ThumbHash: base64.StdEncoding.EncodeToString(hash), Color: "#ff0000"}}
 		for i, p := range []imaging.Preset{mainPreset, thumbPreset}[:len(wantPresets)] {
-			want.Variants = append(want.Variants, imaging.Variant{Name: p.Name, URL: "https://cdn.test/" + wantUploads[i].key,
+			want.Variants = append(want.Variants, imaging.Variant{Name: p.Name, Key: wantUploads[i].key, URL: "https://cdn.test/" + wantUploads[i].key,
 				Width: p.MaxWidth / 2, Height: p.MaxHeight / 4, Bytes: int64(len(wantUploads[i].data)), Format: imaging.FormatWebP})
 		}
 		if diff := cmp.Diff([]imaging.Result{want}, r.results.ready); diff != "" {

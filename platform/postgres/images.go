@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"time"
 
 	"github.com/google/uuid"
@@ -140,12 +141,18 @@ type sourceRow struct {
 	Color     string `json:"color"`
 }
 
-// Ready records the image's variants; see imaging.ResultStore.
+// Ready records the image's variants and the objects they are in; see
+// imaging.ResultStore.
 func (r *ImageResults) Ready(ctx context.Context, t imaging.Task, res imaging.Result) error {
 	variants := make([]variantRow, len(res.Variants))
+	keys := make([]string, 0, len(res.Variants))
 	for i, v := range res.Variants {
-		variants[i] = variantRow(v)
+		variants[i] = variantRow{Name: v.Name, URL: v.URL, Width: v.Width, Height: v.Height, Bytes: v.Bytes, Format: v.Format}
+		if v.Key != "" && !slices.Contains(keys, v.Key) {
+			keys = append(keys, v.Key)
+		}
 	}
+	slices.Sort(keys) // the order the objects' rows are locked in
 	data, err := json.Marshal(variants)
 	if err != nil {
 		return fmt.Errorf("encode variants of image %s: %w", t.ImageID, err)
@@ -157,20 +164,22 @@ func (r *ImageResults) Ready(ctx context.Context, t imaging.Task, res imaging.Re
 		}
 	}
 	im := product.Image{ID: t.ImageID, SourceURL: t.SourceURL, Status: product.ImageReady}
-	for _, v := range res.Variants {
+	for _, v := range variants {
 		im.Variants = append(im.Variants, product.Variant(v))
 	}
-	if err := r.record(ctx, readyImage, product.EventImageReady, im, t.ImageID, t.SourceURL, now(), data, source); err != nil {
+	uses := func(tx *txn) error { return useObjects(ctx, tx, t.ImageID, keys) }
+	if err := r.record(ctx, readyImage, product.EventImageReady, im, uses, t.ImageID, t.SourceURL, now(), data, source); err != nil {
 		return translate(fmt.Errorf("record image %s ready: %w", t.ImageID, err))
 	}
 	return nil
 }
 
-// record runs the result statement query with args; with events, in a
-// transaction that adds the event of type typ about im and, when no image
-// of the product is left pending, product.images_ready.
-func (r *ImageResults) record(ctx context.Context, query, typ string, im product.Image, args ...any) error {
-	if !r.events.On() {
+// record runs the result statement query with args; when it changed the
+// image, in the same transaction, also then (when not nil) and, with events,
+// the event of type typ about im and, when no image of the product is left
+// pending, product.images_ready.
+func (r *ImageResults) record(ctx context.Context, query, typ string, im product.Image, then func(*txn) error, args ...any) error {
+	if !r.events.On() && then == nil {
 		_, err := r.db.db.ExecContext(ctx, query, args...)
 		return err
 	}
@@ -185,6 +194,14 @@ func (r *ImageResults) record(ctx context.Context, query, typ string, im product
 				return nil // a stale task changes nothing and says nothing
 			}
 			return err
+		}
+		if then != nil {
+			if err := then(tx); err != nil {
+				return err
+			}
+		}
+		if !r.events.On() {
+			return nil
 		}
 		// The product is locked now, so this sees every result committed
 		// before: of two last images settling at once, the second sees the
@@ -227,7 +244,7 @@ FROM product_images i WHERE i.id = $1`
 // Failed records a failure code; see imaging.ResultStore.
 func (r *ImageResults) Failed(ctx context.Context, t imaging.Task, attempts int, code string) error {
 	im := product.Image{ID: t.ImageID, SourceURL: t.SourceURL, Status: product.ImageFailed, Attempts: attempts, ErrorCode: code}
-	if err := r.record(ctx, failImage, product.EventImageFailed, im, t.ImageID, t.SourceURL, attempts, code, now()); err != nil {
+	if err := r.record(ctx, failImage, product.EventImageFailed, im, nil, t.ImageID, t.SourceURL, attempts, code, now()); err != nil {
 		return translate(fmt.Errorf("record image %s failed: %w", t.ImageID, err))
 	}
 	return nil

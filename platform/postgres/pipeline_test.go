@@ -29,7 +29,12 @@ type fixture struct {
 
 func newFixture(t *testing.T) fixture {
 	t.Helper()
-	db := postgrestest.New(t)
+	return newFixtureOn(t, postgrestest.New(t))
+}
+
+// newFixtureOn is newFixture on db.
+func newFixtureOn(t *testing.T, db *postgres.DB) fixture {
+	t.Helper()
 	svc := product.NewService(newProductStore(t, db, postgres.DefaultIdempotencyConfig()), imageTasks, product.Policy{})
 	u, err := account.NewService(postgres.NewAccountStore(db)).CreateUser(context.Background(), uuid.NewString()+"@example.com", "Tester", false)
 	if err != nil {

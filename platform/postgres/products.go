@@ -270,8 +270,15 @@ const (
 UPDATE products
 SET product_name = $2, product_description = $3, product_price = $4::numeric, version = $5, updated_at = $6
 WHERE id = $1`
-	deleteOtherImages = `DELETE FROM product_images WHERE product_id = $1 AND NOT (id = ANY($2::uuid[]))`
-	moveImage         = `UPDATE product_images SET position = $2 WHERE id = $1 AND position <> $2`
+	// deleteOtherImages deletes the images of product $1 but $2, and their
+	// uses of objects: they are unreferenced from now.
+	deleteOtherImages = `
+WITH images AS (
+    DELETE FROM product_images WHERE product_id = $1 AND NOT (id = ANY($2::uuid[])) RETURNING id),
+gone AS (
+    DELETE FROM image_objects WHERE image_id IN (SELECT id FROM images) RETURNING key)
+` + unreferenceGone
+	moveImage = `UPDATE product_images SET position = $2 WHERE id = $1 AND position <> $2`
 )
 
 // Update changes a product under a row lock and writes the messages the
@@ -348,14 +355,21 @@ func uuidArray(ids []uuid.UUID) any {
 }
 
 const (
+	// deleteProduct deletes the product $1 (at version $2, unless 0), and
+	// the uses of objects by its images: they are unreferenced from now.
 	deleteProduct = `
-UPDATE products SET deleted_at = now(), version = version + 1
-WHERE id = $1 AND deleted_at IS NULL AND ($2 = 0 OR version = $2)`
+WITH deleted AS (
+    UPDATE products SET deleted_at = now(), version = version + 1
+    WHERE id = $1 AND deleted_at IS NULL AND ($2 = 0 OR version = $2)
+    RETURNING id),
+gone AS (
+    DELETE FROM image_objects o USING product_images i, deleted d
+    WHERE o.image_id = i.id AND i.product_id = d.id
+    RETURNING o.key),
+unused AS (` + unreferenceGone + `)`
 	// deleteProductAnnounced deletes and writes the outbox messages $3–$7
 	// only if it deleted.
-	deleteProductAnnounced = `
-WITH deleted AS (` + deleteProduct + `
-    RETURNING id),
+	deleteProductAnnounced = deleteProduct + `,
 messages AS (
     INSERT INTO outbox (id, topic, key, payload, headers, created_at)
     SELECT m.id, m.topic, m.key, m.payload, m.headers, clock_timestamp()
@@ -389,18 +403,16 @@ func (s *ProductStore) Delete(ctx context.Context, id uuid.UUID, version int, ms
 
 // delete runs the delete and returns how many products it deleted.
 func (s *ProductStore) delete(ctx context.Context, id uuid.UUID, version int, msgs []message.Message) (int64, error) {
+	var n int64
 	if len(msgs) == 0 {
-		res, err := s.db.db.ExecContext(ctx, deleteProduct, id, version)
-		if err != nil {
-			return 0, err
-		}
-		return res.RowsAffected()
+		err := s.db.db.GetContext(ctx, &n, deleteProduct+`
+SELECT count(*) FROM deleted`, id, version)
+		return n, err
 	}
 	args, err := outboxArgs(ctx, msgs)
 	if err != nil {
 		return 0, err
 	}
-	var n int64
 	err = s.db.db.GetContext(ctx, &n, deleteProductAnnounced, append([]any{id, version}, args...)...)
 	return n, err
 }

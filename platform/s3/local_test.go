@@ -6,8 +6,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/google/uuid"
-
 	"github.com/pms-dev/pms/imaging"
 	"github.com/pms-dev/pms/platform/s3"
 )
@@ -58,7 +56,7 @@ func TestLocalServerPersists(t *testing.T) {
 	t.Parallel()
 	dir := t.TempDir()
 	data := pngBytes(t, 4)
-	key := imaging.ObjectKey(uuid.New(), imaging.Output{Data: data, Format: imaging.FormatPNG})
+	key := imaging.ObjectKey(imaging.Output{Data: data, Format: imaging.FormatPNG})
 
 	cfg, stop := runLocal(t, dir)
 	u := newUploader(t, cfg)

@@ -149,6 +149,17 @@ func (u *Uploader) Upload(ctx context.Context, key string, data []byte, contentT
 	return u.URL(key), nil
 }
 
+// Remove deletes the object at key; one that is gone already is no error
+// (S3's DeleteObject says the same either way). Its errors are those of
+// Upload.
+func (u *Uploader) Remove(ctx context.Context, key string) error {
+	_, err := u.client.DeleteObject(ctx, &awss3.DeleteObjectInput{Bucket: aws.String(u.bucket), Key: aws.String(key)})
+	if err != nil {
+		return classify(fmt.Errorf("delete s3 object %s: %w", key, err))
+	}
+	return nil
+}
+
 // Check returns nil when the bucket exists and the credentials may use it
 // (HeadBucket; on AWS that needs s3:ListBucket), for readiness probes;
 // otherwise a transient failure like Upload's.

@@ -16,7 +16,6 @@ import (
 	"time"
 
 	"github.com/google/go-cmp/cmp"
-	"github.com/google/uuid"
 
 	"github.com/pms-dev/pms/imaging"
 	"github.com/pms-dev/pms/platform/s3"
@@ -83,7 +82,7 @@ func TestUploadReadBack(t *testing.T) {
 	cfg, srv := s3test.New(t)
 	u := newUploader(t, cfg)
 	data := pngBytes(t, 1)
-	key := imaging.ObjectKey(uuid.New(), imaging.Output{Data: data, Format: imaging.FormatPNG})
+	key := imaging.ObjectKey(imaging.Output{Data: data, Format: imaging.FormatPNG})
 
 	url, err := u.Upload(context.Background(), key, data, "image/png")
 	if err != nil {
@@ -105,16 +104,42 @@ func TestUploadReadBack(t *testing.T) {
 	}
 }
 
+// TestRemove: Remove deletes an object, and removing it again (or one that
+// never was) is no error; a server that fails is a transient failure.
+func TestRemove(t *testing.T) {
+	t.Parallel()
+	cfg, srv := s3test.New(t)
+	u := newUploader(t, cfg)
+	ctx := context.Background()
+	data := pngBytes(t, 3)
+	key := imaging.ObjectKey(imaging.Output{Data: data, Format: imaging.FormatPNG})
+	if _, err := u.Upload(ctx, key, data, "image/png"); err != nil {
+		t.Fatal(err)
+	}
+	for i := range 2 {
+		if err := u.Remove(ctx, key); err != nil {
+			t.Fatalf("Remove #%d = %v", i+1, err)
+		}
+	}
+	if keys := srv.Keys(t, "images/"); len(keys) != 0 {
+		t.Errorf("keys after Remove = %v, want none", keys)
+	}
+	srv.Fail(10)
+	err := u.Remove(ctx, key)
+	if imaging.FailureCode(err) != s3.CodeUnavailable || errors.Is(err, imaging.ErrPermanent) {
+		t.Errorf("Remove on a failing server = %v, want a transient %s", err, s3.CodeUnavailable)
+	}
+}
+
 func TestUploadSameContentIsOneObject(t *testing.T) {
 	t.Parallel()
 	cfg, srv := s3test.New(t)
 	u := newUploader(t, cfg)
-	productID := uuid.New()
 	data := pngBytes(t, 2)
 
 	var urls []string
 	for range 2 {
-		key := imaging.ObjectKey(productID, imaging.Output{Data: data, Format: imaging.FormatPNG})
+		key := imaging.ObjectKey(imaging.Output{Data: data, Format: imaging.FormatPNG})
 		url, err := u.Upload(context.Background(), key, data, "image/png")
 		if err != nil {
 			t.Fatalf("Upload(%s) = %v", key, err)
@@ -124,8 +149,8 @@ func TestUploadSameContentIsOneObject(t *testing.T) {
 	if urls[0] != urls[1] {
 		t.Errorf("Upload of the same bytes twice gave URLs %q and %q, want equal", urls[0], urls[1])
 	}
-	prefix := "products/" + productID.String() + "/"
-	want := []string{imaging.ObjectKey(productID, imaging.Output{Data: data, Format: imaging.FormatPNG})}
+	prefix := "images/"
+	want := []string{imaging.ObjectKey(imaging.Output{Data: data, Format: imaging.FormatPNG})}
 	if diff := cmp.Diff(want, srv.Keys(t, prefix)); diff != "" {
 		t.Errorf("keys under %s after two uploads (-want +got):\n%s", prefix, diff)
 	}
@@ -214,7 +239,7 @@ func TestUploadUnavailable(t *testing.T) {
 	cfg, srv := s3test.New(t)
 	u := newUploader(t, cfg)
 	data := pngBytes(t, 3)
-	key := imaging.ObjectKey(uuid.New(), imaging.Output{Data: data, Format: imaging.FormatPNG})
+	key := imaging.ObjectKey(imaging.Output{Data: data, Format: imaging.FormatPNG})
 
 	srv.Fail(1000)
 	before := srv.Requests()

@@ -90,7 +90,7 @@ func TestVersitygw(t *testing.T) {
 		t.Fatalf("Check() = %v, want nil", err)
 	}
 	data := pngBytes(t, 5)
-	key := imaging.ObjectKey(uuid.New(), imaging.Output{Data: data, Format: imaging.FormatPNG})
+	key := imaging.ObjectKey(imaging.Output{Data: data, Format: imaging.FormatPNG})
 	if _, err := u.Upload(context.Background(), key, data, "image/png"); err != nil {
 		t.Fatalf("Upload(%s) = %v", key, err)
 	}

@@ -19,12 +19,14 @@ import (
 
 // Images is an imaging.Observer and a prometheus.Collector of
 // pms_image_tasks_total{result,code}, pms_image_stage_duration_seconds{stage}
-// and pms_image_bytes_total{direction}; each stage is also a span
-// (image.download, image.compress, image.upload, image.database).
+// pms_image_bytes_total{direction} and pms_stored_objects_collected_total{outcome};
+// each stage is also a span (image.download, image.compress, image.upload,
+// image.database).
 type Images struct {
-	tasks  *prometheus.CounterVec
-	stages *prometheus.HistogramVec
-	bytes  *prometheus.CounterVec
+	tasks     *prometheus.CounterVec
+	stages    *prometheus.HistogramVec
+	bytes     *prometheus.CounterVec
+	collected *prometheus.CounterVec
 }
 
 var _ imaging.Observer = (*Images)(nil)
@@ -46,6 +48,10 @@ func NewImages() *Images {
 			Name: "pms_image_bytes_total",
 			Help: "Bytes of fetched sources (in) and uploaded variants (out).",
 		}, []string{"direction"}),
+		collected: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "pms_stored_objects_collected_total",
+			Help: "Stored objects whose grace period was up, by outcome: removed (no image used them), kept (one did), failed (the removal failed; tried again later).",
+		}, []string{"outcome"}),
 	}
 	for _, s := range []string{imaging.StageQueue, imaging.StageDownload, imaging.StageCompress, imaging.StageUpload, imaging.StageDatabase} {
 		m.stages.WithLabelValues(s)
@@ -54,6 +60,9 @@ func NewImages() *Images {
 		m.bytes.WithLabelValues(d)
 	}
 	m.tasks.WithLabelValues(imaging.ResultReady, "")
+	for _, o := range []string{"removed", "kept", "failed"} {
+		m.collected.WithLabelValues(o)
+	}
 	return m
 }
 
@@ -93,11 +102,19 @@ func (m *Images) Outcome(result, code string) { m.tasks.WithLabelValues(result, 
 // Bytes counts bytes in or out.
 func (m *Images) Bytes(direction string, n int64) { m.bytes.WithLabelValues(direction).Add(float64(n)) }
 
+// Collected counts what a look of the imaging.Collector did.
+func (m *Images) Collected(s imaging.CollectStats) {
+	m.collected.WithLabelValues("removed").Add(float64(s.Removed))
+	m.collected.WithLabelValues("kept").Add(float64(s.Kept))
+	m.collected.WithLabelValues("failed").Add(float64(s.Failed))
+}
+
 // Describe implements prometheus.Collector.
 func (m *Images) Describe(ch chan<- *prometheus.Desc) {
 	m.tasks.Describe(ch)
 	m.stages.Describe(ch)
 	m.bytes.Describe(ch)
+	m.collected.Describe(ch)
 }
 
 // Collect implements prometheus.Collector.
@@ -105,4 +122,5 @@ func (m *Images) Collect(ch chan<- prometheus.Metric) {
 	m.tasks.Collect(ch)
 	m.stages.Collect(ch)
 	m.bytes.Collect(ch)
+	m.collected.Collect(ch)
 }

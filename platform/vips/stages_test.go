@@ -59,7 +59,10 @@ func BenchmarkLadderStages(b *testing.B) {
 			var l ladder
 			timed("plan", func() (err error) { l, err = planLadder(data, gate.Format, h, presets, c.failOn); return err })
 			var top image
-			timed("decode", func() (err error) { top, err = thumbnail(context.Background(), data, gate.Format, h, l.box.w, l.box.h, c.failOn); return err })
+			timed("decode", func() (err error) {
+				top, err = thumbnail(context.Background(), data, gate.Format, h, l.box.w, l.box.h, c.failOn)
+				return err
+			})
 			from := top
 			for i, s := range l.sizes {
 				im := top
