@@ -590,11 +590,12 @@ func (s *chaosStack) waitProgress(userID string, n int, d time.Duration) {
 }
 
 // checkSettled fails the test unless every image of the user is ready with
-// its variants in S3 or failed with a reason, and the S3 objects under the
-// user's products are exactly the variants: one object per content however
-// often a task ran, except for the variants a failed task uploaded before
-// it failed (orphans). It returns the number of sources fetched more than
-// once, and of orphans.
+// its variants in S3 (and recorded as using them) or failed with a reason,
+// and every S3 object is in use by a ready image or recorded as stored and
+// unused (an orphan: what a task uploaded before it failed, which the
+// collector removes after the grace period): one object per content
+// however often a task ran. It returns the number of sources fetched more
+// than once, and of orphans.
 func (s *chaosStack) checkSettled(userID, prefix string, want int) (duplicates, orphans int) {
 	s.t.Helper()
 	c := s.counts(userID)
@@ -604,71 +605,63 @@ func (s *chaosStack) checkSettled(userID, prefix string, want int) (duplicates, 
 	if n := c.failures[""]; n > 0 {
 		s.t.Errorf("%d images failed without a reason", n)
 	}
-	rows, err := s.db.Query(`
-SELECT i.product_id, v->>'url'
+	variants := s.keys(`
+SELECT DISTINCT substring(v->>'url' FROM '/pms-chaos/(.*)$')
 FROM product_images i JOIN products p ON p.id = i.product_id, json_array_elements(i.variants) v
 WHERE p.user_id = $1 AND i.status = 'ready'`, userID)
-	if err != nil {
-		s.t.Fatal(err)
-	}
-	defer rows.Close()
-	variants, products := map[string]bool{}, map[string]bool{}
-	for rows.Next() {
-		var pid, u string
-		if err := rows.Scan(&pid, &u); err != nil {
-			s.t.Fatal(err)
-		}
-		parsed, err := url.Parse(u)
-		if err != nil {
-			s.t.Fatal(err)
-		}
-		variants[strings.TrimPrefix(parsed.Path, "/pms-chaos/")] = true
-		products[pid] = true
-	}
-	failed := map[string]bool{}
-	frows, err := s.db.Query(`
-SELECT DISTINCT i.product_id FROM product_images i JOIN products p ON p.id = i.product_id
-WHERE p.user_id = $1 AND i.status = 'failed'`, userID)
-	if err != nil {
-		s.t.Fatal(err)
-	}
-	defer frows.Close()
-	for frows.Next() {
-		var pid string
-		if err := frows.Scan(&pid); err != nil {
-			s.t.Fatal(err)
-		}
-		failed[pid], products[pid] = true, true
-	}
-	objects := s.objects(products)
-	missing, extra := 0, 0
+	used := s.keys(`SELECT DISTINCT key FROM image_objects`)
+	unused := s.keys(`SELECT key FROM stored_objects WHERE unreferenced_since IS NOT NULL`)
+	objects := s.objects()
+	missing, unrecorded, extra := 0, 0, 0
 	for k := range variants {
 		if !objects[k] {
 			missing++
 		}
+		if !used[k] {
+			unrecorded++
+		}
 	}
 	for k := range objects {
-		if variants[k] {
-			continue
-		}
-		// A task given up after some of its variants were uploaded leaves
-		// them; they can only be under a product with a failed image.
-		if failed[strings.Split(k, "/")[1]] {
+		switch {
+		case used[k]:
+		case unused[k]:
 			orphans++
-		} else {
+		default:
 			extra++
 		}
 	}
-	if missing > 0 || extra > 0 || len(variants) < 2*c.status["ready"] {
-		s.t.Errorf("%d variants of %d ready images, %d S3 objects: %d variants missing in S3, %d objects no variant names",
-			len(variants), c.status["ready"], len(objects), missing, extra)
+	if missing > 0 || unrecorded > 0 || extra > 0 || len(variants) < 2*c.status["ready"] {
+		s.t.Errorf("%d variants of %d ready images, %d S3 objects: %d variants missing in S3, %d not recorded as used, %d objects neither used nor recorded",
+			len(variants), c.status["ready"], len(objects), missing, unrecorded, extra)
 	}
 	return s.src.duplicates(prefix), orphans
 }
 
-// objects returns the keys of the S3 objects under the products, read from
-// the S3 server's data dir (one file per object).
-func (s *chaosStack) objects(products map[string]bool) map[string]bool {
+// keys returns the first column of the rows of query, a set.
+func (s *chaosStack) keys(query string, args ...any) map[string]bool {
+	s.t.Helper()
+	rows, err := s.db.Query(query, args...)
+	if err != nil {
+		s.t.Fatal(err)
+	}
+	defer rows.Close()
+	keys := map[string]bool{}
+	for rows.Next() {
+		var k string
+		if err := rows.Scan(&k); err != nil {
+			s.t.Fatal(err)
+		}
+		keys[k] = true
+	}
+	if err := rows.Err(); err != nil {
+		s.t.Fatal(err)
+	}
+	return keys
+}
+
+// objects returns the keys of the bucket's objects, read from the S3
+// server's data dir (one file per object).
+func (s *chaosStack) objects() map[string]bool {
 	s.t.Helper()
 	root := filepath.Join(s.s3Dir, "buckets", "pms-chaos")
 	keys := map[string]bool{}
@@ -677,8 +670,8 @@ func (s *chaosStack) objects(products map[string]bool) map[string]bool {
 			return err
 		}
 		key, _ := filepath.Rel(root, path)
-		if parts := strings.Split(key, string(filepath.Separator)); len(parts) == 3 && products[parts[1]] {
-			keys[filepath.ToSlash(key)] = true
+		if key = filepath.ToSlash(key); strings.HasPrefix(key, "images/") {
+			keys[key] = true
 		}
 		return nil
 	})

@@ -19,6 +19,7 @@ import (
 	"regexp"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -119,6 +120,7 @@ func TestFirstRun(t *testing.T) {
 type run struct {
 	cmd            *exec.Cmd
 	done           chan error
+	exited         atomic.Bool // Wait returned: the process group may be gone
 	api, key, curl string
 	pgDir          string
 	logs           []string
@@ -148,7 +150,7 @@ func startRun(ctx context.Context, t *testing.T, dir string, env []string) *run 
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { r.kill() })
-	go func() { err := r.cmd.Wait(); pw.Close(); r.done <- err }()
+	go func() { err := r.cmd.Wait(); r.exited.Store(true); pw.Close(); r.done <- err }()
 	welcomed := make(chan struct{})
 	go func() {
 		sc := bufio.NewScanner(pr)
@@ -211,7 +213,7 @@ func (r *run) stop(t *testing.T) {
 }
 
 func (r *run) kill() {
-	if r.cmd.ProcessState == nil {
+	if !r.exited.Load() {
 		_ = syscall.Kill(-r.cmd.Process.Pid, syscall.SIGKILL)
 	}
 }

@@ -34,14 +34,17 @@ type Output struct {
 	Height int
 }
 
-// Compressor makes one compressed variant of a source image. It strips all
-// metadata, applies the EXIF orientation and converts to sRGB. An error
-// wrapping ErrPermanent means the source can never be compressed.
+// Compressor makes the compressed variants of a source image. It strips
+// all metadata, applies the EXIF orientation and converts to sRGB. An
+// error wrapping ErrPermanent means the source can never be compressed.
 type Compressor interface {
-	Compress(ctx context.Context, src Source, p Preset) (Output, error)
-	// Sample decodes src (upright, sRGB) into a copy that fits inside
-	// MaxThumbHashSide×MaxThumbHashSide, with the same errors as Compress.
-	Sample(ctx context.Context, src Source) (Sample, error)
+	// Variants returns one Output per preset, in the presets' order, each
+	// src fitted inside its preset's box (never upscaled) and encoded as
+	// the preset says, and a Sample of src: src decoded (upright, sRGB)
+	// into a copy that fits inside MaxThumbHashSide×MaxThumbHashSide. It
+	// decodes src once for them all, and fails on the first failure with
+	// no outputs.
+	Variants(ctx context.Context, src Source, presets []Preset) ([]Output, Sample, error)
 }
 
 // ErrPermanent marks failures that retrying cannot fix (a source that is not

@@ -8,10 +8,11 @@ import (
 // Observer is told how tasks go, for metrics and traces. Its methods are
 // called from every task at once and must be cheap.
 type Observer interface {
-	// Start begins a stage of an attempt: StageDownload, StageCompress and
-	// StageUpload (once per variant), StageDatabase (each write of a
-	// result). The context it returns is the stage's (a trace span's); end
-	// reports how the stage ended.
+	// Start begins a stage of an attempt: StageDownload and StageCompress
+	// (once: every variant is made in one call), StageUpload (once per
+	// variant), StageDatabase (each write of a result). The context it
+	// returns is the stage's (a trace span's); end reports how the stage
+	// ended.
 	Start(ctx context.Context, stage string) (_ context.Context, end func(error))
 	// Waited reports how long a task waited, from its request to its first
 	// attempt (StageQueue).
@@ -29,7 +30,7 @@ type Observer interface {
 const (
 	StageQueue    = "queue"
 	StageDownload = "download"
-	StageCompress = "compress" // decode, resize and encode with libvips
+	StageCompress = "compress" // decode, resize and encode every variant with libvips
 	StageUpload   = "upload"
 	StageDatabase = "database"
 )

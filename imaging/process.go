@@ -254,10 +254,10 @@ func (p *Processor) giveBack(ctx context.Context, t Task, attempt int) {
 	log.Info().Int("attempt", attempt).Msg("abandoned attempt given back")
 }
 
-// make fetches the source once, describes it from a sample, then
-// compresses and uploads one variant per preset, in order, then the
-// ladder's rungs. Any variant's failure fails the
-// whole attempt.
+// make fetches the source once, makes every variant from it in one call
+// of the compressor (the presets, then the ladder's rungs) with a sample
+// that describes it, then uploads the variants one by one, in order. Any
+// variant's failure fails the whole attempt.
 func (p *Processor) make(ctx context.Context, t Task) (Result, error) {
 	var src Source
 	err := p.timed(ctx, StageDownload, func(ctx context.Context) (err error) { src, err = p.fetch.Fetch(ctx, t.SourceURL); return err })
@@ -266,15 +266,20 @@ func (p *Processor) make(ctx context.Context, t Task) (Result, error) {
 	}
 	p.observe.Bytes(DirectionIn, int64(len(src.Data)))
 	res := Result{Variants: make([]Variant, 0, len(p.presets)+len(p.rungs)), PresetSet: p.presetSet}
-	sample, err := p.compress.Sample(ctx, src)
+	var outs []Output
+	var sample Sample
+	err = p.timed(ctx, StageCompress, func(ctx context.Context) (err error) {
+		outs, sample, err = p.compress.Variants(ctx, src, append(slices.Clip(p.presets), p.rungs...))
+		return err
+	})
 	if err != nil {
-		return Result{}, fmt.Errorf("sample source image: %w", err)
+		return Result{}, fmt.Errorf("compress source image: %w", err)
 	}
 	if res.Source, err = Facts(src, sample); err != nil {
 		return Result{}, fmt.Errorf("describe source image: %w", err)
 	}
-	for _, preset := range p.presets {
-		v, err := p.variant(ctx, t, src, preset)
+	for i, preset := range p.presets {
+		v, err := p.variant(ctx, t, preset, outs[i])
 		if err != nil {
 			return Result{}, err
 		}
@@ -284,11 +289,11 @@ func (p *Processor) make(ctx context.Context, t Task) (Result, error) {
 	// width: it met the source's) ends its format's ladder: the wider rungs
 	// would be the same image again (never upscaled, never repeated).
 	capped := map[string]bool{}
-	for _, rung := range p.rungs {
+	for i, rung := range p.rungs {
 		if capped[rung.Format] {
 			continue
 		}
-		v, err := p.variant(ctx, t, src, rung)
+		v, err := p.variant(ctx, t, rung, outs[len(p.presets)+i])
 		if err != nil {
 			return Result{}, err
 		}
@@ -298,16 +303,11 @@ func (p *Processor) make(ctx context.Context, t Task) (Result, error) {
 	return res, nil
 }
 
-// variant compresses src as preset says and uploads the output.
-func (p *Processor) variant(ctx context.Context, t Task, src Source, preset Preset) (Variant, error) {
-	var out Output
-	err := p.timed(ctx, StageCompress, func(ctx context.Context) (err error) { out, err = p.compress.Compress(ctx, src, preset); return err })
-	if err != nil {
-		return Variant{}, fmt.Errorf("compress to %s: %w", preset.Name, err)
-	}
+// variant uploads out, the output of preset.
+func (p *Processor) variant(ctx context.Context, t Task, preset Preset, out Output) (Variant, error) {
 	key := ObjectKey(out)
 	var url string
-	err = p.timed(ctx, StageUpload, func(ctx context.Context) (err error) {
+	err := p.timed(ctx, StageUpload, func(ctx context.Context) (err error) {
 		// Recorded first, so the collector leaves the object alone until
 		// the image is recorded with it (see ResultStore.Storing).
 		if err := p.results.Storing(ctx, []string{key}); err != nil {

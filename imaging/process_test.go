@@ -29,21 +29,41 @@ import (
 // through a real Fetcher. The suites in platform/kafka and cmd run it with
 // libvips, S3 and PostgreSQL.
 
-// fakeCompressor makes an Output from the preset and the source, unless
-// fail returns an error for the preset.
+// fakeCompressor makes an Output from each preset and the source, unless
+// fail returns an error for a preset (or for "sample"). It records the
+// presets it was asked for, call by call.
 type fakeCompressor struct {
 	mu      sync.Mutex
 	fail    func(ctx context.Context, p imaging.Preset) error
-	presets []string
+	calls   [][]string // the presets of each Variants call
 	sources []imaging.Source
 	width   int // when set, the source's width: outputs are fitted to it, never upscaled
 }
 
-func (c *fakeCompressor) Compress(ctx context.Context, src imaging.Source, p imaging.Preset) (imaging.Output, error) {
+func (c *fakeCompressor) Variants(ctx context.Context, src imaging.Source, presets []imaging.Preset) ([]imaging.Output, imaging.Sample, error) {
 	c.mu.Lock()
-	c.presets = append(c.presets, p.Name)
+	var names []string
+	for _, p := range presets {
+		names = append(names, p.Name)
+	}
+	c.calls = append(c.calls, names)
 	c.sources = append(c.sources, src)
 	c.mu.Unlock()
+	sample, err := c.sample(ctx)
+	if err != nil {
+		return nil, imaging.Sample{}, err
+	}
+	outs := make([]imaging.Output, len(presets))
+	for i, p := range presets {
+		if outs[i], err = c.output(ctx, src, p); err != nil {
+			return nil, imaging.Sample{}, err
+		}
+	}
+	return outs, sample, nil
+}
+
+// output makes the output of one preset.
+func (c *fakeCompressor) output(ctx context.Context, src imaging.Source, p imaging.Preset) (imaging.Output, error) {
 	if c.fail != nil {
 		if err := c.fail(ctx, p); err != nil {
 			return imaging.Output{}, err
@@ -56,9 +76,9 @@ func (c *fakeCompressor) Compress(ctx context.Context, src imaging.Source, p ima
 	return imaging.Output{Preset: p.Name, Data: data, Format: imaging.FormatWebP, Width: p.MaxWidth / 2, Height: p.MaxHeight / 4}, nil
 }
 
-// Sample returns a 2×1 sample, red then blue, of a 6×4 source (as wide as
+// sample returns a 2×1 sample, red then blue, of a 6×4 source (as wide as
 // width says, when set).
-func (c *fakeCompressor) Sample(ctx context.Context, src imaging.Source) (imaging.Sample, error) {
+func (c *fakeCompressor) sample(ctx context.Context) (imaging.Sample, error) {
 	if c.fail != nil {
 		if err := c.fail(ctx, imaging.Preset{Name: "sample"}); err != nil {
 			return imaging.Sample{}, err
@@ -264,13 +284,13 @@ func TestProcessMakesEveryVariant(t *testing.T) {
 		if thumb {
 			wantPresets = append(wantPresets, "thumbnail")
 		}
-		if diff := cmp.Diff(wantPresets, r.compress.presets); diff != "" {
-			t.Errorf("thumbnail %v: presets compressed (-want +got):\n%s", thumb, diff)
+		if diff := cmp.Diff([][]string{wantPresets}, r.compress.calls); diff != "" {
+			t.Errorf("thumbnail %v: presets compressed, call by call (-want +got):\n%s", thumb, diff)
 		}
 		for _, src := range r.compress.sources {
 			if src.URL != task.SourceURL || !bytes.Equal(src.Data, r.png) || src.Header.Format != imaging.FormatPNG ||
 				src.Header.Width != 6 || src.Header.Height != 4 {
-				t.Errorf("Compress() got source %s, %d bytes, header %+v; want the 6×4 PNG served", src.URL, len(src.Data), src.Header)
+				t.Errorf("Variants() got source %s, %d bytes, header %+v; want the 6×4 PNG served", src.URL, len(src.Data), src.Header)
 			}
 		}
 		var wantUploads []upload
@@ -310,8 +330,9 @@ func TestProcessMakesEveryVariant(t *testing.T) {
 }
 
 // TestProcessLadder: after the presets come the ladder's rungs, format by
-// format, widths ascending; a rung narrower than its width (the source's
-// width met) ends its format's ladder, so nothing is upscaled or made twice.
+// format, widths ascending, all made in one call; a rung narrower than its
+// width (the source's width met) ends its format's ladder, so nothing
+// upscaled or made twice is uploaded.
 func TestProcessLadder(t *testing.T) {
 	tests := []struct {
 		source int
@@ -324,6 +345,7 @@ func TestProcessLadder(t *testing.T) {
 		{150, []string{"jpeg-100", "jpeg-200", "webp-100", "webp-200"}},
 		{60, []string{"jpeg-100", "webp-100"}},
 	}
+	all := []string{"main", "jpeg-100", "jpeg-200", "jpeg-400", "webp-100", "webp-200", "webp-400"}
 	for _, tt := range tests {
 		r := newRig(t, func(c *imaging.Config) {
 			c.Presets = c.Presets[:1]
@@ -333,11 +355,21 @@ func TestProcessLadder(t *testing.T) {
 		if _, err := r.proc.Process(context.Background(), r.task("/a.png")); err != nil {
 			t.Fatalf("source %d px: Process() error = %v", tt.source, err)
 		}
-		if diff := cmp.Diff(append([]string{"main"}, tt.want...), r.compress.presets); diff != "" {
-			t.Errorf("source %d px: presets compressed (-want +got):\n%s", tt.source, diff)
+		if diff := cmp.Diff([][]string{all}, r.compress.calls); diff != "" {
+			t.Errorf("source %d px: presets compressed, call by call (-want +got):\n%s", tt.source, diff)
 		}
-		if len(r.results.ready) != 1 || len(r.results.ready[0].Variants) != len(tt.want)+1 {
-			t.Fatalf("source %d px: Ready() got %+v, want one result of %d variants", tt.source, r.results.ready, len(tt.want)+1)
+		if len(r.results.ready) != 1 {
+			t.Fatalf("source %d px: Ready() got %+v, want one result", tt.source, r.results.ready)
+		}
+		var names []string
+		for _, v := range r.results.ready[0].Variants {
+			names = append(names, v.Name)
+		}
+		if diff := cmp.Diff(append([]string{"main"}, tt.want...), names); diff != "" {
+			t.Errorf("source %d px: variants recorded (-want +got):\n%s", tt.source, diff)
+		}
+		if len(r.upload.uploads) != len(tt.want)+1 {
+			t.Errorf("source %d px: %d uploads, want %d", tt.source, len(r.upload.uploads), len(tt.want)+1)
 		}
 		for _, v := range r.results.ready[0].Variants[1:] {
 			if f, _, _ := strings.Cut(v.Name, "-"); v.Format != f || v.Width > tt.source {
@@ -380,8 +412,8 @@ func TestProcessRunsNothingBegunElsewhere(t *testing.T) {
 			if tt.wantCode != "" && !errors.Is(err, tt.beginErr) {
 				t.Errorf("Process() error = %v, want it to wrap %v", err, tt.beginErr)
 			}
-			if n := r.fetches(); n != 0 || len(r.compress.presets) != 0 || len(r.results.ready) != 0 {
-				t.Errorf("Process() fetched %d times, compressed %v, recorded %v; want nothing done", n, r.compress.presets, r.results.ready)
+			if n := r.fetches(); n != 0 || len(r.compress.calls) != 0 || len(r.results.ready) != 0 {
+				t.Errorf("Process() fetched %d times, compressed %v, recorded %v; want nothing done", n, r.compress.calls, r.results.ready)
 			}
 		})
 	}
@@ -450,9 +482,11 @@ func TestProcessFailures(t *testing.T) {
 		{name: "main not an image", path: "/a.png", compress: failOn("main", notImage),
 			wantCode: imaging.CodeNotAnImage, wantPermanent: true},
 		{name: "thumbnail not an image", path: "/a.png", compress: failOn("thumbnail", notImage),
-			wantCode: imaging.CodeNotAnImage, wantPermanent: true, wantUploads: 1},
+			wantCode: imaging.CodeNotAnImage, wantPermanent: true},
 		{name: "thumbnail out of memory", path: "/a.png", compress: failOn("thumbnail", errors.New("vips: out of memory")),
-			wantCode: imaging.CodeInternal, wantUploads: 1},
+			wantCode: imaging.CodeInternal},
+		{name: "sample not an image", path: "/a.png", compress: failOn("sample", notImage),
+			wantCode: imaging.CodeNotAnImage, wantPermanent: true},
 		{name: "thumbnail upload unavailable", path: "/a.png", upload: func(data []byte) error {
 			if bytes.HasPrefix(data, []byte("thumbnail")) {
 				return imaging.Transient("upload_failed", errors.New("s3: 503"))

@@ -6,6 +6,7 @@ import (
 	"image"
 	"image/color"
 	"math"
+	"strings"
 	"testing"
 
 	"github.com/h2non/bimg"
@@ -163,16 +164,24 @@ func TestAlphaEdgesNoFringe(t *testing.T) {
 	for _, in := range []struct {
 		name string
 		data []byte
-	}{{"webp", lossless}, {"png", data}} {
+	}{{"webp", lossless}, {"png", data}, {"webp via Variants", lossless}, {"png via Variants", data}} {
 		s, err := c.Sample(context.Background(), imaging.Source{Data: in.data})
+		if strings.HasSuffix(in.name, "via Variants") {
+			// The sample comes from the w×w rung, resized from the 3w×3w
+			// one in memory.
+			_, s, err = c.Variants(context.Background(), imaging.Source{Data: in.data}, []imaging.Preset{{MaxWidth: 3 * w, MaxHeight: 3 * w}, {MaxWidth: w, MaxHeight: w}})
+		}
 		if err != nil || s.W != w || s.H != w {
 			t.Fatalf("Sample(%s) = %d×%d, %v; want %d×%d", in.name, s.W, s.H, err, w, w)
 		}
-		px = func(x, y int) color.NRGBA {
+		at := func(x, y int) color.NRGBA {
 			i := (y*w + x) * 4
 			return color.NRGBA{s.Pix[i], s.Pix[i+1], s.Pix[i+2], s.Pix[i+3]}
 		}
-		rm, rw, rd, rn := edgeDiff(w, w, func(x, y int) [3]float64 { return onto(px(x, y), white) }, func(x, y int) uint8 { return px(x, y).A }, white)
+		if in.name == "png" {
+			px = at
+		}
+		rm, rw, rd, rn := edgeDiff(w, w, func(x, y int) [3]float64 { return onto(at(x, y), white) }, func(x, y int) uint8 { return at(x, y).A }, white)
 		t.Logf("libvips resize of the %s before encoding: %d edge pixels, ΔE mean %.2f, worst %.2f, darker by %.2f L*", in.name, rn, rm, rw, rd)
 		if rn < 100 || rm > 0.5 || rw > 2 || rd > 1 {
 			t.Errorf("libvips resize of the %s: %d edge pixels, ΔE mean %.2f, worst %.2f, darker by %.2f L*; want at most 0.5, 2 and 1 (a straight-alpha resize: %.1f, %.1f, %.1f)",
@@ -206,28 +215,52 @@ func TestAlphaEdgesNoFringe(t *testing.T) {
 		if tt.format == imaging.FormatWebP {
 			rung.Quality = ladder.WebPQuality
 		}
-		var got [2]struct{ mean, worst, darker float64 }
-		for i, in := range [][]byte{data, ref} {
-			out, err := c.Compress(context.Background(), imaging.Source{Data: in}, rung)
-			if err != nil {
-				t.Fatalf("Compress(%s) error = %v", tt.format, err)
-			}
-			if out.Width != w || out.Height != w || out.Format != tt.format {
-				t.Fatalf("Compress(%s) = %s %d×%d, want %d×%d", tt.format, out.Format, out.Width, out.Height, w, w)
-			}
-			at := decodeOnto(t, out, tt.rgb)
-			if i == 0 && deltaE(at(0, 0), tt.rgb) > 2 {
-				t.Errorf("%s on %s: corner is %v, want the background", tt.format, tt.bg, at(0, 0))
-			}
-			got[i].mean, got[i].worst, got[i].darker, _ = edgeDiff(w, w, at, func(x, y int) uint8 { return px(x, y).A }, tt.rgb)
+		for _, way := range []string{"Compress", "Variants"} {
+			checkEncodedFringe(t, c, way, rung, data, ref, tt.rgb, tt.bg, px)
 		}
-		o, r := got[0], got[1]
-		t.Logf("%s q%d on %s: ΔE mean %.2f, worst %.2f, darker by %.2f L*; the reference through the encoder: %.2f, %.2f, %.2f",
-			tt.format, rung.Quality, tt.bg, o.mean, o.worst, o.darker, r.mean, r.worst, r.darker)
-		if o.mean > r.mean+0.5 || o.worst > r.worst+2 || o.darker > r.darker+1 {
-			t.Errorf("%s on %s: ΔE mean %.2f, worst %.2f, darker by %.2f; want within 0.5, 2 and 1 of the reference's %.2f, %.2f, %.2f",
-				tt.format, tt.bg, o.mean, o.worst, o.darker, r.mean, r.worst, r.darker)
+	}
+}
+
+// checkEncodedFringe makes rung (w×w) of data, the 4w×4w cut-out, and of
+// ref, its premultiplied reference, with Compress or with Variants (where
+// the w×w output is resized in memory from the decoded 4w×4w image, by the
+// same resize as Compress's), and compares the edges of the output
+// composited on rgb with the reference's, put through the same encoder; px
+// is the alpha the encoders get. (The samples above check the edges of an
+// image resized twice, 4w to 3w to w, before encoding.)
+func checkEncodedFringe(t *testing.T, c *vips.Compressor, way string, rung imaging.Preset, data, ref []byte, rgb [3]float64, bg string, px func(x, y int) color.NRGBA) {
+	t.Helper()
+	w := rung.MaxWidth
+	var got [2]struct{ mean, worst, darker float64 }
+	for i, in := range [][]byte{data, ref} {
+		out, err := c.Compress(context.Background(), imaging.Source{Data: in}, rung)
+		if way == "Variants" {
+			big := rung
+			big.MaxWidth, big.MaxHeight = 4*w, 4*w
+			var outs []imaging.Output
+			outs, _, err = c.Variants(context.Background(), imaging.Source{Data: in}, []imaging.Preset{big, rung})
+			if err == nil {
+				out = outs[1]
+			}
 		}
+		if err != nil {
+			t.Fatalf("%s(%s) error = %v", way, rung.Format, err)
+		}
+		if out.Width != w || out.Height != w || out.Format != rung.Format {
+			t.Fatalf("%s(%s) = %s %d×%d, want %d×%d", way, rung.Format, out.Format, out.Width, out.Height, w, w)
+		}
+		at := decodeOnto(t, out, rgb)
+		if i == 0 && deltaE(at(0, 0), rgb) > 2 {
+			t.Errorf("%s %s on %s: corner is %v, want the background", way, rung.Format, bg, at(0, 0))
+		}
+		got[i].mean, got[i].worst, got[i].darker, _ = edgeDiff(w, w, at, func(x, y int) uint8 { return px(x, y).A }, rgb)
+	}
+	o, r := got[0], got[1]
+	t.Logf("%s %s q%d on %s: ΔE mean %.2f, worst %.2f, darker by %.2f L*; the reference through the encoder: %.2f, %.2f, %.2f",
+		way, rung.Format, rung.Quality, bg, o.mean, o.worst, o.darker, r.mean, r.worst, r.darker)
+	if o.mean > r.mean+0.5 || o.worst > r.worst+2 || o.darker > r.darker+1 {
+		t.Errorf("%s %s on %s: ΔE mean %.2f, worst %.2f, darker by %.2f; want within 0.5, 2 and 1 of the reference's %.2f, %.2f, %.2f",
+			way, rung.Format, bg, o.mean, o.worst, o.darker, r.mean, r.worst, r.darker)
 	}
 }
 

@@ -13,6 +13,7 @@ import (
 	"testing"
 
 	"github.com/pms-dev/pms/imaging"
+	"github.com/pms-dev/pms/platform/vips"
 )
 
 var corpusDir = flag.String("corpus", "../../testdata", "directory of JPEG, PNG, WebP and GIF images for the benchmarks, e.g. ../../../shared/images")
@@ -128,5 +129,53 @@ func BenchmarkVipsthumbnailCLI(b *testing.B) {
 				return int(st.Size()), nil
 			})
 		})
+	}
+}
+
+// BenchmarkLadder makes what the worker makes of every corpus image (the
+// default presets, then the default ladder's rungs), one and two images at
+// a time: "per-variant" with one Sample and one Compress per variant (a
+// decode each), "variants" with one Variants call (one decode). It reports
+// images per second and the time per variant.
+func BenchmarkLadder(b *testing.B) {
+	imgs := loadCorpus(b)
+	presets := append(imaging.DefaultPresets(), imaging.DefaultLadder().Presets()...)
+	ways := []struct {
+		name string
+		make func(c *vips.Compressor, src imaging.Source) (int, error)
+	}{
+		{"per-variant", func(c *vips.Compressor, src imaging.Source) (int, error) {
+			if _, err := c.Sample(context.Background(), src); err != nil {
+				return 0, err
+			}
+			n := 0
+			for _, p := range presets {
+				out, err := c.Compress(context.Background(), src, p)
+				if err != nil {
+					return 0, err
+				}
+				n += len(out.Data)
+			}
+			return n, nil
+		}},
+		{"variants", func(c *vips.Compressor, src imaging.Source) (int, error) {
+			outs, _, err := c.Variants(context.Background(), src, presets)
+			n := 0
+			for _, out := range outs {
+				n += len(out.Data)
+			}
+			return n, err
+		}},
+	}
+	for _, conc := range []int{1, 2} {
+		for _, way := range ways {
+			b.Run(fmt.Sprintf("conc=%d/%s", conc, way.name), func(b *testing.B) {
+				c := newCompressor(b, conc)
+				runCorpus(b, imgs, conc, func(_ int, img corpusImage) (int, error) {
+					return way.make(c, imaging.Source{Data: img.data})
+				})
+				b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*len(imgs)*len(presets)), "ns/variant")
+			})
+		}
 	}
 }

@@ -55,7 +55,13 @@ func (c *Compressor) Compress(ctx context.Context, src imaging.Source, p imaging
 		return imaging.Output{}, err
 	}
 	defer done()
+	return c.encode(im, p, quality)
+}
+
+// encode returns im encoded as p says (see Compress) at quality.
+func (c *Compressor) encode(im image, p imaging.Preset, quality int) (imaging.Output, error) {
 	out := imaging.Output{Preset: p.Name, Format: outputFormat(p.Format, im.alpha()), Width: im.width(), Height: im.height()}
+	var err error
 	if out.Data, err = save(im, out.Format, quality, c.bg); err != nil {
 		return imaging.Output{}, fmt.Errorf("encode %s: %w", out.Format, err)
 	}
@@ -79,6 +85,12 @@ func (c *Compressor) Sample(ctx context.Context, src imaging.Source) (imaging.Sa
 		return imaging.Sample{}, err
 	}
 	defer done()
+	return sampleOf(im, h)
+}
+
+// sampleOf returns im, a sample of a source whose header is h, as an
+// imaging.Sample.
+func sampleOf(im image, h header) (imaging.Sample, error) {
 	pix, err := rgba(im)
 	if err != nil {
 		return imaging.Sample{}, fmt.Errorf("read sample pixels: %w", err)
@@ -94,38 +106,11 @@ func (c *Compressor) Sample(ctx context.Context, src imaging.Source) (imaging.Sa
 // a libvips slot and its memory until done is called. It returns the
 // source's header too.
 func (c *Compressor) decode(ctx context.Context, src imaging.Source, w, ht int) (im image, h header, done func(), err error) {
-	// The structure is checked here too, whoever fetched the bytes: it is
-	// cheap next to decoding, and it refuses what libvips would choke on.
-	gate, err := imaging.ReadHeader(src.Data)
+	format, h, err := c.open(ctx, src)
 	if err != nil {
 		return image{}, header{}, nil, err
 	}
-	format := gate.Format
-	if !canLoad(format) {
-		return image{}, header{}, nil, imaging.Permanent(CodeUnsupportedFormat, fmt.Errorf("this libvips cannot decode %s", format))
-	}
-	if err := c.limits.Check(format, gate.Width, gate.Height); err != nil {
-		return image{}, header{}, nil, err
-	}
-	if err := c.acquire(ctx); err != nil {
-		return image{}, header{}, nil, err
-	}
-	h, err = probe(src.Data, format, c.failOn)
-	if err != nil {
-		c.release()
-		return image{}, header{}, nil, imaging.Permanent("decode_failed", fmt.Errorf("read %s header: %w", format, err))
-	}
-	// libvips' own view of the canvas is what it will allocate.
-	if err := c.limits.Check(format, h.width, h.height); err != nil {
-		c.release()
-		return image{}, header{}, nil, err
-	}
-	cost := decodeCost(format, h, w, ht)
-	if cost > c.maxMemory {
-		c.release()
-		return image{}, header{}, nil, imaging.Permanent(CodeTooMuchMemory, fmt.Errorf("decoding this %d×%d %s needs about %d MiB, more than vips.max_memory", h.width, h.height, format, cost>>20))
-	}
-	free, err := c.reserve(ctx, cost)
+	free, err := c.hold(ctx, format, h, decodeCost(format, h, w, ht))
 	if err != nil {
 		c.release()
 		return image{}, header{}, nil, err
@@ -137,6 +122,49 @@ func (c *Compressor) decode(ctx context.Context, src imaging.Source, w, ht int) 
 		return image{}, header{}, nil, sourceError(err)
 	}
 	return im, h, func() { im.close(); free(); c.release() }, nil
+}
+
+// open checks src's structure and size and takes a libvips slot, which the
+// caller gives back with c.release once it is done with src. It returns
+// src's format and the header libvips reads from it.
+func (c *Compressor) open(ctx context.Context, src imaging.Source) (string, header, error) {
+	// The structure is checked here too, whoever fetched the bytes: it is
+	// cheap next to decoding, and it refuses what libvips would choke on.
+	gate, err := imaging.ReadHeader(src.Data)
+	if err != nil {
+		return "", header{}, err
+	}
+	format := gate.Format
+	if !canLoad(format) {
+		return "", header{}, imaging.Permanent(CodeUnsupportedFormat, fmt.Errorf("this libvips cannot decode %s", format))
+	}
+	if err := c.limits.Check(format, gate.Width, gate.Height); err != nil {
+		return "", header{}, err
+	}
+	if err := c.acquire(ctx); err != nil {
+		return "", header{}, err
+	}
+	h, err := probe(src.Data, format, c.failOn)
+	if err != nil {
+		c.release()
+		return "", header{}, imaging.Permanent("decode_failed", fmt.Errorf("read %s header: %w", format, err))
+	}
+	// libvips' own view of the canvas is what it will allocate.
+	if err := c.limits.Check(format, h.width, h.height); err != nil {
+		c.release()
+		return "", header{}, err
+	}
+	return format, h, nil
+}
+
+// hold reserves cost bytes of the memory budget for decoding an image of
+// the given format and header, refusing one whose cost is more than the
+// whole budget, and returns the function that gives them back.
+func (c *Compressor) hold(ctx context.Context, format string, h header, cost int64) (func(), error) {
+	if cost > c.maxMemory {
+		return nil, imaging.Permanent(CodeTooMuchMemory, fmt.Errorf("decoding this %d×%d %s needs about %d MiB, more than vips.max_memory", h.width, h.height, format, cost>>20))
+	}
+	return c.reserve(ctx, cost)
 }
 
 func presetQuality(p imaging.Preset) (int, error) {

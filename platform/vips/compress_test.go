@@ -369,6 +369,10 @@ func TestCompressRefused(t *testing.T) {
 			if !errors.As(err, &f) || f.Code != tt.code || !errors.Is(err, imaging.ErrPermanent) {
 				t.Errorf("Compress() error = %v, want permanent %s", err, tt.code)
 			}
+			_, _, err = c.Variants(context.Background(), imaging.Source{Data: tt.data}, []imaging.Preset{{MaxWidth: 100, MaxHeight: 100}})
+			if !errors.As(err, &f) || f.Code != tt.code || !errors.Is(err, imaging.ErrPermanent) {
+				t.Errorf("Variants() error = %v, want permanent %s", err, tt.code)
+			}
 		})
 	}
 }
@@ -381,6 +385,9 @@ func TestCompressBadPreset(t *testing.T) {
 		{MaxWidth: 10, MaxHeight: 10, Format: "png"}} {
 		if _, err := c.Compress(context.Background(), src, p); err == nil || errors.Is(err, imaging.ErrPermanent) {
 			t.Errorf("Compress(preset %+v) error = %v, want a non-permanent error", p, err)
+		}
+		if _, _, err := c.Variants(context.Background(), src, []imaging.Preset{{MaxWidth: 10, MaxHeight: 10}, p}); err == nil || errors.Is(err, imaging.ErrPermanent) {
+			t.Errorf("Variants(preset %+v) error = %v, want a non-permanent error", p, err)
 		}
 	}
 }
@@ -401,6 +408,10 @@ func TestCompressWaitsForSlot(t *testing.T) {
 	if !errors.Is(err, context.DeadlineExceeded) || errors.Is(err, imaging.ErrPermanent) {
 		t.Errorf("Compress() with all slots busy until the deadline: error = %v, want context.DeadlineExceeded", err)
 	}
+	_, _, err = c.Variants(ctx, src, []imaging.Preset{p})
+	if !errors.Is(err, context.DeadlineExceeded) || errors.Is(err, imaging.ErrPermanent) {
+		t.Errorf("Variants() with all slots busy until the deadline: error = %v, want context.DeadlineExceeded", err)
+	}
 
 	cancelled, cancel2 := context.WithCancel(context.Background())
 	cancel2()
@@ -408,9 +419,16 @@ func TestCompressWaitsForSlot(t *testing.T) {
 		t.Errorf("Compress() with a cancelled context: error = %v, want context.Canceled", err)
 	}
 
+	if _, _, err := c.Variants(cancelled, src, []imaging.Preset{p}); !errors.Is(err, context.Canceled) {
+		t.Errorf("Variants() with a cancelled context: error = %v, want context.Canceled", err)
+	}
+
 	release()
 	if _, err := c.Compress(context.Background(), src, p); err != nil {
 		t.Errorf("Compress() after the slot was freed: error = %v", err)
+	}
+	if _, _, err := c.Variants(context.Background(), src, []imaging.Preset{p}); err != nil {
+		t.Errorf("Variants() after the slot was freed: error = %v", err)
 	}
 }
 

@@ -96,14 +96,57 @@ var errStopped = errors.New("libvips stopped")
 // inside w×h (see pms_thumbnail). When ctx ends, libvips stops at its next progress report
 // and thumbnail returns an error wrapping errStopped and ctx.Err().
 func thumbnail(ctx context.Context, data []byte, format string, h header, w, ht int, failOn string) (image, error) {
+	return stoppable(ctx, thumb(h, w, ht, failOn), func(t *C.pms_thumb, out **C.VipsImage) C.int {
+		rc := C.pms_thumbnail(unsafe.Pointer(&data[0]), C.size_t(len(data)), kinds[format], t, out)
+		runtime.KeepAlive(data)
+		return rc
+	})
+}
+
+// fit returns the size thumbnail would make of data, whose header is h,
+// fitted inside w×h, reading only headers (see pms_fit).
+func fit(data []byte, format string, h header, w, ht int, failOn string) (int, int, error) {
+	defer C.vips_thread_shutdown()
+	t := thumb(h, w, ht, failOn)
+	var fw, fh C.int
+	swap := C.int(0)
+	if h.orientation >= 5 {
+		swap = 1
+	}
+	rc := C.pms_fit(unsafe.Pointer(&data[0]), C.size_t(len(data)), kinds[format], &t, swap, &fw, &fh)
+	runtime.KeepAlive(data)
+	if rc != 0 {
+		return 0, 0, takeError()
+	}
+	return int(fw), int(fh), nil
+}
+
+// resize returns im resized to exactly w×h, alpha premultiplied while
+// resizing (see pms_resize); it stops as thumbnail does when ctx ends.
+func resize(ctx context.Context, im image, w, h int) (image, error) {
+	t := C.pms_thumb{width: C.int(w), height: C.int(h)}
+	return stoppable(ctx, t, func(t *C.pms_thumb, out **C.VipsImage) C.int { return C.pms_resize(im.p, t, out) })
+}
+
+// thumb returns the settings of a thumbnail of a source whose header is h,
+// fitted inside w×ht.
+func thumb(h header, w, ht int, failOn string) C.pms_thumb {
+	t := C.pms_thumb{width: C.int(w), height: C.int(ht), fail_on: failOnLevels[failOn]}
+	if h.icc {
+		t.icc = 1
+	}
+	return t
+}
+
+// stoppable runs run with a copy of settings in C memory whose stop flag
+// is set when ctx ends, so that libvips stops at its next progress report;
+// then the error wraps errStopped and ctx.Err().
+func stoppable(ctx context.Context, settings C.pms_thumb, run func(*C.pms_thumb, **C.VipsImage) C.int) (image, error) {
 	defer C.vips_thread_shutdown()
 	// The stop flag lives in C memory, so libvips can read it while Go sets it.
 	t := (*C.pms_thumb)(C.calloc(1, C.size_t(unsafe.Sizeof(C.pms_thumb{}))))
 	defer C.free(unsafe.Pointer(t))
-	t.width, t.height, t.fail_on = C.int(w), C.int(ht), failOnLevels[failOn]
-	if h.icc {
-		t.icc = 1
-	}
+	*t = settings
 	stop := (*int32)(unsafe.Pointer(&t.stop))
 	done := make(chan struct{})
 	defer close(done)
@@ -115,9 +158,7 @@ func thumbnail(ctx context.Context, data []byte, format string, h header, w, ht 
 		}
 	}()
 	var out *C.VipsImage
-	rc := C.pms_thumbnail(unsafe.Pointer(&data[0]), C.size_t(len(data)), kinds[format], t, &out)
-	runtime.KeepAlive(data)
-	if rc != 0 {
+	if run(t, &out) != 0 {
 		err := takeError()
 		if atomic.LoadInt32(stop) != 0 {
 			return image{}, errors.Join(errStopped, ctx.Err(), err)

@@ -40,3 +40,22 @@ func EstimateCost(src []byte, p imaging.Preset) int64 {
 	}
 	return decodeCost(gate.Format, h, p.MaxWidth, p.MaxHeight)
 }
+
+// EstimateVariantsCost returns what Variants would reserve from the memory
+// budget to make presets from src, or 0 when it would refuse src before
+// that.
+func EstimateVariantsCost(src []byte, presets []imaging.Preset) int64 {
+	gate, err := imaging.ReadHeader(src)
+	if err != nil {
+		return 0
+	}
+	h, err := probe(src, gate.Format, "warning")
+	if err != nil {
+		return 0
+	}
+	l, err := planLadder(src, gate.Format, h, presets, "warning")
+	if err != nil {
+		return 0
+	}
+	return l.cost(gate.Format, h)
+}

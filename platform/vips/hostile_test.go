@@ -67,6 +67,14 @@ func TestCompressHostile(t *testing.T) {
 			if took := time.Since(start); took > 2*time.Second {
 				t.Errorf("Compress() took %v to refuse it, want well under 2s", took)
 			}
+			start = time.Now()
+			outs, _, err := c.Variants(context.Background(), imaging.Source{Data: tt.data}, workerPresets())
+			if !errors.As(err, &f) || f.Code != tt.code || !errors.Is(err, imaging.ErrPermanent) || outs != nil {
+				t.Fatalf("Variants(%d bytes) = %d outputs, %v; want none, permanent %s", len(tt.data), len(outs), err, tt.code)
+			}
+			if took := time.Since(start); took > 2*time.Second {
+				t.Errorf("Variants() took %v to refuse it, want well under 2s", took)
+			}
 		})
 	}
 }
@@ -96,6 +104,10 @@ func TestCompressExtremeAspect(t *testing.T) {
 				}
 				if out.Width != sz.wantW || out.Height != sz.wantH {
 					t.Errorf("Compress(%s %d×%d) = %d×%d, want %d×%d", src.format, sz.w, sz.h, out.Width, out.Height, sz.wantW, sz.wantH)
+				}
+				outs, _, err := c.Variants(context.Background(), imaging.Source{Data: src.data}, []imaging.Preset{{MaxWidth: 1600, MaxHeight: 1600}, {MaxWidth: 320, MaxHeight: 320}})
+				if err != nil || outs[0].Width != sz.wantW || outs[0].Height != sz.wantH || outs[1].Width < 1 || outs[1].Height < 1 {
+					t.Errorf("Variants(%s %d×%d) = %+v, %v; want %d×%d first and no 0-px side", src.format, sz.w, sz.h, outs, err, sz.wantW, sz.wantH)
 				}
 				if out.Format == imaging.FormatJPEG {
 					if _, err := jpeg.Decode(bytes.NewReader(out.Data)); err != nil {

@@ -27,6 +27,7 @@ var (
 	memOrientation = flag.Int("memorientation", 0, "EXIF orientation to give -memimage (0 keeps its own)")
 	memLimitMB     = flag.Int("memlimit", 250, "peak RSS in MB that TestPeakRSS allows")
 	memChild       = flag.String("memchild", "", "run as the process that measures: compress these comma-separated files at once")
+	memVariants    = flag.Bool("memvariants", false, "make the child make the worker's variants of each file with Variants, not one Compress")
 )
 
 // TestPeakRSS compresses -memimage in a fresh process of this test binary,
@@ -41,7 +42,7 @@ func TestPeakRSS(t *testing.T) {
 	if image == "" {
 		image = bigPhoto(t)
 	}
-	m := measure(t, *memOrientation, image)
+	m := measure(t, *memOrientation, false, image)
 	t.Logf("%s → %s: peak RSS %d MB (%d MB before compressing)", image, m.results[0], m.peak>>10, m.before>>10)
 	if m.peak>>10 > *memLimitMB {
 		t.Errorf("peak RSS = %d MB, want at most %d MB", m.peak>>10, *memLimitMB)
@@ -100,23 +101,32 @@ func TestPeakRSSHostile(t *testing.T) {
 	for _, in := range hostileMemory {
 		path := filepath.Join(dir, strings.ReplaceAll(in.name, " ", "-"))
 		in.make(t, path)
-		m := measure(t, 0, path)
-		extra := int64(m.peak-m.before) << 10
-		t.Logf("%-30s %-60.60s peak %4d MB, +%4d MB over %d MB, estimated %4d MB", in.name, m.results[0], m.peak>>10, extra>>20, m.before>>10, m.estimate>>20)
-		if code := failureCode(m.results[0]); code != in.code {
-			t.Errorf("%s: Compress() = %s, want code %q", in.name, m.results[0], in.code)
-		}
-		if in.code == "" {
-			if extra > m.estimate {
-				t.Errorf("%s: took %d MB over the baseline, more than the %d MB the budget reserved", in.name, extra>>20, m.estimate>>20)
+		for _, variants := range []bool{false, true} {
+			way := "Compress"
+			if variants {
+				way = "Variants"
 			}
-			accepted = append(accepted, measured{path, m.estimate})
+			m := measure(t, 0, variants, path)
+			extra := int64(m.peak-m.before) << 10
+			t.Logf("%-30s %-8s %-60.60s peak %4d MB, +%4d MB over %d MB, estimated %4d MB", in.name, way, m.results[0], m.peak>>10, extra>>20, m.before>>10, m.estimate>>20)
+			if code := failureCode(m.results[0]); code != in.code {
+				t.Errorf("%s: %s() = %s, want code %q", in.name, way, m.results[0], in.code)
+			}
+			if in.code == "" {
+				if extra > m.estimate {
+					t.Errorf("%s: %s took %d MB over the baseline, more than the %d MB the budget reserved", in.name, way, extra>>20, m.estimate>>20)
+				}
+				if variants {
+					accepted = append(accepted, measured{path, m.estimate})
+				}
+			}
 		}
 	}
-	// The two costliest accepted inputs, twice each, on two slots.
+	// The two costliest accepted inputs, twice each, on two slots, as the
+	// worker makes them.
 	slices.SortFunc(accepted, func(a, b measured) int { return cmp.Compare(b.estimate, a.estimate) })
 	files := []string{accepted[0].path, accepted[1].path, accepted[0].path, accepted[1].path}
-	m := measure(t, 0, files...)
+	m := measure(t, 0, true, files...)
 	budget := testConfig(2).MaxMemory
 	t.Logf("concurrency 2, %d inputs: peak RSS %d MB, %d MB before compressing, budget %d MB", len(files), m.peak>>10, m.before>>10, budget>>20)
 	if limit := int64(m.before)<<10 + budget; int64(m.peak)<<10 > limit {
@@ -202,12 +212,13 @@ type measurement struct {
 }
 
 // measure compresses files at once in a fresh process of this test binary,
-// with the environment the service runs with, and returns its RSS before
+// with the environment the service runs with (with Variants, into the
+// worker's presets, or with one Compress each), and returns its RSS before
 // compressing and at its peak (VmHWM, libvips' start-up included).
-func measure(t *testing.T, orientation int, files ...string) measurement {
+func measure(t *testing.T, orientation int, variants bool, files ...string) measurement {
 	t.Helper()
 	cmd := exec.Command(os.Args[0], "-test.run=^TestPeakRSS$", "-memchild="+strings.Join(files, ","),
-		"-memorientation="+strconv.Itoa(orientation))
+		"-memorientation="+strconv.Itoa(orientation), "-memvariants="+strconv.FormatBool(variants))
 	cmd.Env = append(os.Environ(), "MALLOC_ARENA_MAX=2", "VIPS_BLOCK_UNTRUSTED=1")
 	out, err := cmd.CombinedOutput()
 	if err != nil {
@@ -235,7 +246,8 @@ func measure(t *testing.T, orientation int, files ...string) measurement {
 }
 
 // peakRSSChild compresses the -memchild files at once on a Compressor with
-// the production settings and two slots, and prints what measure reads.
+// the production settings and two slots (with Variants under
+// -memvariants), and prints what measure reads.
 func peakRSSChild(t *testing.T) {
 	files := strings.Split(*memChild, ",")
 	srcs := make([][]byte, len(files))
@@ -249,7 +261,11 @@ func peakRSSChild(t *testing.T) {
 			src = withJPEGMetadata(src, *memOrientation)
 		}
 		srcs[i] = src
-		estimate += vips.EstimateCost(src, benchPreset)
+		if *memVariants {
+			estimate += vips.EstimateVariantsCost(src, workerPresets())
+		} else {
+			estimate += vips.EstimateCost(src, benchPreset)
+		}
 	}
 	c := newCompressor(t, 2)
 	fmt.Printf("rss_before_kb=%d\n", procStatus(t, "VmRSS"))
@@ -258,7 +274,7 @@ func peakRSSChild(t *testing.T) {
 	var wg sync.WaitGroup
 	for i, src := range srcs {
 		wg.Go(func() {
-			out, err := c.Compress(context.Background(), imaging.Source{Data: src}, benchPreset)
+			out, err := compressChild(c, src)
 			var f *imaging.Failure
 			switch {
 			case errors.As(err, &f):
@@ -275,6 +291,19 @@ func peakRSSChild(t *testing.T) {
 		fmt.Printf("result=%s\n", r)
 	}
 	fmt.Printf("peak_rss_kb=%d\n", procStatus(t, "VmHWM"))
+}
+
+// compressChild makes src as -memvariants says: the worker's variants with
+// Variants (returning the main one), or benchPreset with Compress.
+func compressChild(c *vips.Compressor, src []byte) (imaging.Output, error) {
+	if !*memVariants {
+		return c.Compress(context.Background(), imaging.Source{Data: src}, benchPreset)
+	}
+	outs, _, err := c.Variants(context.Background(), imaging.Source{Data: src}, workerPresets())
+	if err != nil {
+		return imaging.Output{}, err
+	}
+	return outs[0], nil
 }
 
 // procStatus returns a field of /proc/self/status, in kB.

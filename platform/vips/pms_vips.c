@@ -102,36 +102,15 @@ on_eval(VipsImage *image, VipsProgress *progress, void *data)
 		vips_image_set_kill(image, TRUE);
 }
 
-int
-pms_thumbnail(const void *buf, size_t len, int kind, pms_thumb *t, VipsImage **out)
+// write_memory computes lazy into a new memory image, where the work can
+// be stopped (see on_eval), so the encoders that follow read finished
+// pixels and decoding errors surface now. It unrefs lazy.
+static int
+write_memory(VipsImage *lazy, pms_thumb *t, VipsImage **out)
 {
-	VipsImage *lazy = NULL;
-	VipsImage *mem;
-	char options[64];
+	VipsImage *mem = vips_image_new_memory();
 	int rc;
 
-	*out = NULL;
-	if (check_loader(buf, len, kind))
-		return -1;
-	// libvips 8.14's thumbnail_buffer does not hand its fail_on to the
-	// loader: only option_string reaches it.
-	g_snprintf(options, sizeof(options), "fail_on=%s",
-		vips_enum_nick(VIPS_TYPE_FAIL_ON, t->fail_on));
-	// size=down: fit inside the box, never upscale. export_profile: the
-	// embedded ICC profile is applied and the result is sRGB; libvips 8.14
-	// shifts the colours of an image without a profile when it is set. Alpha
-	// is premultiplied while resizing, so edges keep their colour.
-	if (vips_thumbnail_buffer((void *) buf, len, &lazy, t->width,
-			"height", t->height,
-			"size", VIPS_SIZE_DOWN,
-			"option_string", options,
-			"export_profile", t->icc ? "srgb" : NULL,
-			NULL))
-		return -1;
-
-	// Compute into memory here, where it can be stopped, so the encoders
-	// that follow read finished pixels and decoding errors surface now.
-	mem = vips_image_new_memory();
 	vips_image_set_progress(mem, TRUE);
 	g_signal_connect(mem, "eval", G_CALLBACK(on_eval), t);
 	rc = vips_image_write(lazy, mem);
@@ -144,6 +123,103 @@ pms_thumbnail(const void *buf, size_t len, int kind, pms_thumb *t, VipsImage **o
 	}
 	*out = mem;
 	return 0;
+}
+
+// thumbnail_lazy builds the pipeline of pms_thumbnail without computing a
+// pixel. With rotate unset, the EXIF orientation is not applied: that is
+// the only step of vips_thumbnail that computes at build time (it copies
+// the image to memory to turn it).
+static int
+thumbnail_lazy(const void *buf, size_t len, pms_thumb *t, int width, int height, int rotate, VipsImage **lazy)
+{
+	char options[64];
+
+	// libvips 8.14's thumbnail_buffer does not hand its fail_on to the
+	// loader: only option_string reaches it.
+	g_snprintf(options, sizeof(options), "fail_on=%s",
+		vips_enum_nick(VIPS_TYPE_FAIL_ON, t->fail_on));
+	// size=down: fit inside the box, never upscale. export_profile: the
+	// embedded ICC profile is applied and the result is sRGB; libvips 8.14
+	// shifts the colours of an image without a profile when it is set. Alpha
+	// is premultiplied while resizing, so edges keep their colour.
+	return vips_thumbnail_buffer((void *) buf, len, lazy, width,
+		"height", height,
+		"size", VIPS_SIZE_DOWN,
+		"no_rotate", !rotate,
+		"option_string", options,
+		"export_profile", t->icc ? "srgb" : NULL,
+		NULL);
+}
+
+int
+pms_thumbnail(const void *buf, size_t len, int kind, pms_thumb *t, VipsImage **out)
+{
+	VipsImage *lazy = NULL;
+
+	*out = NULL;
+	if (check_loader(buf, len, kind) ||
+			thumbnail_lazy(buf, len, t, t->width, t->height, 1, &lazy))
+		return -1;
+	return write_memory(lazy, t, out);
+}
+
+int
+pms_fit(const void *buf, size_t len, int kind, pms_thumb *t, int swap, int *width, int *height)
+{
+	VipsImage *lazy = NULL;
+
+	if (check_loader(buf, len, kind))
+		return -1;
+	// Unturned, the box is turned instead: vips_thumbnail fits the stored
+	// image into the box swapped when the orientation swaps the sides.
+	if (thumbnail_lazy(buf, len, t, swap ? t->height : t->width, swap ? t->width : t->height, 0, &lazy))
+		return -1;
+	*width = swap ? lazy->Ysize : lazy->Xsize;
+	*height = swap ? lazy->Xsize : lazy->Ysize;
+	g_object_unref(lazy);
+	return 0;
+}
+
+int
+pms_resize(VipsImage *in, pms_thumb *t, VipsImage **out)
+{
+	VipsImage *x[4] = { NULL, NULL, NULL, NULL };
+	VipsImage *im = in;
+	VipsBandFormat format = vips_image_get_format(in);
+	int premultiply = vips_image_hasalpha(in);
+	int rc = -1;
+
+	*out = NULL;
+	// As vips_thumbnail does: alpha premultiplied (in floats) while
+	// resizing, so the colour of transparent pixels stays out of the edges,
+	// then back to straight alpha in the input's format.
+	if (premultiply) {
+		if (vips_premultiply(im, &x[0], NULL))
+			goto out;
+		im = x[0];
+	}
+	if (vips_resize(im, &x[1], (double) t->width / in->Xsize,
+			"vscale", (double) t->height / in->Ysize,
+			NULL))
+		goto out;
+	im = x[1];
+	if (premultiply) {
+		if (vips_unpremultiply(im, &x[2], NULL) ||
+				vips_cast(x[2], &x[3], format, NULL))
+			goto out;
+		im = x[3];
+	}
+	if (im->Xsize != t->width || im->Ysize != t->height) {
+		vips_error("pms", "resize made %dx%d, not %dx%d", im->Xsize, im->Ysize, t->width, t->height);
+		goto out;
+	}
+	g_object_ref(im);
+	rc = write_memory(im, t, out);
+out:
+	for (int i = 0; i < 4; i++)
+		if (x[i])
+			g_object_unref(x[i]);
+	return rc;
 }
 
 // jpegsave_opaque encodes im as JPEG, flattening an alpha channel onto

@@ -33,7 +33,7 @@ int pms_probe(const void *buf, size_t len, int kind, int fail_on, pms_header *h)
 
 // pms_thumb says how to make a thumbnail.
 typedef struct {
-	int width, height; // the box to fit inside; never upscaled
+	int width, height; // the box to fit inside (never upscaled), or pms_resize's size
 	int fail_on;       // a VipsFailOn
 	int icc;           // apply the embedded ICC profile
 	int stop;          // set (atomically, by another thread) to stop the work
@@ -44,6 +44,17 @@ typedef struct {
 // converts it to sRGB and returns it in memory in *out, which the caller
 // unrefs. Setting t->stop makes it fail at libvips' next progress report.
 int pms_thumbnail(const void *buf, size_t len, int kind, pms_thumb *t, VipsImage **out);
+
+// pms_fit returns in *width and *height the size pms_thumbnail would make
+// of buf for t's box, turned upright, reading only headers: swap says
+// whether buf's EXIF orientation swaps its sides.
+int pms_fit(const void *buf, size_t len, int kind, pms_thumb *t, int swap, int *width, int *height);
+
+// pms_resize resizes in, an image in memory, to exactly t->width by
+// t->height (alpha premultiplied while resizing, as pms_thumbnail does)
+// and returns the result in memory in *out, which the caller unrefs.
+// Setting t->stop makes it fail at libvips' next progress report.
+int pms_resize(VipsImage *in, pms_thumb *t, VipsImage **out);
 
 // pms_save encodes im without metadata, as JPEG flattening any alpha onto
 // the sRGB colour bg (0-255 a channel); the caller frees *buf with g_free.
