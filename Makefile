@@ -13,7 +13,7 @@ export MALLOC_ARENA_MAX := 2
 export VIPS_BLOCK_UNTRUSTED := 1
 export CGO_ENABLED := 1
 
-.PHONY: all build run stop deps-test deploy-tools check-deploy test test-versitygw test-short fuzz fuzz-smoke lint imports bench load migrate docker clean deps
+.PHONY: all build run stop deps-test deploy-tools check-deploy test test-versitygw test-short fuzz fuzz-smoke lint imports bench imagebench load migrate docker clean deps
 
 all: build
 
@@ -81,6 +81,15 @@ imports: ## the import-direction check: cmd → platform/* → product → produ
 
 bench: deps ## benchmarks (see BENCHMARKS.md)
 	@$(SERVICES) test $(GO) test -run '^$$' -bench . -benchmem ./...
+
+# IMGPROXY_SRC is a local checkout of imgproxy v4 (its build needs libvips, no network but the
+# Go module proxy); IMGPROXY_BIN a built binary instead. IMAGEBENCH_ARGS: -rounds, -conc, -corpus.
+IMGPROXY_SRC ?=
+IMGPROXY_BIN ?=
+IMAGEBENCH_ARGS ?= -corpus ../shared/images
+
+imagebench: ## the worker's default variants per image against vipsthumbnail and imgproxy (BENCHMARKS.md; IMGPROXY_SRC=checkout)
+	@GO=$(GO) IMGPROXY_SRC=$(IMGPROXY_SRC) IMGPROXY_BIN=$(IMGPROXY_BIN) deploy/imagebench/run.sh $(IMAGEBENCH_ARGS)
 
 load: deps build ## pms serve, PostgreSQL, Redis and the broker as pinned processes under wrk (BENCHMARKS.md); LOAD_ARGS=-h lists flags
 	@$(SERVICES) load $(GO) run ./deploy/load -pms $(BIN) $(LOAD_ARGS)
