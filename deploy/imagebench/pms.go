@@ -37,9 +37,9 @@ func pmsProcess(corpus string, conc int) (result, error) {
 	return r, nil
 }
 
-// runPMS makes every preset of every image with the worker's calls (one
-// Sample, then one Compress per preset), conc images at a time, after one
-// untimed image to warm up.
+// runPMS makes every preset of every image with the worker's call (one
+// Variants: one decode, then each variant resized from the larger ones),
+// conc images at a time, after one untimed image to warm up.
 func runPMS(imgs []source, conc int) (result, error) {
 	cfg := vips.DefaultConfig()
 	cfg.MaxConcurrent = conc
@@ -61,20 +61,15 @@ func runPMS(imgs []source, conc int) (result, error) {
 }
 
 func pmsImage(c *vips.Compressor, img source) ([]output, error) {
-	ctx := context.Background()
-	src := imaging.Source{Data: img.data}
-	if _, err := c.Sample(ctx, src); err != nil {
-		return nil, fmt.Errorf("%s: sample: %w", img.name, err)
+	outs, _, err := c.Variants(context.Background(), imaging.Source{Data: img.data}, presets())
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", img.name, err)
 	}
-	var outs []output
-	for _, p := range presets() {
-		out, err := c.Compress(ctx, src, p)
-		if err != nil {
-			return nil, fmt.Errorf("%s: %s: %w", img.name, p.Name, err)
-		}
-		outs = append(outs, output{Image: img.name, Preset: p.Name, Width: out.Width, Height: out.Height, Bytes: len(out.Data), Format: out.Format})
+	res := make([]output, len(outs))
+	for i, out := range outs {
+		res[i] = output{Image: img.name, Preset: out.Preset, Width: out.Width, Height: out.Height, Bytes: len(out.Data), Format: out.Format}
 	}
-	return outs, nil
+	return res, nil
 }
 
 // pool runs do for 0..n-1, conc at a time, and returns the outputs in
