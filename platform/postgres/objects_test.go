@@ -15,7 +15,6 @@ import (
 
 	"github.com/pms-dev/pms/imaging"
 	"github.com/pms-dev/pms/platform/postgres"
-	"github.com/pms-dev/pms/platform/postgres/postgrestest"
 	"github.com/pms-dev/pms/product"
 )
 
@@ -239,26 +238,8 @@ func mainOnlyAt(key string) imaging.Result {
 // live products are in use, those of deleted products start their grace.
 func TestMigrationRecordsStoredObjects(t *testing.T) {
 	t.Parallel()
-	dbURL := postgrestest.Empty(t)
-	db, err := postgres.Open(postgrestest.Config(t, dbURL))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer db.Close()
-	m, err := db.Migrator()
-	if err != nil {
-		t.Fatal(err)
-	}
+	_, m, raw := beforeMigration(t, 15)
 	ctx := t.Context()
-	if err := m.Up(ctx, func(postgres.Migration) {}); err != nil {
-		t.Fatalf("Up: %v", err)
-	}
-	downThrough(t, m, 15)
-	raw, err := sql.Open("postgres", dbURL)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer raw.Close()
 	user, live, gone := uuid.New(), uuid.New(), uuid.New()
 	key := func(p uuid.UUID, c string) string {
 		return "products/" + p.String() + "/" + strings.Repeat(c, 64) + ".jpg"

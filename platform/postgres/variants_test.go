@@ -82,26 +82,8 @@ func TestImageResultsStoreVariants(t *testing.T) {
 // back.
 func TestMigrationMovesVariants(t *testing.T) {
 	t.Parallel()
-	dbURL := postgrestest.Empty(t)
-	db, err := postgres.Open(postgrestest.Config(t, dbURL))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer db.Close()
-	m, err := db.Migrator()
-	if err != nil {
-		t.Fatal(err)
-	}
+	db, m, raw := beforeMigration(t, 8)
 	ctx := context.Background()
-	if err := m.Up(ctx, func(postgres.Migration) {}); err != nil {
-		t.Fatalf("Up: %v", err)
-	}
-	downThrough(t, m, 8)
-	raw, err := sql.Open("postgres", dbURL)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer raw.Close()
 
 	user, prod := uuid.New(), uuid.New()
 	ready, thumbless, pending := uuid.New(), uuid.New(), uuid.New()
@@ -185,6 +167,33 @@ FROM product_images WHERE product_id = $1 ORDER BY position`
 }
 
 // downThrough rolls migrations back until version has been rolled back.
+// beforeMigration migrates a database of the test's own up, then down to
+// just before migration version, and returns it as the store and raw
+// connection use it, with its migrator.
+func beforeMigration(t *testing.T, version int64) (*postgres.DB, *postgres.Migrator, *sql.DB) {
+	t.Helper()
+	dbURL := postgrestest.Empty(t)
+	db, err := postgres.Open(postgrestest.Config(t, dbURL))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { db.Close() })
+	m, err := db.Migrator()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := m.Up(t.Context(), func(postgres.Migration) {}); err != nil {
+		t.Fatalf("Up: %v", err)
+	}
+	downThrough(t, m, version)
+	raw, err := sql.Open("postgres", dbURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { raw.Close() })
+	return db, m, raw
+}
+
 func downThrough(t *testing.T, m *postgres.Migrator, version int64) {
 	t.Helper()
 	for {
