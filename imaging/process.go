@@ -278,49 +278,56 @@ func (p *Processor) make(ctx context.Context, t Task) (Result, error) {
 	if res.Source, err = Facts(src, sample); err != nil {
 		return Result{}, fmt.Errorf("describe source image: %w", err)
 	}
-	for i, preset := range p.presets {
-		v, err := p.variant(ctx, t, preset, outs[i])
-		if err != nil {
-			return Result{}, err
-		}
-		res.Variants = append(res.Variants, v)
-	}
 	// A rung as wide as the source (or one that came out narrower than its
 	// width: it met the source's) ends its format's ladder: the wider rungs
 	// would be the same image again (never upscaled, never repeated).
+	kept, made := slices.Clone(p.presets), slices.Clip(outs[:len(p.presets)])
 	capped := map[string]bool{}
 	for i, rung := range p.rungs {
 		if capped[rung.Format] {
 			continue
 		}
-		v, err := p.variant(ctx, t, rung, outs[len(p.presets)+i])
-		if err != nil {
-			return Result{}, err
-		}
-		res.Variants = append(res.Variants, v)
-		capped[rung.Format] = v.Width < rung.MaxWidth || v.Width >= sample.Width
+		out := outs[len(p.presets)+i]
+		kept, made = append(kept, rung), append(made, out)
+		capped[rung.Format] = out.Width < rung.MaxWidth || out.Width >= sample.Width
+	}
+	if res.Variants, err = p.store(ctx, kept, made); err != nil {
+		return Result{}, err
 	}
 	return res, nil
 }
 
-// variant uploads out, the output of preset.
-func (p *Processor) variant(ctx context.Context, t Task, preset Preset, out Output) (Variant, error) {
-	key := ObjectKey(out)
-	var url string
-	err := p.timed(ctx, StageUpload, func(ctx context.Context) (err error) {
-		// Recorded first, so the collector leaves the object alone until
-		// the image is recorded with it (see ResultStore.Storing).
-		if err := p.results.Storing(ctx, []string{key}); err != nil {
-			return fmt.Errorf("record object %s: %w", key, err)
-		}
-		url, err = p.upload.Upload(ctx, key, out.Data, ContentType(out.Format))
-		return err
-	})
-	if err != nil {
-		return Variant{}, fmt.Errorf("upload %s: %w", preset.Name, err)
+// store uploads the outputs of presets, each content once, after recording
+// their keys (so the collector leaves the objects alone until the image is
+// recorded with them: see ResultStore.Storing), and returns them as
+// variants.
+func (p *Processor) store(ctx context.Context, presets []Preset, outs []Output) ([]Variant, error) {
+	keys := make([]string, len(outs))
+	for i, out := range outs {
+		keys[i] = ObjectKey(out)
 	}
-	p.observe.Bytes(DirectionOut, int64(len(out.Data)))
-	return Variant{Name: preset.Name, Key: key, URL: url, Width: out.Width, Height: out.Height, Bytes: int64(len(out.Data)), Format: out.Format}, nil
+	unique := slices.Compact(slices.Sorted(slices.Values(keys)))
+	if err := p.timed(ctx, StageDatabase, func(ctx context.Context) error { return p.results.Storing(ctx, unique) }); err != nil {
+		return nil, fmt.Errorf("record %d objects being stored: %w", len(unique), err)
+	}
+	urls := make(map[string]string, len(unique))
+	variants := make([]Variant, len(outs))
+	for i, out := range outs {
+		url, done := urls[keys[i]]
+		if !done { // identical outputs (main and jpeg-1600) are one object
+			err := p.timed(ctx, StageUpload, func(ctx context.Context) (err error) {
+				url, err = p.upload.Upload(ctx, keys[i], out.Data, ContentType(out.Format))
+				return err
+			})
+			if err != nil {
+				return nil, fmt.Errorf("upload %s: %w", presets[i].Name, err)
+			}
+			urls[keys[i]] = url
+			p.observe.Bytes(DirectionOut, int64(len(out.Data)))
+		}
+		variants[i] = Variant{Name: presets[i].Name, Key: keys[i], URL: url, Width: out.Width, Height: out.Height, Bytes: int64(len(out.Data)), Format: out.Format}
+	}
+	return variants, nil
 }
 
 // GiveUp records that the task failed after its last attempt. The code

@@ -40,7 +40,7 @@ func NewImages() *Images {
 		}, []string{"result", "code"}),
 		stages: prometheus.NewHistogramVec(prometheus.HistogramOpts{
 			Name: "pms_image_stage_duration_seconds",
-			Help: "Time spent per stage of an image task: queue (request to first attempt), download, compress (libvips, every variant at once), upload (per variant), database.",
+			Help: "Time spent per stage of an image task: queue (request to first attempt), download, compress (libvips, every variant at once), upload (per distinct output), database.",
 			// From a millisecond (a database write) to minutes (a queue backlog).
 			Buckets: prometheus.ExponentialBuckets(0.001, 2.5, 14),
 		}, []string{"stage"}),
