@@ -108,6 +108,7 @@ type Processor struct {
 	results    ResultStore
 	presets    []Preset
 	rungs      []Preset // the ladder's, format by format, widths ascending
+	variants   []Preset // presets, then rungs: what Compressor.Variants makes
 	presetSet  string   // Config.PresetSet
 	jobTimeout time.Duration
 	observe    Observer
@@ -167,7 +168,9 @@ func NewProcessor(cfg Config, f *Fetcher, c Compressor, u Uploader, r ResultStor
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	return &Processor{fetch: f, compress: c, upload: u, results: r, presets: slices.Clone(cfg.Presets), rungs: cfg.Ladder.Presets(), presetSet: cfg.PresetSet(), jobTimeout: cfg.JobTimeout,
+	presets, rungs := slices.Clone(cfg.Presets), cfg.Ladder.Presets()
+	return &Processor{fetch: f, compress: c, upload: u, results: r, presets: presets, rungs: rungs,
+		variants: append(slices.Clip(presets), rungs...), presetSet: cfg.PresetSet(), jobTimeout: cfg.JobTimeout,
 		observe: nopObserver{}}, nil
 }
 
@@ -256,8 +259,8 @@ func (p *Processor) giveBack(ctx context.Context, t Task, attempt int) {
 
 // make fetches the source once, makes every variant from it in one call
 // of the compressor (the presets, then the ladder's rungs) with a sample
-// that describes it, then uploads the variants one by one, in order. Any
-// variant's failure fails the whole attempt.
+// that describes it, then stores the variants the ladder's cap leaves (see
+// store). Any variant's failure fails the whole attempt.
 func (p *Processor) make(ctx context.Context, t Task) (Result, error) {
 	var src Source
 	err := p.timed(ctx, StageDownload, func(ctx context.Context) (err error) { src, err = p.fetch.Fetch(ctx, t.SourceURL); return err })
@@ -265,11 +268,11 @@ func (p *Processor) make(ctx context.Context, t Task) (Result, error) {
 		return Result{}, fmt.Errorf("fetch source image: %w", err)
 	}
 	p.observe.Bytes(DirectionIn, int64(len(src.Data)))
-	res := Result{Variants: make([]Variant, 0, len(p.presets)+len(p.rungs)), PresetSet: p.presetSet}
+	res := Result{PresetSet: p.presetSet}
 	var outs []Output
 	var sample Sample
 	err = p.timed(ctx, StageCompress, func(ctx context.Context) (err error) {
-		outs, sample, err = p.compress.Variants(ctx, src, append(slices.Clip(p.presets), p.rungs...))
+		outs, sample, err = p.compress.Variants(ctx, src, p.variants)
 		return err
 	})
 	if err != nil {
