@@ -32,7 +32,7 @@ stop: ## stop the development services
 migrate: build ## apply pending migrations to the development database
 	@$(SERVICES) dev $(BIN) migrate up
 
-deps-test: ## install what is missing, and what only the tests need (chromium)
+deps-test: deploy-tools ## install what is missing, and what only the tests need (chromium; the deploy checkers, once: ~8 min)
 	@$(SERVICES) install-test
 
 test: deps-test ## the whole suite, with the race detector, against private throwaway servers; then fuzz-smoke
