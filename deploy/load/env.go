@@ -36,6 +36,7 @@ type environment struct {
 	// productBody is pms's answer to a GET of the first user's product.
 	productBody []byte
 	listSQL     []string // the list query of the first users, as pms sends it, for pgbench
+	run         string   // the target and round being measured, for -perf's file names
 }
 
 // loadUser is a user with an API key, their product for the GET targets,

@@ -36,6 +36,7 @@ type options struct {
 	rows                   int
 	targets                string
 	serverCore, clientCore int
+	perf                   string // directory for perf profiles of the measured runs, or ""
 }
 
 func main() {
@@ -59,6 +60,7 @@ func main() {
 	flag.StringVar(&o.targets, "targets", "", "comma-separated target names to run (default all; see -list)")
 	flag.IntVar(&o.serverCore, "server-core", 0, "core of every server process")
 	flag.IntVar(&o.clientCore, "client-core", 1, "core of wrk and pgbench")
+	flag.StringVar(&o.perf, "perf", "", "record each measured run of every server process with perf record -g into this directory")
 	list := flag.Bool("list", false, "print the target names and exit")
 	flag.Parse()
 	if *list {
@@ -80,6 +82,11 @@ func run(ctx context.Context, o options) error {
 	if err != nil {
 		return err
 	}
+	if o.perf != "" {
+		if err := os.MkdirAll(o.perf, 0o755); err != nil {
+			return err
+		}
+	}
 	dir, err := os.MkdirTemp("", "pms-load.")
 	if err != nil {
 		return err
@@ -97,6 +104,7 @@ func run(ctx context.Context, o options) error {
 			if err := ctx.Err(); err != nil {
 				return err
 			}
+			env.run = fmt.Sprintf("%s-%d", t.name, r)
 			res, err := t.run(ctx, env)
 			if err != nil {
 				return fmt.Errorf("round %d, %s: %w", r, t.name, err)

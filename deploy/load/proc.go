@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"syscall"
@@ -229,4 +230,36 @@ func tail(file string) string {
 		return "(no output)"
 	}
 	return strings.Join(lines, " | ")
+}
+
+// startPerf starts perf record -g on procs (with their children) when -perf
+// names a directory, writing <target>-<round>.data there; the function it
+// returns stops the recording and waits for perf to write its file.
+func (e *environment) startPerf(ctx context.Context, procs []*proc) (func(), error) {
+	if e.o.perf == "" {
+		return func() {}, nil
+	}
+	var pids []string
+	for _, p := range procs {
+		pids = append(pids, strconv.Itoa(p.pid))
+		if p.tree {
+			kids, err := children(p.pid)
+			if err != nil {
+				return nil, err
+			}
+			for _, k := range kids {
+				pids = append(pids, strconv.Itoa(k))
+			}
+		}
+	}
+	out := filepath.Join(e.o.perf, e.run+".data")
+	cmd := exec.CommandContext(ctx, "perf", "record", "-q", "-g", "-F", "999", "-o", out, "-p", strings.Join(pids, ","))
+	cmd.Stderr = os.Stderr
+	if err := cmd.Start(); err != nil {
+		return nil, fmt.Errorf("perf record: %w", err)
+	}
+	return func() {
+		_ = cmd.Process.Signal(os.Interrupt)
+		_ = cmd.Wait()
+	}, nil
 }

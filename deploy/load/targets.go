@@ -148,7 +148,12 @@ func (e *environment) measure(ctx context.Context, l load, settle func() error, 
 	if err := e.resetStatements(ctx); err != nil {
 		return result{}, err
 	}
+	stopPerf, err := e.startPerf(ctx, procs)
+	if err != nil {
+		return result{}, err
+	}
 	w, err := e.runWrk(ctx, l, e.o.duration)
+	stopPerf()
 	if err != nil {
 		return result{}, err
 	}
