@@ -184,9 +184,11 @@ func (a *app) openServices(ctx context.Context) (*postgres.DB, *redis.Client, *k
 }
 
 // accounts keeps users and keys in PostgreSQL and looks keys up behind the
-// Redis cache, which revoking a key clears.
+// Redis cache, which revoking a key clears and whose keys stay fresh while
+// the key epoch in PostgreSQL does not move.
 func (a *app) accounts(db *postgres.DB, cache *redis.Client) *account.Service {
-	auth := account.NewService(redis.NewKeyCache(cache, postgres.NewAccountStore(db)))
+	keys := postgres.NewAccountStore(db)
+	auth := account.NewService(redis.NewKeyCache(cache, keys, keys))
 	// Closed before the pool: last_used_at writes in flight finish first.
 	a.onClose(func() error { auth.Wait(); return nil })
 	return auth

@@ -104,10 +104,12 @@ func TestServeCachedReadsWhilePostgresAway(t *testing.T) {
 		// The test is about PostgreSQL: a Redis call that misses its 50 ms
 		// on a busy machine would bypass the cache it relies on.
 		"PMS_REDIS_TIMEOUT": "1s",
-		// Keys are fresh for key_ttl/2: a 2s key_ttl makes both outages
+		// Keys are fresh for key_ttl while the key epoch can be read, and
+		// for key_fallback_ttl/2 once it cannot: 2s each makes both outages
 		// outlast that, so reads must be authenticated from the stale
 		// cache (degraded), which is what the test is about.
 		"PMS_REDIS_KEY_TTL":          "2s",
+		"PMS_REDIS_KEY_FALLBACK_TTL": "2s",
 		"PMS_KAFKA_BROKERS":          strings.Join(kafka.Brokers(), ","),
 		"PMS_HTTP_ADDR":              api,
 		"PMS_OPS_ADDR":               ops,

@@ -2,6 +2,7 @@ package cmd
 
 import (
 	"context"
+	"database/sql"
 	"net/http"
 	"strings"
 	"testing"
@@ -139,6 +140,49 @@ func TestRevokedKeyStopsOnEveryReplica(t *testing.T) {
 			time.Sleep(20 * time.Millisecond)
 		}
 	}
+}
+
+// TestKeyRevokedInSQLStopsOnEveryReplica: a key revoked by hand in SQL,
+// behind both processes' caches (no Redis delete, no announcement), is
+// refused by both once they read the key epoch the revocation moved: within
+// about two seconds, not redis.key_ttl (10 minutes).
+func TestKeyRevokedInSQLStopsOnEveryReplica(t *testing.T) {
+	if testing.Short() {
+		t.Skip("integration test: runs pms all twice")
+	}
+	t.Parallel()
+	dbURL := postgrestest.Private(t)
+	shared := map[string]string{"PMS_POSTGRES_URL": dbURL}
+	a, _ := startAll(t, shared)
+	b, _ := startAll(t, shared)
+	b.key = a.key
+	for _, s := range []*stack{a, b} {
+		for range 3 {
+			if code := s.do(t, http.MethodGet, "/api/v1/me", "", "", nil); code != http.StatusOK {
+				t.Fatalf("GET /me before revoking = %d", code) // and now the key is cached on both
+			}
+		}
+	}
+	raw, err := sql.Open("postgres", dbURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer raw.Close()
+	prefix := strings.SplitN(a.key, "_", 3)[1]
+	if _, err := raw.ExecContext(t.Context(), `UPDATE api_keys SET revoked_at = now() WHERE prefix = $1`, prefix); err != nil {
+		t.Fatalf("revoke in SQL: %v", err)
+	}
+	revoked := time.Now()
+	deadline := revoked.Add(10 * time.Second)
+	for _, s := range []*stack{a, b} {
+		for s.do(t, http.MethodGet, "/api/v1/me", "", "", nil) != http.StatusUnauthorized {
+			if time.Now().After(deadline) {
+				t.Fatalf("%s still accepts the key revoked in SQL 10s later", s.base)
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+	}
+	t.Logf("a key revoked in SQL was refused by both processes after %v", time.Since(revoked).Round(time.Millisecond))
 }
 
 func userIDOf(t *testing.T, s *stack) uuid.UUID {

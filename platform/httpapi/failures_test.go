@@ -67,7 +67,7 @@ func newGuardedAPI(t *testing.T, redisAddr string, burst int) *guardedAPI {
 		t.Fatal(err)
 	}
 	svc := product.NewService(store, imageTasks, product.Policy{})
-	auth := account.NewService(redis.NewKeyCache(rc, keys))
+	auth := account.NewService(redis.NewKeyCache(rc, keys, nil))
 	s, err := httpapi.New(testConfig(), httpapi.API{Products: svc, Auth: auth, Failures: failures}, prometheus.NewRegistry(), zerolog.Nop())
 	if err != nil {
 		t.Fatal(err)

@@ -21,7 +21,10 @@ type AccountStore struct {
 // NewAccountStore returns an AccountStore on db.
 func NewAccountStore(db *DB) *AccountStore { return &AccountStore{db: db} }
 
-var _ account.Store = (*AccountStore)(nil)
+var (
+	_ account.Store  = (*AccountStore)(nil)
+	_ account.Epochs = (*AccountStore)(nil)
+)
 
 type keyRow struct {
 	ID         uuid.UUID    `db:"id"`
@@ -78,7 +81,8 @@ FROM api_keys k JOIN users u ON u.id = k.user_id
 WHERE k.prefix = $1`
 
 // KeyByPrefix returns the key with the prefix and its user, or
-// account.ErrUnauthenticated.
+// account.ErrUnauthenticated. It is a prepared statement: every
+// authenticated request that misses the cache runs it.
 func (s *AccountStore) KeyByPrefix(ctx context.Context, prefix string) (account.KeyOwner, error) {
 	var row struct {
 		keyRow
@@ -87,7 +91,11 @@ func (s *AccountStore) KeyByPrefix(ctx context.Context, prefix string) (account.
 		Admin         bool      `db:"is_admin"`
 		UserCreatedAt time.Time `db:"user_created_at"`
 	}
-	if err := s.db.db.GetContext(ctx, &row, selectKeyOwner, prefix); err != nil {
+	stmt, err := s.db.prepared(ctx, selectKeyOwner)
+	if err != nil {
+		return account.KeyOwner{}, translate(fmt.Errorf("prepare api key lookup: %w", err))
+	}
+	if err := stmt.GetContext(ctx, &row, prefix); err != nil {
 		if errors.Is(err, sql.ErrNoRows) {
 			return account.KeyOwner{}, account.ErrUnauthenticated
 		}
@@ -126,7 +134,8 @@ const revokeKey = `
 UPDATE api_keys SET revoked_at = COALESCE(revoked_at, $2) WHERE id = $1
 RETURNING id, user_id, prefix, hash, created_at, last_used_at, revoked_at`
 
-// RevokeKey marks a key revoked, or returns account.ErrKeyNotFound.
+// RevokeKey marks a key revoked, or returns account.ErrKeyNotFound. The
+// statement moves the key epoch (KeyEpoch) too, through a trigger.
 func (s *AccountStore) RevokeKey(ctx context.Context, id uuid.UUID, at time.Time) (account.APIKey, error) {
 	var row keyRow
 	if err := s.db.db.GetContext(ctx, &row, revokeKey, id, at); err != nil {
@@ -136,6 +145,25 @@ func (s *AccountStore) RevokeKey(ctx context.Context, id uuid.UUID, at time.Time
 		return account.APIKey{}, translate(fmt.Errorf("revoke api key: %w", err))
 	}
 	return row.toKey(), nil
+}
+
+const selectKeyEpoch = `SELECT epoch FROM api_key_epoch`
+
+// KeyEpoch returns the key epoch: a number that moves, in the transaction
+// of the change, whenever what KeyByPrefix returns may have changed, last
+// use aside (a key revoked, edited or deleted, or its user edited, by pms or
+// by hand: triggers move it). It is one prepared read of a one-row table,
+// for each process to run about once a second.
+func (s *AccountStore) KeyEpoch(ctx context.Context) (int64, error) {
+	stmt, err := s.db.prepared(ctx, selectKeyEpoch)
+	if err != nil {
+		return 0, translate(fmt.Errorf("prepare api key epoch read: %w", err))
+	}
+	var epoch int64
+	if err := stmt.GetContext(ctx, &epoch); err != nil {
+		return 0, translate(fmt.Errorf("read api key epoch: %w", err))
+	}
+	return epoch, nil
 }
 
 const (

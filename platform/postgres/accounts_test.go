@@ -2,6 +2,7 @@ package postgres_test
 
 import (
 	"context"
+	"database/sql"
 	"errors"
 	"strings"
 	"testing"
@@ -68,5 +69,71 @@ func TestProductOfUnknownOwner(t *testing.T) {
 		CreatedAt: now, UpdatedAt: now}
 	if _, _, err := store.Create(t.Context(), p, product.IdempotencyKey{}, nil); !errors.Is(err, account.ErrUserNotFound) {
 		t.Errorf("Create(product of unknown user) error = %v, want account.ErrUserNotFound", err)
+	}
+}
+
+// TestKeyEpochMoves: the key epoch moves with every change to what a key
+// lookup returns (a revocation through the store, a user or key edited or a
+// key deleted by hand), and not with new rows or last_used_at.
+func TestKeyEpochMoves(t *testing.T) {
+	t.Parallel()
+	ctx := t.Context()
+	dbURL := postgrestest.Private(t)
+	db, err := postgres.Open(postgrestest.Config(t, dbURL))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	raw, err := sql.Open("postgres", dbURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer raw.Close()
+	byHand := func(query string, args ...any) error { _, err := raw.ExecContext(ctx, query, args...); return err }
+	store := postgres.NewAccountStore(db)
+	epoch := func() int64 {
+		t.Helper()
+		n, err := store.KeyEpoch(ctx)
+		if err != nil {
+			t.Fatalf("KeyEpoch() error = %v", err)
+		}
+		return n
+	}
+	now := time.Now().UTC().Truncate(time.Microsecond)
+	u := account.User{ID: uuid.Must(uuid.NewV7()), Email: uuid.NewString() + "@example.com", Name: "Ann", CreatedAt: now}
+	k := account.APIKey{ID: uuid.Must(uuid.NewV7()), UserID: u.ID, Prefix: uuid.NewString()[:12], Hash: make([]byte, 32), CreatedAt: now}
+	start := epoch()
+	if err := store.CreateUser(ctx, u); err != nil {
+		t.Fatal(err)
+	}
+	if err := store.CreateKey(ctx, k); err != nil {
+		t.Fatal(err)
+	}
+	if err := store.TouchKey(ctx, k.ID, now); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := store.KeyByPrefix(ctx, k.Prefix); err != nil {
+		t.Fatal(err)
+	}
+	if got := epoch(); got != start {
+		t.Errorf("KeyEpoch() after a new user and key, a touch and a lookup = %d, want unchanged %d", got, start)
+	}
+	last := start
+	for _, change := range []struct {
+		name string
+		run  func() error
+	}{
+		{"RevokeKey", func() error { _, err := store.RevokeKey(ctx, k.ID, now); return err }},
+		{"a user made admin by hand", func() error { return byHand(`UPDATE users SET is_admin = true WHERE id = $1`, u.ID) }},
+		{"a key deleted by hand", func() error { return byHand(`DELETE FROM api_keys WHERE id = $1`, k.ID) }},
+	} {
+		if err := change.run(); err != nil {
+			t.Fatalf("%s: %v", change.name, err)
+		}
+		if got := epoch(); got <= last {
+			t.Errorf("KeyEpoch() after %s = %d, want more than %d", change.name, got, last)
+		} else {
+			last = got
+		}
 	}
 }

@@ -39,9 +39,17 @@ type env struct {
 	logs    *syncBuffer
 }
 
-// newEnv builds an env on the Redis server at addr; edit may change the
-// client config first.
+// newEnv builds an env on the Redis server at addr and the test binary's
+// database; edit may change the client config first.
 func newEnv(t *testing.T, addr string, edit func(*redis.Config)) *env {
+	t.Helper()
+	return newEnvOn(t, addr, postgrestest.New(t), edit)
+}
+
+// newEnvOn is newEnv on the database db: a private one for tests that count
+// store lookups, which a key revoked by another test (moving the key epoch
+// of a shared database) would add to.
+func newEnvOn(t *testing.T, addr string, db *postgres.DB, edit func(*redis.Config)) *env {
 	t.Helper()
 	cfg := redis.DefaultConfig()
 	cfg.Addr = addr
@@ -51,7 +59,7 @@ func newEnv(t *testing.T, addr string, edit func(*redis.Config)) *env {
 	if edit != nil {
 		edit(&cfg)
 	}
-	e := &env{db: postgrestest.New(t), logs: &syncBuffer{}}
+	e := &env{db: db, logs: &syncBuffer{}}
 	log := zerolog.New(zerolog.MultiLevelWriter(zerolog.NewTestWriter(t), e.logs))
 	client, err := redis.New(cfg, log)
 	if err != nil {
@@ -70,9 +78,10 @@ func newEnv(t *testing.T, addr string, edit func(*redis.Config)) *env {
 		t.Fatalf("NewProductStore() error = %v", err)
 	}
 	e.store = &countingStore{Store: store}
-	e.keys = &countingKeys{Store: postgres.NewAccountStore(e.db)}
+	accounts := postgres.NewAccountStore(e.db)
+	e.keys = &countingKeys{Store: accounts, epochs: accounts}
 	e.cache = redis.NewProductCache(client, e.store)
-	e.keyCach = redis.NewKeyCache(client, e.keys)
+	e.keyCach = redis.NewKeyCache(client, e.keys, e.keys)
 	e.user = account.User{ID: uuid.Must(uuid.NewV7()), Email: rand.Text() + "@example.com", Name: "Tester",
 		CreatedAt: now()}
 	if err := e.keyCach.CreateUser(context.Background(), e.user); err != nil {
@@ -166,12 +175,16 @@ func (s *countingStore) Get(ctx context.Context, id uuid.UUID) (product.Product,
 	return p, err
 }
 
-// countingKeys counts key lookups, and can play a store that is down
-// (failing at once) or hung (answering only when the caller gives up).
+// countingKeys counts key lookups and key epoch reads, and can play a store
+// that is down (failing at once) or hung (answering only when the caller
+// gives up), or one whose epoch alone cannot be read (epochDown).
 type countingKeys struct {
 	account.Store
-	lookups atomic.Int64
-	outage  atomic.Int32 // storeUp, storeDown or storeHung
+	epochs     account.Epochs
+	lookups    atomic.Int64
+	epochReads atomic.Int64
+	outage     atomic.Int32 // storeUp, storeDown or storeHung
+	epochDown  atomic.Bool
 }
 
 const (
@@ -190,6 +203,18 @@ func (k *countingKeys) KeyByPrefix(ctx context.Context, prefix string) (account.
 		return account.KeyOwner{}, fmt.Errorf("look up key: %w: %w", product.ErrUnavailable, ctx.Err())
 	}
 	return k.Store.KeyByPrefix(ctx, prefix)
+}
+
+func (k *countingKeys) KeyEpoch(ctx context.Context) (int64, error) {
+	k.epochReads.Add(1)
+	switch {
+	case k.outage.Load() == storeDown, k.epochDown.Load():
+		return 0, fmt.Errorf("read key epoch: %w", product.ErrUnavailable)
+	case k.outage.Load() == storeHung:
+		<-ctx.Done()
+		return 0, fmt.Errorf("read key epoch: %w: %w", product.ErrUnavailable, ctx.Err())
+	}
+	return k.epochs.KeyEpoch(ctx)
 }
 
 // syncBuffer collects log lines from several goroutines.

@@ -33,7 +33,8 @@ func TestKeyCacheLookupAndRevoke(t *testing.T) {
 	if n := e.keys.lookups.Load(); n != 1 {
 		t.Errorf("two lookups read the store %d times, want 1", n)
 	}
-	// Fresh for KeyTTL/2, kept for KeyStaleTTL for outages of the store.
+	// Fresh for KeyTTL (while the key epoch holds), kept for KeyStaleTTL
+	// for outages of the store.
 	if ttl := e.raw.PTTL(ctx, "pms:apikey:{"+k.Prefix+"}").Val(); ttl <= time.Second || ttl > 30*time.Minute {
 		t.Errorf("TTL of a cached key = %v, want within (1s, 30m]", ttl)
 	}
@@ -47,15 +48,23 @@ func TestKeyCacheLookupAndRevoke(t *testing.T) {
 	}
 }
 
-func TestKeyCacheRevokeBypassingCacheExpiresWithinKeyTTL(t *testing.T) {
+// TestKeyCacheRevokeBypassingCacheExpiresWithinFallbackTTL: while the key
+// epoch cannot be read, a key revoked behind the cache's back (as when the
+// delete on revoke fails) stops working within KeyFallbackTTL, as before
+// there were epochs.
+func TestKeyCacheRevokeBypassingCacheExpiresWithinFallbackTTL(t *testing.T) {
 	t.Parallel()
-	e := newEnv(t, redistest.Addr(t), func(c *redis.Config) { c.KeyTTL = time.Second })
+	e := newEnv(t, redistest.Addr(t), func(c *redis.Config) { c.KeyFallbackTTL, c.LocalTTL = time.Second, 0 })
+	waitEpoch(t, e) // so that no read in flight trusts it after the wait below
+	e.keys.epochDown.Store(true)
+	if !eventually(10*time.Second, func() bool { _, ok := e.keyCach.CurrentEpoch(); return !ok }) {
+		t.Fatal("the cache still trusts a key epoch 10s after its reads began to fail")
+	}
 	ctx := context.Background()
 	k := e.newKey(t)
 	if _, err := e.keyCach.KeyByPrefix(ctx, k.Prefix); err != nil {
 		t.Fatalf("KeyByPrefix() error = %v", err)
 	}
-	// Revoked behind the cache's back, as when the delete on revoke fails.
 	if _, err := postgres.NewAccountStore(e.db).RevokeKey(ctx, k.ID, now()); err != nil {
 		t.Fatalf("RevokeKey() error = %v", err)
 	}
@@ -67,7 +76,7 @@ func TestKeyCacheRevokeBypassingCacheExpiresWithinKeyTTL(t *testing.T) {
 		t.Fatal("a key revoked in the store still looks valid 2s later")
 	}
 	if took := time.Since(revoked); took > 1200*time.Millisecond {
-		t.Errorf("the cache showed the key revoked after %v, want within KeyTTL (1s)", took)
+		t.Errorf("the cache showed the key revoked after %v, want within KeyFallbackTTL (1s)", took)
 	}
 }
 
@@ -126,7 +135,9 @@ func TestKeyCacheUnknownPrefixCachedAsUnknown(t *testing.T) {
 func TestKeyCacheServesStaleKeysWhileStoreIsAway(t *testing.T) {
 	t.Parallel()
 	for _, outage := range []int32{storeDown, storeHung} {
-		e := newEnv(t, redistest.Addr(t), func(c *redis.Config) { c.KeyTTL, c.LocalTTL = 200*time.Millisecond, 0 })
+		e := newEnv(t, redistest.Addr(t), func(c *redis.Config) {
+			c.KeyTTL, c.KeyFallbackTTL, c.LocalTTL = 100*time.Millisecond, 200*time.Millisecond, 0
+		})
 		ctx := context.Background()
 		k, revoked := e.newKey(t), e.newKey(t)
 		for _, key := range []account.APIKey{k, revoked} {
@@ -140,7 +151,7 @@ func TestKeyCacheServesStaleKeysWhileStoreIsAway(t *testing.T) {
 		if ko, err := e.keyCach.KeyByPrefix(ctx, revoked.Prefix); err != nil || ko.Key.RevokedAt.IsZero() {
 			t.Fatalf("revoked key = %+v, %v; want it revoked", ko.Key, err)
 		}
-		time.Sleep(150 * time.Millisecond) // past KeyTTL/2: no longer fresh
+		time.Sleep(150 * time.Millisecond) // past KeyTTL and KeyFallbackTTL/2: no longer fresh
 		e.keys.outage.Store(outage)
 		var took latencies // of the lookups after the first
 		for i := range 20 {

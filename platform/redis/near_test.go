@@ -60,7 +60,7 @@ func TestNearCopyAnswersWithoutRedis(t *testing.T) {
 // TTL could.
 func TestNearCopiesInvalidatedAcrossProcesses(t *testing.T) {
 	t.Parallel()
-	long := func(c *redis.Config) { c.KeyTTL, c.LocalTTL = time.Minute, time.Minute }
+	long := func(c *redis.Config) { c.KeyTTL, c.KeyFallbackTTL, c.LocalTTL = time.Minute, time.Minute, time.Minute }
 	a := newEnv(t, redistest.Addr(t), long)
 	b := newEnv(t, redistest.Addr(t), long)
 	p := a.newProduct(t)
@@ -88,7 +88,7 @@ func TestNearCopiesInvalidatedAcrossProcesses(t *testing.T) {
 // the other at once.
 func TestNearCopyOfRevokedKey(t *testing.T) {
 	t.Parallel()
-	long := func(c *redis.Config) { c.KeyTTL, c.LocalTTL = time.Minute, time.Minute }
+	long := func(c *redis.Config) { c.KeyTTL, c.KeyFallbackTTL, c.LocalTTL = time.Minute, time.Minute, time.Minute }
 	a := newEnv(t, redistest.Addr(t), long)
 	b := newEnv(t, redistest.Addr(t), long)
 	k := a.newKey(t)

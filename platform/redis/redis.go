@@ -44,12 +44,21 @@ type Config struct {
 	// (a fraction: 0.1 spreads expiry over ±10%).
 	ProductTTL time.Duration `mapstructure:"product_ttl"`
 	TTLJitter  float64       `mapstructure:"ttl_jitter"`
-	// KeyTTL is how long an API key lookup stays fresh: the bound on how
-	// long a revoked key keeps working when the cache delete on revoke fails.
+	// KeyTTL is how long an API key lookup stays fresh while this process
+	// reads the key epoch (account.Epochs) and it does not move: a hygiene
+	// bound, since a revocation moves the epoch, which every process sees
+	// within about a second, whether or not the cache invalidation on
+	// revoke arrives.
 	KeyTTL time.Duration `mapstructure:"key_ttl"`
+	// KeyFallbackTTL is how long a key lookup stays fresh while this
+	// process cannot read the key epoch (PostgreSQL unreachable): half of it
+	// in Redis and half as a near copy. It bounds how long a revoked key
+	// keeps working when the epoch cannot be read and the cache
+	// invalidation on revoke is lost too.
+	KeyFallbackTTL time.Duration `mapstructure:"key_fallback_ttl"`
 	// KeyStaleTTL is how long a key stays in Redis after it was fetched,
 	// to authenticate requests while PostgreSQL is unavailable (and only
-	// then); at least KeyTTL.
+	// then); at least KeyTTL and KeyFallbackTTL.
 	KeyStaleTTL time.Duration `mapstructure:"key_stale_ttl"`
 	// UnknownKeyTTL is how long a prefix that names no key is remembered
 	// as unknown, so repeating a made-up key costs no PostgreSQL lookup.
@@ -59,7 +68,7 @@ type Config struct {
 	// LocalTTL is how long a process keeps its near copy of a cached
 	// product, bounding how stale it can get if an invalidation
 	// announcement is lost; 0 turns near copies (of keys too) off. Near
-	// copies of keys live KeyTTL/2.
+	// copies of keys follow the keys' rules (KeyTTL, KeyFallbackTTL/2).
 	LocalTTL time.Duration `mapstructure:"local_ttl"`
 	// BreakerFailures consecutive failures open the circuit breaker; after
 	// BreakerCooldown one call probes Redis again.
@@ -76,7 +85,8 @@ func DefaultConfig() Config {
 		Timeout:         50 * time.Millisecond,
 		ProductTTL:      30 * time.Minute,
 		TTLJitter:       0.1,
-		KeyTTL:          30 * time.Second,
+		KeyTTL:          10 * time.Minute,
+		KeyFallbackTTL:  30 * time.Second,
 		KeyStaleTTL:     30 * time.Minute,
 		UnknownKeyTTL:   10 * time.Second,
 		LocalTTL:        500 * time.Millisecond,
@@ -109,18 +119,7 @@ func (c Config) Validate() error {
 	if c.TTLJitter < 0 || c.TTLJitter > 0.5 {
 		errs = append(errs, errors.New("redis.ttl_jitter: must be between 0 and 0.5"))
 	}
-	if c.LocalTTL < 0 || c.LocalTTL > c.KeyTTL {
-		errs = append(errs, errors.New("redis.local_ttl: must be between 0 and key_ttl"))
-	}
-	if c.KeyTTL < time.Millisecond || c.KeyTTL > time.Minute {
-		errs = append(errs, errors.New("redis.key_ttl: must be between 1ms and 1m"))
-	}
-	switch {
-	case c.KeyStaleTTL < time.Second || c.KeyStaleTTL > 24*time.Hour:
-		errs = append(errs, errors.New("redis.key_stale_ttl: must be between 1s and 24h"))
-	case c.KeyStaleTTL < c.KeyTTL && c.KeyTTL <= time.Minute:
-		errs = append(errs, errors.New("redis.key_stale_ttl: must be at least key_ttl"))
-	}
+	errs = append(errs, c.validateKeys()...)
 	if c.UnknownKeyTTL < time.Second || c.UnknownKeyTTL > time.Minute {
 		errs = append(errs, errors.New("redis.unknown_key_ttl: must be between 1s and 1m"))
 	}
@@ -133,6 +132,29 @@ func (c Config) Validate() error {
 	return errors.Join(errs...)
 }
 
+// validateKeys reports the problems with the API key settings.
+func (c Config) validateKeys() []error {
+	var errs []error
+	keyTTLOK := c.KeyTTL >= time.Millisecond && c.KeyTTL <= time.Hour
+	if !keyTTLOK {
+		errs = append(errs, errors.New("redis.key_ttl: must be between 1ms and 1h"))
+	}
+	fallbackOK := c.KeyFallbackTTL >= time.Millisecond && c.KeyFallbackTTL <= time.Minute
+	if !fallbackOK {
+		errs = append(errs, errors.New("redis.key_fallback_ttl: must be between 1ms and 1m"))
+	}
+	if c.LocalTTL < 0 || (fallbackOK && c.LocalTTL > c.KeyFallbackTTL) {
+		errs = append(errs, errors.New("redis.local_ttl: must be between 0 and key_fallback_ttl"))
+	}
+	switch {
+	case c.KeyStaleTTL < time.Second || c.KeyStaleTTL > 24*time.Hour:
+		errs = append(errs, errors.New("redis.key_stale_ttl: must be between 1s and 24h"))
+	case keyTTLOK && fallbackOK && c.KeyStaleTTL < max(c.KeyTTL, c.KeyFallbackTTL):
+		errs = append(errs, errors.New("redis.key_stale_ttl: must be at least key_ttl and key_fallback_ttl"))
+	}
+	return errs
+}
+
 // String describes the config with the password masked, so that logging a
 // Config by accident leaks nothing.
 func (c Config) String() string {
@@ -141,9 +163,9 @@ func (c Config) String() string {
 		password = redact.Mask
 	}
 	return fmt.Sprintf("{Addr:%s Password:%s DB:%d DialTimeout:%s Timeout:%s PoolSize:%d ProductTTL:%s TTLJitter:%g "+
-		"KeyTTL:%s LocalTTL:%s BreakerFailures:%d BreakerCooldown:%s}",
+		"KeyTTL:%s KeyFallbackTTL:%s LocalTTL:%s BreakerFailures:%d BreakerCooldown:%s}",
 		redact.URL(c.Addr), password, c.DB, c.DialTimeout, c.Timeout, c.PoolSize, c.ProductTTL, c.TTLJitter,
-		c.KeyTTL, c.LocalTTL, c.BreakerFailures, c.BreakerCooldown)
+		c.KeyTTL, c.KeyFallbackTTL, c.LocalTTL, c.BreakerFailures, c.BreakerCooldown)
 }
 
 // GoString is String, so that %#v redacts too.
@@ -170,6 +192,10 @@ type Client struct {
 
 	stop     chan struct{}
 	loopDone chan struct{}
+	// bg waits for the loops started with background.
+	bg sync.WaitGroup
+	// epochReads counts key epoch reads by result (epoch.go).
+	epochReads *prometheus.CounterVec
 
 	// Near caches: what to drop on an invalidation, and whether the
 	// invalidations subscription is up.
@@ -204,6 +230,7 @@ func New(cfg Config, log zerolog.Logger) (*Client, error) {
 		loopDone:   make(chan struct{}),
 		listenDone: make(chan struct{}),
 		lookups:    newLookups(),
+		epochReads: newEpochReads(),
 	}
 	c.rdb = goredis.NewClient(&goredis.Options{
 		Addr:                  cfg.Addr,
@@ -244,6 +271,12 @@ func (c *Client) Ping(ctx context.Context) error {
 	return nil
 }
 
+// background runs loop until Close, which waits for it to return after it
+// closes stop.
+func (c *Client) background(loop func(stop <-chan struct{})) {
+	c.bg.Go(func() { loop(c.stop) })
+}
+
 // Close makes one last attempt at the cache invalidations that are still
 // pending, then closes the pool.
 func (c *Client) Close() error {
@@ -252,6 +285,7 @@ func (c *Client) Close() error {
 		close(c.stop)
 		<-c.loopDone
 		<-c.listenDone
+		c.bg.Wait()
 		c.retryInvalidations(context.Background())
 		if n := c.retry.len(); n > 0 {
 			c.log.Warn().Int("entries", n).Dur("max_stale", c.cfg.ProductTTL).

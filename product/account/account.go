@@ -77,3 +77,13 @@ type Store interface {
 	// and returns it; ErrKeyNotFound when no key has the id.
 	RevokeKey(ctx context.Context, id uuid.UUID, at time.Time) (APIKey, error)
 }
+
+// Epochs is what a cache of key lookups needs to know when they may have
+// changed: a Store that keeps a key epoch is one.
+type Epochs interface {
+	// KeyEpoch returns the key epoch, a number that moves, in the
+	// transaction of the change, whenever what KeyByPrefix returns for any
+	// prefix may have changed, last use aside: a lookup made while the
+	// epoch read n is as good as a new one until the epoch moves from n.
+	KeyEpoch(ctx context.Context) (int64, error)
+}
