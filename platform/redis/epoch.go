@@ -39,10 +39,12 @@ type epochRead struct {
 }
 
 // currentEpoch returns the key epoch, if a read that started within
-// epochTrust returned it.
+// epochTrust returned it and no store was found unavailable since
+// (rememberDown): then keys go by time alone at once, as they did before
+// there were epochs, instead of after epochTrust.
 func (kc *KeyCache) currentEpoch(now time.Time) (int64, bool) {
 	r := kc.epoch.Load()
-	if r == nil || now.Sub(r.at) >= epochTrust {
+	if r == nil || now.Sub(r.at) >= epochTrust || kc.c.health.down(now) {
 		return 0, false
 	}
 	return r.n, true

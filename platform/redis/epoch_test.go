@@ -5,6 +5,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+
 	"github.com/pms-dev/pms/platform/postgres"
 	"github.com/pms-dev/pms/platform/postgres/postgrestest"
 	"github.com/pms-dev/pms/platform/redis"
@@ -20,6 +22,34 @@ func waitEpoch(t *testing.T, envs ...*env) {
 			t.Fatal("the cache read no key epoch within 15s")
 		}
 	}
+}
+
+// epochReadsCounted returns pms_cache_epoch_reads_total{cache="api_key"}
+// with the result, from the env's client.
+func epochReadsCounted(t *testing.T, e *env, result string) float64 {
+	t.Helper()
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(e.client)
+	families, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, f := range families {
+		if f.GetName() != "pms_cache_epoch_reads_total" {
+			continue
+		}
+		for _, m := range f.GetMetric() {
+			labels := map[string]string{}
+			for _, l := range m.GetLabel() {
+				labels[l.GetName()] = l.GetValue()
+			}
+			if labels["cache"] == "api_key" && labels["result"] == result {
+				return m.GetCounter().GetValue()
+			}
+		}
+	}
+	t.Fatalf("no pms_cache_epoch_reads_total{cache=\"api_key\",result=%q}", result)
+	return 0
 }
 
 // privateDB returns a pool on a database of the test's own: its key epoch
@@ -167,6 +197,9 @@ func TestKeyEpochUnreadable(t *testing.T) {
 	if !eventually(10*time.Second, use2) {
 		t.Fatal("a key revoked behind the cache still works 10s later, with KeyFallbackTTL 1s")
 	}
+	if n := epochReadsCounted(t, e, "error"); n < 1 {
+		t.Errorf(`pms_cache_epoch_reads_total{result="error"} = %v while the epoch could not be read, want at least 1`, n)
+	}
 	if n := e.logs.count("api key epoch read failed"); n < 1 || n > 2 {
 		t.Errorf("the failing epoch reads were logged %d times, want once (or twice, past 10s)", n)
 	}
@@ -183,5 +216,8 @@ func TestKeyEpochUnreadable(t *testing.T) {
 	}
 	if n := e.logs.count("api key epoch read again"); n != 1 {
 		t.Errorf("the recovery was logged %d times, want once", n)
+	}
+	if n := epochReadsCounted(t, e, "unchanged"); n < 3 {
+		t.Errorf(`pms_cache_epoch_reads_total{result="unchanged"} = %v after 3 reads of an epoch that did not move, want at least 3`, n)
 	}
 }

@@ -107,7 +107,7 @@ func keyEntry(prefix string) entry { return newEntry("pms:apikey:{" + prefix + "
 // cache.
 func (kc *KeyCache) KeyByPrefix(ctx context.Context, prefix string) (account.KeyOwner, error) {
 	e := keyEntry(prefix)
-	if r, ok := kc.near.get(e.value, time.Now()); ok && kc.nearFresh(r, time.Now()) {
+	if r, ok := kc.near.get(e.value, time.Now()); ok && kc.nearFresh(r) {
 		kc.c.count(kc.reads.what, resultNearHit)
 		return r.result()
 	}
@@ -151,14 +151,18 @@ func (kc *KeyCache) fresh(r keyResult) bool {
 }
 
 // nearFresh reports whether a near copy may be used: a key by the rule of
-// fresh while this process knows the key epoch, and otherwise for
+// fresh while this process knows the key epoch; otherwise for
 // KeyFallbackTTL/2 after it was kept, as the near copy of an unknown prefix
-// always is.
-func (kc *KeyCache) nearFresh(r keyResult, now time.Time) bool {
-	if epoch, ok := kc.currentEpoch(now); ok && !r.unknown {
+// always is, and a key only until KeyFallbackTTL after it was fetched.
+func (kc *KeyCache) nearFresh(r keyResult) bool {
+	now := time.Now()
+	if r.unknown {
+		return now.Sub(r.kept) < kc.c.cfg.KeyFallbackTTL/2
+	}
+	if epoch, ok := kc.currentEpoch(now); ok {
 		return r.epoch == epoch && now.Sub(r.fetched) < kc.c.cfg.KeyTTL
 	}
-	return now.Sub(r.kept) < kc.c.cfg.KeyFallbackTTL/2
+	return now.Sub(r.kept) < kc.c.cfg.KeyFallbackTTL/2 && now.Sub(r.fetched) < kc.c.cfg.KeyFallbackTTL
 }
 
 // result is what KeyByPrefix returns for r.
