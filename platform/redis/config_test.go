@@ -23,7 +23,6 @@ func TestConfigValidate(t *testing.T) {
 		{"jitter too large", func(c *redis.Config) { c.TTLJitter = 0.9 }, []string{"redis.ttl_jitter"}},
 		{"key ttl too long", func(c *redis.Config) { c.KeyTTL = 2 * time.Hour }, []string{"redis.key_ttl"}},
 		{"key fallback ttl too long", func(c *redis.Config) { c.KeyFallbackTTL = 2 * time.Minute }, []string{"redis.key_fallback_ttl"}},
-		{"near copies outlive the fallback", func(c *redis.Config) { c.LocalTTL, c.KeyFallbackTTL = time.Second, 100*time.Millisecond }, []string{"redis.local_ttl"}},
 		{"everything", func(c *redis.Config) { *c = redis.Config{DB: -1, PoolSize: -1} }, []string{
 			"redis.addr", "redis.db", "redis.dial_timeout", "redis.timeout", "redis.pool_size",
 			"redis.product_ttl", "redis.key_ttl", "redis.key_fallback_ttl", "redis.key_stale_ttl", "redis.unknown_key_ttl", "redis.breaker_failures", "redis.breaker_cooldown"}},

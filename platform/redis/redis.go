@@ -66,9 +66,11 @@ type Config struct {
 	UnknownKeyTTL time.Duration `mapstructure:"unknown_key_ttl"`
 
 	// LocalTTL is how long a process keeps its near copy of a cached
-	// product, bounding how stale it can get if an invalidation
-	// announcement is lost; 0 turns near copies (of keys too) off. Near
-	// copies of keys follow the keys' rules (KeyTTL, KeyFallbackTTL/2).
+	// product; 0 turns near copies (of keys too) off. Near copies of keys
+	// follow the keys' rules (KeyTTL, KeyFallbackTTL). Invalidations drop
+	// near copies everywhere at once, and a process that stops hearing them
+	// stops using its copies within seconds (see near), so LocalTTL bounds
+	// only what those miss.
 	LocalTTL time.Duration `mapstructure:"local_ttl"`
 	// BreakerFailures consecutive failures open the circuit breaker; after
 	// BreakerCooldown one call probes Redis again.
@@ -89,7 +91,7 @@ func DefaultConfig() Config {
 		KeyFallbackTTL:  30 * time.Second,
 		KeyStaleTTL:     30 * time.Minute,
 		UnknownKeyTTL:   10 * time.Second,
-		LocalTTL:        500 * time.Millisecond,
+		LocalTTL:        10 * time.Second,
 		BreakerFailures: 5,
 		BreakerCooldown: 2 * time.Second,
 	}
@@ -119,6 +121,9 @@ func (c Config) Validate() error {
 	if c.TTLJitter < 0 || c.TTLJitter > 0.5 {
 		errs = append(errs, errors.New("redis.ttl_jitter: must be between 0 and 0.5"))
 	}
+	if c.LocalTTL < 0 || c.LocalTTL > time.Minute {
+		errs = append(errs, errors.New("redis.local_ttl: must be between 0 and 1m"))
+	}
 	errs = append(errs, c.validateKeys()...)
 	if c.UnknownKeyTTL < time.Second || c.UnknownKeyTTL > time.Minute {
 		errs = append(errs, errors.New("redis.unknown_key_ttl: must be between 1s and 1m"))
@@ -142,9 +147,6 @@ func (c Config) validateKeys() []error {
 	fallbackOK := c.KeyFallbackTTL >= time.Millisecond && c.KeyFallbackTTL <= time.Minute
 	if !fallbackOK {
 		errs = append(errs, errors.New("redis.key_fallback_ttl: must be between 1ms and 1m"))
-	}
-	if c.LocalTTL < 0 || (fallbackOK && c.LocalTTL > c.KeyFallbackTTL) {
-		errs = append(errs, errors.New("redis.local_ttl: must be between 0 and key_fallback_ttl"))
 	}
 	switch {
 	case c.KeyStaleTTL < time.Second || c.KeyStaleTTL > 24*time.Hour:
@@ -202,6 +204,7 @@ type Client struct {
 	mu         sync.Mutex
 	droppers   []func(key string)
 	subscribed atomic.Bool
+	heard      atomic.Int64 // unix nanoseconds of the last message on the subscription
 	listenDone chan struct{}
 	// watchers are rung when their key is announced invalidated.
 	watchers  map[string]map[chan struct{}]struct{}
