@@ -180,9 +180,9 @@ func cloneKeyResult(r keyResult) keyResult {
 }
 
 // RevokeKey revokes the key in the store and then drops it from the cache.
-// When the store fails the prefix is unknown, and the cached key is stopped
-// by the key epoch the revocation moved (or within KeyFallbackTTL, while
-// the epoch cannot be read).
+// Should the drop be lost, the key epoch the revocation moved stops the
+// cached key on every process within about two seconds (within
+// KeyFallbackTTL where the epoch cannot be read).
 func (kc *KeyCache) RevokeKey(ctx context.Context, id uuid.UUID, at time.Time) (account.APIKey, error) {
 	k, err := kc.Store.RevokeKey(ctx, id, at)
 	if err != nil {

@@ -81,9 +81,10 @@ type Store interface {
 // Epochs is what a cache of key lookups needs to know when they may have
 // changed: a Store that keeps a key epoch is one.
 type Epochs interface {
-	// KeyEpoch returns the key epoch, a number that moves, in the
-	// transaction of the change, whenever what KeyByPrefix returns for any
-	// prefix may have changed, last use aside: a lookup made while the
-	// epoch read n is as good as a new one until the epoch moves from n.
+	// KeyEpoch returns the key epoch, a positive number that moves, in
+	// the transaction of the change, whenever what KeyByPrefix returns for
+	// any prefix may have changed, last use aside. So a lookup made after
+	// KeyEpoch returned n is as good as a new one for as long as KeyEpoch
+	// still returns n.
 	KeyEpoch(ctx context.Context) (int64, error)
 }
