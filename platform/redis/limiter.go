@@ -82,7 +82,7 @@ type Limiter struct {
 // Leases: how long a process may hold tokens, and how many callers' leases
 // it keeps.
 const (
-	leaseTTL  = time.Second
+	leaseTTL  = 5 * time.Second
 	maxLeases = 100_000
 )
 
