@@ -84,7 +84,7 @@ func (c *Client) note(level zerolog.Level, msg string, err error, fields func(*z
 	if !ok {
 		return
 	}
-	e := c.log.WithLevel(level).Str("component", "redis").Int("suppressed", suppressed)
+	e := c.log.WithLevel(level).Int("suppressed", suppressed)
 	if err != nil {
 		e = e.Err(err)
 	}
