@@ -102,6 +102,6 @@ func (kc *KeyCache) readEpoch(ctx context.Context) {
 		kc.c.countEpoch(epochSame)
 	}
 	if kc.epochFailing.Swap(false) {
-		kc.c.log.Info().Str("component", "redis").Int64("epoch", n).Msg("api key epoch read again")
+		kc.c.log.Info().Int64("epoch", n).Msg("api key epoch read again")
 	}
 }
