@@ -2,6 +2,7 @@ package redis_test
 
 import (
 	"context"
+	"encoding/json"
 	"testing"
 	"time"
 
@@ -219,5 +220,44 @@ func TestKeyEpochUnreadable(t *testing.T) {
 	}
 	if n := epochReadsCounted(t, e, "unchanged"); n < 3 {
 		t.Errorf(`pms_cache_epoch_reads_total{result="unchanged"} = %v after 3 reads of an epoch that did not move, want at least 3`, n)
+	}
+}
+
+// TestKeyEpochEntryWithoutEpoch: a cached key without an epoch (from a
+// process of the last release, or one that could not read the epoch) is
+// read again once by a process that knows the epoch, and then kept.
+func TestKeyEpochEntryWithoutEpoch(t *testing.T) {
+	t.Parallel()
+	e := newEnvOn(t, redistest.Addr(t), privateDB(t), func(c *redis.Config) { c.LocalTTL = 0 })
+	waitEpoch(t, e)
+	ctx := context.Background()
+	k := e.newKey(t)
+	if _, err := e.keyCach.KeyByPrefix(ctx, k.Prefix); err != nil {
+		t.Fatal(err)
+	}
+	entry := "pms:apikey:{" + k.Prefix + "}"
+	var cached map[string]any
+	data, err := e.raw.Get(ctx, entry).Bytes()
+	if err == nil {
+		err = json.Unmarshal(data, &cached)
+	}
+	if err != nil || cached["ep"] == nil {
+		t.Fatalf("cached key %s = %s, %v; want one with its epoch (ep)", entry, data, err)
+	}
+	delete(cached, "ep")
+	if data, err = json.Marshal(cached); err == nil {
+		err = e.raw.Set(ctx, entry, data, time.Hour).Err()
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	before := e.keys.lookups.Load()
+	for range 5 {
+		if ko, err := e.keyCach.KeyByPrefix(ctx, k.Prefix); err != nil || ko.Key.ID != k.ID {
+			t.Fatalf("KeyByPrefix() = %+v, %v; want key %s", ko.Key, err, k.ID)
+		}
+	}
+	if n := e.keys.lookups.Load() - before; n != 1 {
+		t.Errorf("5 lookups of a key cached without an epoch read the store %d times, want once", n)
 	}
 }
