@@ -168,9 +168,13 @@ func TestKeyRevokedInSQLStopsOnEveryReplica(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer raw.Close()
-	prefix := strings.SplitN(a.key, "_", 3)[1]
-	if _, err := raw.ExecContext(t.Context(), `UPDATE api_keys SET revoked_at = now() WHERE prefix = $1`, prefix); err != nil {
+	prefix := strings.TrimPrefix(a.key, "pms_")[:12] // base64url: the prefix may hold a _ itself
+	res, err := raw.ExecContext(t.Context(), `UPDATE api_keys SET revoked_at = now() WHERE prefix = $1`, prefix)
+	if err != nil {
 		t.Fatalf("revoke in SQL: %v", err)
+	}
+	if n, err := res.RowsAffected(); err != nil || n != 1 {
+		t.Fatalf("revoke in SQL changed %d rows (%v), want 1", n, err)
 	}
 	revoked := time.Now()
 	deadline := revoked.Add(10 * time.Second)
