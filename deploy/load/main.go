@@ -37,6 +37,20 @@ type options struct {
 	targets                string
 	serverCore, clientCore int
 	perf                   string // directory for perf profiles of the measured runs, or ""
+	pmsEnv                 envList
+}
+
+// envList is a repeated flag of KEY=VALUE settings.
+type envList []string
+
+func (l *envList) String() string { return strings.Join(*l, " ") }
+
+func (l *envList) Set(v string) error {
+	if !strings.Contains(v, "=") {
+		return errors.New("want KEY=VALUE")
+	}
+	*l = append(*l, v)
+	return nil
 }
 
 func main() {
@@ -60,6 +74,7 @@ func main() {
 	flag.StringVar(&o.targets, "targets", "", "comma-separated target names to run (default all; see -list)")
 	flag.IntVar(&o.serverCore, "server-core", 0, "core of every server process")
 	flag.IntVar(&o.clientCore, "client-core", 1, "core of wrk and pgbench")
+	flag.Var(&o.pmsEnv, "pms-env", "KEY=VALUE added to the environment of every pms under test, after its own settings (repeatable; for experiments: say so next to figures)")
 	flag.StringVar(&o.perf, "perf", "", "record each measured run of every server process with perf record -g into this directory")
 	list := flag.Bool("list", false, "print the target names and exit")
 	flag.Parse()

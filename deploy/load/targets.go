@@ -94,6 +94,7 @@ func pmsServer(which string, env ...string) server {
 			"PMS_HTTP_ADDR=" + httpAddr,
 			"PMS_OPS_ADDR=" + opsAddr,
 		}, env...)
+		vars = append(vars, e.o.pmsEnv...)
 		p, err := start(ctx, which, e.o.serverCore, vars, filepath.Join(e.dir, which+".log"),
 			httpReady("http://"+opsAddr+"/ready"), bin, "serve")
 		return p, "http://" + httpAddr, err
