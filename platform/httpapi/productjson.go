@@ -223,10 +223,11 @@ func appendSrcsets(b []byte, im product.Image) []byte {
 		}
 	}
 	slices.Sort(formats)
+	var scratch [1024]byte
 	open := false
 	for _, f := range formats {
-		set := im.Srcset(f)
-		if set == "" {
+		set := im.AppendSrcset(scratch[:0], f)
+		if len(set) == 0 {
 			continue
 		}
 		if open {
@@ -323,7 +324,7 @@ var jsonSafe = func() (safe [utf8.RuneSelf]bool) {
 // encoding/json escapes it: short escapes for \b \f \n \r \t, \u00XX for
 // other control characters and for <, > and &, \ufffd for each invalid
 // UTF-8 byte, and \u2028 and \u2029 for the line and paragraph separators.
-func appendString(b []byte, s string) []byte {
+func appendString[S string | []byte](b []byte, s S) []byte {
 	const hexDigits = "0123456789abcdef"
 	b = append(b, '"')
 	start := 0
@@ -354,7 +355,7 @@ func appendString(b []byte, s string) []byte {
 			start = i
 			continue
 		}
-		r, size := utf8.DecodeRuneInString(s[i:])
+		r, size := utf8.DecodeRune([]byte(s[i:min(len(s), i+utf8.UTFMax)]))
 		switch {
 		case r == utf8.RuneError && size == 1:
 			b = append(append(b, s[start:i]...), `\ufffd`...)
