@@ -320,26 +320,42 @@ func (r *jsonReader) str() (string, error) {
 	if r.space() != '"' {
 		return "", r.fail("a string")
 	}
-	start, plain := r.i+1, true
+	start, escaped, ascii := r.i+1, false, true
 	for j := start; j < len(r.s); j++ {
-		switch c := r.s[j]; {
+		c := r.s[j]
+		if plainByte[c] {
+			continue
+		}
+		switch {
 		case c == '"':
 			r.i = j + 1
-			if v := r.s[start:j]; plain && utf8.ValidString(v) {
+			if v := r.s[start:j]; !escaped && (ascii || utf8.ValidString(v)) {
 				return v, nil
 			}
 			return unquote(r.s[start-1 : j+1])
 		case c == '\\':
-			plain = false
+			escaped = true
 			j++
 		case c < ' ':
 			r.i = j
 			return "", r.fail("a string character")
+		default:
+			ascii = false
 		}
 	}
 	r.i = len(r.s)
 	return "", r.fail("a string")
 }
+
+// plainByte reports, for each byte, whether a JSON string may hold it as
+// it is and it stands for itself: printable ASCII but the quote and the
+// backslash.
+var plainByte = func() (plain [256]bool) {
+	for c := ' '; c < utf8.RuneSelf; c++ {
+		plain[c] = c != '"' && c != '\\'
+	}
+	return plain
+}()
 
 // unquote decodes a JSON string with escapes or invalid UTF-8 as
 // encoding/json does, which is rare enough not to be worth a copy of.

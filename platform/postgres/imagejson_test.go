@@ -1,6 +1,8 @@
 package postgres_test
 
 import (
+	"fmt"
+	"strings"
 	"testing"
 	"time"
 
@@ -94,4 +96,48 @@ func FuzzDecodeImages(f *testing.F) {
 			t.Errorf("DecodeImages(%q) (-encoding/json +got):\n%s", column, diff)
 		}
 	})
+}
+
+// BenchmarkDecodeImages decodes the images column of one product with one
+// image, as PostgreSQL sends it: with make load's one variant, and with the
+// default ladder's ten variants and the source's facts.
+func BenchmarkDecodeImages(b *testing.B) {
+	image := func(variants, source string) string {
+		return `[{"id" : "0190f5a4-1b2c-7d3e-8f40-5a6b7c8d9e0f", "position" : 0, "source_url" : "https://images.example/0190f5a4-1b2c-7d3e-8f40-5a6b7c8d9e0f.jpg", ` +
+			`"status" : "ready", "attempts" : 1, "error_code" : null, "updated_at" : "2026-12-02T14:50:56.123456+00:00", "variants" : ` + variants + `, "source" : ` + source + `}]`
+	}
+	variant := func(name string, width int, format string) string {
+		return fmt.Sprintf(`{"name":%q,"url":"https://cdn.example/products/0190f5a4-1b2c-7d3e-8f40-5a6b7c8d9e0f/%s-1f2e3d4c5b6a.%s","width":%d,"height":%d,"bytes":%d,"format":%q}`,
+			name, name, format, width, width*3/4, width*90, format)
+	}
+	ladder := []string{variant("main", 1600, "webp"), variant("thumbnail", 320, "webp")}
+	for _, f := range []string{"jpeg", "webp"} {
+		for _, w := range []int{320, 640, 1024, 1600} {
+			ladder = append(ladder, variant(fmt.Sprintf("%s-%d", f, w), w, f))
+		}
+	}
+	for _, tt := range []struct{ name, column string }{
+		{"variants=1", image("["+variant("main", 1600, "jpeg")+"]", "null")},
+		{"ladder", image("["+strings.Join(ladder, ",")+"]",
+			`{"width":4032,"height":3024,"format":"jpeg","bytes":3456789,"thumbhash":"1QcSHQRnh493V4dIh4eXh1h4kJUI","color":"#5a7d3c"}`)},
+	} {
+		b.Run(tt.name, func(b *testing.B) {
+			b.ReportAllocs()
+			b.SetBytes(int64(len(tt.column)))
+			for b.Loop() {
+				if _, err := postgres.DecodeImages(tt.column); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+		b.Run(tt.name+"/encoding-json", func(b *testing.B) {
+			b.ReportAllocs()
+			b.SetBytes(int64(len(tt.column)))
+			for b.Loop() {
+				if _, err := postgres.DecodeImagesReflect([]byte(tt.column)); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
 }

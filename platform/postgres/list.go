@@ -40,9 +40,9 @@ func (s *ProductStore) List(ctx context.Context, f product.Filter) ([]product.Pr
 	}
 	defer rows.Close()
 	out := make([]product.Product, 0, f.Limit+1)
-	var d imageDecoder
+	scanner := newProductScanner()
 	for rows.Next() {
-		p, err := scanProduct(rows, &d)
+		p, err := scanner.scan(rows)
 		if err != nil {
 			return nil, err
 		}

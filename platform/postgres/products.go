@@ -65,28 +65,41 @@ type imageRow struct {
 	UpdatedAt time.Time            `json:"updated_at"`
 }
 
-// scanProduct reads the product in the row of productColumns that rows is
-// on. The columns are scanned into plain values, not through sqlx's
-// reflection: a list page reads up to a hundred of them (issue 9).
-func scanProduct(rows *sql.Rows, d *imageDecoder) (product.Product, error) {
-	var (
-		p                  product.Product
-		id, userID, images sql.RawBytes // valid until the next row: read at once
-		price              string
-		version            int64
-	)
-	if err := rows.Scan(&id, &userID, &p.Name, &p.Description, &price, &version, &p.CreatedAt, &p.UpdatedAt, &images); err != nil {
+// productScanner reads the rows of productColumns into products. The
+// columns are scanned into plain values, not through sqlx's reflection (a
+// list page reads up to a hundred rows, issue 9), and the values and
+// buffers are reused from row to row.
+type productScanner struct {
+	id, userID, images   sql.RawBytes // valid until the next row: read at once
+	name, description    string
+	price                string
+	version              int64
+	createdAt, updatedAt time.Time
+	dest                 []any // pointers to the values above, in productColumns' order
+	decoder              imageDecoder
+}
+
+// newProductScanner returns a scanner for the rows of one query.
+func newProductScanner() *productScanner {
+	s := &productScanner{}
+	s.dest = []any{&s.id, &s.userID, &s.name, &s.description, &s.price, &s.version, &s.createdAt, &s.updatedAt, &s.images}
+	return s
+}
+
+// scan returns the product in the row that rows is on.
+func (s *productScanner) scan(rows *sql.Rows) (product.Product, error) {
+	if err := rows.Scan(s.dest...); err != nil {
 		return product.Product{}, fmt.Errorf("scan product: %w", err)
 	}
+	p := product.Product{Name: s.name, Description: s.description, Version: int(s.version), CreatedAt: s.createdAt, UpdatedAt: s.updatedAt}
 	var err error
-	if p.ID, err = uuid.ParseBytes(id); err != nil {
-		return product.Product{}, fmt.Errorf("read id %q of a product: %w", id, err)
+	if p.ID, err = uuid.ParseBytes(s.id); err != nil {
+		return product.Product{}, fmt.Errorf("read id %q of a product: %w", s.id, err)
 	}
-	if p.UserID, err = uuid.ParseBytes(userID); err != nil {
-		return product.Product{}, fmt.Errorf("read user_id %q of product %s: %w", userID, p.ID, err)
+	if p.UserID, err = uuid.ParseBytes(s.userID); err != nil {
+		return product.Product{}, fmt.Errorf("read user_id %q of product %s: %w", s.userID, p.ID, err)
 	}
-	p.Version = int(version)
-	if err := d.complete(&p, price, string(images)); err != nil {
+	if err := s.decoder.complete(&p, s.price, string(s.images)); err != nil {
 		return product.Product{}, err
 	}
 	return p, nil
@@ -127,8 +140,7 @@ func getProduct(ctx context.Context, q sqlx.QueryerContext, query string, id uui
 		}
 		return product.Product{}, product.ErrNotFound
 	}
-	var d imageDecoder
-	p, err := scanProduct(rows, &d)
+	p, err := newProductScanner().scan(rows)
 	if err != nil {
 		return product.Product{}, err
 	}
