@@ -116,7 +116,7 @@ func appendProduct(b []byte, p product.Product) ([]byte, error) {
 	b = append(b, `,"product_description":`...)
 	b = appendString(b, p.Description)
 	b = append(b, `,"product_price":`...)
-	b = append(b, p.Price.String()...)
+	b = p.Price.Append(b)
 	b = append(b, `,"product_images":[`...)
 	for i, im := range p.Images {
 		if i > 0 {
@@ -212,37 +212,46 @@ func appendSizes(b []byte, v product.Variant) []byte {
 
 // appendSrcsets appends the srcset member: by format, an HTML srcset of the
 // variants in it, formats in byte order (encoding/json's order of a map's
-// keys). Formats without a srcset are left out, and so is the member when
-// none has one.
+// keys). A format has a srcset when a variant in it has a recorded width;
+// the member is left out when none has.
 func appendSrcsets(b []byte, im product.Image) []byte {
 	var buf [4]string
 	formats := buf[:0]
 	for _, v := range im.Variants {
-		if !slices.Contains(formats, v.Format) {
+		if v.Width > 0 && !slices.Contains(formats, v.Format) {
 			formats = append(formats, v.Format)
 		}
 	}
+	if len(formats) == 0 {
+		return b
+	}
 	slices.Sort(formats)
-	var scratch [1024]byte
-	open := false
-	for _, f := range formats {
-		set := im.AppendSrcset(scratch[:0], f)
-		if len(set) == 0 {
-			continue
-		}
-		if open {
+	b = append(b, `,"srcset":{`...)
+	for i, f := range formats {
+		if i > 0 {
 			b = append(b, ',')
-		} else {
-			b, open = append(b, `,"srcset":{`...), true
 		}
 		b = appendString(b, f)
 		b = append(b, ':')
-		b = appendString(b, set)
+		b = appendSrcset(b, im, f)
 	}
-	if open {
-		b = append(b, '}')
+	return append(b, '}')
+}
+
+// appendSrcset appends the image's srcset in format as a JSON string. It is
+// built in place and copied to be escaped only when it holds a byte that
+// needs it (such as an & in a URL's query).
+func appendSrcset(b []byte, im product.Image, format string) []byte {
+	b = append(b, '"')
+	start := len(b)
+	b = im.AppendSrcset(b, format)
+	for _, c := range b[start:] {
+		if c >= utf8.RuneSelf || !jsonSafe[c] {
+			set := string(b[start:])
+			return appendString(b[:start-1], set)
+		}
 	}
-	return b
+	return append(b, '"')
 }
 
 // appendSource appends the source member: the source image's upright
@@ -324,7 +333,7 @@ var jsonSafe = func() (safe [utf8.RuneSelf]bool) {
 // encoding/json escapes it: short escapes for \b \f \n \r \t, \u00XX for
 // other control characters and for <, > and &, \ufffd for each invalid
 // UTF-8 byte, and \u2028 and \u2029 for the line and paragraph separators.
-func appendString[S string | []byte](b []byte, s S) []byte {
+func appendString(b []byte, s string) []byte {
 	const hexDigits = "0123456789abcdef"
 	b = append(b, '"')
 	start := 0
@@ -355,7 +364,7 @@ func appendString[S string | []byte](b []byte, s S) []byte {
 			start = i
 			continue
 		}
-		r, size := utf8.DecodeRune([]byte(s[i:min(len(s), i+utf8.UTFMax)]))
+		r, size := utf8.DecodeRuneInString(s[i:])
 		switch {
 		case r == utf8.RuneError && size == 1:
 			b = append(append(b, s[start:i]...), `\ufffd`...)

@@ -249,6 +249,7 @@ func referenceProducts() []product.Product {
 		{Name: "jpeg-320", URL: "https://cdn.example.com/p/j 320,a.jpg", Width: 320, Height: 240, Bytes: 12000, Format: "jpeg"},
 		{Name: "jpeg-640", URL: "https://cdn.example.com/p/j640.jpg?a=1&b=<2>", Width: 640, Height: 480, Bytes: 40000, Format: "jpeg"},
 		{Name: "jpeg-1600", URL: "https://cdn.example.com/p/j1600.jpg", Width: 1600, Height: 1200, Bytes: 183211, Format: "jpeg"},
+		{Name: "jpeg-1024", URL: "https://cdn.example.com/p/é\u2028\xff.jpg", Width: 1024, Height: 768, Bytes: 90000, Format: "jpeg"},
 		{Name: "webp-320", URL: "https://cdn.example.com/p/w320.webp", Width: 320, Height: 240, Bytes: 8000, Format: "webp"},
 		{Name: "webp-640", URL: "https://cdn.example.com/p/w640.webp", Width: 640, Height: 480, Bytes: 30000, Format: "webp"},
 		{Name: "avif-640", URL: "https://cdn.example.com/p/a640.avif", Width: 640, Height: 480, Bytes: 20000, Format: "avif"},
