@@ -374,15 +374,24 @@ func (r *jsonReader) int() (int, error) {
 	}
 	r.space()
 	start := r.i
-	for r.i < len(r.s) && strings.IndexByte("-+.eE0123456789", r.s[r.i]) >= 0 {
-		r.i++
-	}
+	r.number()
 	n, err := strconv.Atoi(r.s[start:r.i])
 	if err != nil {
 		r.i = start
 		return 0, r.fail("a whole number")
 	}
 	return n, nil
+}
+
+// number moves past the bytes a JSON number may be made of.
+func (r *jsonReader) number() {
+	for ; r.i < len(r.s); r.i++ {
+		switch c := r.s[r.i]; {
+		case '0' <= c && c <= '9', c == '-', c == '+', c == '.', c == 'e', c == 'E':
+		default:
+			return
+		}
+	}
 }
 
 // uuid reads a UUID string; null is the nil UUID.
@@ -439,9 +448,7 @@ func (r *jsonReader) skip() error {
 	case c == 'n' && r.null():
 	case c == '-' || '0' <= c && c <= '9':
 		at := r.i
-		for r.i < len(r.s) && strings.IndexByte("-+.eE0123456789", r.s[r.i]) >= 0 {
-			r.i++
-		}
+		r.number()
 		if _, err := strconv.ParseFloat(r.s[at:r.i], 64); err != nil && !errors.Is(err, strconv.ErrRange) {
 			r.i = at
 			return r.fail("a number")
