@@ -363,10 +363,12 @@ func scaleServes(t *testing.T, s *chaosStack) {
 	_ = json.Unmarshal([]byte(r.body), &p)
 	changes := chaosSize(50, 200)
 	stale, worst := changeVisibility(t, cs, p.ID, changes)
-	t.Logf("near copies on (redis.local_ttl 500ms): %d changes through one serve process: the next read through the other was stale %d times; all seen within %v",
+	t.Logf("near copies on (redis.local_ttl 10s): %d changes through one serve process: the next read through the other was stale %d times; all seen within %v",
 		changes, stale, worst.Round(time.Millisecond))
+	// The invalidation reaches the other process through Redis pub/sub,
+	// in milliseconds; its near copy's TTL (10 s) plays no part.
 	if worst > 500*time.Millisecond {
-		t.Errorf("a change took %v to be seen through the other process, more than redis.local_ttl", worst)
+		t.Errorf("a change took %v to be seen through the other process, more than the 500ms an announcement may take", worst)
 	}
 	var exact []apiClient
 	for range 2 {

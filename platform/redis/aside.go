@@ -182,7 +182,7 @@ func (a *aside[T]) fill(ctx context.Context, e entry, token string, load func(co
 	defer cancel()
 	defer func() {
 		if r := recover(); r != nil {
-			a.c.log.Error().Str("component", "redis").Bytes("stack", debug.Stack()).
+			a.c.log.Error().Bytes("stack", debug.Stack()).
 				Msgf("panic reading %s: %v", a.what, r)
 			err = fmt.Errorf("read %s: panic: %v", a.what, r)
 		}

@@ -68,7 +68,7 @@ func TestNewLimiterRefusesInvalidConfig(t *testing.T) {
 // than the burst, and not many fewer.
 func TestLimiterLeasesNeverOveradmit(t *testing.T) {
 	t.Parallel()
-	const burst = 200 // leases of 10
+	const burst, lease = 200, 20
 	cfg := redis.LimitConfig{ReadRate: 1, ReadBurst: burst, WriteRate: 1, WriteBurst: 1, AuthFailuresPerMinute: 60, AuthFailureBurst: 20}
 	var limiters []*redis.Limiter
 	for range 2 {
@@ -92,20 +92,20 @@ func TestLimiterLeasesNeverOveradmit(t *testing.T) {
 		}
 	}
 	// The budget refills by one token a second while the test runs.
-	if refill := int(time.Since(start)/time.Second) + 1; allowed > burst+refill || allowed < burst-2*10 {
+	if refill := int(time.Since(start)/time.Second) + 1; allowed > burst+refill || allowed < burst-2*lease {
 		t.Errorf("two processes admitted %d of %d requests against a burst of %d, want at most the burst and at most a lease less per process", allowed, 3*burst, burst)
 	}
 }
 
 // TestLimiterLeasedTokensSayWhenTheBudgetResets: at the default burst a
-// process takes tokens from Redis five at a time, and the requests served
+// process takes tokens from Redis ten at a time, and the requests served
 // from such a lease must say when the budget is full again as the first
 // did (RateLimit-Reset), not 0: the time the tokens taken so far take to
 // come back, at most 10 × 20 ms here.
 func TestLimiterLeasedTokensSayWhenTheBudgetResets(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t, redistest.Addr(t), nil)
-	l, err := redis.NewLimiter(e.client, redis.DefaultLimitConfig()) // read burst 100: leases of 5
+	l, err := redis.NewLimiter(e.client, redis.DefaultLimitConfig()) // read burst 100: leases of 10
 	if err != nil {
 		t.Fatal(err)
 	}

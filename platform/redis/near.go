@@ -2,6 +2,7 @@ package redis
 
 import (
 	"context"
+	"crypto/rand"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -17,11 +18,17 @@ const invalidations = "pms:invalidations"
 // near is an in-process cache in front of Redis for the hottest reads, so
 // most of them cost no round trip. An entry lives at most ttl. Every
 // invalidation removes its entry at once: this process's own, and every
-// other process's, announced on the invalidations channel. A fill that
+// other process's, announced on the invalidations channel in the same
+// script that deletes the Redis value (invalidateScript). A fill that
 // started before an invalidation is dropped (the epoch changed), so a
-// reader that raced a writer cannot put a stale value back. Until the
-// subscription is confirmed, and whenever it is re-made, nothing is kept:
-// the ttl bounds how stale an entry can be when an announcement is lost.
+// reader that raced a writer cannot put a stale value back.
+//
+// So a near copy is never staler than Redis itself, as long as this
+// process hears the announcements. It stops trusting them when it has
+// heard nothing on the subscription, not even its own heartbeat, for
+// subscriptionSilence; until the subscription is confirmed, and whenever
+// it is re-made, nothing is kept. An announcement can then only be missed
+// for subscriptionSilence, and ttl bounds the rest.
 type near[T any] struct {
 	c     *Client
 	ttl   time.Duration
@@ -30,7 +37,6 @@ type near[T any] struct {
 	mu    sync.Mutex
 	items map[string]nearItem[T]
 	epoch atomic.Uint64
-	live  *atomic.Bool // the invalidations subscription is up
 }
 
 type nearItem[T any] struct {
@@ -44,7 +50,7 @@ const maxNear = 100_000
 // usable reports whether near copies may be used: only while invalidations
 // can arrive, and not while Redis is failing (then PostgreSQL answers).
 func (n *near[T]) usable() bool {
-	return n != nil && n.live.Load() && n.c.breaker.State() != gobreaker.StateOpen
+	return n != nil && n.c.listening(time.Now()) && n.c.breaker.State() != gobreaker.StateOpen
 }
 
 // get returns the entry's value, if it holds a fresh one.
@@ -111,7 +117,7 @@ func newNear[T any](c *Client, ttl time.Duration, clone func(T) T) *near[T] {
 	if ttl <= 0 {
 		return nil
 	}
-	n := &near[T]{c: c, ttl: ttl, clone: clone, items: map[string]nearItem[T]{}, live: &c.subscribed}
+	n := &near[T]{c: c, ttl: ttl, clone: clone, items: map[string]nearItem[T]{}}
 	c.mu.Lock()
 	c.droppers = append(c.droppers, n.drop)
 	c.mu.Unlock()
@@ -126,17 +132,6 @@ func (c *Client) dropLocal(key string) {
 	for _, drop := range droppers {
 		drop(key)
 	}
-}
-
-// announce tells the other processes that key was invalidated. A failure
-// is logged by do; the others' near copies then expire within LocalTTL.
-func (c *Client) announce(ctx context.Context, key string) {
-	if c.cfg.LocalTTL <= 0 {
-		return
-	}
-	_ = c.do(ctx, "redis invalidation announcement", func(ctx context.Context) error {
-		return c.rdb.Publish(ctx, invalidations, key).Err()
-	})
 }
 
 // watch returns a channel that receives a value each time key is
@@ -181,31 +176,86 @@ func (c *Client) ring(key string) {
 	}
 }
 
+// The subscription's heartbeat: every heartbeatEvery each process
+// publishes to a channel of its own that it also subscribes to, so hearing
+// it proves the whole path (this process's writes reach Redis, and Redis's
+// messages reach this process). After subscriptionSilence without any
+// message near copies are not used, and the subscription is made anew.
+const (
+	heartbeatEvery      = time.Second
+	subscriptionSilence = 3 * time.Second
+)
+
+// listening reports whether invalidations reach this process: the
+// subscription is confirmed and was heard from within subscriptionSilence.
+func (c *Client) listening(now time.Time) bool {
+	return c.subscribed.Load() && now.UnixNano()-c.heard.Load() < int64(subscriptionSilence)
+}
+
 // listen applies the other processes' invalidations to the near caches
 // until Close. Each (re)subscription empties them, since announcements made
 // while unsubscribed are lost.
 func (c *Client) listen() {
 	defer close(c.listenDone)
-	ps := c.rdb.Subscribe(context.Background(), invalidations)
+	heartbeat := invalidations + ":heartbeat:" + rand.Text()
+	go c.beat(heartbeat)
+	for c.subscribe(heartbeat) {
+		// The subscription fell silent: make it anew.
+		c.subscribed.Store(false)
+		c.dropLocal("")
+		c.ring("")
+	}
+}
+
+// subscribe listens on one subscription until Close (false) or until it
+// has been silent for subscriptionSilence (true).
+func (c *Client) subscribe(heartbeat string) bool {
+	ps := c.rdb.Subscribe(context.Background(), invalidations, heartbeat)
 	defer ps.Close()
-	ch := ps.ChannelWithSubscriptions(goredis.WithChannelHealthCheckInterval(time.Second))
+	ch := ps.ChannelWithSubscriptions(goredis.WithChannelHealthCheckInterval(heartbeatEvery))
+	silence := time.NewTimer(subscriptionSilence)
+	defer silence.Stop()
 	for {
 		select {
 		case <-c.stop:
-			return
+			return false
+		case <-silence.C:
+			return true
 		case msg, ok := <-ch:
 			if !ok {
-				return
+				return false
 			}
+			c.heard.Store(time.Now().UnixNano())
+			silence.Reset(subscriptionSilence)
 			switch m := msg.(type) {
 			case *goredis.Subscription:
 				c.dropLocal("")
 				c.subscribed.Store(m.Kind == "subscribe")
 				c.ring("") // announcements may have been lost meanwhile
 			case *goredis.Message:
-				c.dropLocal(m.Payload)
-				c.ring(m.Payload)
+				if m.Channel == invalidations {
+					c.dropLocal(m.Payload)
+					c.ring(m.Payload)
+				}
 			}
+		}
+	}
+}
+
+// beat publishes the heartbeat every heartbeatEvery until Close. A failure
+// is logged by do at a limited rate; the silence that follows turns near
+// copies off.
+func (c *Client) beat(channel string) {
+	t := time.NewTicker(heartbeatEvery)
+	defer t.Stop()
+	for {
+		select {
+		case <-c.stop:
+			return
+		case <-t.C:
+			_ = c.do(context.Background(), "redis heartbeat", func(ctx context.Context) error {
+				return c.rdb.Publish(ctx, channel, "").Err()
+			})
 		}
 	}
 }

@@ -38,7 +38,8 @@ func waitNear(t *testing.T, e *env, key string, get func() error) {
 
 func TestNearCopyAnswersWithoutRedis(t *testing.T) {
 	t.Parallel()
-	e := newEnv(t, redistest.Addr(t), nil)
+	const ttl = 500 * time.Millisecond
+	e := newEnv(t, redistest.Addr(t), func(c *redis.Config) { c.LocalTTL = ttl })
 	p := e.newProduct(t)
 	ctx := context.Background()
 	get := func() error { _, err := e.cache.Get(ctx, p.ID); return err }
@@ -46,7 +47,7 @@ func TestNearCopyAnswersWithoutRedis(t *testing.T) {
 	// answers until LocalTTL, then the store is read again.
 	waitNear(t, e, productKey(p.ID), get)
 	reads := e.store.gets.Load()
-	time.Sleep(redis.DefaultConfig().LocalTTL + 50*time.Millisecond)
+	time.Sleep(ttl + 50*time.Millisecond)
 	if err := get(); err != nil {
 		t.Fatal(err)
 	}
@@ -115,4 +116,43 @@ func TestNearCopyOfRevokedKey(t *testing.T) {
 		}
 		time.Sleep(10 * time.Millisecond)
 	}
+}
+
+// TestNearCopiesUnusedWhileSubscriptionSilent: when this process stops
+// hearing from its subscription (here Redis pauses every write, so no
+// heartbeat and no invalidation is published), it stops trusting its near
+// copies within seconds, long before LocalTTL, and uses them again once it
+// hears from Redis.
+func TestNearCopiesUnusedWhileSubscriptionSilent(t *testing.T) {
+	t.Parallel()
+	srv := redistest.Start(t) // private: the pause would stall other tests
+	e := newEnv(t, srv.Addr(), func(c *redis.Config) { c.KeyTTL, c.LocalTTL = time.Minute, time.Minute })
+	p := e.newProduct(t)
+	ctx := context.Background()
+	get := func() error { _, err := e.cache.Get(ctx, p.ID); return err }
+	waitNear(t, e, productKey(p.ID), get) // the Redis value is gone now
+	reads := e.store.gets.Load()
+	if err := e.raw.Do(ctx, "CLIENT", "PAUSE", "8000", "WRITE").Err(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { e.raw.Do(context.Background(), "CLIENT", "UNPAUSE") })
+	paused := time.Now()
+	if err := get(); err != nil {
+		t.Fatal(err)
+	}
+	if got := e.store.gets.Load(); got != reads {
+		t.Fatalf("right after the pause a Get read the store %d times, want the near copy", got-reads)
+	}
+	// Within subscriptionSilence (3 s) and some slack, Gets stop using the
+	// near copy: the Redis value is gone, so they read the store.
+	if !eventually(6*time.Second, func() bool { _ = get(); return e.store.gets.Load() > reads }) {
+		t.Fatalf("a Get still used the near copy %v after Redis stopped publishing", time.Since(paused).Round(time.Millisecond))
+	}
+	if waited := time.Since(paused); waited < 2*time.Second {
+		t.Errorf("near copies stopped being used %v after the pause, before any heartbeat could be missed", waited)
+	}
+	if err := e.raw.Do(ctx, "CLIENT", "UNPAUSE").Err(); err != nil {
+		t.Fatal(err)
+	}
+	waitNear(t, e, productKey(p.ID), get) // near copies come back by themselves
 }

@@ -57,9 +57,10 @@ type Config struct {
 	UnknownKeyTTL time.Duration `mapstructure:"unknown_key_ttl"`
 
 	// LocalTTL is how long a process keeps its near copy of a cached
-	// product, bounding how stale it can get if an invalidation
-	// announcement is lost; 0 turns near copies (of keys too) off. Near
-	// copies of keys live KeyTTL/2.
+	// product; 0 turns near copies (of keys too) off. Near copies of keys
+	// live KeyTTL/2. Invalidations drop near copies everywhere at once, and
+	// a process that stops hearing them stops using its copies within
+	// seconds (see near), so LocalTTL bounds only what those miss.
 	LocalTTL time.Duration `mapstructure:"local_ttl"`
 	// BreakerFailures consecutive failures open the circuit breaker; after
 	// BreakerCooldown one call probes Redis again.
@@ -79,7 +80,7 @@ func DefaultConfig() Config {
 		KeyTTL:          30 * time.Second,
 		KeyStaleTTL:     30 * time.Minute,
 		UnknownKeyTTL:   10 * time.Second,
-		LocalTTL:        500 * time.Millisecond,
+		LocalTTL:        10 * time.Second,
 		BreakerFailures: 5,
 		BreakerCooldown: 2 * time.Second,
 	}
@@ -109,8 +110,8 @@ func (c Config) Validate() error {
 	if c.TTLJitter < 0 || c.TTLJitter > 0.5 {
 		errs = append(errs, errors.New("redis.ttl_jitter: must be between 0 and 0.5"))
 	}
-	if c.LocalTTL < 0 || c.LocalTTL > c.KeyTTL {
-		errs = append(errs, errors.New("redis.local_ttl: must be between 0 and key_ttl"))
+	if c.LocalTTL < 0 || c.LocalTTL > time.Minute {
+		errs = append(errs, errors.New("redis.local_ttl: must be between 0 and 1m"))
 	}
 	if c.KeyTTL < time.Millisecond || c.KeyTTL > time.Minute {
 		errs = append(errs, errors.New("redis.key_ttl: must be between 1ms and 1m"))
@@ -176,6 +177,7 @@ type Client struct {
 	mu         sync.Mutex
 	droppers   []func(key string)
 	subscribed atomic.Bool
+	heard      atomic.Int64 // unix nanoseconds of the last message on the subscription
 	listenDone chan struct{}
 	// watchers are rung when their key is announced invalidated.
 	watchers  map[string]map[chan struct{}]struct{}

@@ -84,7 +84,7 @@ func (c *Client) note(level zerolog.Level, msg string, err error, fields func(*z
 	if !ok {
 		return
 	}
-	e := c.log.WithLevel(level).Str("component", "redis").Int("suppressed", suppressed)
+	e := c.log.WithLevel(level).Int("suppressed", suppressed)
 	if err != nil {
 		e = e.Err(err)
 	}
@@ -139,12 +139,9 @@ func (c *Client) forget(ctx context.Context, e entry) {
 	c.dropLocal(e.value)
 	ctx = context.WithoutCancel(ctx)
 	err := c.do(ctx, "redis cache invalidation", func(ctx context.Context) error {
-		return c.rdb.Del(ctx, e.value, e.gen).Err()
+		return invalidateScript.Run(ctx, c.rdb, []string{e.value, e.gen}, c.announcements()).Err()
 	})
 	if err == nil {
-		// After the delete: whoever hears this and reads Redis again
-		// cannot find the old value there.
-		c.announce(ctx, e.value)
 		return
 	}
 	if !c.retry.add(e) {
@@ -152,6 +149,25 @@ func (c *Client) forget(ctx context.Context, e entry) {
 			ev.Str("key", e.value).Int("pending", maxPendingInvalidations)
 		})
 	}
+}
+
+// invalidateScript deletes an entry's value and token and, when ARGV[1]
+// names a channel, announces the entry there, in one step: a delete that
+// succeeds is always announced, so the near copies of other processes never
+// outlive a Redis value that is gone. Whoever hears the announcement and
+// reads Redis again cannot find the old value there.
+var invalidateScript = goredis.NewScript(`
+redis.call('DEL', KEYS[1], KEYS[2])
+if ARGV[1] ~= '' then redis.call('PUBLISH', ARGV[1], KEYS[1]) end
+return 1`)
+
+// announcements is the channel invalidations are announced on, or "" when
+// near copies are off (LocalTTL 0) and nobody listens.
+func (c *Client) announcements() string {
+	if c.cfg.LocalTTL <= 0 {
+		return ""
+	}
+	return invalidations
 }
 
 // forgetting reports whether the entry has an invalidation pending, so its
@@ -182,10 +198,7 @@ func (c *Client) retryInvalidations(ctx context.Context) {
 	err := c.do(ctx, "redis cache invalidation", func(ctx context.Context) error {
 		_, err := c.rdb.Pipelined(ctx, func(p goredis.Pipeliner) error {
 			for e := range batch {
-				p.Del(ctx, e.value, e.gen)
-				if c.cfg.LocalTTL > 0 {
-					p.Publish(ctx, invalidations, e.value)
-				}
+				invalidateScript.Eval(ctx, p, []string{e.value, e.gen}, c.announcements())
 			}
 			return nil
 		})
