@@ -3,6 +3,7 @@ package httpapi
 import (
 	"bytes"
 	"encoding/json"
+	"fmt"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -281,5 +282,68 @@ func referenceProducts() []product.Product {
 				Variants: ladder[:1], Source: &product.SourceFacts{Width: 1, Height: 1, Format: "webp", Bytes: 1, Color: "#000000"}}}},
 		{ID: uuid.New(), UserID: uuid.New(), Name: strings.Repeat("x", product.MaxNameLen), Description: strings.Repeat("ä", 500),
 			Price: 123456, Version: 7, CreatedAt: time.Time{}.AddDate(1, 0, 0), UpdatedAt: at},
+	}
+}
+
+// BenchmarkEncodePage encodes a page of 20 products with one image each,
+// as make load seeds them (one variant) and as the default ladder makes
+// them, with appendPage and with encoding/json on the former types
+// (including their construction, as the handlers did).
+func BenchmarkEncodePage(b *testing.B) {
+	at := time.Date(2026, 12, 2, 14, 50, 56, 123456000, time.UTC)
+	page := func(res func(id uuid.UUID) []product.Variant, source *product.SourceFacts) product.Page {
+		var page product.Page
+		for i := range product.DefaultLimit {
+			id := uuid.New()
+			page.Items = append(page.Items, product.Product{ID: id, UserID: uuid.New(), Name: fmt.Sprintf("Seeded product %d", i),
+				Description: "Seeded for make load", Price: product.Price(1000 + i*150), Version: 2, CreatedAt: at, UpdatedAt: at,
+				Images: []product.Image{{ID: uuid.New(), SourceURL: "https://images.example/" + id.String() + ".jpg", Status: product.ImageReady,
+					Attempts: 1, Variants: res(id), Source: source, UpdatedAt: at}}})
+		}
+		return page
+	}
+	variant := func(id uuid.UUID, name string, width int, format string) product.Variant {
+		return product.Variant{Name: name, URL: "https://cdn.example/products/" + id.String() + "/" + name + "." + format,
+			Width: width, Height: width * 3 / 4, Bytes: int64(width * 90), Format: format}
+	}
+	one := func(id uuid.UUID) []product.Variant { return []product.Variant{variant(id, "main", 1600, "jpeg")} }
+	ladder := func(id uuid.UUID) []product.Variant {
+		vs := []product.Variant{variant(id, "main", 1600, "webp"), variant(id, "thumbnail", 320, "webp")}
+		for _, f := range []string{"jpeg", "webp"} {
+			for _, w := range []int{320, 640, 1024, 1600} {
+				vs = append(vs, variant(id, fmt.Sprintf("%s-%d", f, w), w, f))
+			}
+		}
+		return vs
+	}
+	source := &product.SourceFacts{Width: 4032, Height: 3024, Format: "jpeg", Bytes: 3_456_789, ThumbHash: "1QcSHQRnh493V4dIh4eXh1h4kJUI", Color: "#5a7d3c"}
+	for _, tt := range []struct {
+		name string
+		page product.Page
+	}{{"shape=one-variant", page(one, nil)}, {"shape=ladder", page(ladder, source)}} {
+		var buf []byte
+		b.Run(tt.name+"/encoder=append", func(b *testing.B) {
+			b.ReportAllocs()
+			for b.Loop() {
+				var err error
+				if buf, err = appendPage(buf[:0], tt.page); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+		b.Run(tt.name+"/encoder=encoding-json", func(b *testing.B) {
+			b.ReportAllocs()
+			var out bytes.Buffer
+			for b.Loop() {
+				out.Reset()
+				page := refPage{Items: make([]refProduct, len(tt.page.Items))}
+				for i, p := range tt.page.Items {
+					page.Items[i] = refProductOf(p)
+				}
+				if err := json.NewEncoder(&out).Encode(page); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
 	}
 }

@@ -117,11 +117,11 @@ func BenchmarkDecodeImages(b *testing.B) {
 		}
 	}
 	for _, tt := range []struct{ name, column string }{
-		{"variants=1", image("["+variant("main", 1600, "jpeg")+"]", "null")},
-		{"ladder", image("["+strings.Join(ladder, ",")+"]",
+		{"shape=one-variant", image("["+variant("main", 1600, "jpeg")+"]", "null")},
+		{"shape=ladder", image("["+strings.Join(ladder, ",")+"]",
 			`{"width":4032,"height":3024,"format":"jpeg","bytes":3456789,"thumbhash":"1QcSHQRnh493V4dIh4eXh1h4kJUI","color":"#5a7d3c"}`)},
 	} {
-		b.Run(tt.name, func(b *testing.B) {
+		b.Run(tt.name+"/decoder=reader", func(b *testing.B) {
 			b.ReportAllocs()
 			b.SetBytes(int64(len(tt.column)))
 			for b.Loop() {
@@ -130,7 +130,7 @@ func BenchmarkDecodeImages(b *testing.B) {
 				}
 			}
 		})
-		b.Run(tt.name+"/encoding-json", func(b *testing.B) {
+		b.Run(tt.name+"/decoder=encoding-json", func(b *testing.B) {
 			b.ReportAllocs()
 			b.SetBytes(int64(len(tt.column)))
 			for b.Loop() {
