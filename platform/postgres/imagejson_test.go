@@ -66,7 +66,7 @@ func TestDecodeImagesRefusesWhatEncodingJSONRefuses(t *testing.T) {
 	for _, column := range []string{
 		``, `[`, `[{]`, `[{"id":}]`, `[{"id":"not-a-uuid"}]`, `[{"position":"1"}]`, `[{"position":1.5}]`,
 		`[{"status":1}]`, `[{"variants":{}}]`, `[{"source":[]}]`, `[{"updated_at":"yesterday"}]`, `[{"a":1}] x`,
-		`[{"source_url":"a` + "\x01" + `b"}]`, `[{"variants":[{"bytes":99999999999999999999999}]}]`, `{}`, `[{"a":tru}]`, `[1]`,
+		`[{"source_url":"a` + "\x01" + `b"}]`, `[{"variants":[{"bytes":99999999999999999999999}]}]`, `{}`, `[{"a":tru}]`, `[1]`, "[]\x00x",
 	} {
 		if _, refErr := postgres.DecodeImagesReflect([]byte(column)); refErr == nil {
 			t.Fatalf("encoding/json accepts %q: not a case for this test", column)

@@ -29,7 +29,8 @@ func (r *jsonReader) fail(want string) error {
 	return fmt.Errorf("want %s at offset %d of the JSON, found %q", want, r.i, r.s[r.i])
 }
 
-// space skips white space and returns the next byte, 0 at the end.
+// space skips white space and returns the next byte, 0 at the end (a
+// NUL byte, which JSON never holds outside strings, also reads as 0).
 func (r *jsonReader) space() byte {
 	for ; r.i < len(r.s); r.i++ {
 		switch c := r.s[r.i]; c {
@@ -43,7 +44,7 @@ func (r *jsonReader) space() byte {
 
 // end fails unless only white space is left.
 func (r *jsonReader) end() error {
-	if r.space() != 0 {
+	if r.space(); r.i < len(r.s) {
 		return r.fail("the end")
 	}
 	return nil

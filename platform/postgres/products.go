@@ -144,7 +144,10 @@ func getProduct(ctx context.Context, q sqlx.QueryerContext, query string, id uui
 	if err != nil {
 		return product.Product{}, err
 	}
-	return p, rows.Close()
+	if err := rows.Close(); err != nil {
+		return product.Product{}, translate(fmt.Errorf("select product %s: %w", id, err))
+	}
+	return p, nil
 }
 
 // Create stores a new product with its images and writes msgs to the
