@@ -33,14 +33,62 @@ func pgbenchTarget(ctx context.Context, e *environment) (result, error) {
 		}
 		files = append(files, "-f", f)
 	}
-	if _, err := e.runPgbench(ctx, files, max(e.o.warmup, 2*time.Second)); err != nil && ctx.Err() != nil {
+	return e.pgbenchRun(ctx, "extended", files)
+}
+
+// pgbenchTopic is the topic of the outbox rows postPgbenchTarget writes,
+// which it deletes afterwards: no relay is running to take them.
+const pgbenchTopic = "pms.load-pgbench"
+
+// postPgbenchTarget sends a create as pms writes it (one statement: the
+// product, its image, an image task and an event in the outbox, payloads
+// of the same sizes) to PostgreSQL through pgbench, for the users in turn:
+// PostgreSQL's own cost of a create, the floor of what a POST can cost.
+// UUIDs are time-ordered as pms's are (version 7).
+func postPgbenchTarget(ctx context.Context, e *environment) (result, error) {
+	ids := make([]string, len(e.users))
+	for i, u := range e.users {
+		ids[i] = u.id
+	}
+	const v7 = `(lpad(to_hex((extract(epoch FROM clock_timestamp()) * 1000)::bigint), 12, '0') || '7' ||
+        substr(md5(random()::text), 1, 3) || '8' || substr(md5(random()::text), 1, 15))::uuid`
+	task, event := strings.Repeat("t", 320), strings.Repeat("e", 900) // pms's payloads are about this long
+	script := fmt.Sprintf(`\set u random(1, %d)
+WITH product AS (
+    INSERT INTO products (id, user_id, product_name, product_description, product_price, version, created_at, updated_at)
+    SELECT %[2]s, (ARRAY[%[3]s])[:u], 'Desk lamp', 'Created by make load', 24.5::numeric, 1, now(), now()
+    RETURNING id),
+images AS (
+    INSERT INTO product_images (id, product_id, position, source_url, status, updated_at)
+    SELECT %[2]s, product.id, 0, 'http://127.0.0.1:9/lamp.jpg', 'pending', now() FROM product),
+messages AS (
+    INSERT INTO outbox (id, topic, key, payload, headers, created_at)
+    SELECT %[2]s, '%[4]s', product.id::text, convert_to(m.payload, 'UTF8'), '{"traceparent":"00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-00"}'::jsonb, now()
+    FROM product, unnest(ARRAY['%[5]s', '%[6]s']) AS m (payload))
+SELECT count(*) FROM product;
+`, len(ids), v7, quoteUUIDs(ids), pgbenchTopic, task, event)
+	f := filepath.Join(e.dir, "create.sql")
+	if err := os.WriteFile(f, []byte(script), 0o644); err != nil {
+		return result{}, err
+	}
+	r, err := e.pgbenchRun(ctx, "prepared", []string{"-f", f})
+	if _, cerr := e.sql.ExecContext(ctx, "DELETE FROM outbox WHERE topic = $1", pgbenchTopic); err == nil && cerr != nil {
+		err = fmt.Errorf("delete pgbench's outbox rows: %w", cerr)
+	}
+	return r, err
+}
+
+// pgbenchRun runs pgbench with the script files in the given query mode:
+// a warm-up, then the measured run, with PostgreSQL's CPU per transaction.
+func (e *environment) pgbenchRun(ctx context.Context, mode string, files []string) (result, error) {
+	if _, err := e.runPgbench(ctx, mode, files, max(e.o.warmup, 2*time.Second)); err != nil && ctx.Err() != nil {
 		return result{}, err // a warm-up may end before its clients connected
 	}
 	before, err := e.postgres.cpu()
 	if err != nil {
 		return result{}, err
 	}
-	r, err := e.runPgbench(ctx, files, e.o.duration)
+	r, err := e.runPgbench(ctx, mode, files, e.o.duration)
 	if err != nil {
 		return result{}, err
 	}
@@ -61,12 +109,12 @@ var (
 	pgbenchErr = regexp.MustCompile(`number of failed transactions: (\d+)`)
 )
 
-func (e *environment) runPgbench(ctx context.Context, files []string, d time.Duration) (result, error) {
+func (e *environment) runPgbench(ctx context.Context, mode string, files []string, d time.Duration) (result, error) {
 	u, err := url.Parse(e.pgURL)
 	if err != nil {
 		return result{}, err
 	}
-	args := append([]string{"-c", strconv.Itoa(e.o.clientCore), "pgbench", "-n", "-M", "extended",
+	args := append([]string{"-c", strconv.Itoa(e.o.clientCore), "pgbench", "-n", "-M", mode,
 		"-c", strconv.Itoa(e.o.conns), "-j", "1", "-T", strconv.Itoa(int(d.Seconds())),
 		"-h", u.Hostname(), "-p", u.Port(), "-U", u.User.Username()}, files...)
 	out, err := exec.CommandContext(ctx, "taskset", append(args, strings.TrimPrefix(u.Path, "/"))...).CombinedOutput()

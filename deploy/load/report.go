@@ -33,8 +33,8 @@ func report(w io.Writer, o options, targets []target, results map[string][]resul
 		fmt.Fprintf(w, "| %s | %s | %.0f | %.2f | %s | %.0f |\n", t.name, t.what, rps[t.name], p99, strings.Join(parts, " · "), total)
 	}
 	fmt.Fprintln(w)
-	for _, q := range [][2]string{{"get", "get-echo"}, {"get-nonear", "get-echo"}, {"post", "post-baseline"},
-		{"get", "get-baseline"}, {"list", "list-baseline"}} {
+	for _, q := range [][2]string{{"get", "get-echo"}, {"get-nonear", "get-echo"}, {"post", "post-baseline"}, {"post", "post-pgbench"},
+		{"get", "get-baseline"}, {"list", "list-baseline"}, {"list", "list-pgbench"}} {
 		if a, b := rps[q[0]], rps[q[1]]; a > 0 && b > 0 {
 			fmt.Fprintf(w, "- %s / %s: %.2f×\n", q[0], q[1], a/b)
 		}

@@ -51,6 +51,7 @@ const postBody = `{"product_name":"Desk lamp","product_description":"Created by 
 func allTargets(o options) []target {
 	ts := []target{
 		{name: "post", what: "POST /api/v1/products (one image), pms", run: postTarget(pmsServer("pms"))},
+		{name: "post-pgbench", what: "the create's SQL (product, image, two outbox rows) through pgbench -M prepared", run: postPgbenchTarget},
 		{name: "post-noevents", what: "POST, pms with kafka.events_topic off (no event per change)", run: postTarget(pmsServer("pms", "PMS_KAFKA_EVENTS_TOPIC="))},
 		{name: "get", what: "GET /api/v1/products/{id}, cached, near copies on", run: getTarget(pmsServer("pms"))},
 		{name: "get-nonear", what: "GET /api/v1/products/{id}, cached, near copies off", run: getTarget(pmsServer("pms", "PMS_REDIS_LOCAL_TTL=0s"))},
