@@ -58,10 +58,14 @@ func ParsePrice(s string) (Price, error) {
 }
 
 // String formats the price with exactly two decimals, e.g. "12.50".
-func (p Price) String() string {
-	sign := ""
+func (p Price) String() string { return string(p.Append(nil)) }
+
+// Append appends the price to b as String formats it.
+func (p Price) Append(b []byte) []byte {
 	if p < 0 {
-		sign, p = "-", -p
+		b, p = append(b, '-'), -p
 	}
-	return sign + strconv.FormatInt(int64(p/100), 10) + "." + strconv.FormatInt(int64(p%100)+100, 10)[1:]
+	b = strconv.AppendInt(b, int64(p/100), 10)
+	cents := byte(p % 100)
+	return append(b, '.', '0'+cents/10, '0'+cents%10)
 }

@@ -6,7 +6,6 @@ package product
 import (
 	"slices"
 	"strconv"
-	"strings"
 	"time"
 
 	"github.com/google/uuid"
@@ -111,25 +110,57 @@ func (p Product) CompressedURLs() []string {
 	return urls
 }
 
-// srcsetURL keeps a URL from breaking a srcset, whose candidates are
-// separated by commas and whitespace.
-var srcsetURL = strings.NewReplacer(" ", "%20", "\t", "%09", "\n", "%0A", ",", "%2C")
-
 // Srcset returns an HTML srcset of the image's variants in format: each URL
 // with its width descriptor, narrowest first, one candidate per width (the
 // first variant listed wins). It is "" when no variant of format has a
 // recorded width.
-func (im Image) Srcset(format string) string {
-	var picked []Variant
-	for _, v := range im.Variants {
-		if v.Format == format && v.Width > 0 && !slices.ContainsFunc(picked, func(p Variant) bool { return p.Width == v.Width }) {
-			picked = append(picked, v)
+func (im Image) Srcset(format string) string { return string(im.AppendSrcset(nil, format)) }
+
+// AppendSrcset appends the image's Srcset in format to b.
+func (im Image) AppendSrcset(b []byte, format string) []byte {
+	var buf [16]int   // an image has a handful of variants
+	picked := buf[:0] // indexes of the variants in the set, by width
+	for i, v := range im.Variants {
+		if v.Format != format || v.Width <= 0 {
+			continue
+		}
+		j := 0
+		for j < len(picked) && im.Variants[picked[j]].Width < v.Width {
+			j++
+		}
+		if j < len(picked) && im.Variants[picked[j]].Width == v.Width {
+			continue
+		}
+		picked = slices.Insert(picked, j, i)
+	}
+	for k, i := range picked {
+		if k > 0 {
+			b = append(b, ", "...)
+		}
+		b = appendSrcsetURL(b, im.Variants[i].URL)
+		b = append(b, ' ')
+		b = strconv.AppendInt(b, int64(im.Variants[i].Width), 10)
+		b = append(b, 'w')
+	}
+	return b
+}
+
+// appendSrcsetURL appends url escaped so that it cannot break a srcset,
+// whose candidates are separated by commas and whitespace.
+func appendSrcsetURL(b []byte, url string) []byte {
+	for i := 0; i < len(url); i++ {
+		switch c := url[i]; c {
+		case ' ':
+			b = append(b, "%20"...)
+		case '\t':
+			b = append(b, "%09"...)
+		case '\n':
+			b = append(b, "%0A"...)
+		case ',':
+			b = append(b, "%2C"...)
+		default:
+			b = append(b, c)
 		}
 	}
-	slices.SortStableFunc(picked, func(a, b Variant) int { return a.Width - b.Width })
-	parts := make([]string, len(picked))
-	for i, v := range picked {
-		parts[i] = srcsetURL.Replace(v.URL) + " " + strconv.Itoa(v.Width) + "w"
-	}
-	return strings.Join(parts, ", ")
+	return b
 }

@@ -35,15 +35,7 @@ func (s *Server) listProducts(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	out := pageJSON{Items: make([]productJSON, len(page.Items))}
-	for i, p := range page.Items {
-		out.Items[i] = toJSON(p)
-	}
-	if page.Next != nil {
-		next := page.Next.String()
-		out.NextCursor = &next
-	}
-	return c.JSON(http.StatusOK, out)
+	return writeJSON(c, http.StatusOK, func(b []byte) ([]byte, error) { return appendPage(b, page) })
 }
 
 // parseFilter reads a list's raw query string, naming every parameter that

@@ -79,7 +79,7 @@ func TestOpenAPIDescribesProductJSON(t *testing.T) {
 				ErrorCode: "source_not_found"},
 		},
 	}
-	raw, err := json.Marshal(toJSON(p))
+	raw, err := appendProduct(nil, p)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -1,123 +1,17 @@
 package httpapi
 
 import (
-	"encoding/json"
 	"fmt"
 	"io"
 	"net/http"
 	"strconv"
 	"strings"
-	"time"
 
 	"github.com/google/uuid"
 	"github.com/labstack/echo/v4"
 
 	"github.com/pms-dev/pms/product"
 )
-
-// productJSON is the public representation of a product. Its keys are the
-// API contract.
-type productJSON struct {
-	ID                      uuid.UUID   `json:"id"`
-	UserID                  uuid.UUID   `json:"user_id"`
-	ProductName             string      `json:"product_name"`
-	ProductDescription      string      `json:"product_description"`
-	ProductPrice            json.Number `json:"product_price"`
-	ProductImages           []string    `json:"product_images"`
-	CompressedProductImages []string    `json:"compressed_product_images"`
-	Images                  []imageJSON `json:"images"`
-	Version                 int         `json:"version"`
-	CreatedAt               time.Time   `json:"created_at"`
-	UpdatedAt               time.Time   `json:"updated_at"`
-}
-
-// imageJSON tells where one image is in processing. Its compressed_url,
-// width, height, bytes and format are those of the main variant, as before
-// variants were listed.
-type imageJSON struct {
-	Position      int           `json:"position"`
-	SourceURL     string        `json:"source_url"`
-	Status        string        `json:"status"`
-	Attempts      int           `json:"attempts"`
-	ErrorCode     string        `json:"error_code,omitempty"`
-	CompressedURL string        `json:"compressed_url,omitempty"`
-	Width         int           `json:"width,omitempty"`
-	Height        int           `json:"height,omitempty"`
-	Bytes         int64         `json:"bytes,omitempty"`
-	Format        string        `json:"format,omitempty"`
-	Variants      []variantJSON `json:"variants"`
-	// Srcset holds, by format, an HTML srcset of the variants in it.
-	Srcset map[string]string `json:"srcset,omitempty"`
-	// Source, ThumbHash and DominantColor are what a page needs before the
-	// image loads, once the worker has seen the source.
-	Source        *sourceJSON `json:"source,omitempty"`
-	ThumbHash     string      `json:"thumbhash,omitempty"`
-	DominantColor string      `json:"dominant_color,omitempty"`
-}
-
-// sourceJSON describes a source image: upright size, format and bytes.
-type sourceJSON struct {
-	Width  int    `json:"width"`
-	Height int    `json:"height"`
-	Format string `json:"format"`
-	Bytes  int64  `json:"bytes"`
-}
-
-// variantJSON is one compressed copy of an image. Sizes not recorded are
-// left out.
-type variantJSON struct {
-	Name   string `json:"name"`
-	URL    string `json:"url"`
-	Width  int    `json:"width,omitempty"`
-	Height int    `json:"height,omitempty"`
-	Bytes  int64  `json:"bytes,omitempty"`
-	Format string `json:"format"`
-}
-
-func toJSON(p product.Product) productJSON {
-	out := productJSON{
-		ID: p.ID, UserID: p.UserID, ProductName: p.Name, ProductDescription: p.Description,
-		ProductPrice: json.Number(p.Price.String()), ProductImages: p.SourceURLs(),
-		CompressedProductImages: p.CompressedURLs(), Images: make([]imageJSON, len(p.Images)),
-		Version: p.Version, CreatedAt: p.CreatedAt, UpdatedAt: p.UpdatedAt,
-	}
-	for i, im := range p.Images {
-		out.Images[i] = imageToJSON(im)
-	}
-	return out
-}
-
-func imageToJSON(im product.Image) imageJSON {
-	out := imageJSON{
-		Position: im.Position, SourceURL: im.SourceURL, Status: string(im.Status), Attempts: im.Attempts,
-		ErrorCode: im.ErrorCode, Variants: make([]variantJSON, len(im.Variants)),
-	}
-	if src := im.Source; src != nil {
-		out.Source = &sourceJSON{Width: src.Width, Height: src.Height, Format: src.Format, Bytes: src.Bytes}
-		out.ThumbHash, out.DominantColor = src.ThumbHash, src.Color
-	}
-	if main, ok := im.Main(); ok {
-		out.CompressedURL, out.Width, out.Height, out.Bytes, out.Format = main.URL, main.Width, main.Height, main.Bytes, main.Format
-	}
-	for i, v := range im.Variants {
-		out.Variants[i] = variantJSON{Name: v.Name, URL: v.URL, Width: v.Width, Height: v.Height, Bytes: v.Bytes, Format: v.Format}
-		if _, done := out.Srcset[v.Format]; done {
-			continue
-		}
-		if set := im.Srcset(v.Format); set != "" {
-			if out.Srcset == nil {
-				out.Srcset = map[string]string{}
-			}
-			out.Srcset[v.Format] = set
-		}
-	}
-	return out
-}
-
-type pageJSON struct {
-	Items      []productJSON `json:"items"`
-	NextCursor *string       `json:"next_cursor"`
-}
 
 // Headers of the product endpoints.
 const (
@@ -149,7 +43,7 @@ func (s *Server) createProduct(c echo.Context) error {
 	if replayed {
 		h.Set(headerReplayed, "true")
 	}
-	return c.JSON(http.StatusCreated, toJSON(p))
+	return writeProduct(c, http.StatusCreated, p)
 }
 
 // idempotencyKey returns the request's Idempotency-Key, "" for none, or a
@@ -220,7 +114,7 @@ func (s *Server) getProduct(c echo.Context) error {
 	if matchesAny(c.Request().Header.Get("If-None-Match"), tag) {
 		return c.NoContent(http.StatusNotModified)
 	}
-	return c.JSON(http.StatusOK, toJSON(p))
+	return writeProduct(c, http.StatusOK, p)
 }
 
 // retryImage queues a failed image again (product.Service.RetryImage) and
@@ -239,7 +133,7 @@ func (s *Server) retryImage(c echo.Context) error {
 		return err
 	}
 	c.Response().Header().Set("ETag", etag(p.Version))
-	return c.JSON(http.StatusAccepted, toJSON(p))
+	return writeProduct(c, http.StatusAccepted, p)
 }
 
 // matchesAny reports whether an If-None-Match list names tag or is "*".
@@ -292,7 +186,7 @@ func (s *Server) updateProduct(c echo.Context) error {
 		return err
 	}
 	c.Response().Header().Set("ETag", etag(p.Version))
-	return c.JSON(http.StatusOK, toJSON(p))
+	return writeProduct(c, http.StatusOK, p)
 }
 
 // readPatch reads a merge patch's body, or returns a *ValidationError

@@ -125,10 +125,13 @@ func snapshotOf(p product.Product) snapshot {
 }
 
 func (s snapshot) toProduct() (product.Product, error) {
-	return productRow{
-		ID: s.ID, UserID: s.UserID, Name: s.Name, Description: s.Description, Price: s.Price,
-		Version: s.Version, CreatedAt: s.CreatedAt, UpdatedAt: s.UpdatedAt, Images: s.Images,
-	}.toProduct()
+	p := product.Product{ID: s.ID, UserID: s.UserID, Name: s.Name, Description: s.Description,
+		Version: s.Version, CreatedAt: s.CreatedAt, UpdatedAt: s.UpdatedAt}
+	var d imageDecoder
+	if err := d.complete(&p, s.Price, string(s.Images)); err != nil {
+		return product.Product{}, err
+	}
+	return p, nil
 }
 
 // orNil is nil for the zero value, as a NULL column is.

@@ -34,17 +34,22 @@ var sortColumns = map[string]string{
 // List returns up to f.Limit+1 products matching f; see product.Store.
 func (s *ProductStore) List(ctx context.Context, f product.Filter) ([]product.Product, error) {
 	sqlText, args := listQuery(f)
-	var rows []productRow
-	if err := s.db.db.SelectContext(ctx, &rows, sqlText, args...); err != nil {
+	rows, err := s.db.db.QueryContext(ctx, sqlText, args...)
+	if err != nil {
 		return nil, translate(fmt.Errorf("list products: %w", err))
 	}
-	out := make([]product.Product, len(rows))
-	for i, r := range rows {
-		p, err := r.toProduct()
+	defer rows.Close()
+	out := make([]product.Product, 0, f.Limit+1)
+	scanner := newProductScanner()
+	for rows.Next() {
+		p, err := scanner.scan(rows)
 		if err != nil {
 			return nil, err
 		}
-		out[i] = p
+		out = append(out, p)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, translate(fmt.Errorf("list products: %w", err))
 	}
 	return out, nil
 }

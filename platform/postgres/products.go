@@ -49,20 +49,9 @@ SELECT p.id, p.user_id, p.product_name, p.product_description, p.product_price::
                  FROM product_images i WHERE i.product_id = p.id), '[]') AS images
 FROM products p`
 
-type productRow struct {
-	ID          uuid.UUID `db:"id"`
-	UserID      uuid.UUID `db:"user_id"`
-	Name        string    `db:"product_name"`
-	Description string    `db:"product_description"`
-	Price       string    `db:"product_price"`
-	Version     int       `db:"version"`
-	CreatedAt   time.Time `db:"created_at"`
-	UpdatedAt   time.Time `db:"updated_at"`
-	Images      []byte    `db:"images"`
-}
-
-// imageRow is an image as productColumns selects it and as idempotency
-// snapshots keep it. A variant's unrecorded sizes (NULL) decode as 0.
+// imageRow is an image as idempotency snapshots keep it, and as
+// productColumns selects it; imageDecoder reads both. A variant's
+// unrecorded sizes (NULL) decode as 0.
 type imageRow struct {
 	ID        uuid.UUID         `json:"id"`
 	Position  int               `json:"position"`
@@ -76,35 +65,58 @@ type imageRow struct {
 	UpdatedAt time.Time            `json:"updated_at"`
 }
 
-func (r productRow) toProduct() (product.Product, error) {
-	price, err := product.ParsePrice(r.Price)
-	if err != nil {
-		return product.Product{}, fmt.Errorf("read price %q of product %s: %w", r.Price, r.ID, err)
+// productScanner reads the rows of productColumns into products. The
+// columns are scanned into plain values, not through sqlx's reflection (a
+// list page reads up to a hundred rows, issue 9), and the values and
+// buffers are reused from row to row.
+type productScanner struct {
+	id, userID, images   sql.RawBytes // valid until the next row: read at once
+	name, description    string
+	price                string
+	version              int64
+	createdAt, updatedAt time.Time
+	dest                 []any // pointers to the values above, in productColumns' order
+	decoder              imageDecoder
+}
+
+// newProductScanner returns a scanner for the rows of one query.
+func newProductScanner() *productScanner {
+	s := &productScanner{}
+	s.dest = []any{&s.id, &s.userID, &s.name, &s.description, &s.price, &s.version, &s.createdAt, &s.updatedAt, &s.images}
+	return s
+}
+
+// scan returns the product in the row that rows is on.
+func (s *productScanner) scan(rows *sql.Rows) (product.Product, error) {
+	if err := rows.Scan(s.dest...); err != nil {
+		return product.Product{}, fmt.Errorf("scan product: %w", err)
 	}
-	var images []imageRow
-	if err := json.Unmarshal(r.Images, &images); err != nil {
-		return product.Product{}, fmt.Errorf("read images of product %s: %w", r.ID, err)
+	p := product.Product{Name: s.name, Description: s.description, Version: int(s.version), CreatedAt: s.createdAt, UpdatedAt: s.updatedAt}
+	var err error
+	if p.ID, err = uuid.ParseBytes(s.id); err != nil {
+		return product.Product{}, fmt.Errorf("read id %q of a product: %w", s.id, err)
 	}
-	p := product.Product{
-		ID: r.ID, UserID: r.UserID, Name: r.Name, Description: r.Description, Price: price,
-		Version: r.Version, CreatedAt: r.CreatedAt.UTC(), UpdatedAt: r.UpdatedAt.UTC(),
-		Images: make([]product.Image, len(images)),
+	if p.UserID, err = uuid.ParseBytes(s.userID); err != nil {
+		return product.Product{}, fmt.Errorf("read user_id %q of product %s: %w", s.userID, p.ID, err)
 	}
-	for i, im := range images {
-		p.Images[i] = product.Image{
-			ID: im.ID, Position: im.Position, SourceURL: im.SourceURL, Status: product.ImageStatus(im.Status),
-			Attempts: im.Attempts, ErrorCode: deref(im.ErrorCode), Variants: im.Variants, Source: im.Source, UpdatedAt: im.UpdatedAt.UTC(),
-		}
+	if err := s.decoder.complete(&p, s.price, string(s.images)); err != nil {
+		return product.Product{}, err
 	}
 	return p, nil
 }
 
-func deref[T any](p *T) T {
-	var zero T
-	if p == nil {
-		return zero
+// complete gives p, read from a row or a snapshot, the price and images
+// stored with it, and puts its times in UTC.
+func (d *imageDecoder) complete(p *product.Product, price, images string) error {
+	var err error
+	if p.Price, err = product.ParsePrice(price); err != nil {
+		return fmt.Errorf("read price %q of product %s: %w", price, p.ID, err)
 	}
-	return *p
+	if p.Images, err = d.decode(images); err != nil {
+		return fmt.Errorf("read images of product %s: %w", p.ID, err)
+	}
+	p.CreatedAt, p.UpdatedAt = p.CreatedAt.UTC(), p.UpdatedAt.UTC()
+	return nil
 }
 
 const selectProduct = productColumns + ` WHERE p.id = $1 AND p.deleted_at IS NULL`
@@ -114,15 +126,28 @@ func (s *ProductStore) Get(ctx context.Context, id uuid.UUID) (product.Product, 
 	return getProduct(ctx, s.db.db, selectProduct, id)
 }
 
+// getProduct returns the product that query selects with productColumns
+// for id, or product.ErrNotFound.
 func getProduct(ctx context.Context, q sqlx.QueryerContext, query string, id uuid.UUID) (product.Product, error) {
-	var row productRow
-	if err := sqlx.GetContext(ctx, q, &row, query, id); err != nil {
-		if errors.Is(err, sql.ErrNoRows) {
-			return product.Product{}, product.ErrNotFound
-		}
+	rows, err := q.QueryContext(ctx, query, id)
+	if err != nil {
 		return product.Product{}, translate(fmt.Errorf("select product %s: %w", id, err))
 	}
-	return row.toProduct()
+	defer rows.Close()
+	if !rows.Next() {
+		if err := rows.Err(); err != nil {
+			return product.Product{}, translate(fmt.Errorf("select product %s: %w", id, err))
+		}
+		return product.Product{}, product.ErrNotFound
+	}
+	p, err := newProductScanner().scan(rows)
+	if err != nil {
+		return product.Product{}, err
+	}
+	if err := rows.Close(); err != nil {
+		return product.Product{}, translate(fmt.Errorf("select product %s: %w", id, err))
+	}
+	return p, nil
 }
 
 // Create stores a new product with its images and writes msgs to the

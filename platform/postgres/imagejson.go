@@ -1,0 +1,189 @@
+package postgres
+
+import (
+	"strings"
+
+	"github.com/pms-dev/pms/product"
+)
+
+// The images of a product arrive as one JSON list (productColumns), and
+// idempotency snapshots keep them the same way ([]imageRow). imageDecoder
+// reads that list member by member with a jsonReader instead of through
+// encoding/json's reflection, which cost a list page of the default ladder
+// more CPU than the rest of the page (BENCHMARKS.md, issue 9). It decodes
+// what json.Unmarshal into []imageRow decoded: keys match as encoding/json
+// matches them (exactly, else case-insensitively), unknown keys are
+// skipped, null leaves a member at its zero value. Strings without escapes
+// are slices of the one string the list is read into, so they cost no
+// allocation.
+
+// imageDecoder decodes images columns; its buffers are reused from one
+// column to the next.
+type imageDecoder struct {
+	images   []product.Image
+	variants []product.Variant
+}
+
+// noImages is the images of a product without any: empty, not nil, as
+// json.Unmarshal made them.
+var noImages = []product.Image{}
+
+// decode returns the images of the JSON list s, in its order.
+func (d *imageDecoder) decode(s string) ([]product.Image, error) {
+	r := jsonReader{s: s}
+	d.images = d.images[:0]
+	err := r.list(func() error {
+		im, err := d.image(&r)
+		d.images = append(d.images, im)
+		return err
+	})
+	if err == nil {
+		err = r.end()
+	}
+	switch {
+	case err != nil:
+		return nil, err
+	case len(d.images) == 0:
+		return noImages, nil
+	}
+	return append([]product.Image(nil), d.images...), nil
+}
+
+// image reads one image object, the keys of imageRow.
+func (d *imageDecoder) image(r *jsonReader) (product.Image, error) {
+	var im product.Image
+	err := r.object(func(key string) error {
+		var err error
+		switch field(key, imageKeys) {
+		case "id":
+			im.ID, err = r.uuid()
+		case "position":
+			im.Position, err = r.int()
+		case "source_url":
+			im.SourceURL, err = r.str()
+		case "status":
+			var status string
+			status, err = r.str()
+			im.Status = product.ImageStatus(status)
+		case "attempts":
+			im.Attempts, err = r.int()
+		case "error_code":
+			im.ErrorCode, err = r.str()
+		case "updated_at":
+			im.UpdatedAt, err = r.time()
+		case "variants":
+			im.Variants, err = d.variantList(r)
+		case "source":
+			im.Source, err = r.source(im.Source)
+		default:
+			err = r.skip()
+		}
+		return err
+	})
+	return im, err
+}
+
+// variantList reads a list of variants: nil for null, empty (not nil) for
+// an empty list.
+func (d *imageDecoder) variantList(r *jsonReader) ([]product.Variant, error) {
+	if r.null() {
+		return nil, nil
+	}
+	d.variants = d.variants[:0]
+	err := r.list(func() error {
+		v, err := r.variant()
+		d.variants = append(d.variants, v)
+		return err
+	})
+	if err != nil {
+		return nil, err
+	}
+	return append(make([]product.Variant, 0, len(d.variants)), d.variants...), nil
+}
+
+// variant reads a variant object, product.Variant's fields (variantRow's
+// keys in the column, the field names in snapshots).
+func (r *jsonReader) variant() (product.Variant, error) {
+	var v product.Variant
+	err := r.object(func(key string) error {
+		var err error
+		switch field(key, variantKeys) {
+		case "name":
+			v.Name, err = r.str()
+		case "url":
+			v.URL, err = r.str()
+		case "width":
+			v.Width, err = r.int()
+		case "height":
+			v.Height, err = r.int()
+		case "bytes":
+			var n int
+			n, err = r.int()
+			v.Bytes = int64(n)
+		case "format":
+			v.Format, err = r.str()
+		default:
+			err = r.skip()
+		}
+		return err
+	})
+	return v, err
+}
+
+// source reads a source object (sourceRow's keys) into src, or into a new
+// one when src is nil; null is nil.
+func (r *jsonReader) source(src *product.SourceFacts) (*product.SourceFacts, error) {
+	if r.null() {
+		return nil, nil
+	}
+	if src == nil {
+		src = new(product.SourceFacts)
+	}
+	err := r.object(func(key string) error {
+		var err error
+		switch field(key, sourceKeys) {
+		case "width":
+			src.Width, err = r.int()
+		case "height":
+			src.Height, err = r.int()
+		case "format":
+			src.Format, err = r.str()
+		case "bytes":
+			var n int
+			n, err = r.int()
+			src.Bytes = int64(n)
+		case "thumbhash":
+			src.ThumbHash, err = r.str()
+		case "color":
+			src.Color, err = r.str()
+		default:
+			err = r.skip()
+		}
+		return err
+	})
+	return src, err
+}
+
+// The keys of the objects in an images column: imageRow's, variantRow's
+// (product.Variant's fields) and sourceRow's.
+var (
+	imageKeys   = []string{"id", "position", "source_url", "status", "attempts", "error_code", "updated_at", "variants", "source"}
+	variantKeys = []string{"name", "url", "width", "height", "bytes", "format"}
+	sourceKeys  = []string{"width", "height", "format", "bytes", "thumbhash", "color"}
+)
+
+// field returns the one of keys that key names, as encoding/json matches a
+// key to a field: exactly, else case-insensitively; "" for none.
+func field(key string, keys []string) string {
+	for _, k := range keys {
+		if key == k {
+			return k
+		}
+	}
+	for _, k := range keys {
+		if strings.EqualFold(key, k) {
+			return k
+		}
+	}
+	return ""
+}
