@@ -50,7 +50,8 @@ func TestMetricsMove(t *testing.T) {
 	t.Parallel()
 	img := noisyPNG(t, 21)
 	src := serveFiles(t, map[string][]byte{"ok.png": img})
-	s, _ := startAll(t, nil)
+	// Near copies of 500ms, so the test can wait one out.
+	s, _ := startAll(t, map[string]string{"PMS_REDIS_LOCAL_TTL": "500ms"})
 	before := scrape(t, s)
 
 	good := createProduct(t, s, "metrics-good", src+"/ok.png")
