@@ -128,6 +128,9 @@ func start(ctx context.Context, name string, core int, env []string, logFile str
 	defer out.Close() // the child has its own descriptor
 	cmd := exec.Command("taskset", append([]string{"-c", strconv.Itoa(core), bin}, args...)...)
 	cmd.Env = append(os.Environ(), env...)
+	// Out of the repository, so no pms reads its config.yaml: each runs on
+	// its own defaults and env (an older binary may refuse today's file).
+	cmd.Dir = filepath.Dir(logFile)
 	cmd.Stdout, cmd.Stderr = out, out
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
 	if err := cmd.Start(); err != nil {

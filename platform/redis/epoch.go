@@ -39,15 +39,25 @@ type epochRead struct {
 }
 
 // currentEpoch returns the key epoch, if a read that started within
-// epochTrust returned it and no store was found unavailable since
-// (rememberDown): then keys go by time alone at once, as they did before
-// there were epochs, instead of after epochTrust.
+// epochTrust returned it. A store read that failed or was slow meanwhile
+// changes nothing: no key can be revoked without the store either, and
+// under load such reads are common enough that falling back to time alone
+// on each would read every key again.
 func (kc *KeyCache) currentEpoch(now time.Time) (int64, bool) {
 	r := kc.epoch.Load()
-	if r == nil || now.Sub(r.at) >= epochTrust || kc.c.health.down(now) {
+	if r == nil || now.Sub(r.at) >= epochTrust {
 		return 0, false
 	}
 	return r.n, true
+}
+
+// lastEpoch returns the key epoch last read, however long ago, or 0 before
+// the first read.
+func (kc *KeyCache) lastEpoch() int64 {
+	if r := kc.epoch.Load(); r != nil {
+		return r.n
+	}
+	return 0
 }
 
 // watchEpoch reads the key epoch every epochEvery until stop is closed.

@@ -53,7 +53,7 @@ func newEnvOn(t *testing.T, addr string, db *postgres.DB, edit func(*redis.Confi
 	t.Helper()
 	cfg := redis.DefaultConfig()
 	cfg.Addr = addr
-	// The default 50 ms, missed on a busy machine, would bypass the cache
+	// The default 500 ms, missed on a very busy machine, would bypass the cache
 	// these tests are about; the outage tests set their own timeout.
 	cfg.Timeout = time.Second
 	if edit != nil {

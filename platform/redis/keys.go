@@ -114,8 +114,10 @@ func (kc *KeyCache) KeyByPrefix(ctx context.Context, prefix string) (account.Key
 	nearEpoch := kc.near.start()
 	r, stale, err := kc.reads.getStale(ctx, e, kc.fresh, func(ctx context.Context) (keyResult, error) {
 		// The epoch is taken before the read: a revocation the read does
-		// not see moves the epoch past it.
-		epoch, _ := kc.currentEpoch(time.Now())
+		// not see moves the epoch past it. The last one read will do,
+		// however old: a revocation since moved it too, and then this
+		// result is only read again once more than it had to be.
+		epoch := kc.lastEpoch()
 		owner, err := kc.Store.KeyByPrefix(ctx, prefix)
 		now := time.Now()
 		if errors.Is(err, account.ErrUnauthenticated) {

@@ -37,7 +37,11 @@ type Config struct {
 	DB          int           `mapstructure:"db"`
 	DialTimeout time.Duration `mapstructure:"dial_timeout"`
 	// Timeout bounds each Redis call, so it bounds the latency a slow or
-	// hung Redis adds to a request before the breaker opens.
+	// hung Redis adds to a request before the breaker opens. It must stay
+	// above the delays of a saturated host: a call that times out only
+	// because the CPU is busy sends its work to PostgreSQL, which costs
+	// more, and at 50 ms that opened the breaker under make load and halved
+	// its creates per second.
 	Timeout  time.Duration `mapstructure:"timeout"`
 	PoolSize int           `mapstructure:"pool_size"` // 0: go-redis default (10 per CPU)
 	// ProductTTL is how long a product stays cached, give or take TTLJitter
@@ -84,7 +88,7 @@ func DefaultConfig() Config {
 	return Config{
 		Addr:            "127.0.0.1:6379",
 		DialTimeout:     500 * time.Millisecond,
-		Timeout:         50 * time.Millisecond,
+		Timeout:         500 * time.Millisecond,
 		ProductTTL:      30 * time.Minute,
 		TTLJitter:       0.1,
 		KeyTTL:          10 * time.Minute,
