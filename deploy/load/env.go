@@ -11,6 +11,7 @@ import (
 
 	"github.com/google/uuid"
 	_ "github.com/lib/pq" // the PostgreSQL driver
+	goredis "github.com/redis/go-redis/v9"
 
 	"github.com/pms-dev/pms/platform/postgres"
 	"github.com/pms-dev/pms/product/account"
@@ -239,4 +240,14 @@ func (e *environment) close() {
 	if e.sql != nil {
 		_ = e.sql.Close()
 	}
+}
+
+// flushRedis empties the load's Redis.
+func (e *environment) flushRedis(ctx context.Context) error {
+	c := goredis.NewClient(&goredis.Options{Addr: e.redis, DisableIdentity: true})
+	defer c.Close()
+	if err := c.FlushAll(ctx).Err(); err != nil {
+		return fmt.Errorf("flush redis: %w", err)
+	}
+	return nil
 }

@@ -96,6 +96,11 @@ func pmsServer(which string, env ...string) server {
 			"PMS_OPS_ADDR=" + opsAddr,
 		}, env...)
 		vars = append(vars, e.o.pmsEnv...)
+		// Each server starts on an empty Redis: the entries one binary
+		// cached are not what another (the baseline) finds and reads again.
+		if err := e.flushRedis(ctx); err != nil {
+			return nil, "", err
+		}
 		p, err := start(ctx, which, e.o.serverCore, vars, filepath.Join(e.dir, which+".log"),
 			httpReady("http://"+opsAddr+"/ready"), bin, "serve")
 		return p, "http://" + httpAddr, err
