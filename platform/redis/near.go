@@ -246,16 +246,9 @@ func (c *Client) subscribe(heartbeat string) bool {
 // is logged by do at a limited rate; the silence that follows turns near
 // copies off.
 func (c *Client) beat(channel string) {
-	t := time.NewTicker(heartbeatEvery)
-	defer t.Stop()
-	for {
-		select {
-		case <-c.stop:
-			return
-		case <-t.C:
-			_ = c.do(context.Background(), "redis heartbeat", func(ctx context.Context) error {
-				return c.rdb.Publish(ctx, channel, "").Err()
-			})
-		}
-	}
+	c.every(heartbeatEvery, func() {
+		_ = c.do(context.Background(), "redis heartbeat", func(ctx context.Context) error {
+			return c.rdb.Publish(ctx, channel, "").Err()
+		})
+	})
 }

@@ -176,14 +176,19 @@ func (c *Client) forgetting(e entry) bool { return c.retry.has(e) }
 
 func (c *Client) retryLoop() {
 	defer close(c.loopDone)
-	t := time.NewTicker(retryEvery)
+	c.every(retryEvery, func() { c.retryInvalidations(context.Background()) })
+}
+
+// every runs fn every d until Close.
+func (c *Client) every(d time.Duration, fn func()) {
+	t := time.NewTicker(d)
 	defer t.Stop()
 	for {
 		select {
 		case <-c.stop:
 			return
 		case <-t.C:
-			c.retryInvalidations(context.Background())
+			fn()
 		}
 	}
 }
