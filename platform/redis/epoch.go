@@ -60,27 +60,20 @@ func (kc *KeyCache) lastEpoch() int64 {
 	return 0
 }
 
-// watchEpoch reads the key epoch every epochEvery until stop is closed.
-func (kc *KeyCache) watchEpoch(stop <-chan struct{}) {
+// watchEpoch reads the key epoch now and every epochEvery until Close,
+// which also ends a read in flight.
+func (kc *KeyCache) watchEpoch() {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	go func() {
 		select {
-		case <-stop:
+		case <-kc.c.stop:
 			cancel()
 		case <-ctx.Done():
 		}
 	}()
-	t := time.NewTicker(epochEvery)
-	defer t.Stop()
-	for {
-		kc.readEpoch(ctx)
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-		}
-	}
+	kc.readEpoch(ctx)
+	kc.c.every(epochEvery, func() { kc.readEpoch(ctx) })
 }
 
 // readEpoch reads the key epoch once. When it moved, every near copy of a

@@ -146,10 +146,17 @@ func (kc *KeyCache) fresh(r keyResult) bool {
 		return true
 	}
 	now := time.Now()
-	if epoch, ok := kc.currentEpoch(now); ok {
-		return r.epoch == epoch && now.Sub(r.fetched) < kc.c.cfg.KeyTTL
+	if fresh, known := kc.epochFresh(r, now); known {
+		return fresh
 	}
 	return now.Sub(r.fetched) < kc.c.cfg.KeyFallbackTTL/2
+}
+
+// epochFresh reports whether key r is fresh by the key epoch, and whether
+// this process knows the epoch at all (when not, freshness is by time).
+func (kc *KeyCache) epochFresh(r keyResult, now time.Time) (fresh, known bool) {
+	epoch, ok := kc.currentEpoch(now)
+	return ok && r.epoch == epoch && now.Sub(r.fetched) < kc.c.cfg.KeyTTL, ok
 }
 
 // nearFresh reports whether a near copy may be used: a key by the rule of
@@ -161,8 +168,8 @@ func (kc *KeyCache) nearFresh(r keyResult) bool {
 	if r.unknown {
 		return now.Sub(r.kept) < kc.c.cfg.KeyFallbackTTL/2
 	}
-	if epoch, ok := kc.currentEpoch(now); ok {
-		return r.epoch == epoch && now.Sub(r.fetched) < kc.c.cfg.KeyTTL
+	if fresh, known := kc.epochFresh(r, now); known {
+		return fresh
 	}
 	return now.Sub(r.kept) < kc.c.cfg.KeyFallbackTTL/2 && now.Sub(r.fetched) < kc.c.cfg.KeyFallbackTTL
 }

@@ -196,9 +196,8 @@ func (c *Client) listening(now time.Time) bool {
 // until Close. Each (re)subscription empties them, since announcements made
 // while unsubscribed are lost.
 func (c *Client) listen() {
-	defer close(c.listenDone)
 	heartbeat := invalidations + ":heartbeat:" + rand.Text()
-	go c.beat(heartbeat)
+	c.background(func() { c.beat(heartbeat) })
 	for c.subscribe(heartbeat) {
 		// The subscription fell silent: make it anew.
 		c.subscribed.Store(false)

@@ -196,8 +196,7 @@ type Client struct {
 	// lookups counts cache reads by cache and result (metrics.go).
 	lookups *prometheus.CounterVec
 
-	stop     chan struct{}
-	loopDone chan struct{}
+	stop chan struct{}
 	// bg waits for the loops started with background.
 	bg sync.WaitGroup
 	// epochReads counts key epoch reads by result (epoch.go).
@@ -209,7 +208,6 @@ type Client struct {
 	droppers   []func(key string)
 	subscribed atomic.Bool
 	heard      atomic.Int64 // unix nanoseconds of the last message on the subscription
-	listenDone chan struct{}
 	// watchers are rung when their key is announced invalidated.
 	watchers  map[string]map[chan struct{}]struct{}
 	closeOnce sync.Once
@@ -234,8 +232,6 @@ func New(cfg Config, log zerolog.Logger) (*Client, error) {
 		warns:      newLogLimiter(warnEvery),
 		retry:      newRetryQueue(maxPendingInvalidations),
 		stop:       make(chan struct{}),
-		loopDone:   make(chan struct{}),
-		listenDone: make(chan struct{}),
 		lookups:    newLookups(),
 		epochReads: newEpochReads(),
 	}
@@ -258,11 +254,9 @@ func New(cfg Config, log zerolog.Logger) (*Client, error) {
 		MaintNotificationsConfig: &maintnotifications.Config{Mode: maintnotifications.ModeDisabled},
 	})
 	c.breaker = newBreaker(cfg, c)
-	go c.retryLoop()
+	c.background(c.retryLoop)
 	if cfg.LocalTTL > 0 {
-		go c.listen() // for near caches and watchers (ProductCache.Watch)
-	} else {
-		close(c.listenDone)
+		c.background(c.listen) // for near caches and watchers (ProductCache.Watch)
 	}
 	return c, nil
 }
@@ -278,11 +272,9 @@ func (c *Client) Ping(ctx context.Context) error {
 	return nil
 }
 
-// background runs loop until Close, which waits for it to return after it
-// closes stop.
-func (c *Client) background(loop func(stop <-chan struct{})) {
-	c.bg.Go(func() { loop(c.stop) })
-}
+// background runs loop, which must return once stop is closed; Close
+// closes it and waits for every such loop.
+func (c *Client) background(loop func()) { c.bg.Go(loop) }
 
 // Close makes one last attempt at the cache invalidations that are still
 // pending, then closes the pool.
@@ -290,8 +282,6 @@ func (c *Client) Close() error {
 	var err error
 	c.closeOnce.Do(func() {
 		close(c.stop)
-		<-c.loopDone
-		<-c.listenDone
 		c.bg.Wait()
 		c.retryInvalidations(context.Background())
 		if n := c.retry.len(); n > 0 {

@@ -175,7 +175,6 @@ func (c *Client) announcements() string {
 func (c *Client) forgetting(e entry) bool { return c.retry.has(e) }
 
 func (c *Client) retryLoop() {
-	defer close(c.loopDone)
 	c.every(retryEvery, func() { c.retryInvalidations(context.Background()) })
 }
 
