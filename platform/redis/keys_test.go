@@ -20,6 +20,9 @@ import (
 func TestKeyCacheLookupAndRevoke(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t, redistest.Addr(t), nil)
+	// A lookup before the first epoch read records no epoch and is read
+	// again once the epoch is known (TestKeyEpochEntryWithoutEpoch).
+	waitEpoch(t, e)
 	ctx := context.Background()
 	k := e.newKey(t)
 
