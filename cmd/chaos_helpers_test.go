@@ -255,7 +255,10 @@ func assignment(w *process) ([]int, int) {
 func (s *chaosStack) waitWorkersAssigned(ws ...*process) [][]int {
 	s.t.Helper()
 	var got [][]int
-	waitUntil(s.t, 60*time.Second, fmt.Sprintf("%d workers to share the partitions", len(ws)), func() bool {
+	// A rebalance waits for every worker's tasks in flight, which on a
+	// loaded 2-core machine (make test runs the libvips tests beside this)
+	// took over a minute once.
+	waitUntil(s.t, 3*time.Minute, fmt.Sprintf("%d workers to share the partitions", len(ws)), func() bool {
 		got = got[:0]
 		seen, gens := map[int]bool{}, map[int]bool{}
 		for _, w := range ws {
