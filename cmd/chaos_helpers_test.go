@@ -219,7 +219,13 @@ func (s *chaosStack) with(extra map[string]string) map[string]string {
 
 // assignedLine is the worker's log line of a new assignment: its claims
 // of the task topic, among those of other topics (the events topic).
-var assignedLine = regexp.MustCompile(`"claims":\{[^}]*"pms\.image-tasks":\[([0-9,]*)\][^}]*\}.*"generation":(\d+)`)
+// A "kafka partitions assigned" line: the task topic's partitions in its
+// claims (none when the worker was given only other topics'), and the
+// generation of the assignment.
+var (
+	assignedTasks      = regexp.MustCompile(`"claims":\{[^}]*"pms\.image-tasks":\[([0-9,]*)\]`)
+	assignedGeneration = regexp.MustCompile(`"generation":(\d+)`)
+)
 
 // assignment returns the partitions of the task topic the worker was last
 // given, and the generation of that assignment (0 if none yet).
@@ -233,18 +239,19 @@ func assignment(w *process) ([]int, int) {
 		if !strings.Contains(line, "kafka partitions assigned") {
 			continue
 		}
-		m := assignedLine.FindStringSubmatch(line)
-		if m == nil {
-			parts, gen = nil, gen+1 // assigned nothing of the task topic
-			continue
+		parts, gen = nil, 0
+		if m := assignedGeneration.FindStringSubmatch(line); m != nil {
+			gen, _ = strconv.Atoi(m[1])
 		}
-		parts = nil
+		m := assignedTasks.FindStringSubmatch(line)
+		if m == nil {
+			continue // assigned nothing of the task topic in this generation
+		}
 		for f := range strings.SplitSeq(m[1], ",") {
 			if n, err := strconv.Atoi(f); err == nil {
 				parts = append(parts, n)
 			}
 		}
-		gen, _ = strconv.Atoi(m[2])
 	}
 	return parts, gen
 }
@@ -255,10 +262,7 @@ func assignment(w *process) ([]int, int) {
 func (s *chaosStack) waitWorkersAssigned(ws ...*process) [][]int {
 	s.t.Helper()
 	var got [][]int
-	// A rebalance waits for every worker's tasks in flight, which on a
-	// loaded 2-core machine (make test runs the libvips tests beside this)
-	// took over a minute once.
-	waitUntil(s.t, 3*time.Minute, fmt.Sprintf("%d workers to share the partitions", len(ws)), func() bool {
+	waitUntil(s.t, 60*time.Second, fmt.Sprintf("%d workers to share the partitions", len(ws)), func() bool {
 		got = got[:0]
 		seen, gens := map[int]bool{}, map[int]bool{}
 		for _, w := range ws {
