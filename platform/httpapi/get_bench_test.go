@@ -175,7 +175,9 @@ func productionLogger(b *testing.B) zerolog.Logger {
 	}
 	b.Cleanup(func() { f.Close() })
 	format, unit, integer := zerolog.TimeFieldFormat, zerolog.DurationFieldUnit, zerolog.DurationFieldInteger
-	b.Cleanup(func() { zerolog.TimeFieldFormat, zerolog.DurationFieldUnit, zerolog.DurationFieldInteger = format, unit, integer })
+	b.Cleanup(func() {
+		zerolog.TimeFieldFormat, zerolog.DurationFieldUnit, zerolog.DurationFieldInteger = format, unit, integer
+	})
 	zerolog.TimeFieldFormat, zerolog.DurationFieldUnit, zerolog.DurationFieldInteger = time.RFC3339Nano, time.Millisecond, false
 	return zerolog.New(f).Level(zerolog.InfoLevel).With().Timestamp().Str("service", "pms").Logger().
 		With().Str("component", "http").Logger()
