@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"strings"
 	"time"
 
@@ -100,6 +101,7 @@ func (e *environment) settledWrites(ctx context.Context) (writeCounts, error) {
 			return c, err
 		}
 		if time.Now().After(deadline) {
+			e.logActivity(ctx)
 			return c, fmt.Errorf("%d outbox rows still unpublished after 30 s", c.unpublished)
 		}
 		time.Sleep(100 * time.Millisecond)
@@ -185,4 +187,33 @@ func runOut(ctx context.Context, bin string, env []string, args ...string) (stri
 	cmd.Env = append(os.Environ(), env...)
 	out, err := cmd.CombinedOutput()
 	return string(out), err
+}
+
+// logActivity prints what PostgreSQL's sessions are doing and what each
+// waits for, to see why the relay stalls.
+func (e *environment) logActivity(ctx context.Context) {
+	if log := os.Getenv("PMS_TEST_POSTGRES_LOG"); log != "" {
+		if b, err := os.ReadFile(log); err == nil {
+			_ = os.WriteFile(filepath.Join(e.dir, "postgres.log"), b, 0o644)
+		}
+	}
+	rows, err := e.sql.QueryContext(ctx, `
+		SELECT pid, coalesce(state, ''), coalesce(wait_event_type || ':' || wait_event, ''),
+		       coalesce(extract(epoch FROM now() - xact_start)::text, ''), pg_blocking_pids(pid)::text,
+		       left(regexp_replace(query, '\s+', ' ', 'g'), 160)
+		FROM pg_stat_activity WHERE datname = current_database() AND pid <> pg_backend_pid()`)
+	if err != nil {
+		progress("pg_stat_activity: %v", err)
+		return
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var pid int
+		var state, wait, age, blockers, query string
+		if err := rows.Scan(&pid, &state, &wait, &age, &blockers, &query); err != nil {
+			progress("pg_stat_activity: %v", err)
+			return
+		}
+		progress("pg %d %s wait=%s xact_age=%s blocked_by=%s %s", pid, state, wait, age, blockers, query)
+	}
 }

@@ -47,7 +47,16 @@ var errorTable = []struct {
 	{product.ErrImageNotFailed, http.StatusConflict, "image_not_failed", "only a failed image can be retried"},
 	{product.ErrUnavailable, http.StatusServiceUnavailable, "unavailable", "a dependency is unavailable; try again shortly"},
 	{context.DeadlineExceeded, http.StatusServiceUnavailable, "timeout", "the request took too long; try again shortly"},
+	// The client went away (its request's context ends with its
+	// connection): nobody reads the answer, and nothing failed on this side.
+	// 499 is nginx's status for it, so that logs and metrics do not count it
+	// as a server error.
+	{context.Canceled, statusClientClosedRequest, "client_closed_request", "the client closed the request"},
 }
+
+// statusClientClosedRequest is the status of a request whose client left
+// before its answer.
+const statusClientClosedRequest = 499
 
 // echoCodes names the codes of errors Echo itself raises.
 var echoCodes = map[int]string{

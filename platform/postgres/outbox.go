@@ -119,14 +119,20 @@ func writeOutbox(ctx context.Context, t *txn, msgs []message.Message) error {
 // step over them. $2 lets a claim start where the last one ended instead of
 // stepping over the index entries of every row deleted since the last
 // vacuum.
+//
+// The batch is picked in an InitPlan (= ANY(ARRAY(...))), which runs once.
+// As "id IN (SELECT ...)" the planner was free to run the pick again for
+// every row of the outbox (a semi join), and with statistics taken while the
+// outbox was nearly empty the prepared statement's generic plan once did:
+// one claim ran for over 30 s on 10,000 pending rows.
 const claimMessages = `
 DELETE FROM outbox
-WHERE id IN (
+WHERE id = ANY(ARRAY(
     SELECT id FROM outbox
     WHERE published_at IS NULL AND created_at >= $2
     ORDER BY created_at, id
     LIMIT $1
-    FOR UPDATE SKIP LOCKED)
+    FOR UPDATE SKIP LOCKED))
 RETURNING id, topic, key, payload, headers, created_at`
 
 // deleteMarked deletes rows marked published: relays of earlier releases

@@ -194,8 +194,9 @@ func (r *Relay) publishBatch(ctx context.Context, from time.Time) (int, time.Tim
 		// The delete commits only after the publisher accepted the batch, so
 		// losing it in a crash only publishes the batch again, which is
 		// safe: it need not wait for its WAL flush like a change does.
-		if _, err := t.ExecContext(ctx, asyncCommit); err != nil {
-			return fmt.Errorf("relax the outbox claim's commit: %w", err)
+		// See claimSettings.
+		if _, err := t.ExecContext(ctx, claimSettings); err != nil {
+			return fmt.Errorf("set up the outbox claim: %w", err)
 		}
 		if err := t.StmtxContext(ctx, claim).SelectContext(ctx, &rows, r.cfg.BatchSize, from); err != nil {
 			return fmt.Errorf("claim outbox messages: %w", err)
@@ -240,9 +241,11 @@ func (r *Relay) publishBatch(ctx context.Context, from time.Time) (int, time.Tim
 	return len(rows), rows[len(rows)-1].CreatedAt, nil
 }
 
-// asyncCommit lets a transaction commit without waiting for its WAL flush:
-// for writes whose loss in a crash of PostgreSQL is harmless.
-const asyncCommit = `SET LOCAL synchronous_commit = off`
+// claimSettings are the claim transaction's: it commits without waiting
+// for its WAL flush (losing it in a crash of PostgreSQL is harmless), and a
+// statement that runs for claimTimeout fails, so that a claim that goes
+// wrong is logged and tried again instead of holding the relay silently.
+const claimSettings = `SET LOCAL synchronous_commit = off; SET LOCAL statement_timeout = '10s'`
 
 // pruneMarked deletes the rows that relays of earlier releases marked
 // published instead of deleting them: those left from before an upgrade,
