@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/google/uuid"
+	"github.com/lib/pq"
 
 	"github.com/pms-dev/pms/product/account"
 )
@@ -105,10 +106,28 @@ func (s *AccountStore) KeyByPrefix(ctx context.Context, prefix string) (account.
 	return account.KeyOwner{Key: row.toKey(), User: u.toUser()}, nil
 }
 
-// TouchKey records when a key was last used.
-func (s *AccountStore) TouchKey(ctx context.Context, id uuid.UUID, at time.Time) error {
-	if _, err := s.db.db.ExecContext(ctx, `UPDATE api_keys SET last_used_at = $2 WHERE id = $1`, id, at); err != nil {
-		return translate(fmt.Errorf("touch api key: %w", err))
+// touchKeys sets each key's last use unless the row shows a later one
+// (another process's): ids and times are parallel arrays.
+const touchKeys = `
+UPDATE api_keys AS k SET last_used_at = u.at
+FROM unnest($1::uuid[], $2::timestamptz[]) AS u(id, at)
+WHERE k.id = u.id AND (k.last_used_at IS NULL OR k.last_used_at < u.at)`
+
+// TouchKeys records when keys were last used, in one prepared statement.
+func (s *AccountStore) TouchKeys(ctx context.Context, uses []account.KeyUse) error {
+	if len(uses) == 0 {
+		return nil
+	}
+	ids, ats := make([]string, len(uses)), make([]string, len(uses))
+	for i, u := range uses {
+		ids[i], ats[i] = u.ID.String(), u.At.Format(time.RFC3339Nano)
+	}
+	stmt, err := s.db.prepared(ctx, touchKeys)
+	if err != nil {
+		return translate(fmt.Errorf("prepare the api key touch: %w", err))
+	}
+	if _, err := stmt.ExecContext(ctx, pq.Array(ids), pq.Array(ats)); err != nil {
+		return translate(fmt.Errorf("touch api keys: %w", err))
 	}
 	return nil
 }

@@ -72,6 +72,47 @@ func TestProductOfUnknownOwner(t *testing.T) {
 	}
 }
 
+// TestTouchKeys writes the last uses of several keys in one call: each key
+// gets its own time, an older use than the row shows (another process's,
+// late) leaves the row alone, and a key that no longer exists is no error.
+func TestTouchKeys(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	store := postgres.NewAccountStore(postgrestest.New(t))
+	now := time.Now().UTC().Truncate(time.Microsecond)
+	u := account.User{ID: uuid.Must(uuid.NewV7()), Email: uuid.NewString() + "@example.com", Name: "Ann", CreatedAt: now}
+	if err := store.CreateUser(ctx, u); err != nil {
+		t.Fatal(err)
+	}
+	keys := make([]account.APIKey, 3)
+	for i := range keys {
+		keys[i] = account.APIKey{ID: uuid.Must(uuid.NewV7()), UserID: u.ID, Prefix: uuid.NewString()[:12], Hash: make([]byte, 32), CreatedAt: now}
+		if err := store.CreateKey(ctx, keys[i]); err != nil {
+			t.Fatal(err)
+		}
+	}
+	at := func(d time.Duration) time.Time { return now.Add(d) }
+	for _, batch := range [][]account.KeyUse{
+		{{ID: keys[0].ID, At: at(time.Minute)}, {ID: keys[1].ID, At: at(2 * time.Minute)}, {ID: uuid.New(), At: at(time.Minute)}},
+		{{ID: keys[0].ID, At: at(30 * time.Second)}, {ID: keys[1].ID, At: at(3*time.Minute + time.Microsecond)}},
+		nil,
+	} {
+		if err := store.TouchKeys(ctx, batch); err != nil {
+			t.Fatalf("TouchKeys(%d uses) error = %v", len(batch), err)
+		}
+	}
+	want := map[uuid.UUID]time.Time{keys[0].ID: at(time.Minute), keys[1].ID: at(3*time.Minute + time.Microsecond), keys[2].ID: {}}
+	for i, k := range keys {
+		ko, err := store.KeyByPrefix(ctx, k.Prefix)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := ko.Key.LastUsedAt; !got.Equal(want[k.ID]) {
+			t.Errorf("key %d last used %v, want %v", i, got, want[k.ID])
+		}
+	}
+}
+
 // TestKeyEpochMoves: the key epoch moves with every change to what a key
 // lookup returns (a revocation through the store, a user or key edited or a
 // key deleted by hand), and not with new rows or last_used_at.
@@ -109,7 +150,7 @@ func TestKeyEpochMoves(t *testing.T) {
 	if err := store.CreateKey(ctx, k); err != nil {
 		t.Fatal(err)
 	}
-	if err := store.TouchKey(ctx, k.ID, now); err != nil {
+	if err := store.TouchKeys(ctx, []account.KeyUse{{ID: k.ID, At: now}}); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := store.KeyByPrefix(ctx, k.Prefix); err != nil {

@@ -94,7 +94,7 @@ func Open(cfg Config) (*DB, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	dsn, err := withConnectTimeout(cfg.URL, cfg.ConnectTimeout)
+	dsn, err := withDriverDefaults(cfg.URL, cfg.ConnectTimeout)
 	if err != nil {
 		return nil, err
 	}
@@ -111,8 +111,13 @@ func Open(cfg Config) (*DB, error) {
 	return &DB{db: db, dsn: dsn, bell: newRelayBell()}, nil
 }
 
-// withConnectTimeout adds lib/pq's connect_timeout unless the URL sets one.
-func withConnectTimeout(raw string, d time.Duration) (string, error) {
+// withDriverDefaults adds lib/pq's connect_timeout unless the URL sets one,
+// and binary_parameters unless the URL sets it: with it, a statement with
+// arguments that is not prepared (most of them, and every list, whose plan
+// depends on its arguments) takes one round trip instead of two, and is
+// still planned for its arguments. It sends []byte arguments in binary, as
+// bytea wants them; JSON for a jsonb column goes as a string.
+func withDriverDefaults(raw string, d time.Duration) (string, error) {
 	u, err := url.Parse(raw)
 	if err != nil {
 		return "", errors.New("postgres.url: malformed")
@@ -120,6 +125,9 @@ func withConnectTimeout(raw string, d time.Duration) (string, error) {
 	q := u.Query()
 	if q.Get("connect_timeout") == "" {
 		q.Set("connect_timeout", strconv.Itoa(int(d.Seconds())))
+	}
+	if q.Get("binary_parameters") == "" {
+		q.Set("binary_parameters", "yes")
 	}
 	u.RawQuery = q.Encode()
 	return u.String(), nil

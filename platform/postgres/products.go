@@ -242,7 +242,7 @@ func (s *ProductStore) insert(ctx context.Context, p product.Product, key produc
 		if err != nil {
 			return fmt.Errorf("encode idempotent response: %w", err)
 		}
-		args = append(args, key.Key, key.RequestHash, response, p.CreatedAt.Add(s.idem.TTL))
+		args = append(args, key.Key, key.RequestHash, string(response), p.CreatedAt.Add(s.idem.TTL)) // jsonb: text, see withDriverDefaults
 	}
 	// A relay of this process is rung after the commit; others need a NOTIFY.
 	local := s.db.bell.here()

@@ -36,7 +36,7 @@ import (
 // after the store revoked it, and CreateKey drops an unknown entry for the
 // new prefix the same way, behind the same stale-set guard as products: a
 // revoked key stops working at once, and a new key works at once. Every
-// other method is the wrapped store's: TouchKey changes no cached entry, so
+// other method is the wrapped store's: TouchKeys changes no cached entry, so
 // a cached key may show the previous last use for up to KeyTTL.
 type KeyCache struct {
 	account.Store

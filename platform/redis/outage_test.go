@@ -178,8 +178,10 @@ func TestRedisHung(t *testing.T) {
 	t.Cleanup(srv.Resume)
 	start := time.Now()
 	v2 := e.rename(t, changed.ID) // its invalidation times out and is kept for later
-	if took := time.Since(start); took > base+opTimeout+slack {
-		t.Errorf("Update() with Redis hung took %v", took)
+	// One call, so judged only by whether it waited for the hung Redis: a
+	// write plus a timeout on a loaded machine may take over base+slack.
+	if took := time.Since(start); took >= hung {
+		t.Errorf("Update() with Redis hung took %v, as long as a wait for a hung Redis", took)
 	}
 	var changedGets, otherGets latencies
 	for range 30 {

@@ -51,6 +51,12 @@ type KeyOwner struct {
 	Stale bool
 }
 
+// KeyUse is a key's use at a time, as TouchKeys records it.
+type KeyUse struct {
+	ID uuid.UUID
+	At time.Time
+}
+
 // Store keeps users and their API keys. Its methods return this package's
 // errors for what it reports below; any other failure (the storage cannot be
 // reached, say) is returned as the adapter reports it, and the Service
@@ -69,8 +75,9 @@ type Store interface {
 	// KeyByPrefix returns the key with the prefix and its user, revoked or
 	// not, or ErrUnauthenticated when no key has the prefix.
 	KeyByPrefix(ctx context.Context, prefix string) (KeyOwner, error)
-	// TouchKey records when a key was last used.
-	TouchKey(ctx context.Context, id uuid.UUID, at time.Time) error
+	// TouchKeys records when keys were last used, each at its At unless
+	// the store already shows a later use.
+	TouchKeys(ctx context.Context, uses []KeyUse) error
 	// ListKeys returns the user's keys, newest first.
 	ListKeys(ctx context.Context, userID uuid.UUID) ([]APIKey, error)
 	// RevokeKey marks the key revoked at at, unless it was revoked before,

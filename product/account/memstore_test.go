@@ -24,24 +24,26 @@ type memStore struct {
 	keys    map[uuid.UUID]account.APIKey
 	lookups int
 	touches []touch
+	batches int // TouchKeys calls
 
 	// lookupErr, when set, is what KeyByPrefix returns.
 	lookupErr error
 	// stale marks what KeyByPrefix returns as Stale, as a cache does while
 	// the store is away.
 	stale bool
-	// hold, when set, makes TouchKey wait until it is closed.
+	// hold, when set, makes TouchKeys wait until it is closed.
 	hold chan struct{}
-	// cached makes TouchKey record the write but leave the key's last use
+	// cached makes TouchKeys record the write but leave the key's last use
 	// as it was, as a cache in front of the store shows it.
 	cached bool
 }
 
-// touch is one TouchKey call.
+// touch is one key use a TouchKeys call recorded.
 type touch struct {
+	batch       int // the TouchKeys call, from 1
 	id          uuid.UUID
 	at          time.Time
-	ctxErr      error         // the context's error when TouchKey was called
+	ctxErr      error         // the context's error when TouchKeys was called
 	deadlineIn  time.Duration // how far off the context's deadline was, 0 for none
 	hadDeadline bool
 }
@@ -107,17 +109,20 @@ func (m *memStore) KeyByPrefix(_ context.Context, prefix string) (account.KeyOwn
 	return account.KeyOwner{}, account.ErrUnauthenticated
 }
 
-func (m *memStore) TouchKey(ctx context.Context, id uuid.UUID, at time.Time) error {
+func (m *memStore) TouchKeys(ctx context.Context, uses []account.KeyUse) error {
 	if m.hold != nil {
 		<-m.hold
 	}
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	deadline, ok := ctx.Deadline()
-	m.touches = append(m.touches, touch{id: id, at: at, ctxErr: ctx.Err(), deadlineIn: time.Until(deadline), hadDeadline: ok})
-	if k, found := m.keys[id]; found && !m.cached {
-		k.LastUsedAt = at
-		m.keys[id] = k
+	m.batches++
+	for _, u := range uses {
+		m.touches = append(m.touches, touch{batch: m.batches, id: u.ID, at: u.At, ctxErr: ctx.Err(), deadlineIn: time.Until(deadline), hadDeadline: ok})
+		if k, found := m.keys[u.ID]; found && !m.cached && k.LastUsedAt.Before(u.At) {
+			k.LastUsedAt = u.At
+			m.keys[u.ID] = k
+		}
 	}
 	return nil
 }
@@ -151,7 +156,7 @@ func (m *memStore) RevokeKey(_ context.Context, id uuid.UUID, at time.Time) (acc
 	return k, nil
 }
 
-// touched returns the TouchKey calls so far.
+// touched returns the key uses TouchKeys recorded so far.
 func (m *memStore) touched() []touch {
 	m.mu.Lock()
 	defer m.mu.Unlock()

@@ -14,7 +14,10 @@ import (
 const (
 	// touchEvery limits last_used_at writes to one per key and interval.
 	touchEvery = time.Minute
-	// touchTimeout bounds one last_used_at write.
+	// touchBatch is how long a last use waits to be written with the
+	// others of that time, in one statement.
+	touchBatch = time.Second
+	// touchTimeout bounds one write of last uses.
 	touchTimeout = 5 * time.Second
 	// maxEmailLen and maxNameLen bound a user's email and name.
 	maxEmailLen = 254
@@ -25,7 +28,11 @@ const (
 type Service struct {
 	store   Store
 	now     func() time.Time
-	touched sync.Map // key id → time.Time of this process's last TouchKey
+	touched sync.Map // key id → time.Time of this process's last touch
+
+	mu      sync.Mutex
+	pending []KeyUse    // last uses to write in the next batch
+	flush   *time.Timer // writes pending; nil while nothing is pending
 	touches sync.WaitGroup
 }
 
@@ -87,17 +94,17 @@ func (s *Service) Authenticate(ctx context.Context, presented string) (Caller, e
 		return Caller{}, ErrUnauthenticated
 	}
 	if !ko.Stale {
-		s.touch(ctx, ko.Key)
+		s.touch(ko.Key)
 	}
 	return Caller{UserID: ko.User.ID, Admin: ko.User.Admin, KeyID: ko.Key.ID, Degraded: ko.Stale}, nil
 }
 
 // touch records the key's use at most once per touchEvery, in the store and
 // in this process: a cached key shows an old last_used_at meanwhile. The
-// write runs beside the request, which never waits for it: a missed
-// last_used_at is no reason to refuse or slow a request, and a store that
-// hangs must not hang it.
-func (s *Service) touch(ctx context.Context, k APIKey) {
+// uses of a touchBatch are written together, in one statement, beside the
+// requests, which never wait for it: a missed last_used_at is no reason to
+// refuse or slow a request, and a store that hangs must not hang it.
+func (s *Service) touch(k APIKey) {
 	now := s.now()
 	if now.Sub(k.LastUsedAt) <= touchEvery {
 		return
@@ -106,16 +113,39 @@ func (s *Service) touch(ctx context.Context, k APIKey) {
 		return
 	}
 	s.touched.Store(k.ID, now)
-	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), touchTimeout)
-	s.touches.Go(func() {
-		defer cancel()
-		_ = s.store.TouchKey(ctx, k.ID, now.UTC().Truncate(time.Microsecond))
-	})
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.pending = append(s.pending, KeyUse{ID: k.ID, At: now.UTC().Truncate(time.Microsecond)})
+	if s.flush == nil {
+		s.touches.Add(1)
+		s.flush = time.AfterFunc(touchBatch, s.writeTouches)
+	}
 }
 
-// Wait waits for the last_used_at writes in flight, for a clean shutdown
-// and for tests.
-func (s *Service) Wait() { s.touches.Wait() }
+// writeTouches writes the pending last uses, in one statement bounded by
+// touchTimeout.
+func (s *Service) writeTouches() {
+	defer s.touches.Done()
+	s.mu.Lock()
+	uses := s.pending
+	s.pending, s.flush = nil, nil
+	s.mu.Unlock()
+	ctx, cancel := context.WithTimeout(context.Background(), touchTimeout)
+	defer cancel()
+	_ = s.store.TouchKeys(ctx, uses)
+}
+
+// Wait writes the pending last uses now and waits for the writes in
+// flight, for a clean shutdown and for tests.
+func (s *Service) Wait() {
+	s.mu.Lock()
+	flush := s.flush
+	s.mu.Unlock()
+	if flush != nil && flush.Stop() {
+		s.writeTouches()
+	}
+	s.touches.Wait()
+}
 
 // CreateKey makes a new key for the user and returns it in plain text, the
 // only time it is shown, with its stored form; ErrUserNotFound when there

@@ -291,7 +291,7 @@ func TestAuthenticateTouchesOncePerMinute(t *testing.T) {
 			var got []time.Time
 			for _, tc := range f.store.touched() {
 				if tc.id != k.ID {
-					t.Errorf("TouchKey(%s), want key %s", tc.id, k.ID)
+					t.Errorf("TouchKeys(%s), want key %s", tc.id, k.ID)
 				}
 				got = append(got, tc.at)
 			}
@@ -313,6 +313,35 @@ func TestAuthenticateTouchesOncePerMinute(t *testing.T) {
 		if got := f.store.touched(); len(got) != len(want) {
 			t.Errorf("a key used 30s ago was touched again: %+v", got[len(want):])
 		}
+	}
+}
+
+// TestTouchesWrittenTogether uses three keys and waits for their last uses
+// without Wait: they are written by themselves, soon, in one TouchKeys call.
+func TestTouchesWrittenTogether(t *testing.T) {
+	f := newFixture(t)
+	u := f.newUser(t, false)
+	want := map[uuid.UUID]bool{}
+	for range 3 {
+		plain, k := f.newKey(t, u)
+		want[k.ID] = true
+		if _, err := f.svc.Authenticate(context.Background(), plain); err != nil {
+			t.Fatal(err)
+		}
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for len(f.store.touched()) < len(want) && time.Now().Before(deadline) {
+		time.Sleep(10 * time.Millisecond)
+	}
+	got := f.store.touched()
+	if len(got) != len(want) {
+		t.Fatalf("touches after 10s: %+v, want one for each of %d keys", got, len(want))
+	}
+	for _, tc := range got {
+		if !want[tc.id] || tc.batch != 1 {
+			t.Errorf("touch %+v, want each key once, all in the first TouchKeys call", tc)
+		}
+		delete(want, tc.id)
 	}
 }
 
