@@ -10,7 +10,8 @@
 #                                     PMS_TEST_* URLs, run CMD, stop and delete everything
 #   deploy/services.sh load CMD...    as test, but PostgreSQL with its production settings
 #                                     (fsync, synchronous commit) and pg_stat_statements,
-#                                     for make load
+#                                     for make load; PMS_PG_EXTRA adds server options
+#                                     for experiments (e.g. "-c shared_buffers=2GB")
 set -euo pipefail
 
 log() { printf 'services: %s\n' "$*" >&2; }
@@ -185,7 +186,7 @@ dev_stop() {
 testenv() {
   local pgopts="-c max_connections=300" initopts=()
   if [ "${PG_DURABLE:-0}" = 1 ]; then
-    pgopts="$pgopts -c shared_preload_libraries=pg_stat_statements -c log_min_duration_statement=100ms -c log_autovacuum_min_duration=0"
+    pgopts="$pgopts -c shared_preload_libraries=pg_stat_statements -c log_min_duration_statement=100ms -c log_autovacuum_min_duration=0 ${PMS_PG_EXTRA:-}"
   else
     pgopts="-c fsync=off -c synchronous_commit=off -c full_page_writes=off $pgopts"; initopts=(--no-sync)
   fi

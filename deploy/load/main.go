@@ -92,7 +92,7 @@ func main() {
 	}
 }
 
-func run(ctx context.Context, o options) error {
+func run(ctx context.Context, o options) (err error) {
 	targets, err := pickTargets(o)
 	if err != nil {
 		return err
@@ -106,7 +106,13 @@ func run(ctx context.Context, o options) error {
 	if err != nil {
 		return err
 	}
-	defer os.RemoveAll(dir)
+	defer func() {
+		if err != nil { // the servers' logs tell why
+			progress("kept the servers' logs in %s", dir)
+			return
+		}
+		os.RemoveAll(dir)
+	}()
 	env, err := newEnvironment(ctx, o, dir)
 	if err != nil {
 		return err

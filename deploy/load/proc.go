@@ -158,6 +158,19 @@ func start(ctx context.Context, name string, core int, env []string, logFile str
 	}
 }
 
+// dumpStacks makes a Go process this command started write its goroutines'
+// stacks to its log and exit (SIGQUIT), to see what a stuck one waits for.
+func (p *proc) dumpStacks() {
+	if p == nil || p.done == nil {
+		return
+	}
+	_ = syscall.Kill(p.pid, syscall.SIGQUIT)
+	select {
+	case <-p.done:
+	case <-time.After(10 * time.Second):
+	}
+}
+
 // stop ends a process this command started: SIGTERM, then SIGKILL.
 func (p *proc) stop() {
 	if p == nil || p.done == nil {

@@ -211,7 +211,9 @@ func postTarget(s server) func(context.Context, *environment) (result, error) {
 			if err != nil {
 				return result{}, err
 			}
-			r.note, err = e.checkWrites(ctx, before, r)
+			if r.note, err = e.checkWrites(ctx, before, r); err != nil {
+				p.dumpStacks() // into its log, which is kept
+			}
 			return r, err
 		})
 	}

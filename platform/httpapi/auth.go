@@ -85,6 +85,14 @@ type RateLimit struct {
 // decide it allows the request.
 type RateLimiter func(ctx context.Context, key string, write bool) RateLimit
 
+// The rate-limit headers, in canonical form: http.Header canonicalizes any
+// other spelling anew, at the cost of an allocation, on every Set.
+const (
+	headerRateLimitLimit     = "Ratelimit-Limit"
+	headerRateLimitRemaining = "Ratelimit-Remaining"
+	headerRateLimitReset     = "Ratelimit-Reset"
+)
+
 // limitRate applies the rate limiter per API key and sets the RateLimit-*
 // headers; an exhausted limit is a 429 with Retry-After.
 func (s *Server) limitRate(next echo.HandlerFunc) echo.HandlerFunc {
@@ -94,9 +102,9 @@ func (s *Server) limitRate(next echo.HandlerFunc) echo.HandlerFunc {
 		rl := s.limiter(c.Request().Context(), caller(c).KeyID.String(), write)
 		h := c.Response().Header()
 		if rl.Limit > 0 {
-			h.Set("RateLimit-Limit", strconv.Itoa(rl.Limit))
-			h.Set("RateLimit-Remaining", strconv.Itoa(rl.Remaining))
-			h.Set("RateLimit-Reset", strconv.Itoa(ceilSeconds(rl.ResetAfter)))
+			h.Set(headerRateLimitLimit, strconv.Itoa(rl.Limit))
+			h.Set(headerRateLimitRemaining, strconv.Itoa(rl.Remaining))
+			h.Set(headerRateLimitReset, strconv.Itoa(ceilSeconds(rl.ResetAfter)))
 		}
 		if !rl.Allowed {
 			limit := limitRead

@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/labstack/echo/v4"
@@ -24,12 +25,15 @@ import (
 	"github.com/pms-dev/pms/product/correlation"
 )
 
-// HeaderRequestID carries the request/correlation id in requests and responses.
-const HeaderRequestID = "X-Request-ID"
+// HeaderRequestID carries the request/correlation id in requests and
+// responses. It is written in canonical form (X-Request-ID on the wire is
+// the same header): http.Header canonicalizes any other spelling anew, at
+// the cost of an allocation, on every Get and Set.
+const HeaderRequestID = "X-Request-Id"
 
 const requestIDKey = "request_id"
 
-// requestID returns the id assigned to the request by withRequestID.
+// requestID returns the id assigned to the request by withRequest.
 func requestID(c echo.Context) string {
 	id, _ := c.Get(requestIDKey).(string)
 	return id
@@ -54,39 +58,54 @@ func newRequestID() string {
 	return hex.EncodeToString(b[:])
 }
 
-// withRequestID honours a valid incoming X-Request-ID or makes one, echoes it
-// back, and puts it into the request context as the correlation id (which
-// the messages the request causes carry), with a logger carrying it.
-func withRequestID(log zerolog.Logger) echo.MiddlewareFunc {
+// serverSpan is the option of every request's span, made once.
+var serverSpan = trace.WithSpanKind(trace.SpanKindServer)
+
+// withRequest makes a request's context, in one copy of the request: it
+// honours a valid incoming X-Request-ID or makes one, echoes it back, and
+// puts it into the context as the correlation id (which the messages the
+// request causes carry), with the request's span and a logger carrying
+// both; and it bounds the work the request may cause to d, plus the wait a
+// GET asks for (see waitParam).
+func withRequest(log zerolog.Logger, d, maxWait time.Duration) echo.MiddlewareFunc {
 	return func(next echo.HandlerFunc) echo.HandlerFunc {
 		return func(c echo.Context) error {
-			id := c.Request().Header.Get(HeaderRequestID)
+			req := c.Request()
+			id := req.Header.Get(HeaderRequestID)
 			if !validRequestID(id) {
 				id = newRequestID()
 			}
 			c.Set(requestIDKey, id)
 			c.Response().Header().Set(HeaderRequestID, id)
-			req := c.Request()
 			// The span continues the caller's trace (traceparent) if any; its
 			// id goes into every log line of the request and, through the
 			// outbox, into the messages it causes.
 			ctx := otel.GetTextMapPropagator().Extract(req.Context(), propagation.HeaderCarrier(req.Header))
-			ctx, span := tracer.Start(ctx, req.Method+" "+c.Path(), trace.WithSpanKind(trace.SpanKindServer),
-				trace.WithAttributes(attribute.String("http.request.method", req.Method), attribute.String("http.route", c.Path()),
-					attribute.String("pms.request_id", id)))
+			ctx, span := tracer.Start(ctx, req.Method+" "+c.Path(), serverSpan)
 			defer span.End()
+			// Attributes only for spans that are kept: pms's samplers decide
+			// by the trace id alone, and most spans are not sampled.
+			if span.IsRecording() {
+				span.SetAttributes(attribute.String("http.request.method", req.Method), attribute.String("http.route", c.Path()),
+					attribute.String("pms.request_id", id))
+			}
 			lc := log.With().Str("request_id", id).Str("method", req.Method).Str("route", c.Path())
 			if sc := span.SpanContext(); sc.HasTraceID() {
-				lc = lc.Str("trace_id", sc.TraceID().String())
+				tid := sc.TraceID()
+				lc = lc.Hex("trace_id", tid[:])
 			}
 			l := lc.Logger()
-			ctx = correlation.WithID(l.WithContext(ctx), id)
+			wait, _ := waitParam(c, maxWait) // a bad one is the handler's 400
+			ctx, cancel := context.WithTimeout(correlation.WithID(l.WithContext(ctx), id), d+wait)
+			defer cancel()
 			c.SetRequest(req.WithContext(ctx))
 			err := next(c)
-			status := c.Response().Status
-			span.SetAttributes(attribute.Int("http.response.status_code", status))
-			if status >= 500 {
-				span.SetStatus(codes.Error, http.StatusText(status))
+			if span.IsRecording() {
+				status := c.Response().Status
+				span.SetAttributes(attribute.Int("http.response.status_code", status))
+				if status >= 500 {
+					span.SetStatus(codes.Error, http.StatusText(status))
+				}
 			}
 			return err
 		}
@@ -102,6 +121,45 @@ type metrics struct {
 	duration *prometheus.HistogramVec
 	degraded *prometheus.CounterVec
 	refused  *prometheus.CounterVec
+
+	// The series of each method, route and status seen, resolved once:
+	// looking the labels up cost more than the rest of the bookkeeping.
+	mu     sync.RWMutex
+	series map[seriesKey]series
+}
+
+type seriesKey struct {
+	method, route string
+	status        int
+}
+
+type series struct {
+	requests prometheus.Counter
+	duration prometheus.Observer
+}
+
+// maxSeries bounds metrics.series; past it, labels are looked up each time
+// (clients choose the method, so its values are not bounded).
+const maxSeries = 1000
+
+// seriesOf returns the request counter and the latency histogram of a
+// method, route and status.
+func (m *metrics) seriesOf(method, route string, status int) series {
+	k := seriesKey{method, route, status}
+	m.mu.RLock()
+	sr, ok := m.series[k]
+	m.mu.RUnlock()
+	if ok {
+		return sr
+	}
+	sr = series{requests: m.requests.WithLabelValues(method, route, strconv.Itoa(status)),
+		duration: m.duration.WithLabelValues(method, route)}
+	m.mu.Lock()
+	if len(m.series) < maxSeries {
+		m.series[k] = sr
+	}
+	m.mu.Unlock()
+	return sr
 }
 
 // Limits of pms_rate_limit_refusals_total.
@@ -116,6 +174,7 @@ const (
 // them.
 func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 	m := &metrics{
+		series: map[seriesKey]series{},
 		requests: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "pms_http_requests_total", Help: "HTTP requests by method, route and status.",
 		}, []string{"method", "route", "status"}),
@@ -183,8 +242,9 @@ func logRequests(m *metrics, level zerolog.Level) echo.MiddlewareFunc {
 			if route == "" {
 				route = "unmatched"
 			}
-			m.requests.WithLabelValues(req.Method, route, strconv.Itoa(res.Status)).Inc()
-			m.duration.WithLabelValues(req.Method, route).Observe(took.Seconds())
+			sr := m.seriesOf(req.Method, route, res.Status)
+			sr.requests.Inc()
+			sr.duration.Observe(took.Seconds())
 			ev := zerolog.Ctx(req.Context()).WithLevel(level)
 			if caller(c).Degraded {
 				ev = ev.Bool("degraded", true) // authenticated from the cache alone
@@ -214,20 +274,6 @@ func recoverPanics(next echo.HandlerFunc) echo.HandlerFunc {
 			}
 		}()
 		return next(c)
-	}
-}
-
-// withTimeout bounds the work a request may cause: d, and the wait a GET
-// asks for (see waitParam) on top.
-func withTimeout(d, maxWait time.Duration) echo.MiddlewareFunc {
-	return func(next echo.HandlerFunc) echo.HandlerFunc {
-		return func(c echo.Context) error {
-			wait, _ := waitParam(c, maxWait) // a bad one is the handler's 400
-			ctx, cancel := context.WithTimeout(c.Request().Context(), d+wait)
-			defer cancel()
-			c.SetRequest(c.Request().WithContext(ctx))
-			return next(c)
-		}
 	}
 }
 

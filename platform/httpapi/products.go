@@ -13,8 +13,9 @@ import (
 	"github.com/pms-dev/pms/product"
 )
 
-// Headers of the product endpoints.
+// Headers of the product endpoints, in canonical form (see HeaderRequestID).
 const (
+	headerETag           = "Etag"
 	headerIdempotencyKey = "Idempotency-Key"
 	headerReplayed       = "Idempotent-Replayed"
 )
@@ -39,7 +40,7 @@ func (s *Server) createProduct(c echo.Context) error {
 	}
 	h := c.Response().Header()
 	h.Set(echo.HeaderLocation, productPath(p.ID))
-	h.Set("ETag", etag(p.Version))
+	h.Set(headerETag, etag(p.Version))
 	if replayed {
 		h.Set(headerReplayed, "true")
 	}
@@ -110,7 +111,7 @@ func (s *Server) getProduct(c echo.Context) error {
 		return err
 	}
 	tag := etag(p.Version)
-	c.Response().Header().Set("ETag", tag)
+	c.Response().Header().Set(headerETag, tag)
 	if matchesAny(c.Request().Header.Get("If-None-Match"), tag) {
 		return c.NoContent(http.StatusNotModified)
 	}
@@ -132,7 +133,7 @@ func (s *Server) retryImage(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	c.Response().Header().Set("ETag", etag(p.Version))
+	c.Response().Header().Set(headerETag, etag(p.Version))
 	return writeProduct(c, http.StatusAccepted, p)
 }
 
@@ -185,7 +186,7 @@ func (s *Server) updateProduct(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	c.Response().Header().Set("ETag", etag(p.Version))
+	c.Response().Header().Set(headerETag, etag(p.Version))
 	return writeProduct(c, http.StatusOK, p)
 }
 

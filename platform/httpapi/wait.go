@@ -24,11 +24,10 @@ type Changes interface {
 // waitParam reads the wait a GET asks for (?wait=20s, a Go duration, at
 // most maxWait); 0 when there is none. Only GET waits.
 func waitParam(c echo.Context, maxWait time.Duration) (time.Duration, error) {
-	if c.Request().Method != http.MethodGet {
+	if c.Request().Method != http.MethodGet || c.Request().URL.RawQuery == "" {
 		return 0, nil
 	}
-	q := c.Request().URL.Query()
-	vs, ok := q["wait"]
+	vs, ok := c.QueryParams()["wait"] // parsed once per request, and kept by Echo
 	if !ok {
 		return 0, nil
 	}

@@ -15,17 +15,25 @@ const (
 	resultError   = "error"    // Redis failed or its breaker is open: read from the store
 )
 
-func newLookups() *prometheus.CounterVec {
-	v := prometheus.NewCounterVec(prometheus.CounterOpts{
+// lookups counts cache reads in pms_cache_requests_total. Its counters
+// are resolved once: a read that a near copy answers costs about as much as
+// looking its labels up would.
+type lookups struct {
+	vec      *prometheus.CounterVec
+	counters map[[2]string]prometheus.Counter // by cache name as aside.what, and result
+}
+
+func newLookups() lookups {
+	l := lookups{vec: prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "pms_cache_requests_total",
 		Help: "Cache reads by cache (product, api_key) and result (hit, near_hit, miss, error).",
-	}, []string{"cache", "result"})
-	for _, c := range []string{"product", "api_key"} {
+	}, []string{"cache", "result"}), counters: map[[2]string]prometheus.Counter{}}
+	for _, what := range []string{"product", "api key"} {
 		for _, r := range []string{resultHit, resultNearHit, resultMiss, resultError} {
-			v.WithLabelValues(c, r)
+			l.counters[[2]string{what, r}] = l.vec.WithLabelValues(strings.ReplaceAll(what, " ", "_"), r)
 		}
 	}
-	return v
+	return l
 }
 
 func newEpochReads() *prometheus.CounterVec {
@@ -46,7 +54,11 @@ func (c *Client) countEpoch(result string) {
 
 // count counts a read of the cache named what ("product", "api key").
 func (c *Client) count(what, result string) {
-	c.lookups.WithLabelValues(strings.ReplaceAll(what, " ", "_"), result).Inc()
+	if ctr, ok := c.lookups.counters[[2]string{what, result}]; ok {
+		ctr.Inc()
+		return
+	}
+	c.lookups.vec.WithLabelValues(strings.ReplaceAll(what, " ", "_"), result).Inc()
 }
 
 var breakerDesc = prometheus.NewDesc("pms_redis_breaker_open",
@@ -55,14 +67,14 @@ var breakerDesc = prometheus.NewDesc("pms_redis_breaker_open",
 // Describe implements prometheus.Collector: the cache reads, the epoch
 // reads and the breaker's state.
 func (c *Client) Describe(ch chan<- *prometheus.Desc) {
-	c.lookups.Describe(ch)
+	c.lookups.vec.Describe(ch)
 	c.epochReads.Describe(ch)
 	ch <- breakerDesc
 }
 
 // Collect implements prometheus.Collector.
 func (c *Client) Collect(ch chan<- prometheus.Metric) {
-	c.lookups.Collect(ch)
+	c.lookups.vec.Collect(ch)
 	c.epochReads.Collect(ch)
 	open := 0.0
 	if c.breaker.State() == gobreaker.StateOpen {

@@ -194,7 +194,7 @@ type Client struct {
 	// breaker skipped).
 	failures atomic.Int64
 	// lookups counts cache reads by cache and result (metrics.go).
-	lookups *prometheus.CounterVec
+	lookups lookups
 
 	stop chan struct{}
 	// bg waits for the loops started with background.
