@@ -51,7 +51,7 @@ func vipsthumbnail(dir string, img source, p imaging.Preset, format string) (out
 		ext = ".webp"
 	}
 	out := filepath.Join(dir, img.name+"-"+p.Name+ext)
-	cmd := exec.Command("vipsthumbnail", filepath.Join(corpusPath, img.name),
+	cmd := exec.Command("vipsthumbnail", img.path,
 		"--size", fmt.Sprintf("%dx%d>", p.MaxWidth, p.MaxHeight), "-o", fmt.Sprintf("%s[Q=%d,strip]", out, p.Quality))
 	cmd.Env = append(os.Environ(), "VIPS_CONCURRENCY=1")
 	if msg, err := cmd.CombinedOutput(); err != nil {

@@ -47,7 +47,6 @@ func main() {
 	concs := flag.String("conc", "1,2", "concurrencies")
 	child := flag.Int("pms-child", 0, "internal: run the pms side at this concurrency and print its result")
 	flag.Parse()
-	corpusPath = *corpus
 	imgs, err := loadCorpus(*corpus)
 	if err != nil {
 		fail(err)
@@ -95,18 +94,16 @@ func main() {
 	report(os.Stdout, all, len(imgs))
 }
 
-// corpusPath is the -corpus directory.
-var corpusPath string
-
 // presets are the worker's default variants, in the worker's order.
 func presets() []imaging.Preset {
 	return append(imaging.DefaultPresets(), imaging.DefaultLadder().Presets()...)
 }
 
-// source is one corpus image.
+// source is one corpus image. Each tool reads it when it makes its
+// variants, as the worker holds only the sources in flight.
 type source struct {
 	name string
-	data []byte
+	path string
 }
 
 func loadCorpus(dir string) ([]source, error) {
@@ -119,11 +116,7 @@ func loadCorpus(dir string) ([]source, error) {
 		if !slices.Contains([]string{".jpg", ".jpeg", ".png", ".webp"}, strings.ToLower(filepath.Ext(e.Name()))) {
 			continue
 		}
-		data, err := os.ReadFile(filepath.Join(dir, e.Name()))
-		if err != nil {
-			return nil, fmt.Errorf("read corpus: %w", err)
-		}
-		out = append(out, source{e.Name(), data})
+		out = append(out, source{e.Name(), filepath.Join(dir, e.Name())})
 	}
 	if len(out) == 0 {
 		return nil, fmt.Errorf("no images in %s", dir)

@@ -60,8 +60,14 @@ func runPMS(imgs []source, conc int) (result, error) {
 	return r, err
 }
 
+// pmsImage reads img and makes its variants, as the worker does with a
+// fetched source.
 func pmsImage(c *vips.Compressor, img source) ([]output, error) {
-	outs, _, err := c.Variants(context.Background(), imaging.Source{Data: img.data}, presets())
+	data, err := os.ReadFile(img.path)
+	if err != nil {
+		return nil, fmt.Errorf("read %s: %w", img.name, err)
+	}
+	outs, _, err := c.Variants(context.Background(), imaging.Source{Data: data}, presets())
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", img.name, err)
 	}

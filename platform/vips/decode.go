@@ -108,6 +108,9 @@ func thumbnail(ctx context.Context, data []byte, format string, h header, w, ht 
 func fit(data []byte, format string, h header, w, ht int, failOn string) (int, int, error) {
 	defer C.vips_thread_shutdown()
 	t := thumb(h, w, ht, failOn)
+	// The embedded profile's transform comes after every resize and never
+	// changes the size, and building it costs lcms a millisecond or more.
+	t.icc = 0
 	var fw, fh C.int
 	swap := C.int(0)
 	if h.orientation >= 5 {
@@ -224,3 +227,33 @@ func quietWarnings() { C.pms_quiet_warnings() }
 // blockUntrusted stops libvips from using its loaders that are not fuzzed
 // for hostile input (ImageMagick, poppler, …), as VIPS_BLOCK_UNTRUSTED=1 does.
 func blockUntrusted() { C.vips_block_untrusted_set(C.TRUE) }
+
+// The process-wide memory settings New applies (see tuneMemory), chosen by
+// measuring the worker's ten default variants of 29 photos (BENCHMARKS.md).
+const (
+	// mmapThreshold: blocks from 256 KiB up (strips, decoded images, codec
+	// buffers) get their own mapping, handed back to the kernel when
+	// freed. glibc's default starts at 128 KiB but rises to the size of
+	// each large block freed, up to 32 MiB, after which such blocks are
+	// carved from the arenas and their pages stay resident once freed:
+	// 40–60 MB of free memory kept after a few images.
+	mmapThreshold = 256 << 10
+	// trimThreshold: an arena keeps at most 1 MiB of free memory at its
+	// top (128 KiB by default), so that a block that comes and goes with
+	// each strip does not cost fresh pages every time.
+	trimThreshold = 1 << 20
+	// tileHeight: libvips 8.14's tiles and strips are 128 lines high by
+	// default, and its line caches on a sequential source (shrinking a
+	// 6000-pixel-wide JPEG to 1600) grow to about eight of them: 18 MB.
+	// At 32 lines they hold a quarter of that, for the same pixels and no
+	// more CPU.
+	tileHeight = 32
+)
+
+// tuneMemory applies the settings above to the whole process.
+func tuneMemory() error {
+	if C.pms_tune_memory(mmapThreshold, trimThreshold, tileHeight) != 0 {
+		return takeError()
+	}
+	return nil
+}

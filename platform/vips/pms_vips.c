@@ -1,6 +1,9 @@
 #include "pms_vips.h"
 
 #include <string.h>
+#ifdef __GLIBC__
+#include <malloc.h>
+#endif
 
 // loader_for names the only libvips loader each kind may reach.
 static const char *
@@ -308,6 +311,51 @@ out:
 		if (t[i])
 			g_object_unref(t[i]);
 	return rc;
+}
+
+// set_tile_height sets libvips' tile height the only way 8.14 offers: its
+// (hidden) --vips-tile-height command-line option, parsed from a made-up
+// command line.
+static int
+set_tile_height(int height)
+{
+	char arg[48];
+	char *argv[] = { "pms", arg, NULL };
+	char **args = argv;
+	int argc = 2;
+	GOptionContext *context = g_option_context_new(NULL);
+	GOptionGroup *group = g_option_group_new("vips", "libvips", "libvips", NULL, NULL);
+	GError *error = NULL;
+	gboolean ok;
+
+	g_snprintf(arg, sizeof(arg), "--vips-tile-height=%d", height);
+	vips_add_option_entries(group);
+	g_option_context_set_main_group(context, group); // the context owns group
+	ok = g_option_context_parse(context, &argc, &args, &error);
+	g_option_context_free(context);
+	if (!ok) {
+		vips_error("pms", "set tile height: %s", error ? error->message : "refused");
+		g_clear_error(&error);
+		return -1;
+	}
+	return 0;
+}
+
+int
+pms_tune_memory(int mmap_threshold, int trim_threshold, int tile_height)
+{
+#ifdef __GLIBC__
+	// mallopt returns 1 on success.
+	if (mallopt(M_MMAP_THRESHOLD, mmap_threshold) != 1 ||
+			mallopt(M_TRIM_THRESHOLD, trim_threshold) != 1) {
+		vips_error("pms", "mallopt refused the mmap or trim threshold");
+		return -1;
+	}
+#else
+	(void) mmap_threshold;
+	(void) trim_threshold;
+#endif
+	return set_tile_height(tile_height);
 }
 
 char *

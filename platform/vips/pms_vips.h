@@ -72,6 +72,13 @@ int pms_can_load(int kind);
 // the image and its text reaches the error instead.
 void pms_quiet_warnings(void);
 
+// pms_tune_memory sets, for the whole process, glibc malloc's mmap and
+// trim thresholds (bytes; fixed values also stop glibc from raising them
+// as large blocks are freed) and the height of libvips' tiles and strips
+// (its --vips-tile-height option). It returns 0, or -1 when a setting was
+// refused.
+int pms_tune_memory(int mmap_threshold, int trim_threshold, int tile_height);
+
 // pms_take_error returns and clears the libvips error buffer; g_free it.
 char *pms_take_error(void);
 

@@ -9,9 +9,11 @@
 // (vips_thumbnail), read the decoded size before any pixel is decoded, and
 // stop work whose context has ended.
 //
-// New turns off the libvips operation cache and blocks libvips' untrusted
-// loaders for the whole process. Run the process with MALLOC_ARENA_MAX=2
-// (it halves peak memory) and VIPS_BLOCK_UNTRUSTED=1.
+// New turns off the libvips operation cache, blocks libvips' untrusted
+// loaders, fixes glibc malloc's mmap and trim thresholds and shortens
+// libvips' tiles, for the whole process (see tuneMemory). Run the process
+// with MALLOC_ARENA_MAX=2 (it halves peak memory; glibc reads it only at
+// start) and VIPS_BLOCK_UNTRUSTED=1.
 package vips
 
 import (
@@ -87,12 +89,17 @@ type Compressor struct {
 	bg        [3]float64
 }
 
-var setupOnce sync.Once
+var (
+	setupOnce sync.Once
+	setupErr  error // what setting up libvips failed on
+)
 
 // New validates cfg and lim and returns a Compressor that refuses images
 // whose decoded canvas breaks lim. The first call turns off the
 // process-wide libvips operation cache (it only costs memory here: every
-// source is different) and blocks libvips' untrusted loaders.
+// source is different), blocks libvips' untrusted loaders, and sets
+// glibc malloc and libvips to hand memory back as images are done (see
+// tuneMemory).
 func New(cfg Config, lim imaging.Limits) (*Compressor, error) {
 	if err := errors.Join(cfg.Validate(), lim.Validate()); err != nil {
 		return nil, err
@@ -103,7 +110,11 @@ func New(cfg Config, lim imaging.Limits) (*Compressor, error) {
 		bimg.VipsCacheSetMaxMem(0)
 		blockUntrusted()
 		quietWarnings()
+		setupErr = tuneMemory()
 	})
+	if setupErr != nil {
+		return nil, fmt.Errorf("set libvips memory up: %w", setupErr)
+	}
 	return &Compressor{
 		slots:     make(chan struct{}, cmp.Or(cfg.MaxConcurrent, runtime.NumCPU())),
 		memory:    semaphore.NewWeighted(cfg.MaxMemory),
