@@ -122,9 +122,10 @@ func writeOutbox(ctx context.Context, t *txn, msgs []message.Message) error {
 //
 // The batch is picked in an InitPlan (= ANY(ARRAY(...))), which runs once.
 // As "id IN (SELECT ...)" the planner was free to run the pick again for
-// every row of the outbox (a semi join), and with statistics taken while the
-// outbox was nearly empty the prepared statement's generic plan once did:
-// one claim ran for over 30 s on 10,000 pending rows.
+// each row of the outbox (a semi join with the pick inside), which costs
+// the square of the backlog: in make load one claim of the prepared
+// statement ran for over 30 s on the CPU with 10,000 rows pending, as such
+// a plan would (the relay's statement timeout now bounds any claim).
 const claimMessages = `
 DELETE FROM outbox
 WHERE id = ANY(ARRAY(
