@@ -15,6 +15,9 @@ func WithoutLoader(format string) func() {
 	return func() { canLoad = was }
 }
 
+// ProcStatusKB exposes statusKB (stages_test.go) to the external tests.
+var ProcStatusKB = statusKB
+
 // StripWebPMetadata exposes stripWebPMetadata to the external tests.
 var StripWebPMetadata = stripWebPMetadata
 

@@ -268,7 +268,7 @@ func peakRSSChild(t *testing.T) {
 		}
 	}
 	c := newCompressor(t, 2)
-	fmt.Printf("rss_before_kb=%d\n", procStatus(t, "VmRSS"))
+	fmt.Printf("rss_before_kb=%d\n", vips.ProcStatusKB(t, "VmRSS"))
 	fmt.Printf("estimate_bytes=%d\n", estimate)
 	results := make([]string, len(srcs))
 	var wg sync.WaitGroup
@@ -290,7 +290,7 @@ func peakRSSChild(t *testing.T) {
 	for _, r := range results {
 		fmt.Printf("result=%s\n", r)
 	}
-	fmt.Printf("peak_rss_kb=%d\n", procStatus(t, "VmHWM"))
+	fmt.Printf("peak_rss_kb=%d\n", vips.ProcStatusKB(t, "VmHWM"))
 }
 
 // compressChild makes src as -memvariants says: the worker's variants with
@@ -304,24 +304,4 @@ func compressChild(c *vips.Compressor, src []byte) (imaging.Output, error) {
 		return imaging.Output{}, err
 	}
 	return outs[0], nil
-}
-
-// procStatus returns a field of /proc/self/status, in kB.
-func procStatus(t *testing.T, field string) int {
-	t.Helper()
-	data, err := os.ReadFile("/proc/self/status")
-	if err != nil {
-		t.Fatal(err)
-	}
-	for line := range strings.SplitSeq(string(data), "\n") {
-		if v, ok := strings.CutPrefix(line, field+":"); ok {
-			kb, err := strconv.Atoi(strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(v), "kB")))
-			if err != nil {
-				t.Fatalf("parse %s: %v", line, err)
-			}
-			return kb
-		}
-	}
-	t.Fatalf("no %s in /proc/self/status", field)
-	return 0
 }
