@@ -138,28 +138,35 @@ type series struct {
 	duration prometheus.Observer
 }
 
-// maxSeries bounds metrics.series; past it, labels are looked up each time
-// (clients choose the method, so its values are not bounded).
-const maxSeries = 1000
-
 // seriesOf returns the request counter and the latency histogram of a
-// method, route and status.
+// method (as methodLabel names it), route and status. Every one of them is
+// pms's own, so there are only so many series.
 func (m *metrics) seriesOf(method, route string, status int) series {
-	k := seriesKey{method, route, status}
+	k := seriesKey{methodLabel(method), route, status}
 	m.mu.RLock()
 	sr, ok := m.series[k]
 	m.mu.RUnlock()
 	if ok {
 		return sr
 	}
-	sr = series{requests: m.requests.WithLabelValues(method, route, strconv.Itoa(status)),
-		duration: m.duration.WithLabelValues(method, route)}
+	sr = series{requests: m.requests.WithLabelValues(k.method, route, strconv.Itoa(status)),
+		duration: m.duration.WithLabelValues(k.method, route)}
 	m.mu.Lock()
-	if len(m.series) < maxSeries {
-		m.series[k] = sr
-	}
+	m.series[k] = sr
 	m.mu.Unlock()
 	return sr
+}
+
+// methodLabel is a request method as the metrics label it: one of HTTP's
+// own, or "other". The client chooses the method, and each name it made up
+// would otherwise become series of its own.
+func methodLabel(method string) string {
+	switch method {
+	case http.MethodGet, http.MethodHead, http.MethodPost, http.MethodPut, http.MethodPatch,
+		http.MethodDelete, http.MethodConnect, http.MethodOptions, http.MethodTrace:
+		return method
+	}
+	return "other"
 }
 
 // Limits of pms_rate_limit_refusals_total.

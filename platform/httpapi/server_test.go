@@ -174,9 +174,19 @@ func TestMetrics(t *testing.T) {
 	t.Parallel()
 	a := newAPI(t)
 	a.do(t, http.MethodGet, "/health", "")
+	// Made-up methods share one label, so a client cannot add series.
+	for _, m := range []string{"BREW", "PROPFIND"} {
+		a.do(t, m, "/health", "")
+	}
 	r := a.doOps(t, "/metrics")
 	if r.status != http.StatusOK || !strings.Contains(string(r.body), `pms_http_requests_total{method="GET",route="/health",status="200"} 1`) {
 		t.Errorf("%v, want 200 counting the GET /health", r)
+	}
+	if want := `pms_http_requests_total{method="other",route="/health",status="405"} 2`; !strings.Contains(string(r.body), want) {
+		t.Errorf("metrics do not count the made-up methods as %s:\n%s", want, r.body)
+	}
+	if strings.Contains(string(r.body), `method="BREW"`) {
+		t.Error(`metrics have a series for method="BREW"`)
 	}
 }
 
