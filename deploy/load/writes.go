@@ -190,10 +190,11 @@ func runOut(ctx context.Context, bin string, env []string, args ...string) (stri
 }
 
 // logActivity prints what PostgreSQL's sessions are doing and what each
-// waits for, to see why the relay stalls.
+// waits for, and copies PostgreSQL's log into the run's directory (kept when
+// the run fails), to see why the relay stalls.
 func (e *environment) logActivity(ctx context.Context) {
-	if log := os.Getenv("PMS_TEST_POSTGRES_LOG"); log != "" {
-		if b, err := os.ReadFile(log); err == nil {
+	if e.pgLog != "" {
+		if b, err := os.ReadFile(e.pgLog); err == nil {
 			_ = os.WriteFile(filepath.Join(e.dir, "postgres.log"), b, 0o644)
 		}
 	}

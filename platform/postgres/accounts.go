@@ -118,15 +118,15 @@ func (s *AccountStore) TouchKeys(ctx context.Context, uses []account.KeyUse) err
 	if len(uses) == 0 {
 		return nil
 	}
-	ids, ats := make([]string, len(uses)), make([]string, len(uses))
+	ids, ats := make([]uuid.UUID, len(uses)), make([]string, len(uses))
 	for i, u := range uses {
-		ids[i], ats[i] = u.ID.String(), u.At.Format(time.RFC3339Nano)
+		ids[i], ats[i] = u.ID, u.At.Format(time.RFC3339Nano)
 	}
 	stmt, err := s.db.prepared(ctx, touchKeys)
 	if err != nil {
 		return translate(fmt.Errorf("prepare the api key touch: %w", err))
 	}
-	if _, err := stmt.ExecContext(ctx, pq.Array(ids), pq.Array(ats)); err != nil {
+	if _, err := stmt.ExecContext(ctx, uuidArray(ids), pq.Array(ats)); err != nil {
 		return translate(fmt.Errorf("touch api keys: %w", err))
 	}
 	return nil

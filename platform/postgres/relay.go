@@ -243,8 +243,8 @@ func (r *Relay) publishBatch(ctx context.Context, from time.Time) (int, time.Tim
 
 // claimSettings are the claim transaction's: it commits without waiting
 // for its WAL flush (losing it in a crash of PostgreSQL is harmless), and a
-// statement that runs for claimTimeout fails, so that a claim that goes
-// wrong is logged and tried again instead of holding the relay silently.
+// statement that runs for 10 s fails, so that a claim that goes wrong is
+// logged and tried again instead of holding the relay silently.
 const claimSettings = `SET LOCAL synchronous_commit = off; SET LOCAL statement_timeout = '10s'`
 
 // pruneMarked deletes the rows that relays of earlier releases marked
