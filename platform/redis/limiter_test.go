@@ -16,7 +16,10 @@ func TestLimiterBurstThenDenied(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t, redistest.Addr(t), nil)
 	const burst = 3
-	l, err := redis.NewLimiter(e.client, redis.LimitConfig{ReadRate: 5, ReadBurst: burst, WriteRate: 1, WriteBurst: 1, AuthFailuresPerMinute: 60, AuthFailureBurst: 20})
+	// One token a second: the four reads below would have to take a second,
+	// not 200 ms as at 5 a second (a CI run under -race once did), before a
+	// token comes back and the fourth is allowed.
+	l, err := redis.NewLimiter(e.client, redis.LimitConfig{ReadRate: 1, ReadBurst: burst, WriteRate: 1, WriteBurst: 1, AuthFailuresPerMinute: 60, AuthFailureBurst: 20})
 	if err != nil {
 		t.Fatal(err)
 	}
