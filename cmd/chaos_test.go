@@ -363,7 +363,7 @@ func scaleServes(t *testing.T, s *chaosStack) {
 	_ = json.Unmarshal([]byte(r.body), &p)
 	changes := chaosSize(50, 200)
 	stale, worst := changeVisibility(t, cs, p.ID, changes)
-	t.Logf("near copies on (redis.local_ttl 10s): %d changes through one serve process: the next read through the other was stale %d times; all seen within %v",
+	t.Logf("near copies on (redis.local_ttl at its default): %d changes through one serve process: the next read through the other was stale %d times; all seen within %v",
 		changes, stale, worst.Round(time.Millisecond))
 	// The invalidation reaches the other process through Redis pub/sub,
 	// in milliseconds; its near copy's TTL (10 s) plays no part.
