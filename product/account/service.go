@@ -26,8 +26,8 @@ const (
 
 // Service creates users, authenticates their API keys and manages them.
 type Service struct {
-	store   Store
-	now     func() time.Time
+	store Store
+	now   func() time.Time
 	// When this process last touched each key. Read on every request: a
 	// map of its own under a read lock, not a sync.Map, whose any keys
 	// would cost an allocation a lookup.
