@@ -82,7 +82,26 @@ type stack struct {
 
 // startAll is startAll with a stop func that shuts this `pms all` down as
 // SIGTERM would, before the test ends; calling it again does nothing.
+// Another test may take one of its ports between freeAddr and pms's bind:
+// then it starts again on new ones.
 func startAll(t testing.TB, env map[string]string) (*stack, func()) {
+	t.Helper()
+	for attempt := 1; ; attempt++ {
+		s, stop, err := tryStartAll(t, env)
+		if err == nil {
+			return s, stop
+		}
+		if attempt < 3 && strings.Contains(err.Error(), "address already in use") {
+			t.Logf("starting pms all again on other ports: %v", err)
+			continue
+		}
+		t.Fatal(err)
+	}
+}
+
+// tryStartAll starts pms all on free ports and waits until it is ready, or
+// returns why it stopped first.
+func tryStartAll(t testing.TB, env map[string]string) (*stack, func(), error) {
 	t.Helper()
 	vars := map[string]string{
 		"PMS_HTTP_ADDR":                            freeAddr(t),
@@ -118,16 +137,19 @@ func startAll(t testing.TB, env map[string]string) (*stack, func()) {
 	done := make(chan error, 1)
 	go func() { done <- a.runAll(ctx, nil) }()
 	var once sync.Once
+	early := false // runAll returned while starting: stop has nothing to wait for
 	stop := func() {
 		once.Do(func() {
 			cancel()
-			select {
-			case err := <-done:
-				if err != nil {
-					t.Errorf("pms all returned %v, want nil after shutdown", err)
+			if !early {
+				select {
+				case err := <-done:
+					if err != nil {
+						t.Errorf("pms all returned %v, want nil after shutdown", err)
+					}
+				case <-time.After(30 * time.Second):
+					t.Errorf("pms all did not stop within 30s")
 				}
-			case <-time.After(30 * time.Second):
-				t.Errorf("pms all did not stop within 30s")
 			}
 			if cerr := a.close(); cerr != nil {
 				t.Errorf("close: %v", cerr)
@@ -141,13 +163,17 @@ func startAll(t testing.TB, env map[string]string) (*stack, func()) {
 		}
 	})
 	s := &stack{app: a, base: "http://" + cfg.HTTP.Addr, ops: "http://" + cfg.Ops.Addr, logs: logs}
-	s.waitReady(t, done)
+	if err := s.ready(done); err != nil {
+		early = true
+		stop()
+		return nil, nil, err
+	}
 	key, err := newTestKey(testAccounts(t, cfg))
 	if err != nil {
 		t.Fatal(err)
 	}
 	s.key = key
-	return s, stop
+	return s, stop, nil
 }
 
 // newTestKey makes a user with an API key and returns the key.
@@ -201,22 +227,31 @@ func testAccounts(t testing.TB, cfg Config) *account.Service {
 
 func (s *stack) waitReady(t testing.TB, done <-chan error) {
 	t.Helper()
+	if err := s.ready(done); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// ready waits up to a minute for the ops listener's /ready to answer 200,
+// and returns why not: the process stopped (sent on done) or the time ran
+// out.
+func (s *stack) ready(done <-chan error) error {
 	deadline := time.Now().Add(60 * time.Second)
 	for {
 		select {
 		case err := <-done:
-			t.Fatalf("pms all stopped while starting: %v\n%s", err, s.logs.String())
+			return fmt.Errorf("pms stopped while starting: %w\n%s", err, s.logs.String())
 		default:
 		}
 		res, err := http.Get(s.ops + "/ready")
 		if err == nil {
 			res.Body.Close()
 			if res.StatusCode == http.StatusOK {
-				return
+				return nil
 			}
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("pms all not ready within 60s (last: %v)\n%s", err, s.logs.String())
+			return fmt.Errorf("pms not ready within 60s (last: %v)\n%s", err, s.logs.String())
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
