@@ -28,7 +28,7 @@ type result struct {
 
 func (r result) summary() string {
 	var b strings.Builder
-	fmt.Fprintf(&b, "%8.0f req/s  p99 %7.2f ms  CPU/req", r.rps, ms(r.p99))
+	fmt.Fprintf(&b, "%8.0f req/s  mean %6.2f ms  p99 %7.2f ms  CPU/req", r.rps, ms(r.mean), ms(r.p99))
 	for _, n := range r.order {
 		fmt.Fprintf(&b, " %s %d µs", n, r.cpu[n].Microseconds())
 	}
@@ -101,7 +101,12 @@ func pmsServer(which string, env ...string) server {
 		if err := e.flushRedis(ctx); err != nil {
 			return nil, "", err
 		}
-		p, err := start(ctx, which, e.o.serverCore, vars, filepath.Join(e.dir, which+".log"),
+		// One log per measured run (target and round), so -keep keeps each.
+		logName := which + ".log"
+		if e.run != "" {
+			logName = which + "-" + e.run + ".log"
+		}
+		p, err := start(ctx, which, e.o.serverCore, vars, filepath.Join(e.dir, logName),
 			httpReady("http://"+opsAddr+"/ready"), bin, "serve")
 		return p, "http://" + httpAddr, err
 	}
