@@ -38,6 +38,7 @@ type options struct {
 	serverCore, clientCore int
 	perf                   string // directory for perf profiles of the measured runs, or ""
 	keep                   bool   // keep the servers' logs even when the run succeeds
+	waits                  bool   // sample what PostgreSQL's backends wait for during measured runs
 	pmsEnv                 envList
 }
 
@@ -78,6 +79,7 @@ func main() {
 	flag.Var(&o.pmsEnv, "pms-env", "KEY=VALUE added to the environment of every pms under test, after its own settings (repeatable; for experiments: say so next to figures)")
 	flag.StringVar(&o.perf, "perf", "", "record each measured run of every server process with perf record -g into this directory")
 	flag.BoolVar(&o.keep, "keep", false, "keep the servers' logs (one JSON line per request) even when the run succeeds, and print their directory")
+	flag.BoolVar(&o.waits, "waits", false, "sample pg_stat_activity every 50ms during each measured run and print what the active backends waited for (adds a little PostgreSQL CPU)")
 	list := flag.Bool("list", false, "print the target names and exit")
 	flag.Parse()
 	if *list {
