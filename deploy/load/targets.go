@@ -180,7 +180,7 @@ func (e *environment) measure(ctx context.Context, l load, settle func() error, 
 	}
 	r := result{wrkResult: w, cpu: map[string]time.Duration{}}
 	if len(procs) > 0 && procs[0].log != "" {
-		if r.serverP99, _, err = serverP99(procs[0].log, began, ended); err != nil {
+		if r.serverP99, err = serverP99(procs[0].log, began, ended); err != nil {
 			return result{}, err
 		}
 	}
