@@ -37,6 +37,8 @@ type options struct {
 	targets                string
 	serverCore, clientCore int
 	perf                   string // directory for perf profiles of the measured runs, or ""
+	keep                   bool   // keep the servers' logs even when the run succeeds
+	waits                  bool   // sample what PostgreSQL's backends wait for during measured runs
 	pmsEnv                 envList
 }
 
@@ -76,6 +78,8 @@ func main() {
 	flag.IntVar(&o.clientCore, "client-core", 1, "core of wrk and pgbench")
 	flag.Var(&o.pmsEnv, "pms-env", "KEY=VALUE added to the environment of every pms under test, after its own settings (repeatable; for experiments: say so next to figures)")
 	flag.StringVar(&o.perf, "perf", "", "record each measured run of every server process with perf record -g into this directory")
+	flag.BoolVar(&o.keep, "keep", false, "keep the servers' logs (one JSON line per request) even when the run succeeds, and print their directory")
+	flag.BoolVar(&o.waits, "waits", false, "sample pg_stat_activity every 50ms during each measured run and print what the active backends waited for (adds a little PostgreSQL CPU)")
 	list := flag.Bool("list", false, "print the target names and exit")
 	flag.Parse()
 	if *list {
@@ -107,7 +111,7 @@ func run(ctx context.Context, o options) (err error) {
 		return err
 	}
 	defer func() {
-		if err != nil { // the servers' logs tell why
+		if err != nil || o.keep { // the servers' logs tell why
 			progress("kept the servers' logs in %s", dir)
 			return
 		}
@@ -135,6 +139,9 @@ func run(ctx context.Context, o options) (err error) {
 		}
 	}
 	report(os.Stdout, o, targets, results)
+	if o.keep {
+		env.copyPostgresLog()
+	}
 	return nil
 }
 

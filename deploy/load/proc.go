@@ -27,6 +27,7 @@ type proc struct {
 	pid  int
 	tree bool
 	done chan struct{} // closed when it exits; nil when another program started it
+	log  string        // its output, when this command started it
 }
 
 // cpu returns the CPU time the process has used: its own, and with tree
@@ -137,7 +138,7 @@ func start(ctx context.Context, name string, core int, env []string, logFile str
 		return nil, fmt.Errorf("start %s: %w", name, err)
 	}
 	// taskset execs bin, so the pid is bin's.
-	p := &proc{name: name, pid: cmd.Process.Pid, done: make(chan struct{})}
+	p := &proc{name: name, pid: cmd.Process.Pid, done: make(chan struct{}), log: logFile}
 	var waitErr error
 	go func() { waitErr = cmd.Wait(); close(p.done) }()
 	wctx, cancel := context.WithTimeout(ctx, 60*time.Second)

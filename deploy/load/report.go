@@ -13,8 +13,8 @@ import (
 func report(w io.Writer, o options, targets []target, results map[string][]result) {
 	fmt.Fprintf(w, "\n%d rounds of %s per target, wrk -t1 -c%d on core %d, servers on core %d; medians.\n\n",
 		o.rounds, o.duration, o.conns, o.clientCore, o.serverCore)
-	fmt.Fprintln(w, "| target | what | req/s | p99 ms | CPU µs per request, per process | all server CPU µs/req |")
-	fmt.Fprintln(w, "|---|---|---:|---:|---|---:|")
+	fmt.Fprintln(w, "| target | what | req/s | mean ms | p99 ms | p99 in pms's log | CPU µs per request, per process | all server CPU µs/req |")
+	fmt.Fprintln(w, "|---|---|---:|---:|---:|---:|---|---:|")
 	rps := map[string]float64{}
 	for _, t := range targets {
 		rs := results[t.name]
@@ -22,7 +22,12 @@ func report(w io.Writer, o options, targets []target, results map[string][]resul
 			continue
 		}
 		rps[t.name] = median(rs, func(r result) float64 { return r.rps })
+		mean := median(rs, func(r result) float64 { return ms(r.mean) })
 		p99 := median(rs, func(r result) float64 { return ms(r.p99) })
+		logged := "–"
+		if rs[0].serverP99 > 0 {
+			logged = fmt.Sprintf("%.2f", median(rs, func(r result) float64 { return ms(r.serverP99) }))
+		}
 		var parts []string
 		var total float64
 		for _, n := range rs[0].order {
@@ -30,7 +35,7 @@ func report(w io.Writer, o options, targets []target, results map[string][]resul
 			total += v
 			parts = append(parts, fmt.Sprintf("%s %.0f", n, v))
 		}
-		fmt.Fprintf(w, "| %s | %s | %.0f | %.2f | %s | %.0f |\n", t.name, t.what, rps[t.name], p99, strings.Join(parts, " · "), total)
+		fmt.Fprintf(w, "| %s | %s | %.0f | %.2f | %.2f | %s | %s | %.0f |\n", t.name, t.what, rps[t.name], mean, p99, logged, strings.Join(parts, " · "), total)
 	}
 	fmt.Fprintln(w)
 	for _, q := range [][2]string{{"get", "get-echo"}, {"get-nonear", "get-echo"}, {"post", "post-baseline"}, {"post", "post-pgbench"},

@@ -23,12 +23,17 @@ type result struct {
 	order      []string                 // of cpu's keys
 	note       string                   // what the run checked
 	statements float64                  // PostgreSQL statements per request
+	serverP99  time.Duration            // of the latencies the server logged, 0 if it logs none
 	top        string                   // the busiest of them
 }
 
 func (r result) summary() string {
 	var b strings.Builder
-	fmt.Fprintf(&b, "%8.0f req/s  p99 %7.2f ms  CPU/req", r.rps, ms(r.p99))
+	fmt.Fprintf(&b, "%8.0f req/s  mean %6.2f ms  p99 %7.2f ms", r.rps, ms(r.mean), ms(r.p99))
+	if r.serverP99 > 0 {
+		fmt.Fprintf(&b, " (in pms's log %.2f)", ms(r.serverP99))
+	}
+	b.WriteString("  CPU/req")
 	for _, n := range r.order {
 		fmt.Fprintf(&b, " %s %d µs", n, r.cpu[n].Microseconds())
 	}
@@ -101,7 +106,12 @@ func pmsServer(which string, env ...string) server {
 		if err := e.flushRedis(ctx); err != nil {
 			return nil, "", err
 		}
-		p, err := start(ctx, which, e.o.serverCore, vars, filepath.Join(e.dir, which+".log"),
+		// One log per measured run (target and round), so -keep keeps each.
+		logName := which + ".log"
+		if e.run != "" {
+			logName = which + "-" + e.run + ".log"
+		}
+		p, err := start(ctx, which, e.o.serverCore, vars, filepath.Join(e.dir, logName),
 			httpReady("http://"+opsAddr+"/ready"), bin, "serve")
 		return p, "http://" + httpAddr, err
 	}
@@ -159,17 +169,27 @@ func (e *environment) measure(ctx context.Context, l load, settle func() error, 
 	if err != nil {
 		return result{}, err
 	}
+	stopWaits := e.startWaits(ctx)
+	began := time.Now()
 	w, err := e.runWrk(ctx, l, e.o.duration)
+	ended := time.Now()
+	waits := stopWaits()
 	stopPerf()
 	if err != nil {
 		return result{}, err
 	}
 	r := result{wrkResult: w, cpu: map[string]time.Duration{}}
+	if len(procs) > 0 && procs[0].log != "" {
+		if r.serverP99, err = serverP99(procs[0].log, began, ended); err != nil {
+			return result{}, err
+		}
+	}
 	ss, err := e.statements(ctx, w.requests)
 	if err != nil {
 		return result{}, err
 	}
 	r.statements, r.top = statementsSummary(ss)
+	r.top += waits
 	for i, p := range procs {
 		t, err := p.cpu()
 		if err != nil {

@@ -193,11 +193,7 @@ func runOut(ctx context.Context, bin string, env []string, args ...string) (stri
 // waits for, and copies PostgreSQL's log into the run's directory (kept when
 // the run fails), to see why the relay stalls.
 func (e *environment) logActivity(ctx context.Context) {
-	if e.pgLog != "" {
-		if b, err := os.ReadFile(e.pgLog); err == nil {
-			_ = os.WriteFile(filepath.Join(e.dir, "postgres.log"), b, 0o644)
-		}
-	}
+	e.copyPostgresLog()
 	rows, err := e.sql.QueryContext(ctx, `
 		SELECT pid, coalesce(state, ''), coalesce(wait_event_type || ':' || wait_event, ''),
 		       coalesce(extract(epoch FROM now() - xact_start)::text, ''), pg_blocking_pids(pid)::text,
@@ -216,5 +212,14 @@ func (e *environment) logActivity(ctx context.Context) {
 			return
 		}
 		progress("pg %d %s wait=%s xact_age=%s blocked_by=%s %s", pid, state, wait, age, blockers, query)
+	}
+}
+
+// copyPostgresLog copies PostgreSQL's log into the run's directory.
+func (e *environment) copyPostgresLog() {
+	if e.pgLog != "" {
+		if b, err := os.ReadFile(e.pgLog); err == nil {
+			_ = os.WriteFile(filepath.Join(e.dir, "postgres.log"), b, 0o644)
+		}
 	}
 }

@@ -47,6 +47,7 @@ type wrkResult struct {
 	requests int
 	rps      float64
 	p99      time.Duration
+	mean     time.Duration
 	non2xx   int
 	errors   int
 }
@@ -81,6 +82,7 @@ var (
 	wrkRequests = regexp.MustCompile(`(\d+) requests in`)
 	wrkRPS      = regexp.MustCompile(`Requests/sec:\s+([\d.]+)`)
 	wrkP99      = regexp.MustCompile(`\s99%\s+([\d.]+)(us|ms|s)`)
+	wrkMean     = regexp.MustCompile(`Latency\s+([\d.]+)(us|ms|s)`)
 	wrkNon2xx   = regexp.MustCompile(`Non-2xx or 3xx responses: (\d+)`)
 	wrkErrors   = regexp.MustCompile(`Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)`)
 )
@@ -96,9 +98,10 @@ func parseWrk(out string) (wrkResult, error) {
 	}
 	r.requests, _ = strconv.Atoi(m[1])
 	r.rps, _ = strconv.ParseFloat(rps[1], 64)
-	v, _ := strconv.ParseFloat(p99[1], 64)
-	unit := map[string]time.Duration{"us": time.Microsecond, "ms": time.Millisecond, "s": time.Second}[p99[2]]
-	r.p99 = time.Duration(v * float64(unit))
+	r.p99 = wrkDuration(p99)
+	if m := wrkMean.FindStringSubmatch(out); m != nil {
+		r.mean = wrkDuration(m)
+	}
 	if m := wrkNon2xx.FindStringSubmatch(out); m != nil {
 		r.non2xx, _ = strconv.Atoi(m[1])
 	}
@@ -109,4 +112,11 @@ func parseWrk(out string) (wrkResult, error) {
 		}
 	}
 	return r, nil
+}
+
+// wrkDuration reads a duration wrk printed, matched as number and unit.
+func wrkDuration(m []string) time.Duration {
+	v, _ := strconv.ParseFloat(m[1], 64)
+	unit := map[string]time.Duration{"us": time.Microsecond, "ms": time.Millisecond, "s": time.Second}[m[2]]
+	return time.Duration(v * float64(unit))
 }

@@ -150,18 +150,14 @@ func (r *Relay) sleepOff(ctx context.Context, backoff time.Duration) {
 }
 
 // drain publishes batches until the outbox is empty and returns how many
-// messages it published. It reads the outbox from its start when it has
-// not for PollInterval, else from shortly before the newest message it
-// published: a busy relay, rung at every commit, then never steps over the
-// index entries of rows deleted since the last vacuum.
+// messages it published. Each claim starts where claimFrom says, so a relay
+// that stays busy (every batch full, the drain never ending) still moves its
+// start on with every batch and still reads from the start every
+// PollInterval.
 func (r *Relay) drain(ctx context.Context) (int, error) {
-	from := r.mark.Add(-lookback)
-	if now := time.Now(); now.Sub(r.scanned) >= r.cfg.PollInterval {
-		from, r.scanned = time.Time{}, now
-	}
 	total := 0
 	for {
-		n, newest, err := r.publishBatch(ctx, from)
+		n, newest, err := r.publishBatch(ctx, r.claimFrom(time.Now()))
 		total += n
 		if newest.After(r.mark) {
 			r.mark = newest
@@ -170,6 +166,19 @@ func (r *Relay) drain(ctx context.Context) (int, error) {
 			return total, err
 		}
 	}
+}
+
+// claimFrom returns the creation time the next claim starts at: the zero
+// time (the outbox's start) when the relay has not read from there for
+// PollInterval, else shortly before the newest message it published, so
+// that a busy relay, rung at every commit, never steps over the index
+// entries of rows deleted since the last vacuum.
+func (r *Relay) claimFrom(now time.Time) time.Time {
+	if now.Sub(r.scanned) >= r.cfg.PollInterval {
+		r.scanned = now
+		return time.Time{}
+	}
+	return r.mark.Add(-lookback)
 }
 
 // PublishBatch publishes one batch of pending messages, oldest first, and

@@ -302,6 +302,93 @@ func TestRelayFindsLateCommits(t *testing.T) {
 	t.Logf("the late message was published %v after its commit", time.Since(committed).Round(time.Millisecond))
 }
 
+// TestRelayFindsLateCommitsWhileBusy: a relay that never runs out of work
+// (every batch full, so one drain goes on and on) still reads from the
+// outbox's start every poll interval, and so still publishes a message
+// whose transaction started long before the newest one it published. The
+// start of each claim is worked out anew for each batch: worked out once
+// per drain, a busy relay kept claiming from where the drain began,
+// stepping over the index entries of every row it had deleted since (in
+// make load each claim then took 100–200 ms), and never read from the start.
+func TestRelayFindsLateCommitsWhileBusy(t *testing.T) {
+	t.Parallel()
+	db, raw := privateDB(t)
+	f := fixture{db: db, svc: product.NewService(newProductStore(t, db, postgres.DefaultIdempotencyConfig()), imageTasks, product.Policy{})}
+	u, err := account.NewService(postgres.NewAccountStore(db)).CreateUser(context.Background(), uuid.NewString()+"@example.com", "Tester", false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.owner, f.as = u.ID, account.Caller{UserID: u.ID}
+
+	// At most 5 messages per 20 ms: the stream below outruns it.
+	pub := &publisher{delay: 20 * time.Millisecond}
+	const poll = 4 * time.Second
+	r, err := postgres.NewRelay(postgres.RelayConfig{PollInterval: poll, BatchSize: 5}, db, pub, zerolog.Nop())
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := runRelay(t, r) // its first drain reads from the start
+	late, err := raw.BeginTx(ctx, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer late.Rollback()
+	const lateKey = "late-commit-busy"
+	if _, err := late.ExecContext(ctx, `INSERT INTO outbox (id, topic, key, payload, created_at) VALUES ($1, $2, $3, '\x00', now())`,
+		uuid.Must(uuid.NewV7()), taskTopic, lateKey); err != nil {
+		t.Fatal(err)
+	}
+	// A message published 1.5 s after the late one started puts the
+	// relay's mark past the late message's start plus the lookback.
+	time.Sleep(1500 * time.Millisecond)
+	first := f.create(t, ctx, "https://example.com/first.jpg")
+	waitFor(t, poll/2, "the first message to be published", func() bool { return len(pub.tasksOf(first.ID)) == 1 })
+
+	// 2,000 messages a second, until the test ends; the create rings the
+	// relay, whose drain then never finds a batch short.
+	stream, stop := context.WithCancel(ctx)
+	defer stop()
+	streamed := make(chan error, 1)
+	go func() {
+		for {
+			_, err := raw.ExecContext(stream, `INSERT INTO outbox (id, topic, key, payload, created_at)
+				SELECT gen_random_uuid(), $1, 'stream', '\x00', now() FROM generate_series(1, 20)`, taskTopic)
+			if stream.Err() != nil {
+				streamed <- nil
+				return
+			}
+			if err != nil {
+				streamed <- err
+				return
+			}
+			time.Sleep(10 * time.Millisecond)
+		}
+	}()
+	waitFor(t, 5*time.Second, "the stream to fill more than a batch", func() bool {
+		var n int
+		err := raw.QueryRowContext(ctx, `SELECT count(*) FROM outbox WHERE key = 'stream'`).Scan(&n)
+		return err == nil && n > 100
+	})
+	f.create(t, ctx, "https://example.com/ring.jpg")
+	if err := late.Commit(); err != nil {
+		t.Fatal(err)
+	}
+	committed := time.Now()
+	waitFor(t, 3*poll, "the late message to be published while the relay is busy", func() bool { return len(pub.byKey(lateKey)) == 1 })
+	t.Logf("the late message was published %v after its commit", time.Since(committed).Round(time.Millisecond))
+	var pending int
+	if err := raw.QueryRowContext(ctx, `SELECT count(*) FROM outbox WHERE key = 'stream'`).Scan(&pending); err != nil {
+		t.Fatal(err)
+	}
+	if pending == 0 {
+		t.Errorf("the outbox was empty when the late message was published: the relay was not kept busy, so the test shows nothing")
+	}
+	stop()
+	if err := <-streamed; err != nil {
+		t.Fatalf("stream of messages: %v", err)
+	}
+}
+
 // byKey returns the recorded messages with the key.
 func (p *publisher) byKey(key string) []message.Message {
 	p.mu.Lock()
