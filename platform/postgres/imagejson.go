@@ -17,21 +17,41 @@ import (
 // are slices of the one string the list is read into, so they cost no
 // allocation.
 
-// imageDecoder decodes images columns; its buffers are reused from one
-// column to the next.
+// imageDecoder decodes images columns. It collects the images of the
+// columns it is given (add) and hands them out in one slice (take), their
+// variants in another, so that a page of products costs two allocations
+// for its images rather than two a product; its buffers are reused.
 type imageDecoder struct {
-	images   []product.Image
-	variants []product.Variant
+	images   []product.Image   // decoded since the last take
+	variants []product.Variant // theirs, which their Variants point into until take
 }
 
 // noImages is the images of a product without any: empty, not nil, as
 // json.Unmarshal made them.
 var noImages = []product.Image{}
 
+// noVariants is an empty list of variants, which json.Unmarshal made of
+// [], and null left nil.
+var noVariants = []product.Variant{}
+
 // decode returns the images of the JSON list s, in its order.
 func (d *imageDecoder) decode(s string) ([]product.Image, error) {
+	defer d.reset()
+	n, err := d.add(s)
+	switch {
+	case err != nil:
+		return nil, err
+	case n == 0:
+		return noImages, nil
+	}
+	return d.take(), nil
+}
+
+// add decodes the JSON list s and returns how many images it holds; take
+// returns them after those of the lists added before.
+func (d *imageDecoder) add(s string) (int, error) {
 	r := jsonReader{s: s}
-	d.images = d.images[:0]
+	before := len(d.images)
 	err := r.list(func() error {
 		im, err := d.image(&r)
 		d.images = append(d.images, im)
@@ -40,13 +60,39 @@ func (d *imageDecoder) decode(s string) ([]product.Image, error) {
 	if err == nil {
 		err = r.end()
 	}
-	switch {
-	case err != nil:
-		return nil, err
-	case len(d.images) == 0:
-		return noImages, nil
+	if err != nil {
+		d.reset()
+		return 0, err
 	}
-	return append([]product.Image(nil), d.images...), nil
+	return len(d.images) - before, nil
+}
+
+// take returns the images added since the last take, in their order, in
+// one new slice, their variants in another, and empties the decoder.
+func (d *imageDecoder) take() []product.Image {
+	images := append([]product.Image(nil), d.images...)
+	total := 0
+	for _, im := range images {
+		total += len(im.Variants)
+	}
+	variants := make([]product.Variant, 0, total)
+	for i, im := range images {
+		if len(im.Variants) > 0 {
+			start := len(variants)
+			variants = append(variants, im.Variants...)
+			images[i].Variants = variants[start:len(variants):len(variants)]
+		}
+	}
+	d.reset()
+	return images
+}
+
+// reset empties the decoder, dropping what its buffers refer to so that
+// they hold on to no column.
+func (d *imageDecoder) reset() {
+	clear(d.images)
+	clear(d.variants)
+	d.images, d.variants = d.images[:0], d.variants[:0]
 }
 
 // image reads one image object, the keys of imageRow.
@@ -84,21 +130,24 @@ func (d *imageDecoder) image(r *jsonReader) (product.Image, error) {
 }
 
 // variantList reads a list of variants: nil for null, empty (not nil) for
-// an empty list.
+// an empty list. The list it returns is part of d.variants until take.
 func (d *imageDecoder) variantList(r *jsonReader) ([]product.Variant, error) {
 	if r.null() {
 		return nil, nil
 	}
-	d.variants = d.variants[:0]
+	start := len(d.variants)
 	err := r.list(func() error {
 		v, err := r.variant()
 		d.variants = append(d.variants, v)
 		return err
 	})
-	if err != nil {
+	switch {
+	case err != nil:
 		return nil, err
+	case len(d.variants) == start:
+		return noVariants, nil
 	}
-	return append(make([]product.Variant, 0, len(d.variants)), d.variants...), nil
+	return d.variants[start:len(d.variants):len(d.variants)], nil
 }
 
 // variant reads a variant object, product.Variant's fields (variantRow's

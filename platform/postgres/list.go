@@ -39,16 +39,8 @@ func (s *ProductStore) List(ctx context.Context, f product.Filter) ([]product.Pr
 		return nil, translate(fmt.Errorf("list products: %w", err))
 	}
 	defer rows.Close()
-	out := make([]product.Product, 0, f.Limit+1)
-	scanner := newProductScanner()
-	for rows.Next() {
-		p, err := scanner.scan(rows)
-		if err != nil {
-			return nil, err
-		}
-		out = append(out, p)
-	}
-	if err := rows.Err(); err != nil {
+	out, err := readProducts(rows, f.Limit+1)
+	if err != nil {
 		return nil, translate(fmt.Errorf("list products: %w", err))
 	}
 	return out, nil
