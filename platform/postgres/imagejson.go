@@ -98,35 +98,42 @@ func (d *imageDecoder) reset() {
 // image reads one image object, the keys of imageRow.
 func (d *imageDecoder) image(r *jsonReader) (product.Image, error) {
 	var im product.Image
-	err := r.object(func(key string) error {
-		var err error
-		switch field(key, imageKeys) {
-		case "id":
-			im.ID, err = r.uuid()
-		case "position":
-			im.Position, err = r.int()
-		case "source_url":
-			im.SourceURL, err = r.str()
-		case "status":
-			var status string
-			status, err = r.str()
-			im.Status = product.ImageStatus(status)
-		case "attempts":
-			im.Attempts, err = r.int()
-		case "error_code":
-			im.ErrorCode, err = r.str()
-		case "updated_at":
-			im.UpdatedAt, err = r.time()
-		case "variants":
-			im.Variants, err = d.variantList(r)
-		case "source":
-			im.Source, err = r.source(im.Source)
-		default:
-			err = r.skip()
-		}
-		return err
-	})
+	err := r.object(func(key string) error { return d.imageMember(r, &im, key) })
 	return im, err
+}
+
+// imageMember reads the value of an image's member key into im. Keys match
+// exactly here first, as nearly all do; field matches the others.
+func (d *imageDecoder) imageMember(r *jsonReader, im *product.Image, key string) error {
+	var err error
+	switch key {
+	case "id":
+		im.ID, err = r.uuid()
+	case "position":
+		im.Position, err = r.int()
+	case "source_url":
+		im.SourceURL, err = r.str()
+	case "status":
+		var status string
+		status, err = r.str()
+		im.Status = product.ImageStatus(status)
+	case "attempts":
+		im.Attempts, err = r.int()
+	case "error_code":
+		im.ErrorCode, err = r.str()
+	case "updated_at":
+		im.UpdatedAt, err = r.time()
+	case "variants":
+		im.Variants, err = d.variantList(r)
+	case "source":
+		im.Source, err = r.source(im.Source)
+	default:
+		if k := field(key, imageKeys); k != "" {
+			return d.imageMember(r, im, k)
+		}
+		err = r.skip()
+	}
+	return err
 }
 
 // variantList reads a list of variants: nil for null, empty (not nil) for
@@ -154,29 +161,35 @@ func (d *imageDecoder) variantList(r *jsonReader) ([]product.Variant, error) {
 // keys in the column, the field names in snapshots).
 func (r *jsonReader) variant() (product.Variant, error) {
 	var v product.Variant
-	err := r.object(func(key string) error {
-		var err error
-		switch field(key, variantKeys) {
-		case "name":
-			v.Name, err = r.str()
-		case "url":
-			v.URL, err = r.str()
-		case "width":
-			v.Width, err = r.int()
-		case "height":
-			v.Height, err = r.int()
-		case "bytes":
-			var n int
-			n, err = r.int()
-			v.Bytes = int64(n)
-		case "format":
-			v.Format, err = r.str()
-		default:
-			err = r.skip()
-		}
-		return err
-	})
+	err := r.object(func(key string) error { return r.variantMember(&v, key) })
 	return v, err
+}
+
+// variantMember reads the value of a variant's member key into v.
+func (r *jsonReader) variantMember(v *product.Variant, key string) error {
+	var err error
+	switch key {
+	case "name":
+		v.Name, err = r.str()
+	case "url":
+		v.URL, err = r.str()
+	case "width":
+		v.Width, err = r.int()
+	case "height":
+		v.Height, err = r.int()
+	case "bytes":
+		var n int
+		n, err = r.int()
+		v.Bytes = int64(n)
+	case "format":
+		v.Format, err = r.str()
+	default:
+		if k := field(key, variantKeys); k != "" {
+			return r.variantMember(v, k)
+		}
+		err = r.skip()
+	}
+	return err
 }
 
 // source reads a source object (sourceRow's keys) into src, or into a new
@@ -188,29 +201,35 @@ func (r *jsonReader) source(src *product.SourceFacts) (*product.SourceFacts, err
 	if src == nil {
 		src = new(product.SourceFacts)
 	}
-	err := r.object(func(key string) error {
-		var err error
-		switch field(key, sourceKeys) {
-		case "width":
-			src.Width, err = r.int()
-		case "height":
-			src.Height, err = r.int()
-		case "format":
-			src.Format, err = r.str()
-		case "bytes":
-			var n int
-			n, err = r.int()
-			src.Bytes = int64(n)
-		case "thumbhash":
-			src.ThumbHash, err = r.str()
-		case "color":
-			src.Color, err = r.str()
-		default:
-			err = r.skip()
-		}
-		return err
-	})
+	err := r.object(func(key string) error { return r.sourceMember(src, key) })
 	return src, err
+}
+
+// sourceMember reads the value of a source's member key into src.
+func (r *jsonReader) sourceMember(src *product.SourceFacts, key string) error {
+	var err error
+	switch key {
+	case "width":
+		src.Width, err = r.int()
+	case "height":
+		src.Height, err = r.int()
+	case "format":
+		src.Format, err = r.str()
+	case "bytes":
+		var n int
+		n, err = r.int()
+		src.Bytes = int64(n)
+	case "thumbhash":
+		src.ThumbHash, err = r.str()
+	case "color":
+		src.Color, err = r.str()
+	default:
+		if k := field(key, sourceKeys); k != "" {
+			return r.sourceMember(src, k)
+		}
+		err = r.skip()
+	}
+	return err
 }
 
 // The keys of the objects in an images column: imageRow's, variantRow's
