@@ -39,3 +39,10 @@ func DecodeImagesReflect(raw []byte) ([]product.Image, error) {
 func SnapshotImages(images []product.Image) []byte {
 	return snapshotOf(product.Product{Images: images}).Images
 }
+
+// ListQuery returns a list's statement and arguments as List sends them,
+// and BuildListQuery as they are built afresh, without the statements kept
+// by shape.
+var ListQuery = listQuery
+
+func BuildListQuery(f product.Filter) (string, []any) { return buildListQuery(f, true) }
