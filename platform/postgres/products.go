@@ -1,6 +1,7 @@
 package postgres
 
 import (
+	"bytes"
 	"context"
 	"database/sql"
 	"encoding/json"
@@ -39,14 +40,16 @@ var _ product.Store = (*ProductStore)(nil)
 // productColumns selects a product with its images, each with its variants,
 // as one JSON array, so a page of products is one query. A variant's keys
 // are product.Variant's field names: it decodes straight into one. The
-// price comes in cents and the times in microseconds since 1970 (UTC):
+// product's fixed-size columns come as one row value (see readScalars),
+// with the price in cents and the times in microseconds since 1970 (UTC):
 // the same values as the columns hold (numeric(12,2), timestamptz), in a
-// form that costs less to read than lib/pq's parsing of their text
+// form that costs less to read than a column each, parsed by lib/pq
 // (BENCHMARKS.md, issue 9).
 const productColumns = `
-SELECT p.id, p.user_id, p.product_name, p.product_description, (p.product_price * 100)::int8 AS product_price_cents,
-       p.version, (extract(epoch FROM p.created_at) * 1000000)::int8 AS created_at_us,
-       (extract(epoch FROM p.updated_at) * 1000000)::int8 AS updated_at_us,
+SELECT ROW(p.id, p.user_id, (p.product_price * 100)::int8, p.version,
+           (extract(epoch FROM p.created_at) * 1000000)::int8,
+           (extract(epoch FROM p.updated_at) * 1000000)::int8) AS scalars,
+       p.product_name, p.product_description,
        COALESCE((SELECT json_agg(json_build_object(
                     'id', i.id, 'position', i.position, 'source_url', i.source_url, 'status', i.status,
                     'attempts', i.attempts, 'error_code', i.error_code, 'updated_at', i.updated_at,
@@ -79,21 +82,19 @@ type imageRow struct {
 // once the rows are read, so that a page's strings share one allocation
 // and its images and variants one each.
 type productScanner struct {
-	id, userID, images   sql.RawBytes // valid until the next row: read at once
-	name, description    string
-	price, version       int64
-	createdAt, updatedAt int64 // microseconds since 1970
-	dest                 []any // pointers to the values above, in productColumns' order
-	raw                  []byte
-	ends                 []int // where each row's images column ends in raw
-	counts               []int // how many images each row has
-	decoder              imageDecoder
+	scalars, images   sql.RawBytes // valid until the next row: read at once
+	name, description string
+	dest              []any // pointers to the values above, in productColumns' order
+	raw               []byte
+	ends              []int // where each row's images column ends in raw
+	counts            []int // how many images each row has
+	decoder           imageDecoder
 }
 
 // scanners holds idle productScanners.
 var scanners = sync.Pool{New: func() any {
 	s := &productScanner{}
-	s.dest = []any{&s.id, &s.userID, &s.name, &s.description, &s.price, &s.version, &s.createdAt, &s.updatedAt, &s.images}
+	s.dest = []any{&s.scalars, &s.name, &s.description, &s.images}
 	return s
 }}
 
@@ -129,21 +130,78 @@ func (s *productScanner) scan(rows *sql.Rows) (product.Product, error) {
 	if err := rows.Scan(s.dest...); err != nil {
 		return product.Product{}, fmt.Errorf("scan product: %w", err)
 	}
-	p := product.Product{Name: s.name, Description: s.description, Price: product.Price(s.price), Version: int(s.version),
-		CreatedAt: time.UnixMicro(s.createdAt).UTC(), UpdatedAt: time.UnixMicro(s.updatedAt).UTC()}
-	var err error
-	if p.ID, err = uuid.ParseBytes(s.id); err != nil {
-		return product.Product{}, fmt.Errorf("read id %q of a product: %w", s.id, err)
+	p, err := readScalars(s.scalars)
+	if err != nil {
+		return product.Product{}, err
 	}
-	if p.UserID, err = uuid.ParseBytes(s.userID); err != nil {
-		return product.Product{}, fmt.Errorf("read user_id %q of product %s: %w", s.userID, p.ID, err)
-	}
-	if p.Price < 0 || p.Price > product.MaxPrice {
-		return product.Product{}, fmt.Errorf("read price %d of product %s: out of range", s.price, p.ID)
-	}
+	p.Name, p.Description = s.name, s.description
 	s.raw = append(s.raw, s.images...)
 	s.ends = append(s.ends, len(s.raw))
 	return p, nil
+}
+
+// readScalars returns a product with the fixed-size columns of
+// productColumns, which PostgreSQL writes as a row value:
+// (id,user_id,price in cents,version,created_at µs,updated_at µs). None of
+// them is ever quoted: only values with quotes, commas, parentheses,
+// backslashes or white space are, and empty ones.
+func readScalars(row []byte) (product.Product, error) {
+	var p product.Product
+	if len(row) < 2 || row[0] != '(' || row[len(row)-1] != ')' {
+		return p, fmt.Errorf("read product %q: not a row value", row)
+	}
+	fields := row[1 : len(row)-1]
+	var f [6][]byte
+	for i := range f {
+		var more bool
+		f[i], fields, more = bytes.Cut(fields, []byte(","))
+		if more != (i < len(f)-1) {
+			return p, fmt.Errorf("read product %q: want %d fields", row, len(f))
+		}
+	}
+	var err error
+	if p.ID, err = uuid.ParseBytes(f[0]); err != nil {
+		return p, fmt.Errorf("read id %q of a product: %w", f[0], err)
+	}
+	if p.UserID, err = uuid.ParseBytes(f[1]); err != nil {
+		return p, fmt.Errorf("read user_id %q of product %s: %w", f[1], p.ID, err)
+	}
+	var n [4]int64
+	for i := range n {
+		var ok bool
+		if n[i], ok = parseInt(f[2+i]); !ok {
+			return p, fmt.Errorf("read product %q: field %d is not a whole number", row, 3+i)
+		}
+	}
+	p.Price, p.Version = product.Price(n[0]), int(n[1])
+	if p.Price < 0 || p.Price > product.MaxPrice {
+		return p, fmt.Errorf("read price %d of product %s: out of range", n[0], p.ID)
+	}
+	p.CreatedAt, p.UpdatedAt = time.UnixMicro(n[2]).UTC(), time.UnixMicro(n[3]).UTC()
+	return p, nil
+}
+
+// parseInt parses a decimal int64 as PostgreSQL writes one, without the
+// string strconv would need.
+func parseInt(b []byte) (int64, bool) {
+	neg := len(b) > 0 && b[0] == '-'
+	if neg {
+		b = b[1:]
+	}
+	if len(b) == 0 || len(b) > 18 { // 18 digits cannot overflow
+		return 0, false
+	}
+	var n int64
+	for _, c := range b {
+		if c < '0' || c > '9' {
+			return 0, false
+		}
+		n = n*10 + int64(c-'0')
+	}
+	if neg {
+		n = -n
+	}
+	return n, true
 }
 
 // decodeImages gives each of products, the rows scanned since the last
