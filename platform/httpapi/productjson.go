@@ -339,8 +339,9 @@ func safePrefix[T string | []byte](s T) int {
 	below := func(v uint64, n uint64) uint64 { return (v - n*ones) &^ v & highs }
 	i := 0
 	for ; i+8 <= len(s); i += 8 {
-		w := uint64(s[i]) | uint64(s[i+1])<<8 | uint64(s[i+2])<<16 | uint64(s[i+3])<<24 |
-			uint64(s[i+4])<<32 | uint64(s[i+5])<<40 | uint64(s[i+6])<<48 | uint64(s[i+7])<<56
+		t := s[i : i+8] // of known length: no bounds checks below
+		w := uint64(t[0]) | uint64(t[1])<<8 | uint64(t[2])<<16 | uint64(t[3])<<24 |
+			uint64(t[4])<<32 | uint64(t[5])<<40 | uint64(t[6])<<48 | uint64(t[7])<<56
 		if w&highs|below(w, ' ')|zero(w^('"'*ones))|zero(w^('\\'*ones))|
 			zero(w^('<'*ones))|zero(w^('>'*ones))|zero(w^('&'*ones)) != 0 {
 			break

@@ -1,6 +1,7 @@
 package postgres
 
 import (
+	"fmt"
 	"strings"
 
 	"github.com/pms-dev/pms/product"
@@ -95,10 +96,25 @@ func (d *imageDecoder) reset() {
 	d.images, d.variants = d.images[:0], d.variants[:0]
 }
 
-// image reads one image object, the keys of imageRow.
+// image reads one image: an object with the keys of imageRow, or a list
+// of their values in the order of imageKeys.
 func (d *imageDecoder) image(r *jsonReader) (product.Image, error) {
 	var im product.Image
-	err := r.object(func(key string) error { return d.imageMember(r, &im, key) })
+	if r.space() != '[' {
+		err := r.object(func(key string) error { return d.imageMember(r, &im, key) })
+		return im, err
+	}
+	n := 0
+	err := r.list(func() error {
+		if n == len(imageKeys) {
+			return r.fail(fmt.Sprintf("the end of an image's %d values", len(imageKeys)))
+		}
+		n++
+		return d.imageMember(r, &im, imageKeys[n-1])
+	})
+	if err == nil && n != len(imageKeys) {
+		err = fmt.Errorf("want an image's %d values, found %d", len(imageKeys), n)
+	}
 	return im, err
 }
 
@@ -232,8 +248,9 @@ func (r *jsonReader) sourceMember(src *product.SourceFacts, key string) error {
 	return err
 }
 
-// The keys of the objects in an images column: imageRow's, variantRow's
-// (product.Variant's fields) and sourceRow's.
+// The keys of the objects in an images column: imageRow's (in the order of
+// the values of an image that productColumns selects as a list),
+// variantRow's (product.Variant's fields) and sourceRow's.
 var (
 	imageKeys   = []string{"id", "position", "source_url", "status", "attempts", "error_code", "updated_at", "variants", "source"}
 	variantKeys = []string{"name", "url", "width", "height", "bytes", "format"}

@@ -188,8 +188,9 @@ func plainPrefix(s string) int {
 	zero := func(v uint64) uint64 { return (v - ones) &^ v & highs }
 	i := 0
 	for ; i+8 <= len(s); i += 8 {
-		w := uint64(s[i]) | uint64(s[i+1])<<8 | uint64(s[i+2])<<16 | uint64(s[i+3])<<24 |
-			uint64(s[i+4])<<32 | uint64(s[i+5])<<40 | uint64(s[i+6])<<48 | uint64(s[i+7])<<56
+		t := s[i : i+8] // of known length: no bounds checks below
+		w := uint64(t[0]) | uint64(t[1])<<8 | uint64(t[2])<<16 | uint64(t[3])<<24 |
+			uint64(t[4])<<32 | uint64(t[5])<<40 | uint64(t[6])<<48 | uint64(t[7])<<56
 		// A byte of 0x80 or more, one below ' ' (exact once those are
 		// ruled out), a quote or a backslash ends the prefix.
 		if w&highs|(w-' '*ones)&^w&highs|zero(w^('"'*ones))|zero(w^('\\'*ones)) != 0 {

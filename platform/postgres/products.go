@@ -38,7 +38,9 @@ func NewProductStore(db *DB, idem IdempotencyConfig) (*ProductStore, error) {
 var _ product.Store = (*ProductStore)(nil)
 
 // productColumns selects a product with its images, each with its variants,
-// as one JSON array, so a page of products is one query. A variant's keys
+// as one JSON array, so a page of products is one query. Each image is a
+// JSON array of imageRow's values in the order of imageKeys (names would
+// be a quarter of the column, for the decoder to match). A variant's keys
 // are product.Variant's field names: it decodes straight into one. The
 // product's fixed-size columns come as one row value (see readScalars),
 // with the price in cents and the times in microseconds since 1970 (UTC):
@@ -50,16 +52,15 @@ SELECT ROW(p.id, p.user_id, (p.product_price * 100)::int8, p.version,
            (extract(epoch FROM p.created_at) * 1000000)::int8,
            (extract(epoch FROM p.updated_at) * 1000000)::int8) AS scalars,
        p.product_name, p.product_description,
-       COALESCE((SELECT json_agg(json_build_object(
-                    'id', i.id, 'position', i.position, 'source_url', i.source_url, 'status', i.status,
-                    'attempts', i.attempts, 'error_code', i.error_code, 'updated_at', i.updated_at,
-                    'variants', CASE WHEN json_array_length(i.variants) > 0 THEN i.variants END,
-                    'source', i.source) ORDER BY i.position)
+       COALESCE((SELECT json_agg(json_build_array(
+                    i.id, i.position, i.source_url, i.status, i.attempts, i.error_code, i.updated_at,
+                    CASE WHEN json_array_length(i.variants) > 0 THEN i.variants END,
+                    i.source) ORDER BY i.position)
                  FROM product_images i WHERE i.product_id = p.id), '[]') AS images
 FROM products p`
 
-// imageRow is an image as idempotency snapshots keep it, and as
-// productColumns selects it; imageDecoder reads both. A variant's
+// imageRow is an image as idempotency snapshots keep it, and, as a list of
+// its values, as productColumns selects it; imageDecoder reads both. A variant's
 // unrecorded sizes (NULL) decode as 0.
 type imageRow struct {
 	ID        uuid.UUID         `json:"id"`
