@@ -42,7 +42,9 @@ func (a *app) load() error {
 		return err
 	}
 	a.cfg = cfg
-	a.log = newLogger(cfg.Log)
+	var flush func() error
+	a.log, flush = newLogger(cfg.Log)
+	a.onClose(flush) // first opened, so the last line is written last
 	for _, w := range cfg.warnings {
 		a.log.Warn().Msg(w)
 	}
@@ -71,19 +73,21 @@ func (a *app) startTracing(command string) error {
 	return nil
 }
 
-func newLogger(cfg LogConfig) zerolog.Logger {
+// newLogger returns the root logger, writing to stderr, and the function
+// that writes the lines it still holds.
+func newLogger(cfg LogConfig) (zerolog.Logger, func() error) {
 	level, _ := zerolog.ParseLevel(cfg.Level) // validated with the config
-	zerolog.TimeFieldFormat = time.RFC3339Nano
-	zerolog.DurationFieldUnit = time.Millisecond
-	zerolog.DurationFieldInteger = false
-	var l zerolog.Logger
 	if cfg.Format == "console" {
-		l = zerolog.New(zerolog.ConsoleWriter{Out: os.Stderr, TimeFormat: "15:04:05.000"})
-	} else {
-		l = zerolog.New(os.Stderr)
+		l := zerolog.New(zerolog.ConsoleWriter{Out: os.Stderr, TimeFormat: "15:04:05.000"})
+		return telemetry.Logger(l, level), func() error { return nil }
 	}
-	return l.Level(level).With().Timestamp().Str("service", "pms").Logger()
+	out := telemetry.NewLogBuffer(os.Stderr, logBufferSize, cfg.FlushInterval)
+	return telemetry.Logger(zerolog.New(out), level), out.Close
 }
+
+// logBufferSize is how many bytes of log lines wait at most: about a
+// hundred request lines.
+const logBufferSize = 64 << 10
 
 func (a *app) component(name string) zerolog.Logger {
 	return a.log.With().Str("component", name).Logger()

@@ -363,7 +363,7 @@ func scaleServes(t *testing.T, s *chaosStack) {
 	_ = json.Unmarshal([]byte(r.body), &p)
 	changes := chaosSize(50, 200)
 	stale, worst := changeVisibility(t, cs, p.ID, changes)
-	t.Logf("near copies on (redis.local_ttl 10s): %d changes through one serve process: the next read through the other was stale %d times; all seen within %v",
+	t.Logf("near copies on (redis.local_ttl at its default): %d changes through one serve process: the next read through the other was stale %d times; all seen within %v",
 		changes, stale, worst.Round(time.Millisecond))
 	// The invalidation reaches the other process through Redis pub/sub,
 	// in milliseconds; its near copy's TTL (10 s) plays no part.
@@ -423,7 +423,9 @@ func changeVisibility(t *testing.T, cs []apiClient, id string, changes int) (sta
 
 // rateLimitOverTwo sends 80 POSTs with one key through two serve processes
 // at once, whose write limit is 2/s with a burst of 10: together they admit
-// no more than one process would.
+// no more than one process would, and at most a lease's tokens but one
+// fewer per process (leases of 2 here: a process may hold one it did not
+// spend).
 func rateLimitOverTwo(t *testing.T, s *chaosStack) {
 	limited := []*serveProcess{}
 	for range 2 {
@@ -446,8 +448,8 @@ func rateLimitOverTwo(t *testing.T, s *chaosStack) {
 	allowed := 10 + int(2*elapsed.Seconds()) + 1
 	t.Logf("80 POSTs with one key through two serve processes (write rate 2/s, burst 10) in %v: %v; at most %d allowed",
 		elapsed.Round(time.Millisecond), &l, allowed)
-	if n := l.count(http.StatusCreated); n > allowed || n < 10 {
-		t.Errorf("%d created, want 10 to %d: the limit must hold over both processes together", n, allowed)
+	if n := l.count(http.StatusCreated); n > allowed || n < 10-2 {
+		t.Errorf("%d created, want 8 to %d: the limit must hold over both processes together", n, allowed)
 	}
 	for _, sp := range limited {
 		_ = sp.signal(t, syscall.SIGTERM)

@@ -9,6 +9,7 @@ import (
 	"os"
 	"reflect"
 	"strings"
+	"time"
 
 	"github.com/go-viper/mapstructure/v2"
 	"github.com/spf13/viper"
@@ -85,11 +86,17 @@ type DevConfig struct {
 	SampleImageURL string `mapstructure:"sample_image_url"`
 }
 
-// LogConfig selects the log level and format.
+// LogConfig selects the log level and format, and how long info lines may
+// wait to be written together (telemetry.LogBuffer; 0 writes each at once).
 type LogConfig struct {
-	Level  string `mapstructure:"level"`
-	Format string `mapstructure:"format"` // json or console
+	Level         string        `mapstructure:"level"`
+	Format        string        `mapstructure:"format"` // json or console
+	FlushInterval time.Duration `mapstructure:"flush_interval"`
 }
+
+// maxLogFlushInterval bounds log.flush_interval: the info lines a crash may
+// lose.
+const maxLogFlushInterval = time.Second
 
 // Validate reports every problem with the log config.
 func (c LogConfig) Validate() error {
@@ -101,6 +108,9 @@ func (c LogConfig) Validate() error {
 	}
 	if c.Format != "json" && c.Format != "console" {
 		errs = append(errs, errors.New("log.format: must be json or console"))
+	}
+	if c.FlushInterval < 0 || c.FlushInterval > maxLogFlushInterval {
+		errs = append(errs, fmt.Errorf("log.flush_interval: must be between 0 (write each line at once) and %v", maxLogFlushInterval))
 	}
 	return errors.Join(errs...)
 }
@@ -150,7 +160,7 @@ func applyWorkerAddr(cfg *Config) error {
 // (TestConfigFileSaysTheDefaults).
 func DefaultConfig() Config {
 	cfg := Config{
-		Log:      LogConfig{Level: "info", Format: "json"},
+		Log:      LogConfig{Level: "info", Format: "json", FlushInterval: 100 * time.Millisecond},
 		HTTP:     httpapi.DefaultConfig(),
 		Postgres: postgres.DefaultConfig(),
 		Relay:    postgres.DefaultRelayConfig(),

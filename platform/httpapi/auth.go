@@ -34,9 +34,13 @@ func (s *Server) authenticate(next echo.HandlerFunc) echo.HandlerFunc {
 			return err
 		}
 		c.Set(callerKey, cl)
-		ctx := c.Request().Context()
-		l := zerolog.Ctx(ctx).With().Stringer("user_id", cl.UserID).Stringer("key_id", cl.KeyID).Logger()
-		c.SetRequest(c.Request().WithContext(l.WithContext(ctx)))
+		// The request's own logger (withRequest's) gains the ids in place:
+		// no second copy of the request.
+		zerolog.Ctx(c.Request().Context()).UpdateContext(func(lc zerolog.Context) zerolog.Context {
+			var buf [2 * (36 + 2)]byte // two quoted UUIDs, not a string each
+			user := appendUUID(buf[:0], cl.UserID)
+			return lc.RawJSON("user_id", user).RawJSON("key_id", appendUUID(buf[len(user):len(user)], cl.KeyID))
+		})
 		return next(c)
 	}
 }
@@ -102,9 +106,9 @@ func (s *Server) limitRate(next echo.HandlerFunc) echo.HandlerFunc {
 		rl := s.limiter(c.Request().Context(), caller(c).KeyID.String(), write)
 		h := c.Response().Header()
 		if rl.Limit > 0 {
-			h.Set(headerRateLimitLimit, strconv.Itoa(rl.Limit))
-			h.Set(headerRateLimitRemaining, strconv.Itoa(rl.Remaining))
-			h.Set(headerRateLimitReset, strconv.Itoa(ceilSeconds(rl.ResetAfter)))
+			// One slice for the three (the names are canonical).
+			v := []string{strconv.Itoa(rl.Limit), strconv.Itoa(rl.Remaining), strconv.Itoa(ceilSeconds(rl.ResetAfter))}
+			h[headerRateLimitLimit], h[headerRateLimitRemaining], h[headerRateLimitReset] = v[0:1:1], v[1:2:2], v[2:3:3]
 		}
 		if !rl.Allowed {
 			limit := limitRead

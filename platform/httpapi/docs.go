@@ -45,11 +45,10 @@ func (s *Server) serveDocs() error {
 		return fmt.Errorf("read the docs page: %w", err)
 	}
 	assets := http.StripPrefix("/docs/", http.FileServerFS(files))
-	e := s.echo
-	e.GET("/openapi.yaml", func(c echo.Context) error { return c.Blob(http.StatusOK, "application/yaml", openAPI) })
-	e.GET("/openapi.json", func(c echo.Context) error { return c.Blob(http.StatusOK, echo.MIMEApplicationJSON, js) })
-	e.GET("/docs", func(c echo.Context) error { return c.HTMLBlob(http.StatusOK, index) })
-	e.GET("/docs/*", func(c echo.Context) error {
+	s.handle(http.MethodGet, "/openapi.yaml", func(c echo.Context) error { return c.Blob(http.StatusOK, "application/yaml", openAPI) })
+	s.handle(http.MethodGet, "/openapi.json", func(c echo.Context) error { return c.Blob(http.StatusOK, echo.MIMEApplicationJSON, js) })
+	s.handle(http.MethodGet, "/docs", func(c echo.Context) error { return c.HTMLBlob(http.StatusOK, index) })
+	s.handle(http.MethodGet, "/docs/*", func(c echo.Context) error {
 		// The page's links are relative to /docs: a trailing slash would
 		// break them, and index.html is served only as /docs.
 		if p := c.Param("*"); p == "" || p == "index.html" || strings.HasSuffix(p, "/") {

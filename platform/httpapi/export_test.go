@@ -10,13 +10,13 @@ import (
 // AddRoute registers h behind the server's middleware, so tests can add a
 // handler the API lacks, such as a slow one for the shutdown tests.
 func AddRoute(s *Server, method, path string, h http.Handler) {
-	s.echo.Add(method, path, echo.WrapHandler(h))
+	s.handle(method, path, echo.WrapHandler(h))
 }
 
 // AddClientIPRoute registers GET path, which answers the client address
 // the server sees for the request.
 func AddClientIPRoute(s *Server, path string) {
-	s.echo.GET(path, func(c echo.Context) error { return c.String(http.StatusOK, c.RealIP()) })
+	s.handle(http.MethodGet, path, func(c echo.Context) error { return c.String(http.StatusOK, c.RealIP()) })
 }
 
 // ClientIP returns the server's client address extractor for the trusted
@@ -36,7 +36,7 @@ var AddressKey = addressKey
 // answers with what fn returns, so tests can show how the error handler
 // answers an error a real store returned.
 func AddErrorRoute(s *Server, path string, fn func(ctx context.Context) error) {
-	s.echo.GET(path, func(c echo.Context) error { return fn(c.Request().Context()) })
+	s.handle(http.MethodGet, path, func(c echo.Context) error { return fn(c.Request().Context()) })
 }
 
 // OpenAPI returns the embedded openapi.yaml.

@@ -37,7 +37,7 @@ var benchUsers = flag.Int("bench.users", 2000, "BenchmarkCachedGet: users, each 
 // users, each with their own key and product, as make load's do. "echo" is
 // the ceiling make load compares with: a bare Echo handler answering the
 // same bytes. ns/op includes the Redis round trips (a lease of rate-limit
-// tokens every tenth request per key); cpu-ns/op is this process's CPU per
+// tokens every twentieth request per key); cpu-ns/op is this process's CPU per
 // request, background goroutines and the garbage collector included.
 func BenchmarkCachedGet(b *testing.B) {
 	s, reqs, cacheMetrics := newGetBench(b, *benchUsers)
@@ -56,22 +56,22 @@ func BenchmarkCachedGet(b *testing.B) {
 		if time.Now().After(deadline) {
 			b.Fatal("no near copy was read within 10 s")
 		}
-		serve(s.echo, reqs[0])
+		serve(s.Handler(), reqs[0])
 		time.Sleep(time.Millisecond)
 	}
 	for range 2 { // fill the caches, the near copies and the leases
 		for _, req := range reqs {
-			serve(s.echo, req)
+			serve(s.Handler(), req)
 		}
 	}
-	body := captureBody(b, s.echo, reqs[0])
+	body := captureBody(b, s.Handler(), reqs[0])
 	bare := echo.New()
 	bare.GET("/api/v1/products/:id", func(c echo.Context) error { return c.JSONBlob(http.StatusOK, body) })
 
 	for _, h := range []struct {
 		name    string
 		handler http.Handler
-	}{{"pms", s.echo}, {"echo", bare}} {
+	}{{"pms", s.Handler()}, {"echo", bare}} {
 		b.Run(h.name, func(b *testing.B) {
 			b.ReportAllocs()
 			hits, before := nearHits(b, cacheMetrics), cpuTime(b)
@@ -166,21 +166,21 @@ func newGetBench(b *testing.B, users int) (*Server, []*http.Request, *prometheus
 	return s, reqs, cacheMetrics
 }
 
-// productionLogger returns a logger set up as pms's (cmd's newLogger, JSON)
-// that writes to a file, as make load's pms serve does.
+// productionLogger returns a logger set up as pms's (cmd's newLogger, JSON,
+// buffered as log.flush_interval's default) that writes to a file, as make
+// load's pms serve does.
 func productionLogger(b *testing.B) zerolog.Logger {
 	f, err := os.Create(filepath.Join(b.TempDir(), "pms.log"))
 	if err != nil {
 		b.Fatal(err)
 	}
-	b.Cleanup(func() { f.Close() })
+	out := telemetry.NewLogBuffer(f, 64<<10, 100*time.Millisecond)
+	b.Cleanup(func() { out.Close(); f.Close() })
 	format, unit, integer := zerolog.TimeFieldFormat, zerolog.DurationFieldUnit, zerolog.DurationFieldInteger
 	b.Cleanup(func() {
 		zerolog.TimeFieldFormat, zerolog.DurationFieldUnit, zerolog.DurationFieldInteger = format, unit, integer
 	})
-	zerolog.TimeFieldFormat, zerolog.DurationFieldUnit, zerolog.DurationFieldInteger = time.RFC3339Nano, time.Millisecond, false
-	return zerolog.New(f).Level(zerolog.InfoLevel).With().Timestamp().Str("service", "pms").Logger().
-		With().Str("component", "http").Logger()
+	return telemetry.Logger(zerolog.New(out), zerolog.InfoLevel).With().Str("component", "http").Logger()
 }
 
 // nearHits returns how many product reads a near copy answered, from the

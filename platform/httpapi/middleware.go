@@ -31,13 +31,9 @@ import (
 // the cost of an allocation, on every Get and Set.
 const HeaderRequestID = "X-Request-Id"
 
-const requestIDKey = "request_id"
-
-// requestID returns the id assigned to the request by withRequest.
-func requestID(c echo.Context) string {
-	id, _ := c.Get(requestIDKey).(string)
-	return id
-}
+// requestID returns the id assigned to the request by withRequest: its
+// correlation id.
+func requestID(c echo.Context) string { return correlation.ID(c.Request().Context()) }
 
 // validRequestID reports whether a client's id is safe to log and echo back.
 func validRequestID(id string) bool {
@@ -75,13 +71,12 @@ func withRequest(log zerolog.Logger, d, maxWait time.Duration) echo.MiddlewareFu
 			if !validRequestID(id) {
 				id = newRequestID()
 			}
-			c.Set(requestIDKey, id)
-			c.Response().Header().Set(HeaderRequestID, id)
+			c.Response().Header()[HeaderRequestID] = []string{id} // canonical: Set would check
 			// The span continues the caller's trace (traceparent) if any; its
 			// id goes into every log line of the request and, through the
 			// outbox, into the messages it causes.
 			ctx := otel.GetTextMapPropagator().Extract(req.Context(), propagation.HeaderCarrier(req.Header))
-			ctx, span := tracer.Start(ctx, req.Method+" "+c.Path(), serverSpan)
+			ctx, span := tracer.Start(ctx, spanName(req.Method, c.Path()), serverSpan)
 			defer span.End()
 			// Attributes only for spans that are kept: pms's samplers decide
 			// by the trace id alone, and most spans are not sampled.
@@ -110,6 +105,27 @@ func withRequest(log zerolog.Logger, d, maxWait time.Duration) echo.MiddlewareFu
 			return err
 		}
 	}
+}
+
+// spanNames holds "<method> <route>", the name of each route's spans, made
+// once: routes and methods are few (methodLabel).
+var spanNames = struct {
+	sync.RWMutex
+	m map[routeKey]string
+}{m: map[routeKey]string{}}
+
+func spanName(method, route string) string {
+	k := routeKey{methodLabel(method), route}
+	spanNames.RLock()
+	name, ok := spanNames.m[k]
+	spanNames.RUnlock()
+	if !ok {
+		name = k.method + " " + route
+		spanNames.Lock()
+		spanNames.m[k] = name
+		spanNames.Unlock()
+	}
+	return name
 }
 
 // tracer starts the spans of requests.

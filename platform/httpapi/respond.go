@@ -49,8 +49,14 @@ func writeJSON(c echo.Context, code int, build func([]byte) ([]byte, error)) err
 		}
 		b = out.Bytes()
 	}
+	// Echo sets the type only where none is set; this one is shared by
+	// every response and never changed in place (Set replaces a header's
+	// slice, Add grows a copy), so it costs no allocation.
+	c.Response().Header()[echo.HeaderContentType] = jsonContentType
 	return c.JSONBlob(code, b)
 }
+
+var jsonContentType = []string{echo.MIMEApplicationJSON}
 
 // pretty reports whether c.JSON would indent the response.
 func pretty(c echo.Context) bool {

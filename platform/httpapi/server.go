@@ -116,6 +116,11 @@ type Server struct {
 	echo      *echo.Echo
 	http      *http.Server
 
+	// The middleware every request passes, outermost first, and the routes
+	// registered behind it (see handle and ServeHTTP).
+	common []echo.MiddlewareFunc
+	routes map[routeKey]struct{}
+
 	// For limitFailures: the budget, and what this process remembers of
 	// credentials that authenticated and client addresses that failed to.
 	failures    FailureLimiter
@@ -166,26 +171,56 @@ func New(cfg Config, api API, reg *prometheus.Registry, log zerolog.Logger) (*Se
 	if s.limiter != nil {
 		mw = append(mw, s.limitRate)
 	}
-	v1 := s.echo.Group("/api/v1")
-	// Echo would wrap a route's middleware around its handler anew for
-	// every request; wrapped once here, the chain costs nothing per request.
-	route := func(h echo.HandlerFunc) echo.HandlerFunc { return wrap(h, mw...) }
-	v1.GET("/me", route(s.me))
-	v1.POST("/products", route(s.createProduct))
-	v1.GET("/products", route(s.listProducts))
-	v1.GET("/products/:id", route(s.getProduct))
-	v1.PATCH("/products/:id", route(s.updateProduct))
-	v1.DELETE("/products/:id", route(s.deleteProduct))
-	v1.POST("/products/:id/images/:position/retry", route(s.retryImage))
-	v1.POST("/webhooks", route(s.createWebhook))
-	v1.GET("/webhooks", route(s.listWebhooks))
-	v1.GET("/webhooks/:id", route(s.getWebhook))
-	v1.PATCH("/webhooks/:id", route(s.updateWebhook))
-	v1.DELETE("/webhooks/:id", route(s.deleteWebhook))
-	v1.POST("/webhooks/:id/rotate-secret", route(s.rotateWebhookSecret))
-	v1.GET("/webhooks/:id/deliveries", route(s.listDeliveries))
-	v1.POST("/webhooks/:id/deliveries/:delivery_id/retry", route(s.retryDelivery))
+	for _, r := range []struct {
+		method, path string
+		h            echo.HandlerFunc
+	}{
+		{http.MethodGet, "/me", s.me},
+		{http.MethodPost, "/products", s.createProduct},
+		{http.MethodGet, "/products", s.listProducts},
+		{http.MethodGet, "/products/:id", s.getProduct},
+		{http.MethodPatch, "/products/:id", s.updateProduct},
+		{http.MethodDelete, "/products/:id", s.deleteProduct},
+		{http.MethodPost, "/products/:id/images/:position/retry", s.retryImage},
+		{http.MethodPost, "/webhooks", s.createWebhook},
+		{http.MethodGet, "/webhooks", s.listWebhooks},
+		{http.MethodGet, "/webhooks/:id", s.getWebhook},
+		{http.MethodPatch, "/webhooks/:id", s.updateWebhook},
+		{http.MethodDelete, "/webhooks/:id", s.deleteWebhook},
+		{http.MethodPost, "/webhooks/:id/rotate-secret", s.rotateWebhookSecret},
+		{http.MethodGet, "/webhooks/:id/deliveries", s.listDeliveries},
+		{http.MethodPost, "/webhooks/:id/deliveries/:delivery_id/retry", s.retryDelivery},
+	} {
+		s.handle(r.method, "/api/v1"+r.path, r.h, mw...)
+	}
 	return s, nil
+}
+
+type routeKey struct{ method, path string }
+
+// handle registers h for method and path behind the common middleware and
+// then mw, the chain built once: Echo would build a chain anew for every
+// request.
+func (s *Server) handle(method, path string, h echo.HandlerFunc, mw ...echo.MiddlewareFunc) {
+	s.echo.Add(method, path, wrap(wrap(h, mw...), s.common...))
+	s.routes[routeKey{method, path}] = struct{}{}
+}
+
+// ServeHTTP serves a request as Echo.ServeHTTP does, with the routes'
+// chains built once (see handle). Only the answers Echo's router makes
+// itself (404, 405, OPTIONS) get the common middleware per request.
+func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	c := s.echo.AcquireContext()
+	c.Reset(r, w)
+	s.echo.Router().Find(r.Method, echo.GetPath(r), c)
+	h := c.Handler()
+	if _, ok := s.routes[routeKey{r.Method, c.Path()}]; !ok {
+		h = wrap(h, s.common...)
+	}
+	if err := h(c); err != nil {
+		s.echo.HTTPErrorHandler(err, c)
+	}
+	s.echo.ReleaseContext(c)
 }
 
 // wrap returns h inside mw, the first outermost, as Echo applies a route's
@@ -210,8 +245,8 @@ func NewOps(cfg Config, checks []Check, reg *prometheus.Registry, log zerolog.Lo
 	if err := reg.Register(s.readiness); err != nil {
 		return nil, fmt.Errorf("register readiness metrics: %w", err)
 	}
-	s.echo.GET("/ready", s.ready)
-	s.echo.GET("/metrics", echo.WrapHandler(promhttp.HandlerFor(reg, promhttp.HandlerOpts{})))
+	s.handle(http.MethodGet, "/ready", s.ready)
+	s.handle(http.MethodGet, "/metrics", echo.WrapHandler(promhttp.HandlerFor(reg, promhttp.HandlerOpts{})))
 	return s, nil
 }
 
@@ -224,15 +259,15 @@ func newServer(cfg Config, reg *prometheus.Registry, logLevel zerolog.Level, log
 	if err != nil {
 		return nil, err
 	}
-	s := &Server{cfg: cfg, log: log, echo: echo.New(), metrics: m}
+	s := &Server{cfg: cfg, log: log, echo: echo.New(), metrics: m, routes: map[routeKey]struct{}{},
+		common: []echo.MiddlewareFunc{withRequest(log, cfg.RequestTimeout, cfg.MaxWait), logRequests(m, logLevel), recoverPanics, requireJSON(cfg.MaxBodyBytes)}}
 	e := s.echo
 	e.HideBanner, e.HidePort = true, true
 	e.IPExtractor = clientIP(proxies)
 	e.HTTPErrorHandler = handleError
-	e.Use(withRequest(log, cfg.RequestTimeout, cfg.MaxWait), logRequests(m, logLevel), recoverPanics, requireJSON(cfg.MaxBodyBytes))
-	e.GET("/health", s.health)
+	s.handle(http.MethodGet, "/health", s.health)
 	s.http = &http.Server{
-		Handler:           e,
+		Handler:           s,
 		ReadHeaderTimeout: cfg.ReadHeaderTimeout,
 		ReadTimeout:       cfg.ReadTimeout,
 		WriteTimeout:      cfg.WriteTimeout,
@@ -243,7 +278,7 @@ func newServer(cfg Config, reg *prometheus.Registry, logLevel zerolog.Level, log
 }
 
 // Handler returns the API as an http.Handler, for tests and embedding.
-func (s *Server) Handler() http.Handler { return s.echo }
+func (s *Server) Handler() http.Handler { return s }
 
 // Listen binds the configured address; Run calls it when it has not been
 // called. Addr tells the bound address afterwards (useful with port 0).

@@ -166,6 +166,10 @@ func TestRouting(t *testing.T) {
 			if allow := r.header.Get("Allow"); !strings.Contains(allow, tt.allow) {
 				t.Errorf("%v: Allow %q, want it to name %s", r, allow, tt.allow)
 			}
+			// The router's own answers pass the common middleware too.
+			if id := r.header.Get("X-Request-ID"); id == "" || !strings.Contains(string(r.body), id) {
+				t.Errorf("%v: X-Request-ID %q, want one, named in the body", r, id)
+			}
 		})
 	}
 }

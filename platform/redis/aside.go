@@ -7,6 +7,7 @@ import (
 	"fmt"
 	mrand "math/rand/v2"
 	"runtime/debug"
+	"strings"
 	"time"
 
 	goredis "github.com/redis/go-redis/v9"
@@ -24,6 +25,16 @@ const genTTL = time.Minute
 type entry struct{ value, gen string }
 
 func newEntry(base string) entry { return entry{value: base, gen: base + ":gen"} }
+
+// hashTagOf returns what the {hash tag} of a Redis key that starts with
+// prefix (which ends in "{") holds, or false for another key.
+func hashTagOf(key, prefix string) (string, bool) {
+	rest, ok := strings.CutPrefix(key, prefix)
+	if !ok {
+		return "", false
+	}
+	return strings.CutSuffix(rest, "}")
+}
 
 // The stale-set guard. A reader that misses gets the entry's generation
 // token (created if there is none) in the round trip after the miss, then

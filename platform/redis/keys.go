@@ -42,8 +42,8 @@ type KeyCache struct {
 	account.Store
 	c      *Client
 	reads  *aside[keyResult]
-	near   *near[keyResult]
-	epochs account.Epochs // nil: freshness by time alone
+	near   *near[string, keyResult] // by prefix
+	epochs account.Epochs           // nil: freshness by time alone
 	epoch  atomic.Pointer[epochRead]
 	// epochFailing is set while reads of the epoch fail, to log the
 	// recovery once.
@@ -67,7 +67,7 @@ type keyResult struct {
 // the key epoch of epochs (nil: by time alone, KeyFallbackTTL). Reading the
 // epoch stops when c is closed.
 func NewKeyCache(c *Client, keys account.Store, epochs account.Epochs) *KeyCache {
-	kc := &KeyCache{Store: keys, c: c, epochs: epochs, near: newNear(c, keyNearTTL(c.cfg), cloneKeyResult),
+	kc := &KeyCache{Store: keys, c: c, epochs: epochs, near: newNear(c, keyNearTTL(c.cfg), prefixOf, cloneKeyResult),
 		reads: &aside[keyResult]{
 			c:    c,
 			what: "api key",
@@ -96,7 +96,12 @@ func keyNearTTL(cfg Config) time.Duration {
 }
 
 // keyEntry is where a key is cached: pms:apikey:{<prefix>}.
-func keyEntry(prefix string) entry { return newEntry("pms:apikey:{" + prefix + "}") }
+func keyEntry(prefix string) entry { return newEntry(keyKeyPrefix + prefix + "}") }
+
+const keyKeyPrefix = "pms:apikey:{"
+
+// prefixOf returns the prefix of the API key whose Redis key this is.
+func prefixOf(redisKey string) (string, bool) { return hashTagOf(redisKey, keyKeyPrefix) }
 
 // KeyByPrefix returns the key with the prefix and its owner, from the cache
 // or the store, or account.ErrUnauthenticated. A cached key that is no
@@ -106,11 +111,11 @@ func keyEntry(prefix string) entry { return newEntry("pms:apikey:{" + prefix + "
 // since revoking needs the store, and one revoked before drops out of the
 // cache.
 func (kc *KeyCache) KeyByPrefix(ctx context.Context, prefix string) (account.KeyOwner, error) {
-	e := keyEntry(prefix)
-	if r, ok := kc.near.get(e.value, time.Now()); ok && kc.nearFresh(r) {
+	if r, ok := kc.near.get(prefix, time.Now()); ok && kc.nearFresh(r) {
 		kc.c.count(kc.reads.what, resultNearHit)
 		return r.result()
 	}
+	e := keyEntry(prefix)
 	nearEpoch := kc.near.start()
 	r, stale, err := kc.reads.getStale(ctx, e, kc.fresh, func(ctx context.Context) (keyResult, error) {
 		// The epoch is taken before the read: a revocation the read does
@@ -133,7 +138,7 @@ func (kc *KeyCache) KeyByPrefix(ctx context.Context, prefix string) (account.Key
 		return r.result()
 	}
 	r.kept = time.Now()
-	kc.near.put(e.value, r, nearEpoch, r.kept)
+	kc.near.put(prefix, r, nearEpoch, r.kept)
 	return r.result()
 }
 

@@ -61,12 +61,13 @@ type Decision struct {
 // state kept in Redis so every instance shares it.
 //
 // To spare a Redis round trip per request, a process takes a caller's
-// tokens from Redis a few at a time (a lease of a tenth of the burst, at
+// tokens from Redis a few at a time (a lease of a fifth of the burst, at
 // most 250) and spends them locally within leaseTTL. Tokens are taken before
 // they are spent, so the limit is never exceeded; a process may hold a few
 // unused ones for up to leaseTTL, so a caller can be refused a little early
-// (by at most a lease per process). With a burst under 20 every request goes
-// to Redis; at the default write burst (20) every other one does.
+// (by at most a lease per process). With a burst under 10 every request goes
+// to Redis; at the default read burst (100) one in 20 does, at the default
+// write burst (20) one in 4.
 type Limiter struct {
 	mu      sync.Mutex
 	leases  map[string]*lease
@@ -95,7 +96,7 @@ type lease struct {
 }
 
 // leaseSize is how many tokens a process takes from Redis at once.
-func leaseSize(burst int) int { return min(max(burst/10, 1), 250) }
+func leaseSize(burst int) int { return min(max(burst/5, 1), 250) }
 
 // spend uses a token of the caller's lease, if it has one.
 func (l *Limiter) spend(k string, now time.Time) (Decision, bool) {

@@ -29,13 +29,18 @@ const invalidations = "pms:invalidations"
 // subscriptionSilence; until the subscription is confirmed, and whenever
 // it is re-made, nothing is kept. An announcement can then only be missed
 // for subscriptionSilence, and ttl bounds the rest.
-type near[T any] struct {
+//
+// Entries are keyed by K, what the caller holds when it reads (a product
+// id, a key prefix), so a hit builds no Redis key; keyOf finds the entry
+// an announced Redis key names.
+type near[K comparable, T any] struct {
 	c     *Client
 	ttl   time.Duration
-	clone func(T) T // a copy the caller may keep
+	clone func(T) T                       // a copy the caller may keep
+	keyOf func(redisKey string) (K, bool) // false: not one of this cache's
 
 	mu    sync.Mutex
-	items map[string]nearItem[T]
+	items map[K]nearItem[T]
 	epoch atomic.Uint64
 }
 
@@ -49,12 +54,12 @@ const maxNear = 100_000
 
 // usable reports whether near copies may be used: only while invalidations
 // can arrive, and not while Redis is failing (then PostgreSQL answers).
-func (n *near[T]) usable() bool {
+func (n *near[K, T]) usable() bool {
 	return n != nil && n.c.listening(time.Now()) && n.c.breaker.State() != gobreaker.StateOpen
 }
 
 // get returns the entry's value, if it holds a fresh one.
-func (n *near[T]) get(key string, now time.Time) (T, bool) {
+func (n *near[K, T]) get(key K, now time.Time) (T, bool) {
 	var zero T
 	if !n.usable() {
 		return zero, false
@@ -69,7 +74,7 @@ func (n *near[T]) get(key string, now time.Time) (T, bool) {
 }
 
 // start returns the epoch a fill must still see to be kept.
-func (n *near[T]) start() uint64 {
+func (n *near[K, T]) start() uint64 {
 	if n == nil {
 		return 0
 	}
@@ -77,7 +82,7 @@ func (n *near[T]) start() uint64 {
 }
 
 // put keeps v under key unless something was invalidated since epoch.
-func (n *near[T]) put(key string, v T, epoch uint64, now time.Time) {
+func (n *near[K, T]) put(key K, v T, epoch uint64, now time.Time) {
 	if !n.usable() {
 		return
 	}
@@ -99,25 +104,26 @@ func (n *near[T]) put(key string, v T, epoch uint64, now time.Time) {
 	n.items[key] = nearItem[T]{v: n.clone(v), expires: now.Add(n.ttl)}
 }
 
-// drop removes key, or everything when key is "".
-func (n *near[T]) drop(key string) {
+// drop removes the entry of a Redis key, or everything when redisKey is
+// "". Fills in flight are dropped either way.
+func (n *near[K, T]) drop(redisKey string) {
 	n.mu.Lock()
 	defer n.mu.Unlock()
 	n.epoch.Add(1)
-	if key == "" {
+	if redisKey == "" {
 		clear(n.items)
-	} else {
-		delete(n.items, key)
+	} else if k, ok := n.keyOf(redisKey); ok {
+		delete(n.items, k)
 	}
 }
 
 // newNear returns a near cache fed by c's invalidations, or nil when
 // Config.LocalTTL turns near caching off.
-func newNear[T any](c *Client, ttl time.Duration, clone func(T) T) *near[T] {
+func newNear[K comparable, T any](c *Client, ttl time.Duration, keyOf func(string) (K, bool), clone func(T) T) *near[K, T] {
 	if ttl <= 0 {
 		return nil
 	}
-	n := &near[T]{c: c, ttl: ttl, clone: clone, items: map[string]nearItem[T]{}}
+	n := &near[K, T]{c: c, ttl: ttl, clone: clone, keyOf: keyOf, items: map[K]nearItem[T]{}}
 	c.mu.Lock()
 	c.droppers = append(c.droppers, n.drop)
 	c.mu.Unlock()

@@ -23,14 +23,14 @@ type ProductCache struct {
 	product.Store
 	c     *Client
 	reads *aside[product.Product]
-	near  *near[product.Product]
+	near  *near[uuid.UUID, product.Product]
 }
 
 var _ product.Store = (*ProductCache)(nil)
 
 // NewProductCache returns a ProductCache in front of store.
 func NewProductCache(c *Client, store product.Store) *ProductCache {
-	return &ProductCache{Store: store, c: c, near: newNear(c, c.cfg.LocalTTL, cloneProduct), reads: &aside[product.Product]{
+	return &ProductCache{Store: store, c: c, near: newNear(c, c.cfg.LocalTTL, productOf, cloneProduct), reads: &aside[product.Product]{
 		c:      c,
 		what:   "product",
 		ttl:    func(product.Product) time.Duration { return jittered(c.cfg.ProductTTL, c.cfg.TTLJitter) },
@@ -40,7 +40,19 @@ func NewProductCache(c *Client, store product.Store) *ProductCache {
 }
 
 // productEntry is where a product is cached: pms:product:{<id>}.
-func productEntry(id uuid.UUID) entry { return newEntry("pms:product:{" + id.String() + "}") }
+func productEntry(id uuid.UUID) entry { return newEntry(productKeyPrefix + id.String() + "}") }
+
+const productKeyPrefix = "pms:product:{"
+
+// productOf returns the id of the product whose Redis key this is.
+func productOf(redisKey string) (uuid.UUID, bool) {
+	tag, ok := hashTagOf(redisKey, productKeyPrefix)
+	if !ok {
+		return uuid.Nil, false
+	}
+	id, err := uuid.Parse(tag)
+	return id, err == nil
+}
 
 // Get returns the product from the cache, or from the store (caching it),
 // or the store's error, e.g. product.ErrNotFound.
@@ -48,17 +60,17 @@ func productEntry(id uuid.UUID) entry { return newEntry("pms:product:{" + id.Str
 // A process keeps a near copy for up to Config.LocalTTL (see near), so most
 // reads of a hot product cost no round trip.
 func (pc *ProductCache) Get(ctx context.Context, id uuid.UUID) (product.Product, error) {
-	e := productEntry(id)
-	if p, ok := pc.near.get(e.value, time.Now()); ok {
+	if p, ok := pc.near.get(id, time.Now()); ok {
 		pc.c.count(pc.reads.what, resultNearHit)
 		return p, nil
 	}
+	e := productEntry(id)
 	epoch := pc.near.start()
 	p, err := pc.reads.get(ctx, e, func(ctx context.Context) (product.Product, error) {
 		return pc.Store.Get(ctx, id)
 	})
 	if err == nil {
-		pc.near.put(e.value, p, epoch, time.Now())
+		pc.near.put(id, p, epoch, time.Now())
 	}
 	return p, err
 }

@@ -99,3 +99,25 @@ func TestCachedProductRoundTrip(t *testing.T) {
 		t.Error("decodeProduct of a format 1 entry succeeded, want an error")
 	}
 }
+
+// TestNearKeysOfAnnouncements: an announced Redis key finds the near entry
+// it names, and no other cache's.
+func TestNearKeysOfAnnouncements(t *testing.T) {
+	id := uuid.New()
+	if got, ok := productOf(productEntry(id).value); !ok || got != id {
+		t.Errorf("productOf(%q) = %v, %v; want %v", productEntry(id).value, got, ok, id)
+	}
+	if got, ok := prefixOf(keyEntry("pms_ab12").value); !ok || got != "pms_ab12" {
+		t.Errorf("prefixOf(%q) = %q, %v; want pms_ab12", keyEntry("pms_ab12").value, got, ok)
+	}
+	for _, k := range []string{keyEntry("pms_ab12").value, "pms:product:{nope}", "pms:product:{" + id.String(), productEntry(id).gen, ""} {
+		if got, ok := productOf(k); ok {
+			t.Errorf("productOf(%q) = %v, want none", k, got)
+		}
+	}
+	for _, k := range []string{productEntry(id).value, keyEntry("x").gen, "pms:apikey:"} {
+		if got, ok := prefixOf(k); ok {
+			t.Errorf("prefixOf(%q) = %q, want none", k, got)
+		}
+	}
+}

@@ -95,7 +95,7 @@ func DefaultConfig() Config {
 		KeyFallbackTTL:  30 * time.Second,
 		KeyStaleTTL:     30 * time.Minute,
 		UnknownKeyTTL:   10 * time.Second,
-		LocalTTL:        10 * time.Second,
+		LocalTTL:        30 * time.Second,
 		BreakerFailures: 5,
 		BreakerCooldown: 2 * time.Second,
 	}

@@ -26,9 +26,13 @@ const (
 
 // Service creates users, authenticates their API keys and manages them.
 type Service struct {
-	store   Store
-	now     func() time.Time
-	touched sync.Map // key id → time.Time of this process's last touch
+	store Store
+	now   func() time.Time
+	// When this process last touched each key. Read on every request: a
+	// map of its own under a read lock, not a sync.Map, whose any keys
+	// would cost an allocation a lookup.
+	touchedMu sync.RWMutex
+	touched   map[uuid.UUID]time.Time
 
 	mu      sync.Mutex
 	pending []KeyUse    // last uses to write in the next batch
@@ -37,7 +41,9 @@ type Service struct {
 }
 
 // NewService returns a Service that keeps users and keys in store.
-func NewService(store Store) *Service { return &Service{store: store, now: time.Now} }
+func NewService(store Store) *Service {
+	return &Service{store: store, now: time.Now, touched: map[uuid.UUID]time.Time{}}
+}
 
 // timestamp returns the current time at the precision PostgreSQL keeps.
 func (s *Service) timestamp() time.Time { return s.now().UTC().Truncate(time.Microsecond) }
@@ -109,10 +115,15 @@ func (s *Service) touch(k APIKey) {
 	if now.Sub(k.LastUsedAt) <= touchEvery {
 		return
 	}
-	if last, ok := s.touched.Load(k.ID); ok && now.Sub(last.(time.Time)) <= touchEvery {
+	s.touchedMu.RLock()
+	last, ok := s.touched[k.ID]
+	s.touchedMu.RUnlock()
+	if ok && now.Sub(last) <= touchEvery {
 		return
 	}
-	s.touched.Store(k.ID, now)
+	s.touchedMu.Lock()
+	s.touched[k.ID] = now
+	s.touchedMu.Unlock()
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.pending = append(s.pending, KeyUse{ID: k.ID, At: now.UTC().Truncate(time.Microsecond)})
