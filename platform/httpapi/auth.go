@@ -35,7 +35,10 @@ func (s *Server) authenticate(next echo.HandlerFunc) echo.HandlerFunc {
 		}
 		c.Set(callerKey, cl)
 		// The request's own logger (withRequest's) gains the ids in place:
-		// no second copy of the request.
+		// no second copy of the request. Nothing else can be reading it
+		// yet: what the request started so far (the key lookup, whose
+		// fill may run on a goroutine of its own) has returned, and a
+		// lookup that gave up early (its client left) returned an error.
 		zerolog.Ctx(c.Request().Context()).UpdateContext(func(lc zerolog.Context) zerolog.Context {
 			var buf [2 * (36 + 2)]byte // two quoted UUIDs, not a string each
 			user := appendUUID(buf[:0], cl.UserID)
