@@ -1,6 +1,7 @@
 package product_test
 
 import (
+	"bytes"
 	"encoding/base64"
 	"strings"
 	"testing"
@@ -45,6 +46,28 @@ func TestCursorRoundTrip(t *testing.T) {
 	}
 	if !out.CreatedAt.Equal(in.CreatedAt) || out.Price != in.Price || out.Name != in.Name || out.ID != in.ID {
 		t.Errorf("ParseCursor(String()) = %+v, want %+v", *out, in)
+	}
+}
+
+// TestCursorJSONMatchesEncodingJSON: a cursor's body is written by hand as
+// json.Marshal wrote it, so tokens stay the same.
+func TestCursorJSONMatchesEncodingJSON(t *testing.T) {
+	at := time.Date(2026, 12, 2, 14, 50, 56, 123456000, time.UTC)
+	for _, c := range []product.Cursor{
+		{},
+		{CreatedAt: at, Price: 1234, Name: "Lamp", ID: uuid.New()},
+		{CreatedAt: at.Add(-123456000), Price: product.MaxPrice, Name: `Schreibtischlampe «Nº 1» & <Zubehör> "warm"\`, ID: uuid.New()},
+		{CreatedAt: time.Date(2026, 1, 2, 3, 4, 5, 1, time.FixedZone("", -8*3600)), Name: "tab\tnul\x00del\x7f\u2028 \xff", ID: uuid.New()},
+		{CreatedAt: time.Date(10000, 1, 1, 0, 0, 0, 0, time.UTC), Name: "year 10000"},
+		{CreatedAt: time.Date(-1, 1, 1, 0, 0, 0, 0, time.UTC), Name: "year -1"},
+		{CreatedAt: at.In(time.FixedZone("", 24*3600)), Name: "offset 24h"},
+	} {
+		for _, filter := range []uint32{0, 1, 1<<32 - 1} {
+			body, want := product.CursorJSON(c, filter)
+			if !bytes.Equal(body, want) {
+				t.Errorf("cursor %+v, filter %d: body %s, json.Marshal %s", c, filter, body, want)
+			}
+		}
 	}
 }
 

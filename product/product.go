@@ -6,6 +6,7 @@ package product
 import (
 	"slices"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/google/uuid"
@@ -148,6 +149,10 @@ func (im Image) AppendSrcset(b []byte, format string) []byte {
 // appendSrcsetURL appends url escaped so that it cannot break a srcset,
 // whose candidates are separated by commas and whitespace.
 func appendSrcsetURL(b []byte, url string) []byte {
+	if strings.IndexByte(url, ' ') < 0 && strings.IndexByte(url, ',') < 0 &&
+		strings.IndexByte(url, '\t') < 0 && strings.IndexByte(url, '\n') < 0 {
+		return append(b, url...) // as nearly every URL is
+	}
 	for i := 0; i < len(url); i++ {
 		switch c := url[i]; c {
 		case ' ':

@@ -187,7 +187,7 @@ func appendSrcset(b []byte, im product.Image, format string) []byte {
 	b = append(b, '"')
 	start := len(b)
 	b = im.AppendSrcset(b, format)
-	for _, c := range b[start:] {
+	for _, c := range b[start+safePrefix(b[start:]):] {
 		if c >= utf8.RuneSelf || !jsonSafe[c] {
 			set := string(b[start:])
 			return appendString(b[:start-1], set)
@@ -279,7 +279,7 @@ func appendString(b []byte, s string) []byte {
 	const hexDigits = "0123456789abcdef"
 	b = append(b, '"')
 	start := 0
-	for i := 0; i < len(s); {
+	for i := safePrefix(s); i < len(s); {
 		if c := s[i]; c < utf8.RuneSelf {
 			if jsonSafe[c] {
 				i++
@@ -321,4 +321,31 @@ func appendString(b []byte, s string) []byte {
 	}
 	b = append(b, s[start:]...)
 	return append(b, '"')
+}
+
+// safePrefix returns the length of a prefix of s that a JSON string holds
+// as it is (jsonSafe), looking at eight bytes at a time: most of a product's
+// strings (URLs above all) need no escape, and a byte at a time cost the
+// encoder a third of its time. The prefix is a multiple of eight bytes
+// long; the rest of s is for the caller to look at.
+func safePrefix[T string | []byte](s T) int {
+	const (
+		ones  = 0x0101010101010101
+		highs = 0x8080808080808080
+	)
+	// zero is non-zero when a byte of v is zero (exactly, as a boolean), and
+	// below when a byte of v is below n (for bytes under 0x80, n <= 0x80).
+	zero := func(v uint64) uint64 { return (v - ones) &^ v & highs }
+	below := func(v uint64, n uint64) uint64 { return (v - n*ones) &^ v & highs }
+	i := 0
+	for ; i+8 <= len(s); i += 8 {
+		t := s[i : i+8] // of known length: no bounds checks below
+		w := uint64(t[0]) | uint64(t[1])<<8 | uint64(t[2])<<16 | uint64(t[3])<<24 |
+			uint64(t[4])<<32 | uint64(t[5])<<40 | uint64(t[6])<<48 | uint64(t[7])<<56
+		if w&highs|below(w, ' ')|zero(w^('"'*ones))|zero(w^('\\'*ones))|
+			zero(w^('<'*ones))|zero(w^('>'*ones))|zero(w^('&'*ones)) != 0 {
+			break
+		}
+	}
+	return i
 }

@@ -208,7 +208,8 @@ func TestWriteJSONPretty(t *testing.T) {
 // FuzzAppendString: appendString escapes any string as encoding/json does.
 func FuzzAppendString(f *testing.F) {
 	for _, s := range []string{"", "plain", "<a href=\"x\">&amp;</a>", "\x00\x01\x1f\x7f", "\b\f\n\r\t\\", "\u2028\u2029",
-		"\xff\xfe", "caf\xc3", "Zoé «Nº 5» 日本語 🎉", "\ufffd", "\xed\xa0\x80"} {
+		"\xff\xfe", "caf\xc3", "Zoé «Nº 5» 日本語 🎉", "\ufffd", "\xed\xa0\x80",
+		"https://cdn.example/products/0190f5a4-1b2c-7d3e/main.jpeg?a=1&b=<2>", "0123456\u2028abcdefgh\x7f01234567\x80"} {
 		f.Add(s)
 	}
 	f.Fuzz(func(t *testing.T, s string) {
@@ -220,6 +221,29 @@ func FuzzAppendString(f *testing.F) {
 			t.Errorf("appendString(%q) = %s, want %s", s, got, want)
 		}
 	})
+}
+
+// TestAppendStringEveryByteEverywhere: appendString, which looks at eight
+// bytes at a time first, escapes every byte value at every place of a
+// string as encoding/json does, in a string of safe bytes and after an
+// escape.
+func TestAppendStringEveryByteEverywhere(t *testing.T) {
+	for _, prefix := range []string{"", "&", "«Nº»"} {
+		for c := range 256 {
+			for at := range 20 {
+				b := []byte(prefix + strings.Repeat("https://x.example/", 2))[:len(prefix)+20]
+				b[len(prefix)+at] = byte(c)
+				s := string(b)
+				want, err := json.Marshal(s)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if got := appendString(nil, s); !bytes.Equal(got, want) {
+					t.Fatalf("appendString(%q) = %s, want %s", s, got, want)
+				}
+			}
+		}
+	}
 }
 
 // referencePage is the body c.JSON wrote for page before appendPage.

@@ -1,7 +1,9 @@
 package postgres
 
 import (
+	"bytes"
 	"encoding/json"
+	"fmt"
 
 	"github.com/pms-dev/pms/product"
 )
@@ -16,10 +18,32 @@ func DecodeImages(s string) ([]product.Image, error) {
 // DecodeImagesReflect decodes images as product reads did before issue 9,
 // through encoding/json into []imageRow: the reference DecodeImages must
 // match.
+// An image given as a list of values is read as the object with
+// imageKeys for them.
 func DecodeImagesReflect(raw []byte) ([]product.Image, error) {
-	var rows []imageRow
-	if err := json.Unmarshal(raw, &rows); err != nil {
+	var elems []json.RawMessage
+	if err := json.Unmarshal(raw, &elems); err != nil {
 		return nil, err
+	}
+	rows := make([]imageRow, len(elems))
+	for i, e := range elems {
+		if t := bytes.TrimLeft(e, " \t\n\r"); len(t) > 0 && t[0] == '[' {
+			var values []json.RawMessage
+			if err := json.Unmarshal(e, &values); err != nil {
+				return nil, err
+			}
+			if len(values) != len(imageKeys) {
+				return nil, fmt.Errorf("an image of %d values", len(values))
+			}
+			object := map[string]json.RawMessage{}
+			for j, v := range values {
+				object[imageKeys[j]] = v
+			}
+			e, _ = json.Marshal(object)
+		}
+		if err := json.Unmarshal(e, &rows[i]); err != nil {
+			return nil, err
+		}
 	}
 	images := make([]product.Image, len(rows))
 	for i, im := range rows {
@@ -39,3 +63,10 @@ func DecodeImagesReflect(raw []byte) ([]product.Image, error) {
 func SnapshotImages(images []product.Image) []byte {
 	return snapshotOf(product.Product{Images: images}).Images
 }
+
+// ListQuery returns a list's statement and arguments as List sends them,
+// and BuildListQuery as they are built afresh, without the statements kept
+// by shape.
+var ListQuery = listQuery
+
+func BuildListQuery(f product.Filter) (string, []any) { return buildListQuery(f, true) }

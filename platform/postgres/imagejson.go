@@ -1,6 +1,7 @@
 package postgres
 
 import (
+	"fmt"
 	"strings"
 
 	"github.com/pms-dev/pms/product"
@@ -17,21 +18,41 @@ import (
 // are slices of the one string the list is read into, so they cost no
 // allocation.
 
-// imageDecoder decodes images columns; its buffers are reused from one
-// column to the next.
+// imageDecoder decodes images columns. It collects the images of the
+// columns it is given (add) and hands them out in one slice (take), their
+// variants in another, so that a page of products costs two allocations
+// for its images rather than two a product; its buffers are reused.
 type imageDecoder struct {
-	images   []product.Image
-	variants []product.Variant
+	images   []product.Image   // decoded since the last take
+	variants []product.Variant // theirs, which their Variants point into until take
 }
 
 // noImages is the images of a product without any: empty, not nil, as
 // json.Unmarshal made them.
 var noImages = []product.Image{}
 
+// noVariants is an empty list of variants, which json.Unmarshal made of
+// [], and null left nil.
+var noVariants = []product.Variant{}
+
 // decode returns the images of the JSON list s, in its order.
 func (d *imageDecoder) decode(s string) ([]product.Image, error) {
+	defer d.reset()
+	n, err := d.add(s)
+	switch {
+	case err != nil:
+		return nil, err
+	case n == 0:
+		return noImages, nil
+	}
+	return d.take(), nil
+}
+
+// add decodes the JSON list s and returns how many images it holds; take
+// returns them after those of the lists added before.
+func (d *imageDecoder) add(s string) (int, error) {
 	r := jsonReader{s: s}
-	d.images = d.images[:0]
+	before := len(d.images)
 	err := r.list(func() error {
 		im, err := d.image(&r)
 		d.images = append(d.images, im)
@@ -40,94 +61,151 @@ func (d *imageDecoder) decode(s string) ([]product.Image, error) {
 	if err == nil {
 		err = r.end()
 	}
-	switch {
-	case err != nil:
-		return nil, err
-	case len(d.images) == 0:
-		return noImages, nil
+	if err != nil {
+		d.reset()
+		return 0, err
 	}
-	return append([]product.Image(nil), d.images...), nil
+	return len(d.images) - before, nil
 }
 
-// image reads one image object, the keys of imageRow.
+// take returns the images added since the last take, in their order, in
+// one new slice, their variants in another, and empties the decoder.
+func (d *imageDecoder) take() []product.Image {
+	images := append([]product.Image(nil), d.images...)
+	total := 0
+	for _, im := range images {
+		total += len(im.Variants)
+	}
+	variants := make([]product.Variant, 0, total)
+	for i, im := range images {
+		if len(im.Variants) > 0 {
+			start := len(variants)
+			variants = append(variants, im.Variants...)
+			images[i].Variants = variants[start:len(variants):len(variants)]
+		}
+	}
+	d.reset()
+	return images
+}
+
+// reset empties the decoder, dropping what its buffers refer to so that
+// they hold on to no column.
+func (d *imageDecoder) reset() {
+	clear(d.images)
+	clear(d.variants)
+	d.images, d.variants = d.images[:0], d.variants[:0]
+}
+
+// image reads one image: an object with the keys of imageRow, or a list
+// of their values in the order of imageKeys.
 func (d *imageDecoder) image(r *jsonReader) (product.Image, error) {
 	var im product.Image
-	err := r.object(func(key string) error {
-		var err error
-		switch field(key, imageKeys) {
-		case "id":
-			im.ID, err = r.uuid()
-		case "position":
-			im.Position, err = r.int()
-		case "source_url":
-			im.SourceURL, err = r.str()
-		case "status":
-			var status string
-			status, err = r.str()
-			im.Status = product.ImageStatus(status)
-		case "attempts":
-			im.Attempts, err = r.int()
-		case "error_code":
-			im.ErrorCode, err = r.str()
-		case "updated_at":
-			im.UpdatedAt, err = r.time()
-		case "variants":
-			im.Variants, err = d.variantList(r)
-		case "source":
-			im.Source, err = r.source(im.Source)
-		default:
-			err = r.skip()
+	if r.space() != '[' {
+		err := r.object(func(key string) error { return d.imageMember(r, &im, key) })
+		return im, err
+	}
+	n := 0
+	err := r.list(func() error {
+		if n == len(imageKeys) {
+			return r.fail(fmt.Sprintf("the end of an image's %d values", len(imageKeys)))
 		}
-		return err
+		n++
+		return d.imageMember(r, &im, imageKeys[n-1])
 	})
+	if err == nil && n != len(imageKeys) {
+		err = fmt.Errorf("want an image's %d values, found %d", len(imageKeys), n)
+	}
 	return im, err
 }
 
+// imageMember reads the value of an image's member key into im. Keys match
+// exactly here first, as nearly all do; field matches the others.
+func (d *imageDecoder) imageMember(r *jsonReader, im *product.Image, key string) error {
+	var err error
+	switch key {
+	case "id":
+		im.ID, err = r.uuid()
+	case "position":
+		im.Position, err = r.int()
+	case "source_url":
+		im.SourceURL, err = r.str()
+	case "status":
+		var status string
+		status, err = r.str()
+		im.Status = product.ImageStatus(status)
+	case "attempts":
+		im.Attempts, err = r.int()
+	case "error_code":
+		im.ErrorCode, err = r.str()
+	case "updated_at":
+		im.UpdatedAt, err = r.time()
+	case "variants":
+		im.Variants, err = d.variantList(r)
+	case "source":
+		im.Source, err = r.source(im.Source)
+	default:
+		if k := field(key, imageKeys); k != "" {
+			return d.imageMember(r, im, k)
+		}
+		err = r.skip()
+	}
+	return err
+}
+
 // variantList reads a list of variants: nil for null, empty (not nil) for
-// an empty list.
+// an empty list. The list it returns is part of d.variants until take.
 func (d *imageDecoder) variantList(r *jsonReader) ([]product.Variant, error) {
 	if r.null() {
 		return nil, nil
 	}
-	d.variants = d.variants[:0]
+	start := len(d.variants)
 	err := r.list(func() error {
 		v, err := r.variant()
 		d.variants = append(d.variants, v)
 		return err
 	})
-	if err != nil {
+	switch {
+	case err != nil:
 		return nil, err
+	case len(d.variants) == start:
+		return noVariants, nil
 	}
-	return append(make([]product.Variant, 0, len(d.variants)), d.variants...), nil
+	return d.variants[start:len(d.variants):len(d.variants)], nil
 }
 
 // variant reads a variant object, product.Variant's fields (variantRow's
 // keys in the column, the field names in snapshots).
 func (r *jsonReader) variant() (product.Variant, error) {
 	var v product.Variant
-	err := r.object(func(key string) error {
-		var err error
-		switch field(key, variantKeys) {
-		case "name":
-			v.Name, err = r.str()
-		case "url":
-			v.URL, err = r.str()
-		case "width":
-			v.Width, err = r.int()
-		case "height":
-			v.Height, err = r.int()
-		case "bytes":
-			var n int
-			n, err = r.int()
-			v.Bytes = int64(n)
-		case "format":
-			v.Format, err = r.str()
-		default:
-			err = r.skip()
-		}
-		return err
-	})
+	err := r.object(func(key string) error { return r.variantMember(&v, key) })
 	return v, err
+}
+
+// variantMember reads the value of a variant's member key into v.
+func (r *jsonReader) variantMember(v *product.Variant, key string) error {
+	var err error
+	switch key {
+	case "name":
+		v.Name, err = r.str()
+	case "url":
+		v.URL, err = r.str()
+	case "width":
+		v.Width, err = r.int()
+	case "height":
+		v.Height, err = r.int()
+	case "bytes":
+		var n int
+		n, err = r.int()
+		v.Bytes = int64(n)
+	case "format":
+		v.Format, err = r.str()
+	default:
+		if k := field(key, variantKeys); k != "" {
+			return r.variantMember(v, k)
+		}
+		err = r.skip()
+	}
+	return err
 }
 
 // source reads a source object (sourceRow's keys) into src, or into a new
@@ -139,33 +217,40 @@ func (r *jsonReader) source(src *product.SourceFacts) (*product.SourceFacts, err
 	if src == nil {
 		src = new(product.SourceFacts)
 	}
-	err := r.object(func(key string) error {
-		var err error
-		switch field(key, sourceKeys) {
-		case "width":
-			src.Width, err = r.int()
-		case "height":
-			src.Height, err = r.int()
-		case "format":
-			src.Format, err = r.str()
-		case "bytes":
-			var n int
-			n, err = r.int()
-			src.Bytes = int64(n)
-		case "thumbhash":
-			src.ThumbHash, err = r.str()
-		case "color":
-			src.Color, err = r.str()
-		default:
-			err = r.skip()
-		}
-		return err
-	})
+	err := r.object(func(key string) error { return r.sourceMember(src, key) })
 	return src, err
 }
 
-// The keys of the objects in an images column: imageRow's, variantRow's
-// (product.Variant's fields) and sourceRow's.
+// sourceMember reads the value of a source's member key into src.
+func (r *jsonReader) sourceMember(src *product.SourceFacts, key string) error {
+	var err error
+	switch key {
+	case "width":
+		src.Width, err = r.int()
+	case "height":
+		src.Height, err = r.int()
+	case "format":
+		src.Format, err = r.str()
+	case "bytes":
+		var n int
+		n, err = r.int()
+		src.Bytes = int64(n)
+	case "thumbhash":
+		src.ThumbHash, err = r.str()
+	case "color":
+		src.Color, err = r.str()
+	default:
+		if k := field(key, sourceKeys); k != "" {
+			return r.sourceMember(src, k)
+		}
+		err = r.skip()
+	}
+	return err
+}
+
+// The keys of the objects in an images column: imageRow's (in the order of
+// the values of an image that productColumns selects as a list),
+// variantRow's (product.Variant's fields) and sourceRow's.
 var (
 	imageKeys   = []string{"id", "position", "source_url", "status", "attempts", "error_code", "updated_at", "variants", "source"}
 	variantKeys = []string{"name", "url", "width", "height", "bytes", "format"}

@@ -30,6 +30,12 @@ var imagesColumns = []string{
 	`[{"ID":"0190f5a4-1b2c-7d3e-8f40-5a6b7c8d9e0f","Position":1,"SOURCE_URL":"https://x.example/é.jpg","Status":"ready","variants":[{"Name":"main","URL":"u","Width":1,"Height":2,"Bytes":3,"Format":"jpeg"}],"source":{"Width":1,"ThumbHash":"h","Color":"#fff"},"extra":{"a":[1,2.5e3,true,false,null,"s",{}],"b":-0.5e-400}}]`,
 	`[{"variants":[],"source":{}},{},null]`,
 	`[{"source":{"width":1},"source":{"height":2},"variants":[{"name":"a"}],"variants":[{"name":"b"}]}]`,
+	// As productColumns selects them: each image a list of its values
+	// (json_build_array puts ", " between them).
+	`[["0190f5a4-1b2c-7d3e-8f40-5a6b7c8d9e0f", 0, "https://images.example/a.jpg", "pending", 0, null, "2026-12-02T14:50:56.123456+00:00", null, null]]`,
+	`[["0190f5a4-1b2c-7d3e-8f40-5a6b7c8d9e0f", 0, "https://images.example/a.jpg", "ready", 1, null, "2026-12-02T15:50:56.1+01:00", [{"name":"main","url":"https://cdn.example/a.jpg","width":1600,"height":1200,"bytes":183211,"format":"jpeg"}], null], ` +
+		"\n " + `["0190f5a4-1b2c-7d3e-8f40-5a6b7c8d9e10", 1, "https://images.example/\u00e9t\u00e9 \"1\".jpg", "failed", 3, "source_not_found", "2026-12-02T14:50:56Z", null, {"width":4032,"height":3024,"format":"jpeg","bytes":3456789,"thumbhash":"1QcSHQRnh493V4dIh4eXh1h4kJUI","color":"#5a7d3c"}]]`,
+	`[[null, null, null, null, null, null, null, [], {}], null, {"position":3}]`,
 }
 
 // TestDecodeImagesMatchesEncodingJSON: the images decoder reads what
@@ -67,6 +73,8 @@ func TestDecodeImagesRefusesWhatEncodingJSONRefuses(t *testing.T) {
 		``, `[`, `[{]`, `[{"id":}]`, `[{"id":"not-a-uuid"}]`, `[{"position":"1"}]`, `[{"position":1.5}]`,
 		`[{"status":1}]`, `[{"variants":{}}]`, `[{"source":[]}]`, `[{"updated_at":"yesterday"}]`, `[{"a":1}] x`,
 		`[{"source_url":"a` + "\x01" + `b"}]`, `[{"variants":[{"bytes":99999999999999999999999}]}]`, `{}`, `[{"a":tru}]`, `[1]`, "[]\x00x",
+		`[[]]`, `[["0190f5a4-1b2c-7d3e-8f40-5a6b7c8d9e0f", 0]]`, `[[null, null, null, null, null, null, null, null, null, null]]`,
+		`[[null, "0", null, null, null, null, null, null, null]]`, `[[null, null, null, null, null, null, null, {}, null]]`,
 	} {
 		if _, refErr := postgres.DecodeImagesReflect([]byte(column)); refErr == nil {
 			t.Fatalf("encoding/json accepts %q: not a case for this test", column)
@@ -99,12 +107,12 @@ func FuzzDecodeImages(f *testing.F) {
 }
 
 // BenchmarkDecodeImages decodes the images column of one product with one
-// image, as PostgreSQL sends it: with make load's one variant, and with the
+// image, as PostgreSQL sends it (the image as a list of its values): with make load's one variant, and with the
 // default ladder's ten variants and the source's facts.
 func BenchmarkDecodeImages(b *testing.B) {
 	image := func(variants, source string) string {
-		return `[{"id" : "0190f5a4-1b2c-7d3e-8f40-5a6b7c8d9e0f", "position" : 0, "source_url" : "https://images.example/0190f5a4-1b2c-7d3e-8f40-5a6b7c8d9e0f.jpg", ` +
-			`"status" : "ready", "attempts" : 1, "error_code" : null, "updated_at" : "2026-12-02T14:50:56.123456+00:00", "variants" : ` + variants + `, "source" : ` + source + `}]`
+		return `[["0190f5a4-1b2c-7d3e-8f40-5a6b7c8d9e0f", 0, "https://images.example/0190f5a4-1b2c-7d3e-8f40-5a6b7c8d9e0f.jpg", ` +
+			`"ready", 1, null, "2026-12-02T14:50:56.123456+00:00", ` + variants + `, ` + source + `]]`
 	}
 	variant := func(name string, width int, format string) string {
 		return fmt.Sprintf(`{"name":%q,"url":"https://cdn.example/products/0190f5a4-1b2c-7d3e-8f40-5a6b7c8d9e0f/%s-1f2e3d4c5b6a.%s","width":%d,"height":%d,"bytes":%d,"format":%q}`,

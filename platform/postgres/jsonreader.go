@@ -139,7 +139,7 @@ func (r *jsonReader) str() (string, error) {
 		return "", r.fail("a string")
 	}
 	start, escaped, ascii := r.i+1, false, true
-	for j := start; j < len(r.s); j++ {
+	for j := start + plainPrefix(r.s[start:]); j < len(r.s); j++ {
 		c := r.s[j]
 		if plainByte[c] {
 			continue
@@ -174,6 +174,31 @@ var plainByte = func() (plain [256]bool) {
 	}
 	return plain
 }()
+
+// plainPrefix returns the length of a prefix of s whose bytes are all
+// plainByte, looking at eight bytes at a time (a byte at a time cost the
+// decoder a fifth of its time). The prefix is a multiple of eight bytes
+// long; the rest of s is for the caller to look at.
+func plainPrefix(s string) int {
+	const (
+		ones  = 0x0101010101010101
+		highs = 0x8080808080808080
+	)
+	// zero is non-zero when a byte of v is zero (exactly, as a boolean).
+	zero := func(v uint64) uint64 { return (v - ones) &^ v & highs }
+	i := 0
+	for ; i+8 <= len(s); i += 8 {
+		t := s[i : i+8] // of known length: no bounds checks below
+		w := uint64(t[0]) | uint64(t[1])<<8 | uint64(t[2])<<16 | uint64(t[3])<<24 |
+			uint64(t[4])<<32 | uint64(t[5])<<40 | uint64(t[6])<<48 | uint64(t[7])<<56
+		// A byte of 0x80 or more, one below ' ' (exact once those are
+		// ruled out), a quote or a backslash ends the prefix.
+		if w&highs|(w-' '*ones)&^w&highs|zero(w^('"'*ones))|zero(w^('\\'*ones)) != 0 {
+			break
+		}
+	}
+	return i
+}
 
 // unquote decodes a JSON string with escapes or invalid UTF-8 as
 // encoding/json does, which is rare enough not to be worth a copy of.

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"strconv"
 	"strings"
+	"sync"
 
 	"github.com/pms-dev/pms/product"
 )
@@ -39,24 +40,42 @@ func (s *ProductStore) List(ctx context.Context, f product.Filter) ([]product.Pr
 		return nil, translate(fmt.Errorf("list products: %w", err))
 	}
 	defer rows.Close()
-	out := make([]product.Product, 0, f.Limit+1)
-	scanner := newProductScanner()
-	for rows.Next() {
-		p, err := scanner.scan(rows)
-		if err != nil {
-			return nil, err
-		}
-		out = append(out, p)
-	}
-	if err := rows.Err(); err != nil {
+	out, err := readProducts(rows, f.Limit+1)
+	if err != nil {
 		return nil, translate(fmt.Errorf("list products: %w", err))
 	}
 	return out, nil
 }
 
+// listShape is what the text of a list's statement depends on: which
+// filters are set, and the order. Values go in as arguments, never into the
+// text.
+type listShape struct {
+	user, minPrice, maxPrice, after, name bool
+	sort                                  product.Sort
+}
+
+// listStatements holds the statement text of each listShape seen so far (at
+// most 2⁵ × 5), so that a list builds only its arguments: the text is most
+// of a kilobyte.
+var listStatements sync.Map // listShape → string
+
 // listQuery returns the statement that selects f's page, and its arguments.
 func listQuery(f product.Filter) (string, []any) {
-	q := query{}
+	shape := listShape{f.UserID != nil, f.MinPrice != nil, f.MaxPrice != nil, f.After != nil, f.Name != "", f.Sort}
+	if text, ok := listStatements.Load(shape); ok {
+		_, args := buildListQuery(f, false)
+		return text.(string), args
+	}
+	text, args := buildListQuery(f, true)
+	listStatements.Store(shape, text)
+	return text, args
+}
+
+// buildListQuery returns f's arguments, and with withText the statement
+// text for them.
+func buildListQuery(f product.Filter, withText bool) (string, []any) {
+	q := query{args: make([]any, 0, 8)}
 	q.where("p.deleted_at IS NULL")
 	if f.UserID != nil {
 		q.where("p.user_id = " + q.arg(*f.UserID))
@@ -89,9 +108,16 @@ func listQuery(f product.Filter) (string, []any) {
 		// Narrower searches keep the plain query: the indexes they would
 		// walk don't carry the name, so the first step would cost more.
 		if f.UserID == nil && f.MinPrice == nil && f.MaxPrice == nil {
-			return searchQuery(&q, col, dir, pattern, limit), q.args
+			walk := q.arg(nameWalkRows)
+			if !withText {
+				return "", q.args
+			}
+			return searchQuery(&q, col, dir, pattern, limit, walk), q.args
 		}
 		q.where("p.product_name ILIKE " + pattern)
+	}
+	if !withText {
+		return "", q.args
 	}
 	return productColumns + " WHERE " + strings.Join(q.conds, " AND ") +
 		fmt.Sprintf(" ORDER BY %s %s, p.id %s LIMIT %s", col, dir, dir, limit), q.args
@@ -114,9 +140,8 @@ const nameWalkRows = 10_000
 // among the first rows, and "page" collects all its matches through the
 // trigram index and sorts them. OFFSET 0 hides the LIMIT from the planner
 // there, so that a wrong estimate cannot make it walk the sort index instead.
-func searchQuery(q *query, col, dir, pattern, limit string) string {
+func searchQuery(q *query, col, dir, pattern, limit, walk string) string {
 	where := strings.Join(q.conds, " AND ")
-	walk := q.arg(nameWalkRows)
 	return fmt.Sprintf(`
 WITH walk AS MATERIALIZED (
 	SELECT w.id, w.k FROM (

@@ -1,11 +1,13 @@
 package postgres
 
 import (
+	"bytes"
 	"context"
 	"database/sql"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"sync"
 	"time"
 
 	"github.com/google/uuid"
@@ -36,21 +38,29 @@ func NewProductStore(db *DB, idem IdempotencyConfig) (*ProductStore, error) {
 var _ product.Store = (*ProductStore)(nil)
 
 // productColumns selects a product with its images, each with its variants,
-// as one JSON array, so a page of products is one query. A variant's keys
-// are product.Variant's field names: it decodes straight into one.
+// as one JSON array, so a page of products is one query. Each image is a
+// JSON array of imageRow's values in the order of imageKeys (names would
+// be a quarter of the column, for the decoder to match). A variant's keys
+// are product.Variant's field names: it decodes straight into one. The
+// product's fixed-size columns come as one row value (see readScalars),
+// with the price in cents and the times in microseconds since 1970 (UTC):
+// the same values as the columns hold (numeric(12,2), timestamptz), in a
+// form that costs less to read than a column each, parsed by lib/pq
+// (BENCHMARKS.md, issue 9).
 const productColumns = `
-SELECT p.id, p.user_id, p.product_name, p.product_description, p.product_price::text AS product_price,
-       p.version, p.created_at, p.updated_at,
-       COALESCE((SELECT json_agg(json_build_object(
-                    'id', i.id, 'position', i.position, 'source_url', i.source_url, 'status', i.status,
-                    'attempts', i.attempts, 'error_code', i.error_code, 'updated_at', i.updated_at,
-                    'variants', CASE WHEN json_array_length(i.variants) > 0 THEN i.variants END,
-                    'source', i.source) ORDER BY i.position)
+SELECT ROW(p.id, p.user_id, (p.product_price * 100)::int8, p.version,
+           (extract(epoch FROM p.created_at) * 1000000)::int8,
+           (extract(epoch FROM p.updated_at) * 1000000)::int8) AS scalars,
+       p.product_name, p.product_description,
+       COALESCE((SELECT json_agg(json_build_array(
+                    i.id, i.position, i.source_url, i.status, i.attempts, i.error_code, i.updated_at,
+                    CASE WHEN json_array_length(i.variants) > 0 THEN i.variants END,
+                    i.source) ORDER BY i.position)
                  FROM product_images i WHERE i.product_id = p.id), '[]') AS images
 FROM products p`
 
-// imageRow is an image as idempotency snapshots keep it, and as
-// productColumns selects it; imageDecoder reads both. A variant's
+// imageRow is an image as idempotency snapshots keep it, and, as a list of
+// its values, as productColumns selects it; imageDecoder reads both. A variant's
 // unrecorded sizes (NULL) decode as 0.
 type imageRow struct {
 	ID        uuid.UUID         `json:"id"`
@@ -68,45 +78,167 @@ type imageRow struct {
 // productScanner reads the rows of productColumns into products. The
 // columns are scanned into plain values, not through sqlx's reflection (a
 // list page reads up to a hundred rows, issue 9), and the values and
-// buffers are reused from row to row.
+// buffers are reused from row to row and, through scanners, from query to
+// query. The images columns of all rows are kept in one buffer and decoded
+// once the rows are read, so that a page's strings share one allocation
+// and its images and variants one each.
 type productScanner struct {
-	id, userID, images   sql.RawBytes // valid until the next row: read at once
-	name, description    string
-	price                string
-	version              int64
-	createdAt, updatedAt time.Time
-	dest                 []any // pointers to the values above, in productColumns' order
-	decoder              imageDecoder
+	scalars, images   sql.RawBytes // valid until the next row: read at once
+	name, description string
+	dest              []any // pointers to the values above, in productColumns' order
+	raw               []byte
+	ends              []int // where each row's images column ends in raw
+	counts            []int // how many images each row has
+	decoder           imageDecoder
 }
 
-// newProductScanner returns a scanner for the rows of one query.
-func newProductScanner() *productScanner {
+// scanners holds idle productScanners.
+var scanners = sync.Pool{New: func() any {
 	s := &productScanner{}
-	s.dest = []any{&s.id, &s.userID, &s.name, &s.description, &s.price, &s.version, &s.createdAt, &s.updatedAt, &s.images}
+	s.dest = []any{&s.scalars, &s.name, &s.description, &s.images}
 	return s
+}}
+
+// maxPooledImages is the size of the images buffer above which a scanner is
+// left to the garbage collector rather than kept for the next query.
+const maxPooledImages = 1 << 20
+
+// readProducts returns the products in rows, which select productColumns,
+// reading them to the end; capacity is how many rows are expected.
+func readProducts(rows *sql.Rows, capacity int) ([]product.Product, error) {
+	s := scanners.Get().(*productScanner)
+	defer s.release()
+	out := make([]product.Product, 0, capacity)
+	for rows.Next() {
+		p, err := s.scan(rows)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, p)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	if err := s.decodeImages(out); err != nil {
+		return nil, err
+	}
+	return out, nil
 }
 
-// scan returns the product in the row that rows is on.
+// scan returns the product in the row that rows is on, without its images,
+// whose column it keeps for decodeImages.
 func (s *productScanner) scan(rows *sql.Rows) (product.Product, error) {
 	if err := rows.Scan(s.dest...); err != nil {
 		return product.Product{}, fmt.Errorf("scan product: %w", err)
 	}
-	p := product.Product{Name: s.name, Description: s.description, Version: int(s.version), CreatedAt: s.createdAt, UpdatedAt: s.updatedAt}
-	var err error
-	if p.ID, err = uuid.ParseBytes(s.id); err != nil {
-		return product.Product{}, fmt.Errorf("read id %q of a product: %w", s.id, err)
-	}
-	if p.UserID, err = uuid.ParseBytes(s.userID); err != nil {
-		return product.Product{}, fmt.Errorf("read user_id %q of product %s: %w", s.userID, p.ID, err)
-	}
-	if err := s.decoder.complete(&p, s.price, string(s.images)); err != nil {
+	p, err := readScalars(s.scalars)
+	if err != nil {
 		return product.Product{}, err
 	}
+	p.Name, p.Description = s.name, s.description
+	s.raw = append(s.raw, s.images...)
+	s.ends = append(s.ends, len(s.raw))
 	return p, nil
 }
 
-// complete gives p, read from a row or a snapshot, the price and images
-// stored with it, and puts its times in UTC.
+// readScalars returns a product with the fixed-size columns of
+// productColumns, which PostgreSQL writes as a row value:
+// (id,user_id,price in cents,version,created_at µs,updated_at µs). None of
+// them is ever quoted: only values with quotes, commas, parentheses,
+// backslashes or white space are, and empty ones.
+func readScalars(row []byte) (product.Product, error) {
+	var p product.Product
+	if len(row) < 2 || row[0] != '(' || row[len(row)-1] != ')' {
+		return p, fmt.Errorf("read product %q: not a row value", row)
+	}
+	fields := row[1 : len(row)-1]
+	var f [6][]byte
+	for i := range f {
+		var more bool
+		f[i], fields, more = bytes.Cut(fields, []byte(","))
+		if more != (i < len(f)-1) {
+			return p, fmt.Errorf("read product %q: want %d fields", row, len(f))
+		}
+	}
+	var err error
+	if p.ID, err = uuid.ParseBytes(f[0]); err != nil {
+		return p, fmt.Errorf("read id %q of a product: %w", f[0], err)
+	}
+	if p.UserID, err = uuid.ParseBytes(f[1]); err != nil {
+		return p, fmt.Errorf("read user_id %q of product %s: %w", f[1], p.ID, err)
+	}
+	var n [4]int64
+	for i := range n {
+		var ok bool
+		if n[i], ok = parseInt(f[2+i]); !ok {
+			return p, fmt.Errorf("read product %q: field %d is not a whole number", row, 3+i)
+		}
+	}
+	p.Price, p.Version = product.Price(n[0]), int(n[1])
+	if p.Price < 0 || p.Price > product.MaxPrice {
+		return p, fmt.Errorf("read price %d of product %s: out of range", n[0], p.ID)
+	}
+	p.CreatedAt, p.UpdatedAt = time.UnixMicro(n[2]).UTC(), time.UnixMicro(n[3]).UTC()
+	return p, nil
+}
+
+// parseInt parses a decimal int64 as PostgreSQL writes one, without the
+// string strconv would need.
+func parseInt(b []byte) (int64, bool) {
+	neg := len(b) > 0 && b[0] == '-'
+	if neg {
+		b = b[1:]
+	}
+	if len(b) == 0 || len(b) > 18 { // 18 digits cannot overflow
+		return 0, false
+	}
+	var n int64
+	for _, c := range b {
+		if c < '0' || c > '9' {
+			return 0, false
+		}
+		n = n*10 + int64(c-'0')
+	}
+	if neg {
+		n = -n
+	}
+	return n, true
+}
+
+// decodeImages gives each of products, the rows scanned since the last
+// release in their order, the images of its row.
+func (s *productScanner) decodeImages(products []product.Product) error {
+	all := string(s.raw)
+	start := 0
+	for i := range products {
+		n, err := s.decoder.add(all[start:s.ends[i]])
+		if err != nil {
+			return fmt.Errorf("read images of product %s: %w", products[i].ID, err)
+		}
+		s.counts, start = append(s.counts, n), s.ends[i]
+	}
+	images := s.decoder.take()
+	for i, n := range s.counts {
+		products[i].Images, images = images[:n:n], images[n:]
+		if n == 0 {
+			products[i].Images = noImages
+		}
+	}
+	return nil
+}
+
+// release empties the scanner and puts it back in scanners.
+func (s *productScanner) release() {
+	if cap(s.raw) > maxPooledImages {
+		return
+	}
+	s.raw, s.ends, s.counts = s.raw[:0], s.ends[:0], s.counts[:0]
+	s.decoder.reset()
+	scanners.Put(s)
+}
+
+// complete gives p, read from a snapshot, the price and images stored with
+// it, and puts its times in UTC.
 func (d *imageDecoder) complete(p *product.Product, price, images string) error {
 	var err error
 	if p.Price, err = product.ParsePrice(price); err != nil {
@@ -134,20 +266,14 @@ func getProduct(ctx context.Context, q sqlx.QueryerContext, query string, id uui
 		return product.Product{}, translate(fmt.Errorf("select product %s: %w", id, err))
 	}
 	defer rows.Close()
-	if !rows.Next() {
-		if err := rows.Err(); err != nil {
-			return product.Product{}, translate(fmt.Errorf("select product %s: %w", id, err))
-		}
+	ps, err := readProducts(rows, 1)
+	switch {
+	case err != nil:
+		return product.Product{}, translate(fmt.Errorf("select product %s: %w", id, err))
+	case len(ps) == 0:
 		return product.Product{}, product.ErrNotFound
 	}
-	p, err := newProductScanner().scan(rows)
-	if err != nil {
-		return product.Product{}, err
-	}
-	if err := rows.Close(); err != nil {
-		return product.Product{}, translate(fmt.Errorf("select product %s: %w", id, err))
-	}
-	return p, nil
+	return ps[0], nil
 }
 
 // Create stores a new product with its images and writes msgs to the
