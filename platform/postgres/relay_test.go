@@ -17,7 +17,6 @@ import (
 	"github.com/pms-dev/pms/platform/postgres"
 	"github.com/pms-dev/pms/platform/postgres/postgrestest"
 	"github.com/pms-dev/pms/product"
-	"github.com/pms-dev/pms/product/account"
 	"github.com/pms-dev/pms/product/correlation"
 	"github.com/pms-dev/pms/product/message"
 )
@@ -266,12 +265,7 @@ func TestRelayPublishesInOrder(t *testing.T) {
 func TestRelayFindsLateCommits(t *testing.T) {
 	t.Parallel()
 	db, raw := privateDB(t)
-	f := fixture{db: db, svc: product.NewService(newProductStore(t, db, postgres.DefaultIdempotencyConfig()), imageTasks, product.Policy{})}
-	u, err := account.NewService(postgres.NewAccountStore(db)).CreateUser(context.Background(), uuid.NewString()+"@example.com", "Tester", false)
-	if err != nil {
-		t.Fatal(err)
-	}
-	f.owner, f.as = u.ID, account.Caller{UserID: u.ID}
+	f := newFixtureOn(t, db)
 
 	pub := &publisher{}
 	r := newRelay(t, db, pub, 500*time.Millisecond)
@@ -313,12 +307,7 @@ func TestRelayFindsLateCommits(t *testing.T) {
 func TestRelayFindsLateCommitsWhileBusy(t *testing.T) {
 	t.Parallel()
 	db, raw := privateDB(t)
-	f := fixture{db: db, svc: product.NewService(newProductStore(t, db, postgres.DefaultIdempotencyConfig()), imageTasks, product.Policy{})}
-	u, err := account.NewService(postgres.NewAccountStore(db)).CreateUser(context.Background(), uuid.NewString()+"@example.com", "Tester", false)
-	if err != nil {
-		t.Fatal(err)
-	}
-	f.owner, f.as = u.ID, account.Caller{UserID: u.ID}
+	f := newFixtureOn(t, db)
 
 	// At most 5 messages per 20 ms: the stream below outruns it.
 	pub := &publisher{delay: 20 * time.Millisecond}
