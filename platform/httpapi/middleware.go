@@ -107,25 +107,39 @@ func withRequest(log zerolog.Logger, d, maxWait time.Duration) echo.MiddlewareFu
 	}
 }
 
-// spanNames holds "<method> <route>", the name of each route's spans, made
-// once: routes and methods are few (methodLabel).
-var spanNames = struct {
-	sync.RWMutex
-	m map[routeKey]string
-}{m: map[routeKey]string{}}
+// memo keeps what build made of each key, so each is made once: for the
+// per-request bookkeeping whose keys are few (pms's routes, methodLabel's
+// methods, the statuses pms answers).
+type memo[K comparable, V any] struct {
+	build func(K) V
+
+	mu sync.RWMutex
+	m  map[K]V
+}
+
+func newMemo[K comparable, V any](build func(K) V) *memo[K, V] {
+	return &memo[K, V]{build: build, m: map[K]V{}}
+}
+
+// get returns the value of k, made now if it is the first time.
+func (c *memo[K, V]) get(k K) V {
+	c.mu.RLock()
+	v, ok := c.m[k]
+	c.mu.RUnlock()
+	if !ok {
+		v = c.build(k)
+		c.mu.Lock()
+		c.m[k] = v
+		c.mu.Unlock()
+	}
+	return v
+}
+
+// spanNames holds "<method> <route>", the name of each route's spans.
+var spanNames = newMemo(func(k routeKey) string { return k.method + " " + k.path })
 
 func spanName(method, route string) string {
-	k := routeKey{methodLabel(method), route}
-	spanNames.RLock()
-	name, ok := spanNames.m[k]
-	spanNames.RUnlock()
-	if !ok {
-		name = k.method + " " + route
-		spanNames.Lock()
-		spanNames.m[k] = name
-		spanNames.Unlock()
-	}
-	return name
+	return spanNames.get(routeKey{methodLabel(method), route})
 }
 
 // tracer starts the spans of requests.
@@ -140,8 +154,7 @@ type metrics struct {
 
 	// The series of each method, route and status seen, resolved once:
 	// looking the labels up cost more than the rest of the bookkeeping.
-	mu     sync.RWMutex
-	series map[seriesKey]series
+	series *memo[seriesKey, series]
 }
 
 type seriesKey struct {
@@ -158,19 +171,7 @@ type series struct {
 // method (as methodLabel names it), route and status. Every one of them is
 // pms's own, so there are only so many series.
 func (m *metrics) seriesOf(method, route string, status int) series {
-	k := seriesKey{methodLabel(method), route, status}
-	m.mu.RLock()
-	sr, ok := m.series[k]
-	m.mu.RUnlock()
-	if ok {
-		return sr
-	}
-	sr = series{requests: m.requests.WithLabelValues(k.method, route, strconv.Itoa(status)),
-		duration: m.duration.WithLabelValues(k.method, route)}
-	m.mu.Lock()
-	m.series[k] = sr
-	m.mu.Unlock()
-	return sr
+	return m.series.get(seriesKey{methodLabel(method), route, status})
 }
 
 // methodLabel is a request method as the metrics label it: one of HTTP's
@@ -197,7 +198,6 @@ const (
 // them.
 func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 	m := &metrics{
-		series: map[seriesKey]series{},
 		requests: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "pms_http_requests_total", Help: "HTTP requests by method, route and status.",
 		}, []string{"method", "route", "status"}),
@@ -230,6 +230,10 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 	if m.duration, err = register(reg, m.duration); err != nil {
 		return nil, err
 	}
+	m.series = newMemo(func(k seriesKey) series {
+		return series{requests: m.requests.WithLabelValues(k.method, k.route, strconv.Itoa(k.status)),
+			duration: m.duration.WithLabelValues(k.method, k.route)}
+	})
 	return m, nil
 }
 
