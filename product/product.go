@@ -146,26 +146,24 @@ func (im Image) AppendSrcset(b []byte, format string) []byte {
 	return b
 }
 
-// appendSrcsetURL appends url escaped so that it cannot break a srcset,
-// whose candidates are separated by commas and whitespace.
+// srcsetBreaks are the bytes that end a srcset's URL: HTML's ASCII
+// whitespace and the comma between candidates.
+const srcsetBreaks = " \t\n\f\r,"
+
+// appendSrcsetURL appends url with every byte of srcsetBreaks
+// percent-encoded, so that it cannot break a srcset.
 func appendSrcsetURL(b []byte, url string) []byte {
-	if strings.IndexByte(url, ' ') < 0 && strings.IndexByte(url, ',') < 0 &&
-		strings.IndexByte(url, '\t') < 0 && strings.IndexByte(url, '\n') < 0 {
+	if !strings.ContainsAny(url, srcsetBreaks) {
 		return append(b, url...) // as nearly every URL is
 	}
 	for i := 0; i < len(url); i++ {
-		switch c := url[i]; c {
-		case ' ':
-			b = append(b, "%20"...)
-		case '\t':
-			b = append(b, "%09"...)
-		case '\n':
-			b = append(b, "%0A"...)
-		case ',':
-			b = append(b, "%2C"...)
-		default:
+		if c := url[i]; strings.IndexByte(srcsetBreaks, c) >= 0 {
+			b = append(b, '%', upperHex[c>>4], upperHex[c&0xf])
+		} else {
 			b = append(b, c)
 		}
 	}
 	return b
 }
+
+const upperHex = "0123456789ABCDEF"

@@ -40,12 +40,12 @@ func TestImageSrcset(t *testing.T) {
 		{Name: "main", URL: "https://cdn/m.jpg", Width: 1600, Height: 1200, Format: "jpeg"},
 		{Name: "thumbnail", URL: "https://cdn/t.jpg", Width: 320, Height: 240, Format: "jpeg"},
 		{Name: "jpeg-320", URL: "https://cdn/j320.jpg", Width: 320, Height: 240, Format: "jpeg"},
-		{Name: "jpeg-640", URL: "https://cdn/a,b c.jpg", Width: 640, Height: 480, Format: "jpeg"},
+		{Name: "jpeg-640", URL: "https://cdn/a,b c\t\n\f\r.jpg", Width: 640, Height: 480, Format: "jpeg"},
 		{Name: "webp-320", URL: "https://cdn/w320.webp", Width: 320, Height: 240, Format: "webp"},
 		{Name: "old", URL: "https://cdn/old.webp", Format: "webp"},
 	}}
 	tests := []struct{ format, want string }{
-		{"jpeg", "https://cdn/t.jpg 320w, https://cdn/a%2Cb%20c.jpg 640w, https://cdn/m.jpg 1600w"},
+		{"jpeg", "https://cdn/t.jpg 320w, https://cdn/a%2Cb%20c%09%0A%0C%0D.jpg 640w, https://cdn/m.jpg 1600w"},
 		{"webp", "https://cdn/w320.webp 320w"},
 		{"avif", ""},
 	}
