@@ -32,7 +32,10 @@ type LogBuffer struct {
 // NewLogBuffer returns a LogBuffer writing to w. An interval of 0 writes
 // every line at once, as w itself would.
 func NewLogBuffer(w io.Writer, size int, interval time.Duration) *LogBuffer {
-	b := &LogBuffer{w: w, size: size, interval: interval, buf: make([]byte, 0, size)}
+	b := &LogBuffer{w: w, size: size, interval: interval}
+	if interval > 0 {
+		b.buf = make([]byte, 0, size)
+	}
 	b.timer = time.AfterFunc(time.Hour, func() { _ = b.Flush() })
 	b.timer.Stop()
 	return b
