@@ -36,7 +36,7 @@ deps-test: deploy-tools ## install what is missing, and what only the tests need
 	@$(SERVICES) install-test
 
 test: deps-test ## the whole suite, with the race detector, against private throwaway servers; then fuzz-smoke
-	@$(SERVICES) test $(GO) test -race -count=1 -timeout 15m ./...
+	@$(SERVICES) test deploy/digest.sh $(GO) test -race -count=1 -timeout 15m ./...
 	$(GO) test -count=1 -run 'PeakRSS' ./platform/vips/ # memory measurements, which the race detector would slow
 	@$(MAKE) --no-print-directory fuzz-smoke
 

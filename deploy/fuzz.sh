@@ -13,7 +13,6 @@ cd "$(dirname "$0")/.."
 
 log() { printf 'fuzz: %s\n' "$*" >&2; }
 
-# count prints how many inputs a target's corpus directory holds.
 # count prints how many files the corpus directory holds (0 when a target
 # has none yet: find would fail, and with pipefail so would the script).
 count() { if [ -d "$1" ]; then find "$1" -type f | wc -l; else echo 0; fi; }
