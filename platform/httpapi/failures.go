@@ -2,11 +2,12 @@ package httpapi
 
 import (
 	"context"
-	"crypto/sha256"
+	"hash/maphash"
 	"net/http"
 	"net/netip"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/google/uuid"
@@ -44,8 +45,14 @@ func (s *Server) limitFailures(next echo.HandlerFunc) echo.HandlerFunc {
 		req := c.Request()
 		now := time.Now()
 		cred := credentialOf(req)
-		addr := addressKey(c.RealIP())
-		reserved := !s.goodCreds.has(cred, now) && s.failedAddrs.has(addr, now)
+		// The address is worked out only when some address has failed: a
+		// process that has seen no failure pays nothing for it.
+		var addr string
+		reserved := false
+		if s.failedAddrs.any() && !s.goodCreds.has(cred, now) {
+			addr = addressKey(c.RealIP())
+			reserved = s.failedAddrs.has(addr, now)
+		}
 		if reserved {
 			if wait, ok := s.failures.ReserveFailure(req.Context(), addr); !ok {
 				s.metrics.refused.WithLabelValues(limitAuthFailures).Inc()
@@ -56,18 +63,20 @@ func (s *Server) limitFailures(next echo.HandlerFunc) echo.HandlerFunc {
 		}
 		err := next(c)
 		// The budget changes even when the client hung up at once.
-		ctx := context.WithoutCancel(req.Context())
 		switch {
 		case caller(c).KeyID != uuid.Nil:
-			s.goodCreds.add(cred, time.Now())
+			s.goodCreds.touch(cred, now)
 			if reserved {
-				s.failures.RefundFailure(ctx, addr)
+				s.failures.RefundFailure(context.WithoutCancel(req.Context()), addr)
 			}
 		case err != nil && toAPIError(err).Status == http.StatusUnauthorized:
 			s.goodCreds.forget(cred) // such as a key revoked since
+			if addr == "" {
+				addr = addressKey(c.RealIP())
+			}
 			s.failedAddrs.add(addr, time.Now())
 			if !reserved {
-				s.failures.ReserveFailure(ctx, addr) // spends it; the request is over
+				s.failures.ReserveFailure(context.WithoutCancel(req.Context()), addr) // spends it; the request is over
 			}
 		}
 		return err
@@ -89,22 +98,30 @@ func addressKey(ip string) string {
 }
 
 // credentialOf identifies the credentials a request presents without
-// keeping them: a hash of its Authorization header.
-func credentialOf(req *http.Request) [sha256.Size]byte {
-	return sha256.Sum256([]byte(req.Header.Get(echo.HeaderAuthorization)))
+// keeping them: a 64-bit hash of its Authorization header under the
+// process's own random seed. Two credentials may share one, but nobody can
+// aim for that without the seed, and it would cost nothing but the early
+// reservation: a failure is still spent once the credentials fail.
+func credentialOf(req *http.Request) uint64 {
+	return maphash.String(credentialSeed, req.Header.Get(echo.HeaderAuthorization))
 }
 
+var credentialSeed = maphash.MakeSeed()
+
 // What a process remembers for limitFailures: for how long, and how many
-// of each kind.
+// of each kind. A key seen again within touchEvery of its last time is not
+// written again.
 const (
-	recentFor = 10 * time.Minute
-	maxRecent = 50_000
+	recentFor  = 10 * time.Minute
+	touchEvery = recentFor / 20
+	maxRecent  = 50_000
 )
 
 // recentSet remembers keys seen within recentFor, at most maxRecent.
 type recentSet[K comparable] struct {
-	mu   sync.Mutex
+	mu   sync.RWMutex
 	seen map[K]time.Time
+	n    atomic.Int64 // len(seen), for any
 }
 
 func newRecentSet[K comparable]() *recentSet[K] {
@@ -125,17 +142,33 @@ func (r *recentSet[K]) add(k K, now time.Time) {
 		}
 	}
 	r.seen[k] = now
+	r.n.Store(int64(len(r.seen)))
+}
+
+// touch is add for a key seen on every request: one seen within
+// touchEvery is left as it is, under the read lock alone.
+func (r *recentSet[K]) touch(k K, now time.Time) {
+	r.mu.RLock()
+	at, ok := r.seen[k]
+	r.mu.RUnlock()
+	if !ok || now.Sub(at) >= touchEvery {
+		r.add(k, now)
+	}
 }
 
 func (r *recentSet[K]) has(k K, now time.Time) bool {
-	r.mu.Lock()
-	defer r.mu.Unlock()
+	r.mu.RLock()
+	defer r.mu.RUnlock()
 	at, ok := r.seen[k]
 	return ok && now.Sub(at) < recentFor
 }
+
+// any reports whether the set holds a key, lately seen or not.
+func (r *recentSet[K]) any() bool { return r.n.Load() > 0 }
 
 func (r *recentSet[K]) forget(k K) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	delete(r.seen, k)
+	r.n.Store(int64(len(r.seen)))
 }

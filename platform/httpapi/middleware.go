@@ -1,7 +1,6 @@
 package httpapi
 
 import (
-	"context"
 	"crypto/rand"
 	"encoding/hex"
 	"errors"
@@ -91,9 +90,9 @@ func withRequest(log zerolog.Logger, d, maxWait time.Duration) echo.MiddlewareFu
 			}
 			l := lc.Logger()
 			wait, _ := waitParam(c, maxWait) // a bad one is the handler's 400
-			ctx, cancel := context.WithTimeout(correlation.WithID(l.WithContext(ctx), id), d+wait)
+			ctx, cancel := withLazyDeadline(ctx, time.Now().Add(d+wait))
 			defer cancel()
-			c.SetRequest(req.WithContext(ctx))
+			c.SetRequest(req.WithContext(correlation.WithID(l.WithContext(ctx), id)))
 			err := next(c)
 			if span.IsRecording() {
 				status := c.Response().Status

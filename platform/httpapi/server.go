@@ -4,7 +4,6 @@ package httpapi
 
 import (
 	"context"
-	"crypto/sha256"
 	_ "embed" // the OpenAPI description
 	"errors"
 	"fmt"
@@ -124,7 +123,7 @@ type Server struct {
 	// For limitFailures: the budget, and what this process remembers of
 	// credentials that authenticated and client addresses that failed to.
 	failures    FailureLimiter
-	goodCreds   *recentSet[[sha256.Size]byte]
+	goodCreds   *recentSet[uint64]
 	failedAddrs *recentSet[string]
 
 	mu       sync.Mutex
@@ -164,7 +163,7 @@ func New(cfg Config, api API, reg *prometheus.Registry, log zerolog.Logger) (*Se
 	// unknown methods with 404 where 405 is right.
 	var mw []echo.MiddlewareFunc
 	if s.failures != nil {
-		s.goodCreds, s.failedAddrs = newRecentSet[[sha256.Size]byte](), newRecentSet[string]()
+		s.goodCreds, s.failedAddrs = newRecentSet[uint64](), newRecentSet[string]()
 		mw = append(mw, s.limitFailures)
 	}
 	mw = append(mw, s.authenticate)
