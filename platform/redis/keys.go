@@ -111,7 +111,8 @@ func prefixOf(redisKey string) (string, bool) { return hashTagOf(redisKey, keyKe
 // since revoking needs the store, and one revoked before drops out of the
 // cache.
 func (kc *KeyCache) KeyByPrefix(ctx context.Context, prefix string) (account.KeyOwner, error) {
-	if r, ok := kc.near.get(prefix, time.Now()); ok && kc.nearFresh(r) {
+	now := time.Now()
+	if r, ok := kc.near.get(prefix, now); ok && kc.nearFresh(r, now) {
 		kc.c.count(kc.reads.what, resultNearHit)
 		return r.result()
 	}
@@ -168,8 +169,7 @@ func (kc *KeyCache) epochFresh(r keyResult, now time.Time) (fresh, known bool) {
 // fresh while this process knows the key epoch; otherwise for
 // KeyFallbackTTL/2 after it was kept, as the near copy of an unknown prefix
 // always is, and a key only until KeyFallbackTTL after it was fetched.
-func (kc *KeyCache) nearFresh(r keyResult) bool {
-	now := time.Now()
+func (kc *KeyCache) nearFresh(r keyResult, now time.Time) bool {
 	if r.unknown {
 		return now.Sub(r.kept) < kc.c.cfg.KeyFallbackTTL/2
 	}

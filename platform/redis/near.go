@@ -8,7 +8,6 @@ import (
 	"time"
 
 	goredis "github.com/redis/go-redis/v9"
-	"github.com/sony/gobreaker/v2"
 )
 
 // invalidations is the pub/sub channel on which every process announces the
@@ -54,14 +53,14 @@ const maxNear = 100_000
 
 // usable reports whether near copies may be used: only while invalidations
 // can arrive, and not while Redis is failing (then PostgreSQL answers).
-func (n *near[K, T]) usable() bool {
-	return n != nil && n.c.listening(time.Now()) && n.c.breaker.State() != gobreaker.StateOpen
+func (n *near[K, T]) usable(now time.Time) bool {
+	return n != nil && n.c.listening(now) && !n.c.breakerOpen.Load()
 }
 
 // get returns the entry's value, if it holds a fresh one.
 func (n *near[K, T]) get(key K, now time.Time) (T, bool) {
 	var zero T
-	if !n.usable() {
+	if !n.usable(now) {
 		return zero, false
 	}
 	n.mu.Lock()
@@ -83,7 +82,7 @@ func (n *near[K, T]) start() uint64 {
 
 // put keeps v under key unless something was invalidated since epoch.
 func (n *near[K, T]) put(key K, v T, epoch uint64, now time.Time) {
-	if !n.usable() {
+	if !n.usable(now) {
 		return
 	}
 	n.mu.Lock()

@@ -5,8 +5,12 @@ import (
 	"testing"
 	"time"
 
+	"github.com/google/uuid"
+
 	"github.com/pms-dev/pms/platform/redis"
 	"github.com/pms-dev/pms/platform/redis/redistest"
+	"github.com/pms-dev/pms/product"
+	"github.com/pms-dev/pms/product/message"
 )
 
 // waitNear waits until the env's client keeps near copies (it does not
@@ -155,4 +159,41 @@ func TestNearCopiesUnusedWhileSubscriptionSilent(t *testing.T) {
 		t.Fatal(err)
 	}
 	waitNear(t, e, productKey(p.ID), get) // near copies come back by themselves
+}
+
+// TestNearCopiesUnusedWhileBreakerOpen: a near copy answers while Redis is
+// trusted, but not once the breaker has opened: a change that no
+// invalidation announced (it was made in the store alone) is read from the
+// store then, before the silence of the invalidations' subscription would
+// have turned near copies off by itself.
+func TestNearCopiesUnusedWhileBreakerOpen(t *testing.T) {
+	t.Parallel()
+	srv := redistest.Start(t)
+	e := newEnv(t, srv.Addr(), func(c *redis.Config) {
+		c.Timeout, c.BreakerFailures, c.BreakerCooldown = opTimeout, 5, time.Minute
+	})
+	ctx := context.Background()
+	p := e.newProduct(t)
+	waitNear(t, e, productKey(p.ID), func() error { _, err := e.cache.Get(ctx, p.ID); return err })
+	// Changed in the store alone: Redis and the near copy still hold version 1.
+	if _, err := e.store.Store.Update(ctx, p.ID, func(p *product.Product) ([]message.Message, error) {
+		p.Version++
+		return nil, nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+
+	srv.Pause()
+	t.Cleanup(srv.Resume)
+	paused := time.Now()
+	timedGet(t, e, p.ID, 1) // the near copy, without asking the hung Redis
+	for range 5 {           // the breaker's threshold of calls that time out
+		if _, err := e.cache.Get(ctx, uuid.Must(uuid.NewV7())); err != product.ErrNotFound {
+			t.Fatalf("Get(unknown id) with Redis hung error = %v, want ErrNotFound", err)
+		}
+	}
+	timedGet(t, e, p.ID, 2)
+	if took := time.Since(paused); took >= 3*time.Second {
+		t.Skipf("the breaker took %v to open: the subscription's silence may have turned near copies off first", took)
+	}
 }

@@ -184,8 +184,12 @@ type Client struct {
 	cfg     Config
 	log     zerolog.Logger
 	breaker *gobreaker.CircuitBreaker[struct{}]
-	warns   *logLimiter
-	retry   *retryQueue
+	// breakerOpen is whether the breaker last changed to open: read on
+	// every near-copy hit, where breaker.State would read the clock under
+	// a lock. It turns false once a call finds the cooldown over.
+	breakerOpen atomic.Bool
+	warns       *logLimiter
+	retry       *retryQueue
 	// flight collapses concurrent misses of one entry into one store read.
 	flight singleflight.Group
 	// health remembers whether the wrapped stores answered lately.

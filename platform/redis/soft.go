@@ -40,9 +40,10 @@ func newBreaker(cfg Config, c *Client) *gobreaker.CircuitBreaker[struct{}] {
 	})
 }
 
-// breakerChanged logs when the breaker opens and when it closes again; the
-// probes in between are not worth a line.
+// breakerChanged keeps breakerOpen, and logs when the breaker opens and
+// when it closes again; the probes in between are not worth a line.
 func (c *Client) breakerChanged(_ string, from, to gobreaker.State) {
+	c.breakerOpen.Store(to == gobreaker.StateOpen)
 	switch {
 	case to == gobreaker.StateOpen:
 		c.note(zerolog.WarnLevel, "redis circuit open", nil, func(e *zerolog.Event) {
