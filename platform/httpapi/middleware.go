@@ -53,6 +53,31 @@ func newRequestID() string {
 	return hex.EncodeToString(b[:])
 }
 
+// traceHeaders is the carrier the propagator reads a request's trace
+// context from: propagation.HeaderCarrier, but the W3C headers' names,
+// which the propagator asks for in lower case, are looked up in canonical
+// form at once, not canonicalised into a new string on every request.
+type traceHeaders http.Header
+
+func (h traceHeaders) Get(key string) string {
+	var vs []string
+	switch key {
+	case "traceparent":
+		vs = h["Traceparent"]
+	case "tracestate":
+		vs = h["Tracestate"]
+	default:
+		return http.Header(h).Get(key)
+	}
+	if len(vs) == 0 {
+		return ""
+	}
+	return vs[0]
+}
+
+func (h traceHeaders) Set(key, value string) { http.Header(h).Set(key, value) }
+func (h traceHeaders) Keys() []string        { return propagation.HeaderCarrier(h).Keys() }
+
 // serverSpan is the option of every request's span, made once.
 var serverSpan = trace.WithSpanKind(trace.SpanKindServer)
 
@@ -74,7 +99,7 @@ func withRequest(log zerolog.Logger, d, maxWait time.Duration) echo.MiddlewareFu
 			// The span continues the caller's trace (traceparent) if any; its
 			// id goes into every log line of the request and, through the
 			// outbox, into the messages it causes.
-			ctx := otel.GetTextMapPropagator().Extract(req.Context(), propagation.HeaderCarrier(req.Header))
+			ctx := otel.GetTextMapPropagator().Extract(req.Context(), traceHeaders(req.Header))
 			ctx, span := tracer.Start(ctx, spanName(req.Method, c.Path()), serverSpan)
 			defer span.End()
 			// Attributes only for spans that are kept: pms's samplers decide
