@@ -17,8 +17,21 @@ const callerKey = "caller"
 
 // caller returns who the request acts for, set by authenticate.
 func caller(c echo.Context) account.Caller {
+	if rc, ok := c.(*requestContext); ok {
+		return rc.caller
+	}
 	cl, _ := c.Get(callerKey).(account.Caller)
 	return cl
+}
+
+// setCaller keeps who the request acts for: in the requestContext that
+// Server.ServeHTTP hands its handlers, else in Echo's store.
+func setCaller(c echo.Context, cl account.Caller) {
+	if rc, ok := c.(*requestContext); ok {
+		rc.caller = cl
+		return
+	}
+	c.Set(callerKey, cl)
 }
 
 // authenticate requires "Authorization: Bearer <key>" and puts the caller in
@@ -33,7 +46,7 @@ func (s *Server) authenticate(next echo.HandlerFunc) echo.HandlerFunc {
 		if err != nil {
 			return err
 		}
-		c.Set(callerKey, cl)
+		setCaller(c, cl)
 		// The request's own logger (withRequest's) gains the ids in place:
 		// no second copy of the request. Nothing else can be reading it
 		// yet: what the request started so far (the key lookup, whose

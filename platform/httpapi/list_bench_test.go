@@ -43,8 +43,7 @@ func BenchmarkListPage(b *testing.B) {
 			serve := func() {
 				clear(w.header)
 				w.status, w.n = 0, 0
-				c := s.echo.NewContext(req, w)
-				c.Set(callerKey, caller)
+				c := &requestContext{Context: s.echo.NewContext(req, w), caller: caller}
 				if err := s.listProducts(c); err != nil || w.status != http.StatusOK {
 					b.Fatalf("list: %v, status %d", err, w.status)
 				}

@@ -209,18 +209,32 @@ func (s *Server) handle(method, path string, h echo.HandlerFunc, mw ...echo.Midd
 // chains built once (see handle). Only the answers Echo's router makes
 // itself (404, 405, OPTIONS) get the common middleware per request.
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	c := s.echo.AcquireContext()
-	c.Reset(r, w)
-	s.echo.Router().Find(r.Method, echo.GetPath(r), c)
-	h := c.Handler()
-	if _, ok := s.routes[routeKey{r.Method, c.Path()}]; !ok {
+	ec := s.echo.AcquireContext()
+	ec.Reset(r, w)
+	s.echo.Router().Find(r.Method, echo.GetPath(r), ec)
+	h := ec.Handler()
+	if _, ok := s.routes[routeKey{r.Method, ec.Path()}]; !ok {
 		h = wrap(h, s.common...)
 	}
+	c := requestContexts.Get().(*requestContext)
+	c.Context = ec
 	if err := h(c); err != nil {
 		s.echo.HTTPErrorHandler(err, c)
 	}
-	s.echo.ReleaseContext(c)
+	*c = requestContext{}
+	requestContexts.Put(c)
+	s.echo.ReleaseContext(ec)
 }
+
+// requestContext is the echo.Context of pms's handlers: Echo's, and who
+// the request acts for in a field of its own (see caller). Echo's store
+// would make a map and box the caller for every request.
+type requestContext struct {
+	echo.Context
+	caller account.Caller
+}
+
+var requestContexts = sync.Pool{New: func() any { return new(requestContext) }}
 
 // wrap returns h inside mw, the first outermost, as Echo applies a route's
 // middleware.
