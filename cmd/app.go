@@ -113,6 +113,9 @@ func (a *app) openPool() (*postgres.DB, error) {
 	}
 	a.log.Info().Str("url", redact.URL(a.cfg.Postgres.URL)).Int("max_open_conns", a.cfg.Postgres.MaxOpenConns).Msg("postgres pool opened")
 	a.onClose(db.Close)
+	if err := a.metrics().Register(db); err != nil {
+		return nil, fmt.Errorf("register postgres metrics: %w", err)
+	}
 	return db, nil
 }
 

@@ -104,11 +104,12 @@ func TestLoadConfigEnvironment(t *testing.T) {
 func TestLoadConfigListsEveryProblem(t *testing.T) {
 	cfg, err := loadConfig(filepath.Join("..", "config.yaml"), envOf(map[string]string{
 		"PMS_LOG_LEVEL": "loud", "PMS_LOG_FLUSH_INTERVAL": "5s", "PMS_POSTGRES_MAX_OPEN_CONNS": "0", "PMS_POSTGRES_URL": "mysql://x",
+		"PMS_POSTGRES_MAX_CONCURRENT_WRITES": "-1",
 	}))
 	if err == nil {
-		t.Fatal("loadConfig with four bad values succeeded")
+		t.Fatal("loadConfig with five bad values succeeded")
 	}
-	for _, want := range []string{"log.level", "log.flush_interval", "postgres.max_open_conns", "postgres.url"} {
+	for _, want := range []string{"log.level", "log.flush_interval", "postgres.max_open_conns", "postgres.url", "postgres.max_concurrent_writes"} {
 		if !strings.Contains(err.Error(), want) {
 			t.Errorf("loadConfig error %q does not name %s", err, want)
 		}

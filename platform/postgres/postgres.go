@@ -30,6 +30,10 @@ type Config struct {
 	// IOTimeout bounds the wait for the server's reply to anything sent on
 	// a connection; longer than any query may take.
 	IOTimeout time.Duration `mapstructure:"io_timeout"`
+	// MaxConcurrentWrites is how many product writes (creates, updates,
+	// deletes) a process has in PostgreSQL at once; the rest wait their
+	// turn in the process (see writeGate). 0: no limit but the pool's.
+	MaxConcurrentWrites int `mapstructure:"max_concurrent_writes"`
 }
 
 // DefaultConfig returns the defaults of every setting, for a server on
@@ -43,6 +47,10 @@ func DefaultConfig() Config {
 		ConnMaxIdleTime: 5 * time.Minute,
 		ConnectTimeout:  5 * time.Second,
 		IOTimeout:       30 * time.Second,
+		// A few per core of a small server: on make load's one core, 6
+		// kept the rate and had the shortest tail; 4 cost a sixth of the
+		// rate (BENCHMARKS.md, "POST's tail").
+		MaxConcurrentWrites: 6,
 	}
 }
 
@@ -57,6 +65,9 @@ func (c Config) Validate() error {
 	}
 	if c.MaxIdleConns < 0 || c.MaxIdleConns > c.MaxOpenConns {
 		errs = append(errs, errors.New("postgres.max_idle_conns: must be between 0 and max_open_conns"))
+	}
+	if c.MaxConcurrentWrites < 0 {
+		errs = append(errs, errors.New("postgres.max_concurrent_writes: must be 0 (no limit) or more"))
 	}
 	if c.ConnectTimeout < time.Second {
 		errs = append(errs, errors.New("postgres.connect_timeout: must be at least 1s"))
@@ -82,10 +93,11 @@ func (c Config) GoString() string { return c.String() }
 
 // DB is a pool of PostgreSQL connections.
 type DB struct {
-	db    *sqlx.DB
-	dsn   string
-	bell  *relayBell
-	stmts sync.Map // query text → *sqlx.Stmt, see prepared
+	db     *sqlx.DB
+	dsn    string
+	bell   *relayBell
+	stmts  sync.Map // query text → *sqlx.Stmt, see prepared
+	writes *writeGate
 }
 
 // Open validates cfg and opens a pool. It does not wait for the server: a
@@ -108,7 +120,7 @@ func Open(cfg Config) (*DB, error) {
 	db.SetMaxIdleConns(cfg.MaxIdleConns)
 	db.SetConnMaxLifetime(cfg.ConnMaxLifetime)
 	db.SetConnMaxIdleTime(cfg.ConnMaxIdleTime)
-	return &DB{db: db, dsn: dsn, bell: newRelayBell()}, nil
+	return &DB{db: db, dsn: dsn, bell: newRelayBell(), writes: newWriteGate(cfg.MaxConcurrentWrites)}, nil
 }
 
 // withDriverDefaults adds lib/pq's connect_timeout unless the URL sets one,

@@ -377,8 +377,14 @@ func (s *ProductStore) insert(ctx context.Context, p product.Product, key produc
 	if err != nil {
 		return fmt.Errorf("prepare the create of a product: %w", err)
 	}
+	release, err := s.db.writes.admit(ctx)
+	if err != nil {
+		return err
+	}
 	var created int
-	if err := stmt.QueryRowContext(ctx, args...).Scan(&created); err != nil {
+	err = stmt.QueryRowContext(ctx, args...).Scan(&created)
+	release()
+	if err != nil {
 		return fmt.Errorf("insert product: %w", err)
 	}
 	if created == 0 {
@@ -435,8 +441,13 @@ gone AS (
 // Update changes a product under a row lock and writes the messages the
 // change returns to the outbox; see product.Store.
 func (s *ProductStore) Update(ctx context.Context, id uuid.UUID, change func(*product.Product) ([]message.Message, error)) (product.Product, error) {
+	release, err := s.db.writes.admit(ctx)
+	if err != nil {
+		return product.Product{}, translate(err)
+	}
+	defer release()
 	var p product.Product
-	err := s.db.withTx(ctx, func(tx *txn) error {
+	err = s.db.withTx(ctx, func(tx *txn) error {
 		var err error
 		if p, err = getProduct(ctx, tx, selectProductForUpdate, id); err != nil {
 			return err
@@ -554,6 +565,11 @@ func (s *ProductStore) Delete(ctx context.Context, id uuid.UUID, version int, ms
 
 // delete runs the delete and returns how many products it deleted.
 func (s *ProductStore) delete(ctx context.Context, id uuid.UUID, version int, msgs []message.Message) (int64, error) {
+	release, err := s.db.writes.admit(ctx)
+	if err != nil {
+		return 0, err
+	}
+	defer release()
 	var n int64
 	if len(msgs) == 0 {
 		err := s.db.db.GetContext(ctx, &n, deleteProduct+`

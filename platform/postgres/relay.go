@@ -24,11 +24,16 @@ import (
 type RelayConfig struct {
 	PollInterval time.Duration `mapstructure:"poll_interval"` // also catches messages whose NOTIFY was missed
 	BatchSize    int           `mapstructure:"batch_size"`
+	// Linger is how long the relay waits, once told of a commit, before it
+	// claims: the commits of that while go out in one claim and one send.
+	// Without it, writes that commit one after another (as they do when
+	// postgres.max_concurrent_writes queues them) cost a claim each.
+	Linger time.Duration `mapstructure:"linger"`
 }
 
 // DefaultRelayConfig returns the defaults of every relay setting.
 func DefaultRelayConfig() RelayConfig {
-	return RelayConfig{PollInterval: time.Second, BatchSize: 100}
+	return RelayConfig{PollInterval: time.Second, BatchSize: 100, Linger: 20 * time.Millisecond}
 }
 
 // Validate reports every problem with the config.
@@ -36,6 +41,9 @@ func (c RelayConfig) Validate() error {
 	var errs []error
 	if c.PollInterval < 10*time.Millisecond {
 		errs = append(errs, errors.New("relay.poll_interval: must be at least 10ms"))
+	}
+	if c.Linger < 0 || c.Linger > time.Second {
+		errs = append(errs, errors.New("relay.linger: must be between 0 and 1s"))
 	}
 	if c.BatchSize < 1 || c.BatchSize > 10_000 {
 		errs = append(errs, errors.New("relay.batch_size: must be between 1 and 10000"))
@@ -131,21 +139,13 @@ func (r *Relay) Run(ctx context.Context) error {
 		case <-ctx.Done():
 			return nil
 		case <-listener.NotificationChannel():
-			r.sleepOff(ctx, backoff)
+			sleep(ctx, max(backoff, r.cfg.Linger))
 		case <-ring:
-			r.sleepOff(ctx, backoff)
+			sleep(ctx, max(backoff, r.cfg.Linger))
 		case <-prune.C:
 			r.pruneMarked(ctx)
 		case <-time.After(wait):
 		}
-	}
-}
-
-// sleepOff waits out backoff: while the publisher is down, a new message is
-// no reason to hammer it.
-func (r *Relay) sleepOff(ctx context.Context, backoff time.Duration) {
-	if backoff > 0 {
-		sleep(ctx, backoff)
 	}
 }
 

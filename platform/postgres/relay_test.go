@@ -227,6 +227,73 @@ func TestRelayWakesOnWrite(t *testing.T) {
 	}
 }
 
+// callsPublisher records when each non-empty Publish came and how many
+// messages it carried.
+type callsPublisher struct {
+	mu    sync.Mutex
+	at    []time.Time
+	sizes []int
+}
+
+func (p *callsPublisher) Publish(_ context.Context, msgs []message.Message) error {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if len(msgs) > 0 {
+		p.at, p.sizes = append(p.at, time.Now()), append(p.sizes, len(msgs))
+	}
+	return nil
+}
+
+func (p *callsPublisher) calls() ([]time.Time, []int) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return slices.Clone(p.at), slices.Clone(p.sizes)
+}
+
+// TestRelayLingersToClaimCommitsTogether: told of a commit, the relay waits
+// relay.linger before it claims, so commits that follow within it go out
+// in the same claim and the same send, not in one each.
+func TestRelayLingersToClaimCommitsTogether(t *testing.T) {
+	f := newFixture(t)
+	const linger, commits = time.Second, 5
+	pub := &callsPublisher{}
+	r, err := postgres.NewRelay(postgres.RelayConfig{PollInterval: time.Minute, BatchSize: 50, Linger: linger}, f.db, pub, zerolog.Nop())
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := runRelay(t, r)
+	time.Sleep(300 * time.Millisecond) // let the first drain finish
+	var first time.Time
+	for i := range commits {
+		f.create(t, ctx, fmt.Sprintf("https://example.com/linger-%d.jpg", i))
+		if i == 0 {
+			first = time.Now()
+		}
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		_, sizes := pub.calls()
+		n := 0
+		for _, s := range sizes {
+			n += s
+		}
+		if n >= commits {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%d of %d tasks published within 10 s", n, commits)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	at, sizes := pub.calls()
+	if len(sizes) > 2 {
+		t.Errorf("%d commits went out in %d sends %v, want them together (one, or two if the machine stalled for the linger)", commits, len(sizes), sizes)
+	}
+	if waited := at[0].Sub(first); waited < linger*9/10 {
+		t.Errorf("the first send came %v after the first commit, before the linger of %v", waited, linger)
+	}
+}
+
 // TestRelayPublishesInOrder: a batch holds the oldest messages first, and
 // one change's messages in the order the change stated them.
 func TestRelayPublishesInOrder(t *testing.T) {

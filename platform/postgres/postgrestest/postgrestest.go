@@ -102,7 +102,8 @@ func New(tb testing.TB) *postgres.DB {
 // Config returns a pool config for a test database.
 func Config(tb testing.TB, dbURL string) postgres.Config {
 	tb.Helper()
-	return postgres.Config{URL: dbURL, MaxOpenConns: 20, MaxIdleConns: 5, ConnectTimeout: 5 * time.Second, IOTimeout: 30 * time.Second}
+	return postgres.Config{URL: dbURL, MaxOpenConns: 20, MaxIdleConns: 5, ConnectTimeout: 5 * time.Second, IOTimeout: 30 * time.Second,
+		MaxConcurrentWrites: postgres.DefaultConfig().MaxConcurrentWrites}
 }
 
 // create makes a database with a random name starting with prefix and
