@@ -429,27 +429,52 @@ func changeVisibility(t *testing.T, cs []apiClient, id string, changes int) (sta
 func rateLimitOverTwo(t *testing.T, s *chaosStack) {
 	limited := []*serveProcess{}
 	for range 2 {
-		limited = append(limited, s.startServe(map[string]string{"PMS_RATE_LIMIT_WRITE_RATE": "2", "PMS_RATE_LIMIT_WRITE_BURST": "10"}))
+		limited = append(limited, s.startServe(map[string]string{"PMS_RATE_LIMIT_WRITE_RATE": "2", "PMS_RATE_LIMIT_WRITE_BURST": "10",
+			"PMS_RATE_LIMIT_READ_RATE": "2", "PMS_RATE_LIMIT_READ_BURST": "40"}))
 	}
 	other, _ := s.user("serves-limited")
-	var l tally
-	start := time.Now()
-	var wg sync.WaitGroup
-	for g := range 4 {
-		wg.Go(func() {
-			c := apiClient{base: "http://" + limited[g%2].api, key: other[0].key}
-			for range 20 {
-				l.add(c.do(http.MethodPost, "/api/v1/products", `{"product_name":"Limited","product_price":1}`))
-			}
-		})
-	}
-	wg.Wait()
-	elapsed := time.Since(start)
-	allowed := 10 + int(2*elapsed.Seconds()) + 1
-	t.Logf("80 POSTs with one key through two serve processes (write rate 2/s, burst 10) in %v: %v; at most %d allowed",
-		elapsed.Round(time.Millisecond), &l, allowed)
-	if n := l.count(http.StatusCreated); n > allowed || n < 10-2 {
-		t.Errorf("%d created, want 8 to %d: the limit must hold over both processes together", n, allowed)
+	// Writes at a burst of 10 go to Redis each (leases of 2); reads at 40
+	// are taken 8 at a time, the next lease ordered ahead with 2 left.
+	var created string
+	for _, c := range []struct {
+		method, path, body string
+		n, burst           int
+		status             int
+		leftEarly          int // leased tokens the other process may hold unspent
+	}{
+		{http.MethodPost, "/api/v1/products", `{"product_name":"Limited","product_price":1}`, 80, 10, http.StatusCreated, 2},
+		{http.MethodGet, "", "", 200, 40, http.StatusOK, 10},
+	} {
+		path := c.path
+		if path == "" {
+			path = "/api/v1/products/" + created
+		}
+		var l tally
+		start := time.Now()
+		var wg sync.WaitGroup
+		for g := range 4 {
+			wg.Go(func() {
+				api := apiClient{base: "http://" + limited[g%2].api, key: other[0].key}
+				for range c.n / 4 {
+					l.add(api.do(c.method, path, c.body))
+				}
+			})
+		}
+		wg.Wait()
+		elapsed := time.Since(start)
+		allowed := c.burst + int(2*elapsed.Seconds()) + 1
+		t.Logf("%d %ss with one key through two serve processes (rate 2/s, burst %d) in %v: %v; at most %d allowed",
+			c.n, c.method, c.burst, elapsed.Round(time.Millisecond), &l, allowed)
+		if n := l.count(c.status); n > allowed || n < c.burst-c.leftEarly {
+			t.Errorf("%ss: %d answered %d, want %d to %d: the limit must hold over both processes together",
+				c.method, n, c.status, c.burst-c.leftEarly, allowed)
+		}
+		if n := l.count(http.StatusTooManyRequests); n+l.count(c.status) != c.n {
+			t.Errorf("%ss: %v, want only %d and 429", c.method, &l, c.status)
+		}
+		if len(l.created) > 0 {
+			created = l.created[0] // for the reads
+		}
 	}
 	for _, sp := range limited {
 		_ = sp.signal(t, syscall.SIGTERM)

@@ -29,11 +29,11 @@ func (l *Limiter) ReserveFailure(ctx context.Context, addr string) (time.Duratio
 	if wait, blocked := l.blocked.get(addr, time.Now()); blocked {
 		return wait, false
 	}
-	res, err := l.take(ctx, failureKey(addr), l.failure, 1)
-	if err != nil || res.Allowed > 0 {
+	t, err := l.c.takeTokens(ctx, failureKey(addr), l.failure, 1)
+	if err != nil || t.n > 0 {
 		return 0, true
 	}
-	wait := max(res.RetryAfter, time.Millisecond)
+	wait := max(t.retryAfter, time.Millisecond)
 	l.blocked.add(addr, time.Now().Add(wait))
 	return wait, false
 }
@@ -45,7 +45,7 @@ func (l *Limiter) ReserveFailure(ctx context.Context, addr string) (time.Duratio
 func (l *Limiter) RefundFailure(ctx context.Context, addr string) {
 	// GCRA takes a negative cost as a refund: the budget's clock moves
 	// back, but not before now, which is a full budget.
-	_, _ = l.take(ctx, failureKey(addr), l.failure, -1) // a lost refund costs one failure of budget
+	_, _ = l.c.takeTokens(ctx, failureKey(addr), l.failure, -1) // a lost refund costs one failure of budget
 }
 
 // blocklist holds addresses until a time.

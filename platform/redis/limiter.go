@@ -5,8 +5,6 @@ import (
 	"errors"
 	"sync"
 	"time"
-
-	"github.com/go-redis/redis_rate/v10"
 )
 
 // LimitConfig sets the request rates each caller may sustain, per second,
@@ -62,44 +60,52 @@ type Decision struct {
 //
 // To spare a Redis round trip per request, a process takes a caller's
 // tokens from Redis a few at a time (a lease of a fifth of the burst, at
-// most 250) and spends them locally within leaseTTL. Tokens are taken before
-// they are spent, so the limit is never exceeded; a process may hold a few
-// unused ones for up to leaseTTL, so a caller can be refused a little early
-// (by at most a lease per process). With a burst under 10 every request goes
-// to Redis; at the default read burst (100) one in 20 does, at the default
-// write burst (20) one in 4.
+// most 250) and spends them locally within leaseTTL. When a quarter of a
+// lease is left, the next one is ordered ahead: a background loop collects
+// the orders of every caller for refillLinger and takes them from Redis in
+// one pipelined round trip, so a busy process pays about one round trip per
+// refillLinger rather than one per lease, and a steady caller never waits
+// for Redis. Tokens are taken before they are spent, so the limit is never
+// exceeded; a process may hold a lease and a quarter of unused ones for up
+// to leaseTTL, so a caller can be refused a little early (by at most that
+// per process). With a burst under 20 no lease is ordered ahead, and under
+// 10 every request goes to Redis.
 type Limiter struct {
 	mu      sync.Mutex
 	leases  map[string]*lease
-	blocked blocklist // client addresses over their failure budget
+	orders  []tokenOrder  // leases ordered ahead, for the refill loop
+	ordered chan struct{} // signals the first order of a batch
+	blocked blocklist     // client addresses over their failure budget
 
 	c       *Client
-	rl      *redis_rate.Limiter
-	read    redis_rate.Limit
-	write   redis_rate.Limit
-	failure redis_rate.Limit
+	read    budget
+	write   budget
+	failure budget
 }
 
-// Leases: how long a process may hold tokens, and how many callers' leases
-// it keeps.
+// Leases: how long a process may hold tokens, how many callers' leases it
+// keeps, and how long the refill loop collects orders.
 const (
-	leaseTTL  = 5 * time.Second
-	maxLeases = 100_000
+	leaseTTL     = 5 * time.Second
+	maxLeases    = 100_000
+	refillLinger = 5 * time.Millisecond
 )
 
 type lease struct {
 	tokens    int
 	expires   time.Time
 	limit     int
-	remaining int       // in Redis when the lease was taken
+	remaining int       // in Redis when tokens were last taken
 	resetAt   time.Time // when the budget in Redis is full again, as it said then
+	ordered   bool      // the next lease is ordered (see Limiter)
 }
 
 // leaseSize is how many tokens a process takes from Redis at once.
 func leaseSize(burst int) int { return min(max(burst/5, 1), 250) }
 
-// spend uses a token of the caller's lease, if it has one.
-func (l *Limiter) spend(k string, now time.Time) (Decision, bool) {
+// spend uses a token of the caller's lease, if it has one, and orders the
+// next lease when a quarter of this one is left.
+func (l *Limiter) spend(k string, b budget, now time.Time) (Decision, bool) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	ls := l.leases[k]
@@ -107,34 +113,103 @@ func (l *Limiter) spend(k string, now time.Time) (Decision, bool) {
 		return Decision{}, false
 	}
 	ls.tokens--
+	if n := leaseSize(b.burst); !ls.ordered && n >= 4 && ls.tokens <= n/4 {
+		ls.ordered = true
+		l.orders = append(l.orders, tokenOrder{key: k, b: b, n: n})
+		if len(l.orders) == 1 {
+			select {
+			case l.ordered <- struct{}{}:
+			default:
+			}
+		}
+	}
 	return Decision{Allowed: true, Limit: ls.limit, Remaining: ls.remaining + ls.tokens, ResetAfter: max(ls.resetAt.Sub(now), 0)}, true
 }
 
-// take takes n tokens from the caller's budget in Redis, all or none.
-func (l *Limiter) take(ctx context.Context, k string, limit redis_rate.Limit, n int) (*redis_rate.Result, error) {
-	var res *redis_rate.Result
-	err := l.c.do(ctx, "redis rate limit", func(ctx context.Context) error {
-		var err error
-		res, err = l.rl.AllowN(ctx, k, limit, n)
-		return err
-	})
-	return res, err
+// keep adds t's tokens, less the ones spent now, to the caller's lease,
+// made if it has none.
+func (l *Limiter) keep(k string, b budget, t taken, spent int, now time.Time) {
+	ls := l.leases[k]
+	if ls == nil {
+		if len(l.leases) >= maxLeases {
+			clear(l.leases) // rare, and only costs a round trip per caller
+		}
+		ls = &lease{limit: b.burst}
+		l.leases[k] = ls
+	}
+	if !now.Before(ls.expires) {
+		ls.tokens = 0 // held too long
+	}
+	ls.tokens += t.n - spent
+	ls.expires, ls.remaining, ls.resetAt = now.Add(leaseTTL), t.remaining, now.Add(t.resetAfter)
 }
 
-// NewLimiter validates cfg and returns a Limiter with its rates.
+// refill takes the leases ordered ahead from Redis, refillLinger's worth
+// of orders in each round trip, until the client closes. An order that
+// fails is dropped: the caller's next request then asks Redis itself.
+func (l *Limiter) refill() {
+	linger := time.NewTimer(refillLinger)
+	linger.Stop()
+	var batch []tokenOrder
+	for {
+		select {
+		case <-l.c.stop:
+			return
+		case <-l.ordered:
+		}
+		linger.Reset(refillLinger)
+		select {
+		case <-l.c.stop:
+			return
+		case <-linger.C:
+		}
+		l.mu.Lock()
+		batch, l.orders = l.orders, batch[:0]
+		l.mu.Unlock()
+		if len(batch) == 0 {
+			continue
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), l.c.cfg.Timeout)
+		res, err := l.c.takeTokensPipelined(ctx, batch)
+		cancel()
+		now := time.Now()
+		l.mu.Lock()
+		for i, o := range batch {
+			if ls := l.leases[o.key]; ls != nil {
+				ls.ordered = false
+			}
+			if err == nil && res[i].n > 0 {
+				l.keep(o.key, o.b, res[i], 0, now)
+			}
+		}
+		// A signal sent while the batch was taken is for orders now in l.orders.
+		if len(l.orders) > 0 {
+			select {
+			case l.ordered <- struct{}{}:
+			default:
+			}
+		}
+		l.mu.Unlock()
+	}
+}
+
+// NewLimiter validates cfg and returns a Limiter with its rates. It orders
+// leases ahead until c is closed.
 func NewLimiter(c *Client, cfg LimitConfig) (*Limiter, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	return &Limiter{
+	l := &Limiter{
 		leases:  map[string]*lease{},
+		ordered: make(chan struct{}, 1),
 		blocked: blocklist{until: map[string]time.Time{}},
 		c:       c,
-		rl:      redis_rate.NewLimiter(c.rdb),
-		read:    redis_rate.Limit{Rate: cfg.ReadRate, Burst: cfg.ReadBurst, Period: time.Second},
-		write:   redis_rate.Limit{Rate: cfg.WriteRate, Burst: cfg.WriteBurst, Period: time.Second},
-		failure: redis_rate.Limit{Rate: cfg.AuthFailuresPerMinute, Burst: cfg.AuthFailureBurst, Period: time.Minute},
-	}, nil
+		read:    newBudget(cfg.ReadRate, cfg.ReadBurst, time.Second),
+		write:   newBudget(cfg.WriteRate, cfg.WriteBurst, time.Second),
+		failure: newBudget(cfg.AuthFailuresPerMinute, cfg.AuthFailureBurst, time.Minute),
+	}
+	c.background(l.refill)
+	return l, nil
 }
 
 // Allow counts one request by key (a caller's identity) against its read or
@@ -145,45 +220,31 @@ func NewLimiter(c *Client, cfg LimitConfig) (*Limiter, error) {
 // limited rate, since refusing every request would turn a cache outage into
 // a full outage. The error is non-nil only when ctx ended.
 func (l *Limiter) Allow(ctx context.Context, key string, write bool) (Decision, error) {
-	limit, k := l.read, "pms:rl:r:"+key
+	b, k := l.read, "pms:rl:r:"+key
 	if write {
-		limit, k = l.write, "pms:rl:w:"+key
+		b, k = l.write, "pms:rl:w:"+key
 	}
 	now := time.Now()
-	if d, ok := l.spend(k, now); ok {
+	if d, ok := l.spend(k, b, now); ok {
 		return d, nil
 	}
-	n := leaseSize(limit.Burst)
-	res, err := l.take(ctx, k, limit, n)
-	if err == nil && res.Allowed == 0 && n > 1 {
-		// Not a whole lease left: the last tokens go one by one.
-		n = 1
-		res, err = l.take(ctx, k, limit, n)
-	}
+	// No lease (or it ran out before the one ordered came): as many
+	// tokens of a lease as are left, one of them for this request.
+	t, err := l.c.takeTokens(ctx, k, b, leaseSize(b.burst))
 	if err != nil {
 		if cerr := ctx.Err(); cerr != nil {
 			return Decision{}, cerr
 		}
-		return Decision{Allowed: true, Limit: limit.Burst, Remaining: limit.Burst}, nil
+		return Decision{Allowed: true, Limit: b.burst, Remaining: b.burst}, nil
 	}
-	if res.Allowed > 0 && n > 1 {
+	if t.n == 0 {
+		return Decision{Limit: b.burst, RetryAfter: t.retryAfter, ResetAfter: t.resetAfter}, nil
+	}
+	if t.n > 1 {
 		l.mu.Lock()
-		if len(l.leases) >= maxLeases {
-			clear(l.leases) // rare, and only costs a round trip per caller
-		}
-		l.leases[k] = &lease{tokens: n - 1, expires: now.Add(leaseTTL), limit: limit.Burst, remaining: res.Remaining,
-			resetAt: now.Add(max(res.ResetAfter, 0))}
+		l.keep(k, b, t, 1, now)
 		l.mu.Unlock()
 	}
-	remaining := res.Remaining
-	if res.Allowed > 0 {
-		remaining += n - 1 // the leased tokens are still this caller's to spend
-	}
-	return Decision{
-		Allowed:    res.Allowed > 0,
-		Limit:      limit.Burst,
-		Remaining:  remaining,
-		RetryAfter: max(res.RetryAfter, 0),
-		ResetAfter: max(res.ResetAfter, 0),
-	}, nil
+	// The leased tokens are still this caller's to spend.
+	return Decision{Allowed: true, Limit: b.burst, Remaining: t.remaining + t.n - 1, ResetAfter: t.resetAfter}, nil
 }

@@ -129,3 +129,140 @@ func TestLimiterLeasedTokensSayWhenTheBudgetResets(t *testing.T) {
 		}
 	}
 }
+
+// TestLimiterOrdersTheNextLeaseAhead: once a quarter of a lease is left, a
+// process takes the next one from Redis without a request waiting for it.
+// The budget in Redis shows both leases taken, in redis_rate's format (the
+// theoretical arrival time in seconds since 2017), which processes of the
+// version before read.
+func TestLimiterOrdersTheNextLeaseAhead(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, redistest.Addr(t), nil)
+	cfg := redis.LimitConfig{ReadRate: 1, ReadBurst: 100, WriteRate: 1, WriteBurst: 1, AuthFailuresPerMinute: 60, AuthFailureBurst: 20}
+	l, err := redis.NewLimiter(e.client, cfg) // leases of 20, one token back a second
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	key := "caller-" + rand.Text()
+	taken := func() float64 { // tokens out of the budget, as Redis keeps it
+		tat, err := e.raw.Get(ctx, "pms:rl:r:"+key).Float64()
+		if err != nil {
+			t.Fatalf("read the budget: %v", err)
+		}
+		return tat - (float64(time.Now().UnixMicro())/1e6 - 1483228800)
+	}
+	for i := range 15 { // 5 of the first lease left: the next is ordered
+		if d, err := l.Allow(ctx, key, false); err != nil || !d.Allowed {
+			t.Fatalf("read #%d: Allow() = %+v, %v; want allowed", i+1, d, err)
+		}
+	}
+	if got := taken(); got < 18 || got > 21 {
+		t.Fatalf("after the first lease: %.1f tokens out of the budget, want about 20", got)
+	}
+	// The order goes within refillLinger (5 ms) and a round trip.
+	deadline := time.Now().Add(5 * time.Second)
+	for taken() < 38 && time.Now().Before(deadline) {
+		time.Sleep(10 * time.Millisecond)
+	}
+	if got := taken(); got < 38 || got > 41 {
+		t.Fatalf("after the next lease was ordered: %.1f tokens out of the budget, want about 40", got)
+	}
+	// The caller spends the 5 left and the 20 ordered without asking Redis.
+	for i := range 25 {
+		if d, err := l.Allow(ctx, key, false); err != nil || !d.Allowed {
+			t.Fatalf("read #%d: Allow() = %+v, %v; want allowed", 16+i, d, err)
+		}
+	}
+	if got := taken(); got > 60.5 {
+		t.Errorf("after 40 reads: %.1f tokens out of the budget, want at most 60 (two leases and the one ordered ahead)", got)
+	}
+}
+
+// TestLimiterTakesWhatIsLeftOfALease: with less than a lease left in
+// Redis, a process takes what there is in one round trip, spends it, and
+// then refuses, saying when the next token comes.
+func TestLimiterTakesWhatIsLeftOfALease(t *testing.T) {
+	t.Parallel()
+	addr := redistest.Addr(t)
+	cfg := redis.LimitConfig{ReadRate: 1, ReadBurst: 30, WriteRate: 1, WriteBurst: 1, AuthFailuresPerMinute: 60, AuthFailureBurst: 20}
+	var limiters [2]*redis.Limiter
+	for i := range limiters {
+		l, err := redis.NewLimiter(newEnv(t, addr, nil).client, cfg) // leases of 6
+		if err != nil {
+			t.Fatal(err)
+		}
+		limiters[i] = l
+	}
+	ctx := context.Background()
+	key := "caller-" + rand.Text()
+	// The second process takes 27 of the 30, one at a time from its leases.
+	for i := range 27 {
+		if d, err := limiters[1].Allow(ctx, key, false); err != nil || !d.Allowed {
+			t.Fatalf("read #%d of the second process: Allow() = %+v, %v; want allowed", i+1, d, err)
+		}
+	}
+	allowed := 0
+	var refused redis.Decision
+	for range 10 {
+		d, err := limiters[0].Allow(ctx, key, false)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !d.Allowed {
+			refused = d
+			break
+		}
+		allowed++
+	}
+	// What the second process leased and has not spent (at most a lease
+	// and a quarter) is not the first's; the refill of one a second may add one.
+	if allowed > 30-27+1 {
+		t.Errorf("the first process admitted %d reads with at most 3 left in the budget", allowed)
+	}
+	if refused.Allowed || refused.RetryAfter <= 0 || refused.RetryAfter > time.Second || refused.Remaining != 0 || refused.Limit != 30 {
+		t.Errorf("refused read: %+v, want refused, limit 30, 0 remaining, retry within 1s", refused)
+	}
+}
+
+// TestLimiterOrdersSurviveAScriptFlush: Redis forgets its scripts when it
+// restarts; the leases ordered ahead, sent by the script's hash in one
+// pipeline, load it again.
+func TestLimiterOrdersSurviveAScriptFlush(t *testing.T) {
+	e := newEnv(t, redistest.Addr(t), nil) // not parallel: SCRIPT FLUSH is the whole server's
+	l, err := redis.NewLimiter(e.client, redis.DefaultLimitConfig())
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	key := "caller-" + rand.Text()
+	for i := range 14 {
+		if _, err := l.Allow(ctx, key, false); err != nil {
+			t.Fatalf("read #%d: %v", i+1, err)
+		}
+	}
+	if err := e.raw.ScriptFlush(ctx).Err(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := l.Allow(ctx, key, false); err != nil { // orders the next lease
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		tat, err := e.raw.Get(ctx, "pms:rl:r:"+key).Float64()
+		if err != nil {
+			t.Fatal(err)
+		}
+		// 40 tokens out at 50 a second: at least 0.6 s of budget.
+		if tat-(float64(time.Now().UnixMicro())/1e6-1483228800) > 0.5 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the lease ordered after SCRIPT FLUSH was not taken within 5 s")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	if n := e.client.Failures(); n != 0 {
+		t.Errorf("%d Redis calls failed, want 0: NOSCRIPT must load the script again", n)
+	}
+}
