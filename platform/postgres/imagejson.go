@@ -140,7 +140,7 @@ func (d *imageDecoder) imageMember(r *jsonReader, im *product.Image, key string)
 	case "updated_at":
 		im.UpdatedAt, err = r.time()
 	case "variants":
-		im.Variants, err = d.variantList(r)
+		im.Variants, err = d.variantList(r, im.Variants)
 	case "source":
 		im.Source, err = r.source(im.Source)
 	default:
@@ -154,13 +154,20 @@ func (d *imageDecoder) imageMember(r *jsonReader, im *product.Image, key string)
 
 // variantList reads a list of variants: nil for null, empty (not nil) for
 // an empty list. The list it returns is part of d.variants until take.
-func (d *imageDecoder) variantList(r *jsonReader) ([]product.Variant, error) {
+// prev is the list a key of the same name read before, if any: as
+// encoding/json does, each variant is read into the one at its index in
+// prev, so a member the later list leaves out keeps its earlier value.
+func (d *imageDecoder) variantList(r *jsonReader, prev []product.Variant) ([]product.Variant, error) {
 	if r.null() {
 		return nil, nil
 	}
 	start := len(d.variants)
 	err := r.list(func() error {
-		v, err := r.variant()
+		var v product.Variant
+		if i := len(d.variants) - start; i < len(prev) {
+			v = prev[i]
+		}
+		err := r.variant(&v)
 		d.variants = append(d.variants, v)
 		return err
 	})
@@ -174,11 +181,9 @@ func (d *imageDecoder) variantList(r *jsonReader) ([]product.Variant, error) {
 }
 
 // variant reads a variant object, product.Variant's fields (variantRow's
-// keys in the column, the field names in snapshots).
-func (r *jsonReader) variant() (product.Variant, error) {
-	var v product.Variant
-	err := r.object(func(key string) error { return r.variantMember(&v, key) })
-	return v, err
+// keys in the column, the field names in snapshots), into v.
+func (r *jsonReader) variant(v *product.Variant) error {
+	return r.object(func(key string) error { return r.variantMember(v, key) })
 }
 
 // variantMember reads the value of a variant's member key into v.

@@ -30,6 +30,11 @@ var imagesColumns = []string{
 	`[{"ID":"0190f5a4-1b2c-7d3e-8f40-5a6b7c8d9e0f","Position":1,"SOURCE_URL":"https://x.example/é.jpg","Status":"ready","variants":[{"Name":"main","URL":"u","Width":1,"Height":2,"Bytes":3,"Format":"jpeg"}],"source":{"Width":1,"ThumbHash":"h","Color":"#fff"},"extra":{"a":[1,2.5e3,true,false,null,"s",{}],"b":-0.5e-400}}]`,
 	`[{"variants":[],"source":{}},{},null]`,
 	`[{"source":{"width":1},"source":{"height":2},"variants":[{"name":"a"}],"variants":[{"name":"b"}]}]`,
+	// A repeated list is read into the one before it, element by element,
+	// as encoding/json does (found by FuzzDecodeImages).
+	`[{"vAriAnts":[{"nAme":"0"}],"vAriAnts":[{}]}]`,
+	`[{"variants":[{"name":"a","width":1},{"name":"b"}],"variants":[{"url":"u"}]}]`,
+	`[{"variants":[{"name":"a"}],"variants":[{"url":"u"},{"width":2}]}]`,
 	// As productColumns selects them: each image a list of its values
 	// (json_build_array puts ", " between them).
 	`[["0190f5a4-1b2c-7d3e-8f40-5a6b7c8d9e0f", 0, "https://images.example/a.jpg", "pending", 0, null, "2026-12-02T14:50:56.123456+00:00", null, null]]`,
