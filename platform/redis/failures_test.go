@@ -46,10 +46,35 @@ func TestReserveFailureBudget(t *testing.T) {
 		t.Errorf("ReserveFailure(another address) = refused, want its own budget")
 	}
 
-	// A refund makes room for one more.
+	// A refund makes room for one more, and only one: other's budget is
+	// spent (without a refusal, which would block it in the process),
+	// given one back, and spent again. The budget refills one a second, so
+	// the last check holds only while the test runs faster than that.
+	drained := time.Now()
+	for i := range burst - 1 {
+		if _, ok := l.ReserveFailure(ctx, other); !ok {
+			t.Fatalf("ReserveFailure(other) #%d = refused, want one of the %d", i+2, burst)
+		}
+	}
 	l.RefundFailure(ctx, other)
 	if _, ok := l.ReserveFailure(ctx, other); !ok {
-		t.Errorf("ReserveFailure after a refund = refused, want allowed")
+		t.Errorf("ReserveFailure after a refund of a spent budget = refused, want allowed")
+	}
+	if _, ok := l.ReserveFailure(ctx, other); ok && time.Since(drained) < 500*time.Millisecond {
+		t.Errorf("a second ReserveFailure after one refund = allowed, want refused: a refund gives back one")
+	}
+	// A refund never raises a full budget above its burst.
+	fresh := "198.51.100." + rand.Text()[:4]
+	l.RefundFailure(ctx, fresh)
+	l.RefundFailure(ctx, fresh)
+	start := time.Now()
+	for i := range burst {
+		if _, ok := l.ReserveFailure(ctx, fresh); !ok {
+			t.Fatalf("ReserveFailure #%d after refunds of a full budget = refused, want one of the %d", i+1, burst)
+		}
+	}
+	if _, ok := l.ReserveFailure(ctx, fresh); ok && time.Since(start) < 500*time.Millisecond {
+		t.Errorf("ReserveFailure #%d after two refunds of a full budget = allowed, want refused: the budget is at most its burst", burst+1)
 	}
 
 	// Refused addresses are remembered in the process: with Redis gone,

@@ -184,44 +184,35 @@ func TestLimiterOrdersTheNextLeaseAhead(t *testing.T) {
 // then refuses, saying when the next token comes.
 func TestLimiterTakesWhatIsLeftOfALease(t *testing.T) {
 	t.Parallel()
-	addr := redistest.Addr(t)
+	e := newEnv(t, redistest.Addr(t), nil)
 	cfg := redis.LimitConfig{ReadRate: 1, ReadBurst: 30, WriteRate: 1, WriteBurst: 1, AuthFailuresPerMinute: 60, AuthFailureBurst: 20}
-	var limiters [2]*redis.Limiter
-	for i := range limiters {
-		l, err := redis.NewLimiter(newEnv(t, addr, nil).client, cfg) // leases of 6
-		if err != nil {
-			t.Fatal(err)
-		}
-		limiters[i] = l
+	l, err := redis.NewLimiter(e.client, cfg) // leases of 6, one token back a second
+	if err != nil {
+		t.Fatal(err)
 	}
 	ctx := context.Background()
 	key := "caller-" + rand.Text()
-	// The second process takes 27 of the 30, one at a time from its leases.
-	for i := range 27 {
-		if d, err := limiters[1].Allow(ctx, key, false); err != nil || !d.Allowed {
-			t.Fatalf("read #%d of the second process: Allow() = %+v, %v; want allowed", i+1, d, err)
+	// 27 of the 30 tokens out, as another process would have left it: the
+	// theoretical arrival time 27 s ahead, in seconds since 2017.
+	now := func() float64 { return float64(time.Now().UnixMicro())/1e6 - 1483228800 }
+	if err := e.raw.Set(ctx, "pms:rl:r:"+key, now()+27, time.Minute).Err(); err != nil {
+		t.Fatal(err)
+	}
+	d, err := l.Allow(ctx, key, false)
+	if err != nil || !d.Allowed || d.Remaining != 2 {
+		t.Fatalf("first read: Allow() = %+v, %v; want allowed with 2 remaining (the 3 left, one spent)", d, err)
+	}
+	if tat, err := e.raw.Get(ctx, "pms:rl:r:"+key).Float64(); err != nil || tat-now() < 29 || tat-now() > 30.1 {
+		t.Fatalf("after the first read the budget is %.2f s ahead (%v), want about 30: the 3 left taken at once", tat-now(), err)
+	}
+	for i := range 2 {
+		if d, err := l.Allow(ctx, key, false); err != nil || !d.Allowed {
+			t.Fatalf("read #%d: Allow() = %+v, %v; want allowed from the lease", i+2, d, err)
 		}
 	}
-	allowed := 0
-	var refused redis.Decision
-	for range 10 {
-		d, err := limiters[0].Allow(ctx, key, false)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if !d.Allowed {
-			refused = d
-			break
-		}
-		allowed++
-	}
-	// What the second process leased and has not spent (at most a lease
-	// and a quarter) is not the first's; the refill of one a second may add one.
-	if allowed > 30-27+1 {
-		t.Errorf("the first process admitted %d reads with at most 3 left in the budget", allowed)
-	}
-	if refused.Allowed || refused.RetryAfter <= 0 || refused.RetryAfter > time.Second || refused.Remaining != 0 || refused.Limit != 30 {
-		t.Errorf("refused read: %+v, want refused, limit 30, 0 remaining, retry within 1s", refused)
+	refused, err := l.Allow(ctx, key, false)
+	if err != nil || refused.Allowed || refused.RetryAfter <= 0 || refused.RetryAfter > time.Second || refused.Remaining != 0 || refused.Limit != 30 {
+		t.Errorf("fourth read: Allow() = %+v, %v; want refused, limit 30, 0 remaining, retry within 1s", refused, err)
 	}
 }
 
