@@ -116,10 +116,10 @@ func (l *Limiter) spend(k string, b budget, now time.Time) (Decision, bool) {
 	if n := leaseSize(b.burst); !ls.ordered && n >= 4 && ls.tokens <= n/4 {
 		ls.ordered = true
 		l.orders = append(l.orders, tokenOrder{key: k, b: b, n: n})
-		if len(l.orders) == 1 {
+		if len(l.orders) == 1 { // the loop takes the later ones with it
 			select {
 			case l.ordered <- struct{}{}:
-			default:
+			default: // a signal is pending already
 			}
 		}
 	}
@@ -180,13 +180,6 @@ func (l *Limiter) refill() {
 			}
 			if err == nil && res[i].n > 0 {
 				l.keep(o.key, o.b, res[i], 0, now)
-			}
-		}
-		// A signal sent while the batch was taken is for orders now in l.orders.
-		if len(l.orders) > 0 {
-			select {
-			case l.ordered <- struct{}{}:
-			default:
 			}
 		}
 		l.mu.Unlock()

@@ -145,14 +145,8 @@ func TestLimiterOrdersTheNextLeaseAhead(t *testing.T) {
 	}
 	ctx := context.Background()
 	key := "caller-" + rand.Text()
-	taken := func() float64 { // tokens out of the budget, as Redis keeps it
-		tat, err := e.raw.Get(ctx, "pms:rl:r:"+key).Float64()
-		if err != nil {
-			t.Fatalf("read the budget: %v", err)
-		}
-		return tat - (float64(time.Now().UnixMicro())/1e6 - 1483228800)
-	}
-	for i := range 15 { // 5 of the first lease left: the next is ordered
+	taken := func() float64 { return budgetAhead(t, e, key) } // one token a second: the tokens out
+	for i := range 15 {                                       // 5 of the first lease left: the next is ordered
 		if d, err := l.Allow(ctx, key, false); err != nil || !d.Allowed {
 			t.Fatalf("read #%d: Allow() = %+v, %v; want allowed", i+1, d, err)
 		}
@@ -161,11 +155,7 @@ func TestLimiterOrdersTheNextLeaseAhead(t *testing.T) {
 		t.Fatalf("after the first lease: %.1f tokens out of the budget, want about 20", got)
 	}
 	// The order goes within refillLinger (5 ms) and a round trip.
-	deadline := time.Now().Add(5 * time.Second)
-	for taken() < 38 && time.Now().Before(deadline) {
-		time.Sleep(10 * time.Millisecond)
-	}
-	if got := taken(); got < 38 || got > 41 {
+	if got := waitBudgetAhead(t, e, key, 38); got < 38 || got > 41 {
 		t.Fatalf("after the next lease was ordered: %.1f tokens out of the budget, want about 40", got)
 	}
 	// The caller spends the 5 left and the 20 ordered without asking Redis.
@@ -194,16 +184,15 @@ func TestLimiterTakesWhatIsLeftOfALease(t *testing.T) {
 	key := "caller-" + rand.Text()
 	// 27 of the 30 tokens out, as another process would have left it: the
 	// theoretical arrival time 27 s ahead, in seconds since 2017.
-	now := func() float64 { return float64(time.Now().UnixMicro())/1e6 - 1483228800 }
-	if err := e.raw.Set(ctx, "pms:rl:r:"+key, now()+27, time.Minute).Err(); err != nil {
+	if err := e.raw.Set(ctx, "pms:rl:r:"+key, gcraNow()+27, time.Minute).Err(); err != nil {
 		t.Fatal(err)
 	}
 	d, err := l.Allow(ctx, key, false)
 	if err != nil || !d.Allowed || d.Remaining != 2 {
 		t.Fatalf("first read: Allow() = %+v, %v; want allowed with 2 remaining (the 3 left, one spent)", d, err)
 	}
-	if tat, err := e.raw.Get(ctx, "pms:rl:r:"+key).Float64(); err != nil || tat-now() < 29 || tat-now() > 30.1 {
-		t.Fatalf("after the first read the budget is %.2f s ahead (%v), want about 30: the 3 left taken at once", tat-now(), err)
+	if ahead := budgetAhead(t, e, key); ahead < 29 || ahead > 30.1 {
+		t.Fatalf("after the first read the budget is %.2f s ahead, want about 30: the 3 left taken at once", ahead)
 	}
 	for i := range 2 {
 		if d, err := l.Allow(ctx, key, false); err != nil || !d.Allowed {
@@ -238,22 +227,40 @@ func TestLimiterOrdersSurviveAScriptFlush(t *testing.T) {
 	if _, err := l.Allow(ctx, key, false); err != nil { // orders the next lease
 		t.Fatal(err)
 	}
-	deadline := time.Now().Add(5 * time.Second)
-	for {
-		tat, err := e.raw.Get(ctx, "pms:rl:r:"+key).Float64()
-		if err != nil {
-			t.Fatal(err)
-		}
-		// 40 tokens out at 50 a second: at least 0.6 s of budget.
-		if tat-(float64(time.Now().UnixMicro())/1e6-1483228800) > 0.5 {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatal("the lease ordered after SCRIPT FLUSH was not taken within 5 s")
-		}
-		time.Sleep(10 * time.Millisecond)
+	// 40 tokens out at 50 a second: at least 0.6 s of budget.
+	if ahead := waitBudgetAhead(t, e, key, 0.5); ahead < 0.5 {
+		t.Fatalf("the lease ordered after SCRIPT FLUSH was not taken within 5 s: the budget is %.2f s ahead", ahead)
 	}
 	if n := e.client.Failures(); n != 0 {
 		t.Errorf("%d Redis calls failed, want 0: NOSCRIPT must load the script again", n)
+	}
+}
+
+// gcraNow is now as the rate-limit script keeps time: seconds since
+// 2017-01-01 UTC, redis_rate's epoch.
+func gcraNow() float64 { return float64(time.Now().UnixMicro())/1e6 - 1483228800 }
+
+// budgetAhead returns how many seconds ahead of now the read budget of key
+// runs in Redis: its tokens out, times the interval of one.
+func budgetAhead(t *testing.T, e *env, key string) float64 {
+	t.Helper()
+	tat, err := e.raw.Get(context.Background(), "pms:rl:r:"+key).Float64()
+	if err != nil {
+		t.Fatalf("read the budget of %s: %v", key, err)
+	}
+	return tat - gcraNow()
+}
+
+// waitBudgetAhead waits up to 5 s for the read budget of key to run at
+// least want seconds ahead, and returns how far it last did.
+func waitBudgetAhead(t *testing.T, e *env, key string, want float64) float64 {
+	t.Helper()
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		ahead := budgetAhead(t, e, key)
+		if ahead >= want || time.Now().After(deadline) {
+			return ahead
+		}
+		time.Sleep(10 * time.Millisecond)
 	}
 }
