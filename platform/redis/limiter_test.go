@@ -146,23 +146,26 @@ func TestLimiterOrdersTheNextLeaseAhead(t *testing.T) {
 	ctx := context.Background()
 	key := "caller-" + rand.Text()
 	taken := func() float64 { return budgetAhead(t, e, key) } // one token a second: the tokens out
-	for i := range 15 {                                       // 5 of the first lease left: the next is ordered
+	read := func(n int) {
+		t.Helper()
 		if d, err := l.Allow(ctx, key, false); err != nil || !d.Allowed {
-			t.Fatalf("read #%d: Allow() = %+v, %v; want allowed", i+1, d, err)
+			t.Fatalf("read #%d: Allow() = %+v, %v; want allowed", n, d, err)
 		}
 	}
-	if got := taken(); got < 18 || got > 21 {
-		t.Fatalf("after the first lease: %.1f tokens out of the budget, want about 20", got)
+	for i := range 14 { // 6 of the first lease left: nothing ordered yet
+		read(i + 1)
 	}
+	if got := taken(); got < 18 || got > 21 {
+		t.Fatalf("after 14 reads: %.1f tokens out of the budget, want about 20 (one lease)", got)
+	}
+	read(15) // 5 left, a quarter: the next lease is ordered
 	// The order goes within refillLinger (5 ms) and a round trip.
 	if got := waitBudgetAhead(t, e, key, 38); got < 38 || got > 41 {
 		t.Fatalf("after the next lease was ordered: %.1f tokens out of the budget, want about 40", got)
 	}
 	// The caller spends the 5 left and the 20 ordered without asking Redis.
 	for i := range 25 {
-		if d, err := l.Allow(ctx, key, false); err != nil || !d.Allowed {
-			t.Fatalf("read #%d: Allow() = %+v, %v; want allowed", 16+i, d, err)
-		}
+		read(16 + i)
 	}
 	if got := taken(); got > 60.5 {
 		t.Errorf("after 40 reads: %.1f tokens out of the budget, want at most 60 (two leases and the one ordered ahead)", got)
