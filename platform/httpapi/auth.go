@@ -8,7 +8,6 @@ import (
 	"time"
 
 	"github.com/labstack/echo/v4"
-	"github.com/rs/zerolog"
 
 	"github.com/pms-dev/pms/product/account"
 )
@@ -47,16 +46,9 @@ func (s *Server) authenticate(next echo.HandlerFunc) echo.HandlerFunc {
 			return err
 		}
 		setCaller(c, cl)
-		// The request's own logger (withRequest's) gains the ids in place:
-		// no second copy of the request. Nothing else can be reading it
-		// yet: what the request started so far (the key lookup, whose
-		// fill may run on a goroutine of its own) has returned, and a
-		// lookup that gave up early (its client left) returned an error.
-		zerolog.Ctx(c.Request().Context()).UpdateContext(func(lc zerolog.Context) zerolog.Context {
-			var buf [2 * (36 + 2)]byte // two quoted UUIDs, not a string each
-			user := appendUUID(buf[:0], cl.UserID)
-			return lc.RawJSON("user_id", user).RawJSON("key_id", appendUUID(buf[len(user):len(user)], cl.KeyID))
-		})
+		if rc, ok := c.(*requestContext); ok && rc.log != nil {
+			rc.log.user, rc.log.key = cl.UserID, cl.KeyID // in the request's log lines from now on
+		}
 		return next(c)
 	}
 }

@@ -12,6 +12,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/google/uuid"
 	"github.com/labstack/echo/v4"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/rs/zerolog"
@@ -108,12 +109,11 @@ func withRequest(log zerolog.Logger, d, maxWait time.Duration) echo.MiddlewareFu
 				span.SetAttributes(attribute.String("http.request.method", req.Method), attribute.String("http.route", c.Path()),
 					attribute.String("pms.request_id", id))
 			}
-			lc := log.With().Str("request_id", id).Str("method", req.Method).Str("route", c.Path())
-			if sc := span.SpanContext(); sc.HasTraceID() {
-				tid := sc.TraceID()
-				lc = lc.Hex("trace_id", tid[:])
+			rl := &requestLog{id: id, method: req.Method, route: c.Path(), traceID: span.SpanContext().TraceID()}
+			if rc, ok := c.(*requestContext); ok {
+				rc.log = rl // for authenticate
 			}
-			l := lc.Logger()
+			l := log.Hook(rl)
 			wait, _ := waitParam(c, maxWait) // a bad one is the handler's 400
 			ctx, cancel := withLazyDeadline(ctx, time.Now().Add(d+wait))
 			defer cancel()
@@ -128,6 +128,34 @@ func withRequest(log zerolog.Logger, d, maxWait time.Duration) echo.MiddlewareFu
 			}
 			return err
 		}
+	}
+}
+
+// requestLog is what every log line of a request says of it: a hook on
+// the request's logger that writes these fields when a line is written.
+// zerolog's With would copy the logger's context into a new 500-byte
+// buffer for every request, most of whose lines are only the one
+// logRequests writes.
+type requestLog struct {
+	id, method, route string
+	traceID           trace.TraceID // invalid (zero) without a span
+	// Who the request acts for, set by authenticate once the key is known.
+	// Nothing of the request logs while authenticate sets them: what it
+	// started so far (the key lookup, whose fill may run on a goroutine of
+	// its own) has returned, and a lookup that gave up early (its client
+	// left) returned an error.
+	user, key uuid.UUID
+}
+
+func (r *requestLog) Run(e *zerolog.Event, _ zerolog.Level, _ string) {
+	e.Str("request_id", r.id).Str("method", r.method).Str("route", r.route)
+	if r.traceID.IsValid() {
+		e.Hex("trace_id", r.traceID[:])
+	}
+	if r.user != uuid.Nil {
+		var buf [2 * (36 + 2)]byte // two quoted UUIDs, not a string each
+		user := appendUUID(buf[:0], r.user)
+		e.RawJSON("user_id", user).RawJSON("key_id", appendUUID(buf[len(user):len(user)], r.key))
 	}
 }
 

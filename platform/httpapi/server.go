@@ -226,12 +226,14 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	s.echo.ReleaseContext(ec)
 }
 
-// requestContext is the echo.Context of pms's handlers: Echo's, and who
-// the request acts for in a field of its own (see caller). Echo's store
-// would make a map and box the caller for every request.
+// requestContext is the echo.Context of pms's handlers: Echo's, who the
+// request acts for in a field of its own (see caller), and the fields of
+// its log lines (see requestLog). Echo's store would make a map and box
+// the caller for every request.
 type requestContext struct {
 	echo.Context
 	caller account.Caller
+	log    *requestLog // withRequest's
 }
 
 var requestContexts = sync.Pool{New: func() any { return new(requestContext) }}

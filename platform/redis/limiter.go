@@ -105,17 +105,17 @@ func leaseSize(burst int) int { return min(max(burst/5, 1), 250) }
 
 // spend uses a token of the caller's lease, if it has one, and orders the
 // next lease when a quarter of this one is left.
-func (l *Limiter) spend(k string, b budget, now time.Time) (Decision, bool) {
+func (l *Limiter) spend(k []byte, b budget, now time.Time) (Decision, bool) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	ls := l.leases[k]
+	ls := l.leases[string(k)]
 	if ls == nil || ls.tokens == 0 || !now.Before(ls.expires) {
 		return Decision{}, false
 	}
 	ls.tokens--
 	if n := leaseSize(b.burst); !ls.ordered && n >= 4 && ls.tokens <= n/4 {
 		ls.ordered = true
-		l.orders = append(l.orders, tokenOrder{key: k, b: b, n: n})
+		l.orders = append(l.orders, tokenOrder{key: string(k), b: b, n: n})
 		if len(l.orders) == 1 { // the loop takes the later ones with it
 			select {
 			case l.ordered <- struct{}{}:
@@ -213,14 +213,19 @@ func NewLimiter(c *Client, cfg LimitConfig) (*Limiter, error) {
 // limited rate, since refusing every request would turn a cache outage into
 // a full outage. The error is non-nil only when ctx ended.
 func (l *Limiter) Allow(ctx context.Context, key string, write bool) (Decision, error) {
-	b, k := l.read, "pms:rl:r:"+key
+	b, prefix := l.read, "pms:rl:r:"
 	if write {
-		b, k = l.write, "pms:rl:w:"+key
+		b, prefix = l.write, "pms:rl:w:"
 	}
+	// The key in Redis, and of the caller's lease, made a string only when
+	// the lease cannot answer: most requests spend a token of it.
+	var buf [64]byte
+	kb := append(append(buf[:0], prefix...), key...)
 	now := time.Now()
-	if d, ok := l.spend(k, b, now); ok {
+	if d, ok := l.spend(kb, b, now); ok {
 		return d, nil
 	}
+	k := string(kb)
 	// No lease (or it ran out before the one ordered came): as many
 	// tokens of a lease as are left, one of them for this request.
 	t, err := l.c.takeTokens(ctx, k, b, leaseSize(b.burst))
