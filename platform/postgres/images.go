@@ -36,16 +36,24 @@ func NewImageResults(db *DB) *ImageResults { return &ImageResults{db: db} }
 var _ imaging.ResultStore = (*ImageResults)(nil)
 
 // An image that is pending or failed starts a new round of attempts; one
-// that is processing counts another, unless it has had them all.
+// that is processing counts another, unless it has had them all. Its
+// status and attempts are part of the product's representation, so Begin
+// and Abandon bump the product's version (its ETag) as a result does (see
+// lockLiveProduct, below).
 const (
 	beginImage = `
-UPDATE product_images i
-SET status = 'processing', error_code = NULL, updated_at = $4,
-    attempts = CASE WHEN i.status IN ('pending', 'failed') THEN 1 ELSE i.attempts + 1 END
-FROM products p
-WHERE i.id = $1 AND i.source_url = $2 AND p.id = i.product_id AND p.deleted_at IS NULL
-  AND (i.status IN ('pending', 'failed') OR (i.status = 'processing' AND i.attempts < $3))
-RETURNING i.attempts`
+WITH img AS (
+    UPDATE product_images i
+    SET status = 'processing', error_code = NULL, updated_at = $4,
+        attempts = CASE WHEN i.status IN ('pending', 'failed') THEN 1 ELSE i.attempts + 1 END
+    WHERE i.id = $1 AND i.source_url = $2
+      AND (i.status IN ('pending', 'failed') OR (i.status = 'processing' AND i.attempts < $3))
+      AND ` + lockLiveProduct + `
+    RETURNING i.product_id, i.attempts),
+bump AS (
+    UPDATE products SET version = version + 1, updated_at = $4
+    WHERE id IN (SELECT product_id FROM img))
+SELECT attempts FROM img`
 	usedAttempts = `
 SELECT i.attempts
 FROM product_images i JOIN products p ON p.id = i.product_id
@@ -76,12 +84,15 @@ func (r *ImageResults) Begin(ctx context.Context, t imaging.Task) (int, error) {
 }
 
 const abandonImage = `
-UPDATE product_images i
-SET attempts = i.attempts - 1, updated_at = $4,
-    status = CASE WHEN i.attempts = 1 THEN 'pending' ELSE 'processing' END
-FROM products p
-WHERE i.id = $1 AND i.source_url = $2 AND i.status = 'processing' AND i.attempts = $3
-  AND p.id = i.product_id AND p.deleted_at IS NULL`
+WITH img AS (
+    UPDATE product_images i
+    SET attempts = i.attempts - 1, updated_at = $4,
+        status = CASE WHEN i.attempts = 1 THEN 'pending' ELSE 'processing' END
+    WHERE i.id = $1 AND i.source_url = $2 AND i.status = 'processing' AND i.attempts = $3
+      AND ` + lockLiveProduct + `
+    RETURNING i.product_id)
+UPDATE products SET version = version + 1, updated_at = $4
+WHERE id IN (SELECT product_id FROM img)`
 
 // Abandon takes back an attempt; see imaging.ResultStore.
 func (r *ImageResults) Abandon(ctx context.Context, t imaging.Task, attempt int) error {

@@ -74,22 +74,23 @@ func TestImageResultsCountAttempts(t *testing.T) {
 		if n, err := results.Begin(ctx, task); err != nil || n != want {
 			t.Fatalf("Begin #%d = %d, %v; want attempt %d", want, n, err, want)
 		}
-		if s := readImage(t, raw, task.ImageID); s.Status != "processing" || s.Attempts != want {
-			t.Errorf("after Begin #%d image is %s with %d attempts, want processing with %d", want, s.Status, s.Attempts, want)
+		if s := readImage(t, raw, task.ImageID); s.Status != "processing" || s.Attempts != want || s.Version != p.Version+want {
+			t.Errorf("after Begin #%d image is %s with %d attempts at product version %d, want processing with %d at %d (each Begin bumps it)",
+				want, s.Status, s.Attempts, s.Version, want, p.Version+want)
 		}
 	}
 	n, err := results.Begin(ctx, task)
 	if !errors.Is(err, imaging.ErrAttemptsUsed) || n != imaging.MaxAttempts {
 		t.Fatalf("Begin after %d unfinished attempts = %d, %v; want %d, ErrAttemptsUsed", imaging.MaxAttempts, n, err, imaging.MaxAttempts)
 	}
-	if s := readImage(t, raw, task.ImageID); s.Attempts != imaging.MaxAttempts {
-		t.Errorf("a refused Begin changed the count to %d, want %d", s.Attempts, imaging.MaxAttempts)
+	if s := readImage(t, raw, task.ImageID); s.Attempts != imaging.MaxAttempts || s.Version != p.Version+imaging.MaxAttempts {
+		t.Errorf("a refused Begin changed the count to %d or the version to %d, want %d and %d", s.Attempts, s.Version, imaging.MaxAttempts, p.Version+imaging.MaxAttempts)
 	}
 
 	if err := results.Failed(ctx, task, n, imaging.CodeWorkerCrashed); err != nil {
 		t.Fatalf("Failed: %v", err)
 	}
-	want := imageState{Status: "failed", Attempts: 3, ErrorCode: imaging.CodeWorkerCrashed, Version: p.Version + 1}
+	want := imageState{Status: "failed", Attempts: 3, ErrorCode: imaging.CodeWorkerCrashed, Version: p.Version + imaging.MaxAttempts + 1}
 	if diff := cmp.Diff(want, readImage(t, raw, task.ImageID)); diff != "" {
 		t.Errorf("image after Failed (-want +got):\n%s", diff)
 	}
@@ -97,14 +98,16 @@ func TestImageResultsCountAttempts(t *testing.T) {
 	if n, err := results.Begin(ctx, task); err != nil || n != 1 {
 		t.Fatalf("Begin of a failed image = %d, %v; want attempt 1", n, err)
 	}
-	want = imageState{Status: "processing", Attempts: 1, Version: p.Version + 1}
+	want = imageState{Status: "processing", Attempts: 1, Version: p.Version + imaging.MaxAttempts + 2}
 	if diff := cmp.Diff(want, readImage(t, raw, task.ImageID)); diff != "" {
 		t.Errorf("image after Begin of a failed image (-want +got):\n%s", diff)
 	}
 }
 
 // TestImageResultsAbandon: an abandoned attempt is given back, unless
-// another attempt began since.
+// another attempt began since. Each step that changes the image bumps the
+// product's version (its ETag): status and attempts are in its
+// representation.
 func TestImageResultsAbandon(t *testing.T) {
 	t.Parallel()
 	f := newFixture(t)
@@ -119,22 +122,28 @@ func TestImageResultsAbandon(t *testing.T) {
 		run          func() error
 		wantStatus   string
 		wantAttempts int
+		changes      bool
 	}{
-		{"Begin", func() error { _, err := results.Begin(ctx, task); return err }, "processing", 1},
-		{"Abandon 1", func() error { return results.Abandon(ctx, task, 1) }, "pending", 0},
-		{"Begin", func() error { _, err := results.Begin(ctx, task); return err }, "processing", 1},
-		{"Begin", func() error { _, err := results.Begin(ctx, task); return err }, "processing", 2},
-		{"Abandon 1 after attempt 2 began", func() error { return results.Abandon(ctx, task, 1) }, "processing", 2},
-		{"Abandon 2", func() error { return results.Abandon(ctx, task, 2) }, "processing", 1},
-		{"Ready", func() error { return results.Ready(ctx, task, mainOnly("http://s3/a.jpg")) }, "ready", 1},
-		{"Abandon 1 of a ready image", func() error { return results.Abandon(ctx, task, 1) }, "ready", 1},
+		{"Begin", func() error { _, err := results.Begin(ctx, task); return err }, "processing", 1, true},
+		{"Abandon 1", func() error { return results.Abandon(ctx, task, 1) }, "pending", 0, true},
+		{"Begin", func() error { _, err := results.Begin(ctx, task); return err }, "processing", 1, true},
+		{"Begin", func() error { _, err := results.Begin(ctx, task); return err }, "processing", 2, true},
+		{"Abandon 1 after attempt 2 began", func() error { return results.Abandon(ctx, task, 1) }, "processing", 2, false},
+		{"Abandon 2", func() error { return results.Abandon(ctx, task, 2) }, "processing", 1, true},
+		{"Ready", func() error { return results.Ready(ctx, task, mainOnly("http://s3/a.jpg")) }, "ready", 1, true},
+		{"Abandon 1 of a ready image", func() error { return results.Abandon(ctx, task, 1) }, "ready", 1, false},
 	}
+	version := p.Version
 	for _, s := range steps {
 		if err := s.run(); err != nil {
 			t.Fatalf("%s: %v", s.name, err)
 		}
-		if got := readImage(t, raw, task.ImageID); got.Status != s.wantStatus || got.Attempts != s.wantAttempts {
-			t.Errorf("after %s image is %s with %d attempts, want %s with %d", s.name, got.Status, got.Attempts, s.wantStatus, s.wantAttempts)
+		if s.changes {
+			version++
+		}
+		if got := readImage(t, raw, task.ImageID); got.Status != s.wantStatus || got.Attempts != s.wantAttempts || got.Version != version {
+			t.Errorf("after %s image is %s with %d attempts at product version %d, want %s with %d at %d",
+				s.name, got.Status, got.Attempts, got.Version, s.wantStatus, s.wantAttempts, version)
 		}
 	}
 }

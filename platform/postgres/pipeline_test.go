@@ -63,8 +63,8 @@ func TestImageResults(t *testing.T) {
 		t.Fatalf("Begin = %d, %v; want attempt 1", n, err)
 	}
 	got, _ := f.svc.Get(ctx, f.as, p.ID)
-	if im := got.Images[0]; im.Status != product.ImageProcessing || im.Attempts != 1 {
-		t.Errorf("after Begin image = %+v, want processing with 1 attempt", im)
+	if im := got.Images[0]; im.Status != product.ImageProcessing || im.Attempts != 1 || got.Version != p.Version+1 {
+		t.Errorf("after Begin product = v%d %+v, want processing with 1 attempt at version %d", got.Version, im, p.Version+1)
 	}
 	res := imaging.Result{Variants: []imaging.Variant{
 		{Name: "main", URL: "http://s3/x.jpg", Width: 800, Height: 600, Bytes: 1234, Format: "jpeg"},
@@ -76,8 +76,8 @@ func TestImageResults(t *testing.T) {
 	got, _ = f.svc.Get(ctx, f.as, p.ID)
 	im := got.Images[0]
 	if main, _ := im.Main(); im.Status != product.ImageReady || main.URL != res.Main().URL || len(im.Variants) != 2 ||
-		got.Version != p.Version+1 {
-		t.Errorf("after Ready product = v%d %+v, want ready with the result and version %d", got.Version, im, p.Version+1)
+		got.Version != p.Version+2 {
+		t.Errorf("after Ready product = v%d %+v, want ready with the result and version %d", got.Version, im, p.Version+2)
 	}
 	if urls := got.CompressedURLs(); len(urls) != 1 || urls[0] != res.Main().URL {
 		t.Errorf("CompressedURLs() = %v, want [%s]", urls, res.Main().URL)

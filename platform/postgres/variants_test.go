@@ -37,6 +37,7 @@ func TestImageResultsStoreVariants(t *testing.T) {
 	if _, err := results.Begin(ctx, task); err != nil {
 		t.Fatalf("Begin: %v", err)
 	}
+	version := p.Version + 1 // Begin's bump
 
 	first := imaging.Result{Variants: []imaging.Variant{
 		{Name: "main", URL: "http://s3/products/a.webp", Width: 1600, Height: 1200, Bytes: 81_234, Format: "webp"},
@@ -48,7 +49,6 @@ func TestImageResultsStoreVariants(t *testing.T) {
 		{Name: "main", URL: "http://s3/products/e.webp", Width: 1400, Height: 1050, Bytes: 70_000, Format: "webp"},
 		{Name: "tiny", URL: "http://s3/products/f.webp", Width: 64, Height: 48, Bytes: 1_000, Format: "webp"},
 	}}
-	version := p.Version
 	for _, res := range []imaging.Result{first, second} {
 		if err := results.Ready(ctx, task, res); err != nil {
 			t.Fatalf("Ready(%d variants): %v", len(res.Variants), err)
