@@ -2,6 +2,7 @@ package cmd
 
 import (
 	"bufio"
+	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -11,6 +12,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -309,11 +311,15 @@ func rawStatus(t *testing.T, addr, method, target, key, body string, chunked boo
 	// (413, 431), so the answer is read while the request is written. When
 	// it closes with much of the request unread, its kernel resets the
 	// connection, which can discard the answer before it is read: that is
-	// a refusal too, though not a status.
+	// a refusal too, though not a status. The reset shows as an error of
+	// the write, or, when the whole request was already in the kernel's
+	// buffers, of the read.
 	answer := make(chan string, 1)
+	var rerr error
 	go func() {
 		resp, err := http.ReadResponse(bufio.NewReader(conn), nil)
 		if err != nil {
+			rerr = err
 			answer <- "no answer"
 			return
 		}
@@ -322,7 +328,7 @@ func rawStatus(t *testing.T, addr, method, target, key, body string, chunked boo
 	}()
 	werr := w.Flush()
 	got := <-answer
-	if got == "no answer" && werr != nil {
+	if got == "no answer" && (werr != nil || errors.Is(rerr, syscall.ECONNRESET)) {
 		return "reset while sending"
 	}
 	return got
