@@ -2,6 +2,7 @@ package httpapi_test
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -100,6 +101,34 @@ func newAPIKeeping(t testing.TB, db *postgres.DB, idem postgres.IdempotencyConfi
 	a := &api{srv: srv, ops: opsSrv, server: s, svc: svc, auth: auth}
 	a.key = a.newKey(t, true)
 	return a
+}
+
+// newLoggedAPI serves the API on a database of its own with its log lines
+// in the returned buffer, and one more route, GET /test/store-data-error,
+// which passes PostgreSQL a value it refuses as data (a warn line, then a
+// 400).
+func newLoggedAPI(t *testing.T) (*api, *syncBuffer) {
+	t.Helper()
+	db := postgrestest.New(t)
+	logs := &syncBuffer{}
+	keys := postgres.NewAccountStore(db)
+	store, err := postgres.NewProductStore(db, postgres.DefaultIdempotencyConfig())
+	if err != nil {
+		t.Fatal(err)
+	}
+	auth := account.NewService(keys)
+	s, err := httpapi.New(testConfig(), httpapi.API{Products: product.NewService(store, imageTasks, product.Policy{}), Auth: auth},
+		prometheus.NewRegistry(), zerolog.New(logs))
+	if err != nil {
+		t.Fatal(err)
+	}
+	httpapi.AddErrorRoute(s, "/test/store-data-error", func(ctx context.Context) error {
+		_, err := keys.KeyByPrefix(ctx, "\xff\xfe\xfd\xfc\xfb\xfa\xf9\xf8\xf7\xf6\xf5\xf4") // past every check
+		return err
+	})
+	srv := httptest.NewServer(s.Handler())
+	t.Cleanup(srv.Close)
+	return &api{srv: srv, auth: auth}, logs
 }
 
 // unknownKey is well formed but names no key.

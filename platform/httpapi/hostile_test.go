@@ -2,12 +2,10 @@ package httpapi_test
 
 import (
 	"bufio"
-	"context"
 	"encoding/json"
 	"fmt"
 	"net"
 	"net/http"
-	"net/http/httptest"
 	"regexp"
 	"strings"
 	"testing"
@@ -15,14 +13,8 @@ import (
 	"unicode/utf8"
 
 	"github.com/google/uuid"
-	"github.com/prometheus/client_golang/prometheus"
-	"github.com/rs/zerolog"
 
 	"github.com/pms-dev/pms/platform/httpapi"
-	"github.com/pms-dev/pms/platform/postgres"
-	"github.com/pms-dev/pms/platform/postgres/postgrestest"
-	"github.com/pms-dev/pms/product"
-	"github.com/pms-dev/pms/product/account"
 )
 
 // member returns d's JSON with one more member, whose name and value are
@@ -356,25 +348,7 @@ func TestMalformedKeysNeverReachTheStore(t *testing.T) {
 // a 400 invalid_input, logged at warn as a gap in validation.
 func TestStoreDataErrorIsA400(t *testing.T) {
 	t.Parallel()
-	db := postgrestest.New(t)
-	logs := &syncBuffer{}
-	store, err := postgres.NewProductStore(db, postgres.DefaultIdempotencyConfig())
-	if err != nil {
-		t.Fatal(err)
-	}
-	s, err := httpapi.New(testConfig(), httpapi.API{Products: product.NewService(store, imageTasks, product.Policy{}),
-		Auth: account.NewService(postgres.NewAccountStore(db))}, prometheus.NewRegistry(), zerolog.New(logs))
-	if err != nil {
-		t.Fatal(err)
-	}
-	keys := postgres.NewAccountStore(db)
-	httpapi.AddErrorRoute(s, "/test/store-data-error", func(ctx context.Context) error {
-		_, err := keys.KeyByPrefix(ctx, "\xff\xfe\xfd\xfc\xfb\xfa\xf9\xf8\xf7\xf6\xf5\xf4") // past every check
-		return err
-	})
-	srv := httptest.NewServer(s.Handler())
-	t.Cleanup(srv.Close)
-	a := &api{srv: srv}
+	a, logs := newLoggedAPI(t)
 	r := a.do(t, http.MethodGet, "/test/store-data-error", "")
 	wantError(t, r, http.StatusBadRequest, "invalid_input")
 	var warned bool

@@ -1,21 +1,10 @@
 package httpapi_test
 
 import (
-	"context"
 	"encoding/json"
 	"net/http"
-	"net/http/httptest"
 	"strings"
 	"testing"
-
-	"github.com/prometheus/client_golang/prometheus"
-	"github.com/rs/zerolog"
-
-	"github.com/pms-dev/pms/platform/httpapi"
-	"github.com/pms-dev/pms/platform/postgres"
-	"github.com/pms-dev/pms/platform/postgres/postgrestest"
-	"github.com/pms-dev/pms/product"
-	"github.com/pms-dev/pms/product/account"
 )
 
 // TestRequestLogLines: the line written for each request says which
@@ -24,26 +13,7 @@ import (
 // runs says which request, method and route too.
 func TestRequestLogLines(t *testing.T) {
 	t.Parallel()
-	db := postgrestest.New(t)
-	logs := &syncBuffer{}
-	keys := postgres.NewAccountStore(db)
-	store, err := postgres.NewProductStore(db, postgres.DefaultIdempotencyConfig())
-	if err != nil {
-		t.Fatal(err)
-	}
-	auth := account.NewService(keys)
-	s, err := httpapi.New(testConfig(), httpapi.API{Products: product.NewService(store, imageTasks, product.Policy{}), Auth: auth},
-		prometheus.NewRegistry(), zerolog.New(logs))
-	if err != nil {
-		t.Fatal(err)
-	}
-	httpapi.AddErrorRoute(s, "/test/store-data-error", func(ctx context.Context) error {
-		_, err := keys.KeyByPrefix(ctx, "\xff\xfe\xfd\xfc\xfb\xfa\xf9\xf8\xf7\xf6\xf5\xf4") // a warn line, then a 400
-		return err
-	})
-	srv := httptest.NewServer(s.Handler())
-	t.Cleanup(srv.Close)
-	a := &api{srv: srv, auth: auth}
+	a, logs := newLoggedAPI(t)
 	a.key = a.newKey(t, false)
 
 	me := a.do(t, http.MethodGet, "/api/v1/me", "", "X-Request-ID", "log-test-me")
