@@ -2,6 +2,7 @@ package telemetry_test
 
 import (
 	"bytes"
+	"errors"
 	"strings"
 	"sync"
 	"testing"
@@ -65,50 +66,94 @@ func TestLogBufferWritesWarningsAtOnceInOrder(t *testing.T) {
 	l := zerolog.New(b)
 	l.Info().Msg("before")
 	l.Warn().Msg("trouble")
-	got := w.all()
-	if len(got) != 2 || !strings.Contains(got[0], "before") || !strings.Contains(got[1], "trouble") {
+	want := `{"level":"info","message":"before"}` + "\n" + `{"level":"warn","message":"trouble"}` + "\n"
+	if got := strings.Join(w.all(), ""); got != want {
 		t.Fatalf("want the info line then the warning, written at once, got %q", got)
 	}
 	l.Error().Msg("worse")
-	if got := w.all(); len(got) != 3 {
+	if got := strings.Join(w.all(), ""); !strings.HasSuffix(got, `"message":"worse"}`+"\n") {
 		t.Fatalf("an error line waited: %q", got)
 	}
 }
 
-func TestLogBufferFullAndClose(t *testing.T) {
-	w := &writes{}
+// stalled is a destination whose writes wait until release is closed, as a
+// pipe nobody drains or a file on a disk busy with fsyncs does.
+type stalled struct {
+	writes
+	started chan struct{} // one value as each write starts
+	release chan struct{}
+}
+
+func (s *stalled) Write(p []byte) (int, error) {
+	s.started <- struct{}{}
+	<-s.release
+	return s.writes.Write(p)
+}
+
+func TestLogBufferFullBufferIsWrittenInTheBackground(t *testing.T) {
+	w := &stalled{started: make(chan struct{}, 8), release: make(chan struct{})}
 	b := telemetry.NewLogBuffer(w, 100, time.Hour)
-	line := []byte(strings.Repeat("x", 39) + "\n") // 40 bytes
-	for range 3 {
-		if _, err := b.Write(line); err != nil {
+	line := func(c byte) []byte { return []byte(strings.Repeat(string(c), 39) + "\n") } // 40 bytes
+	for _, c := range []byte("abcd") {
+		if _, err := b.Write(line(c)); err != nil {
 			t.Fatal(err)
 		}
 	}
-	// The third line did not fit in 100 bytes: the first two went first.
-	if got := w.all(); len(got) != 1 || got[0] != string(line)+string(line) {
-		t.Fatalf("after 3 lines of 40 bytes in a 100-byte buffer, writes %q", got)
+	// The third line did not fit in 100 bytes: the first two are being
+	// written, and that write stalls, but no Write waited for it.
+	select {
+	case <-w.started:
+	case <-time.After(5 * time.Second):
+		t.Fatal("a full buffer was not written within 5 s")
 	}
+	// With both buffers full, the next line waits for the stalled write.
+	returned := make(chan struct{})
+	go func() {
+		defer close(returned)
+		_, _ = b.Write(line('e'))
+	}()
+	select {
+	case <-returned:
+		t.Fatal("a line went into memory beyond two full buffers")
+	case <-time.After(50 * time.Millisecond):
+	}
+	close(w.release)
+	<-returned
 	big := bytes.Repeat([]byte("y"), 300)
 	if _, err := b.Write(big); err != nil {
-		t.Fatal(err)
-	}
-	if got := w.all(); len(got) != 3 || got[1] != string(line) || got[2] != string(big) {
-		t.Fatalf("a line larger than the buffer: writes %q", got)
-	}
-	if _, err := b.Write(line); err != nil {
 		t.Fatal(err)
 	}
 	if err := b.Close(); err != nil {
 		t.Fatal(err)
 	}
-	if got := w.all(); len(got) != 4 || got[3] != string(line) {
-		t.Fatalf("Close did not write the last line: %q", got)
+	want := string(line('a')) + string(line('b')) + string(line('c')) + string(line('d')) + string(line('e')) + string(big)
+	got := w.all()
+	if strings.Join(got, "") != want || got[0] != string(line('a'))+string(line('b')) {
+		t.Fatalf("writes %q, want the first two lines in one write, then the rest in order", got)
 	}
-	if _, err := b.Write(line); err != nil {
+	after := len(got)
+	if _, err := b.Write(line('z')); err != nil {
 		t.Fatal(err)
 	}
-	if got := w.all(); len(got) != 5 {
+	if got := w.all(); len(got) != after+1 {
 		t.Fatalf("a line after Close waited: %q", got)
+	}
+}
+
+// failing is a destination whose every write fails.
+type failing struct{}
+
+func (failing) Write([]byte) (int, error) { return 0, errors.New("disk full") }
+
+func TestLogBufferReportsABackgroundWriteError(t *testing.T) {
+	b := telemetry.NewLogBuffer(failing{}, 100, time.Hour)
+	line := []byte(strings.Repeat("x", 59) + "\n") // 60 bytes: each one fills the buffer
+	var err error
+	for i := 0; i < 100 && err == nil; i++ {
+		_, err = b.Write(line)
+	}
+	if err == nil || err.Error() != "disk full" {
+		t.Fatalf("the error of a background write never came back: %v", err)
 	}
 }
 
