@@ -70,3 +70,6 @@ func SnapshotImages(images []product.Image) []byte {
 var ListQuery = listQuery
 
 func BuildListQuery(f product.Filter) (string, []any) { return buildListQuery(f, true) }
+
+// RelayTurn is the key of the relays' advisory lock.
+const RelayTurn = relayTurn

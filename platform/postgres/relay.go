@@ -59,8 +59,12 @@ type Publisher interface {
 }
 
 // Relay publishes the outbox with a Publisher. Several relays may run
-// against one database: each batch is claimed with FOR UPDATE SKIP LOCKED,
-// so in normal operation no message is sent twice, and a message leaves the
+// against one database (one in each pms serve), and they take turns: a
+// relay claims a batch only once the batch before it, whichever relay
+// claimed it, is published and gone (see claimSettings). So no message is
+// sent twice in normal operation, and a product's messages reach Kafka in
+// the order they were written even with several serve processes; two
+// relays publishing at once could interleave them. A message leaves the
 // outbox only after the publisher accepted it, so none is lost.
 type Relay struct {
 	db  *DB
@@ -250,11 +254,25 @@ func (r *Relay) publishBatch(ctx context.Context, from time.Time) (int, time.Tim
 	return len(rows), rows[len(rows)-1].CreatedAt, nil
 }
 
-// claimSettings are the claim transaction's: it commits without waiting
-// for its WAL flush (losing it in a crash of PostgreSQL is harmless), and a
+// claimSettings start the claim transaction: it commits without waiting
+// for its WAL flush (losing it in a crash of PostgreSQL is harmless); a
 // statement that runs for 10 s fails, so that a claim that goes wrong is
-// logged and tried again instead of holding the relay silently.
-const claimSettings = `SET LOCAL synchronous_commit = off; SET LOCAL statement_timeout = '10s'`
+// logged and tried again instead of holding the relay silently; and it
+// waits for the relays' turn, a transaction-scoped advisory lock, which the
+// relay before it gives up when its batch has been published and deleted
+// (or rolled back). A relay that hangs while it holds the turn (its
+// process stopped, say) loses its session after 30 s idle in the
+// transaction, which gives the turn and its batch back; a publish that
+// slow is cut off the same way, and its batch published again. Relays of
+// releases before the lock claim without it: while a rolling upgrade runs,
+// they may still publish alongside.
+const claimSettings = `SET LOCAL synchronous_commit = off; SET LOCAL statement_timeout = '10s';
+SET LOCAL idle_in_transaction_session_timeout = '30s'; SELECT pg_advisory_xact_lock(` + relayTurn + `)`
+
+// relayTurn is the key of the relays' advisory lock: "pms.rela" in ASCII,
+// so that it is unlikely to meet a lock of another application sharing the
+// database.
+const relayTurn = "8101257948034329697"
 
 // pruneMarked deletes the rows that relays of earlier releases marked
 // published instead of deleting them: those left from before an upgrade,

@@ -528,3 +528,64 @@ func TestRelayPrunesRowsAnEarlierReleaseMarked(t *testing.T) {
 		t.Errorf("the relay published %d rows an earlier release had published, want 0", len(got))
 	}
 }
+
+// TestRelaysTakeTurns: a relay claims only once the relay before it has
+// published its batch and committed, so that two relays never publish at
+// once and interleave one product's messages. The turn is held here by a
+// transaction of the test, as a relay in another process would hold it.
+func TestRelaysTakeTurns(t *testing.T) {
+	dbURL := postgrestest.Private(t)
+	db, err := postgres.Open(postgrestest.Config(t, dbURL))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { db.Close() })
+	f := newFixtureOn(t, db)
+	p := f.create(t, t.Context(), "https://example.com/turn.jpg")
+	raw, err := sql.Open("postgres", dbURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { raw.Close() })
+	other, err := raw.BeginTx(t.Context(), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer other.Rollback()
+	if _, err := other.ExecContext(t.Context(), "SELECT pg_advisory_xact_lock("+postgres.RelayTurn+")"); err != nil {
+		t.Fatal(err)
+	}
+	pub := &publisher{}
+	r := newRelay(t, db, pub, time.Second)
+	type result struct {
+		n   int
+		err error
+	}
+	done := make(chan result, 1)
+	go func() {
+		n, err := r.PublishBatch(t.Context())
+		done <- result{n, err}
+	}()
+	select {
+	case res := <-done:
+		t.Fatalf("a relay claimed while another held the turn: %d messages, %v", res.n, res.err)
+	case <-time.After(300 * time.Millisecond):
+	}
+	if got := pub.tasksOf(p.ID); len(got) != 0 {
+		t.Fatalf("published %d tasks while another relay held the turn", len(got))
+	}
+	if err := other.Commit(); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case res := <-done:
+		if res.err != nil || res.n != 1 {
+			t.Fatalf("after the turn came: %d messages, %v; want 1", res.n, res.err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("the relay did not claim within 10 s of its turn")
+	}
+	if got := pub.tasksOf(p.ID); len(got) != 1 {
+		t.Fatalf("published %d tasks, want 1", len(got))
+	}
+}
