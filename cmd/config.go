@@ -251,6 +251,8 @@ func loadConfig(file string, env func(string) (string, bool)) (Config, error) {
 	if err := cfg.Validate(); err != nil {
 		return Config{}, fmt.Errorf("invalid config:\n%w", err)
 	}
+	// The worker records the preset set, and pms reprocess compares it.
+	cfg.Imaging.CompressorOutput = cfg.Vips.OutputSettings()
 	return cfg, nil
 }
 

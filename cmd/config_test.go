@@ -262,3 +262,24 @@ func TestLoadConfigListsFromEnvironment(t *testing.T) {
 		}
 	}
 }
+
+// TestPresetSetCountsTheBackground: vips.background shapes every JPEG
+// variant of an image with alpha, so a config that changes it names
+// another preset set (the worker records it, pms reprocess compares it);
+// the default names the one images had before it counted.
+func TestPresetSetCountsTheBackground(t *testing.T) {
+	def, err := loadConfig(filepath.Join("..", "config.yaml"), envOf(nil))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, want := def.Imaging.PresetSet(), imaging.DefaultConfig().PresetSet(); got != want {
+		t.Errorf("the default config's preset set is %s, want %s", got, want)
+	}
+	black, err := loadConfig(filepath.Join("..", "config.yaml"), envOf(map[string]string{"PMS_VIPS_BACKGROUND": "#000000"}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if black.Imaging.PresetSet() == def.Imaging.PresetSet() {
+		t.Errorf("vips.background #000000 names the default's preset set %s", def.Imaging.PresetSet())
+	}
+}

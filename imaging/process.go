@@ -127,6 +127,11 @@ type Config struct {
 	Ladder Ladder `mapstructure:"ladder"`
 	// Collect says when stored objects that no image uses are removed.
 	Collect CollectConfig `mapstructure:"collect"`
+	// CompressorOutput are the compressor's settings that shape the
+	// variants besides the presets (vips.Config.OutputSettings), counted in
+	// PresetSet. The program sets them from the compressor's config; no
+	// config file or variable does.
+	CompressorOutput []string `mapstructure:"-"`
 }
 
 // DefaultConfig returns the defaults of every setting.
@@ -148,13 +153,16 @@ func (c Config) Validate() error {
 	return errors.Join(errs...)
 }
 
-// PresetSet names the variants the config makes: a hash of its presets and
-// ladder, which changes with any of their settings.
+// PresetSet names the variants the config makes: a hash of its presets,
+// ladder and CompressorOutput, which changes with any of their settings.
+// With no CompressorOutput it is what it was before they counted, so a
+// default install's images need no reprocessing for it.
 func (c Config) PresetSet() string {
 	data, err := json.Marshal(struct {
 		Presets []Preset
 		Ladder  Ladder
-	}{c.Presets, c.Ladder})
+		Output  []string `json:",omitempty"`
+	}{c.Presets, c.Ladder, c.CompressorOutput})
 	if err != nil {
 		panic(fmt.Sprintf("imaging: encode presets: %v", err)) // plain structs always encode
 	}

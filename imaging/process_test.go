@@ -440,11 +440,16 @@ func TestProcessReprocess(t *testing.T) {
 	}
 }
 
-// TestPresetSet: the preset set changes with any preset or ladder setting,
-// and only with them.
+// TestPresetSet: the preset set changes with any preset or ladder setting
+// or compressor output setting, and only with them. The default's is the
+// one recorded on images before compressor settings counted (so a default
+// install has nothing to reprocess for them).
 func TestPresetSet(t *testing.T) {
 	base := imaging.DefaultConfig()
 	set := base.PresetSet()
+	if set != "f12e6396f21c45a1" {
+		t.Errorf("the default preset set is %s, want f12e6396f21c45a1 as before: every image made would need reprocessing", set)
+	}
 	other := base
 	other.JobTimeout, other.Collect.Grace = time.Hour, time.Hour
 	if other.PresetSet() != set {
@@ -454,6 +459,9 @@ func TestPresetSet(t *testing.T) {
 		"a ladder width": func(c *imaging.Config) { c.Ladder.Widths = []int{320, 800} },
 		"a quality":      func(c *imaging.Config) { c.Ladder.WebPQuality = 81 },
 		"a preset":       func(c *imaging.Config) { c.Presets = c.Presets[:1] },
+		"the compressor's background": func(c *imaging.Config) {
+			c.CompressorOutput = []string{"background=#000000"}
+		},
 	} {
 		c := imaging.DefaultConfig()
 		edit(&c)

@@ -9,6 +9,7 @@ import (
 	"image/color"
 	"image/jpeg"
 	"os"
+	"slices"
 	"sync"
 	"testing"
 	"time"
@@ -454,6 +455,27 @@ func TestCompressConcurrent(t *testing.T) {
 	for err := range errs {
 		if err != nil {
 			t.Error(err)
+		}
+	}
+}
+
+// TestOutputSettings: the background counts in the preset set only when it
+// is not the default white, whichever case it is written in, and is named
+// the same way however it was written.
+func TestOutputSettings(t *testing.T) {
+	for _, tt := range []struct {
+		bg   string
+		want []string
+	}{
+		{"#ffffff", nil},
+		{"#FFFFFF", nil},
+		{"#000000", []string{"background=#000000"}},
+		{"#1A2b3C", []string{"background=#1a2b3c"}},
+	} {
+		cfg := vips.DefaultConfig()
+		cfg.Background = tt.bg
+		if got := cfg.OutputSettings(); !slices.Equal(got, tt.want) {
+			t.Errorf("background %s: OutputSettings() = %q, want %q", tt.bg, got, tt.want)
 		}
 	}
 }

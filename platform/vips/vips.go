@@ -56,6 +56,21 @@ func DefaultConfig() Config {
 	return Config{MaxConcurrent: 0, MaxMemory: 512 << 20, FailOn: "warning", Background: "#ffffff"}
 }
 
+// OutputSettings are the settings besides the presets that shape the
+// variants made, for imaging.Config.CompressorOutput: none at the
+// defaults, so the preset set of a default install is what it was before
+// they counted. Background counts (it is in every JPEG variant of an image
+// with alpha), written in lower case; the libvips version does not, so
+// that upgrading libvips does not ask pms reprocess to make every image
+// again. c is valid.
+func (c Config) OutputSettings() []string {
+	bg, _ := parseColor(c.Background)
+	if bg == [3]float64{255, 255, 255} {
+		return nil
+	}
+	return []string{fmt.Sprintf("background=#%02x%02x%02x", int(bg[0]), int(bg[1]), int(bg[2]))}
+}
+
 // FailOnLevels are the values Config.FailOn takes, strictest first.
 var FailOnLevels = []string{"warning", "error", "truncated", "none"}
 
