@@ -18,6 +18,7 @@ import (
 	"github.com/pms-dev/pms/platform/postgres"
 	"github.com/pms-dev/pms/platform/redact"
 	"github.com/pms-dev/pms/platform/redis"
+	"github.com/pms-dev/pms/platform/seal"
 	"github.com/pms-dev/pms/platform/telemetry"
 	"github.com/pms-dev/pms/product"
 	"github.com/pms-dev/pms/product/account"
@@ -226,14 +227,28 @@ func (a *app) guard() (*imaging.Fetcher, error) {
 // webhooks keeps subscriptions in PostgreSQL, refusing URLs the guard
 // refuses.
 func (a *app) webhooks(db *postgres.DB) (*webhook.Service, error) {
-	if err := a.cfg.Webhooks.Validate(); err != nil {
+	store, err := a.webhookStore(db)
+	if err != nil {
 		return nil, err
 	}
 	g, err := a.guard()
 	if err != nil {
 		return nil, err
 	}
-	return webhook.NewService(postgres.NewWebhookStore(db), g.CheckURL, a.cfg.Webhooks.SecretOverlap), nil
+	return webhook.NewService(store, g.CheckURL, a.cfg.Webhooks.SecretOverlap), nil
+}
+
+// webhookStore keeps subscriptions and deliveries in db, the secrets
+// sealed under webhooks.secret_keys.
+func (a *app) webhookStore(db *postgres.DB) (*postgres.WebhookStore, error) {
+	if err := a.cfg.validateWebhooks(); err != nil {
+		return nil, err
+	}
+	keys, err := seal.ParseKeys(a.cfg.Webhooks.SecretKeys)
+	if err != nil {
+		return nil, fmt.Errorf("webhooks.secret_keys: %w", err)
+	}
+	return postgres.NewWebhookStore(db, keys), nil
 }
 
 // rateLimiters limit each API key, and the failed authentications from

@@ -20,6 +20,7 @@ import (
 	"github.com/pms-dev/pms/platform/postgres"
 	"github.com/pms-dev/pms/platform/redis"
 	"github.com/pms-dev/pms/platform/s3"
+	"github.com/pms-dev/pms/platform/seal"
 	"github.com/pms-dev/pms/platform/telemetry"
 	"github.com/pms-dev/pms/platform/vips"
 	"github.com/pms-dev/pms/webhook"
@@ -121,7 +122,7 @@ func (c LogConfig) Validate() error {
 func (c Config) Validate(sections ...string) error {
 	validators := map[string]func() error{
 		"http": c.HTTP.Validate, "relay": c.Relay.Validate, "redis": c.Redis.Validate, "rate_limit": c.Limits.Validate, "kafka": c.Kafka.Validate, "s3": c.S3.Validate,
-		"imaging": c.Imaging.Validate, "vips": c.Vips.Validate, "ops": c.Ops.Validate, "webhooks": c.Webhooks.Validate,
+		"imaging": c.Imaging.Validate, "vips": c.Vips.Validate, "ops": c.Ops.Validate, "webhooks": c.validateWebhooks,
 		"idempotency": c.Idempotency.Validate, "tracing": c.Tracing.Validate,
 	}
 	errs := []error{c.Log.Validate(), c.Postgres.Validate()}
@@ -129,6 +130,16 @@ func (c Config) Validate(sections ...string) error {
 		errs = append(errs, validators[s]())
 	}
 	return errors.Join(errs...)
+}
+
+// validateWebhooks reports every problem with the webhooks section, its
+// sealing keys included (which the webhook package does not read).
+func (c Config) validateWebhooks() error {
+	var keys error
+	if _, err := seal.ParseKeys(c.Webhooks.SecretKeys); err != nil {
+		keys = fmt.Errorf("webhooks.secret_keys: %w", err)
+	}
+	return errors.Join(c.Webhooks.Validate(), keys)
 }
 
 // Validate reports every problem with the ops config.

@@ -7,8 +7,6 @@ import (
 	"github.com/google/uuid"
 	"github.com/schollz/progressbar/v3"
 	"github.com/spf13/cobra"
-
-	"github.com/pms-dev/pms/platform/postgres"
 )
 
 func newWebhooksCmd(a *app) *cobra.Command {
@@ -16,10 +14,45 @@ func newWebhooksCmd(a *app) *cobra.Command {
 		Use: "webhooks", Example: "  pms webhooks replay --since 2h",
 		Short: "Operate on webhook deliveries",
 		Long: "Webhook deliveries are queued in PostgreSQL (webhook_deliveries) by pms worker's events route\n" +
-			"and sent by its dispatcher; these commands change the queue directly.",
+			"and sent by its dispatcher; these commands change the queue and the subscriptions directly.",
 	}
-	cmd.AddCommand(newWebhooksReplayCmd(a))
+	cmd.AddCommand(newWebhooksReplayCmd(a), newWebhooksResealCmd(a))
 	return cmd
+}
+
+func newWebhooksResealCmd(a *app) *cobra.Command {
+	return &cobra.Command{
+		Use:   "reseal",
+		Short: "Seal every webhook secret under the first of webhooks.secret_keys",
+		Long: "Write again every signing secret not sealed under the first key of webhooks.secret_keys: the ones\n" +
+			"stored in clear (before keys were given) and the ones sealed under an older key. To rotate a key,\n" +
+			"put the new one first (serve and worker too), run this, then drop the old one. With no keys it\n" +
+			"stores every secret in clear again, which needs the keys that sealed them.",
+		Example: "  PMS_WEBHOOKS_SECRET_KEYS=NEW,OLD pms webhooks reseal",
+		Args:    cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			db, err := a.openPostgres(cmd.Context())
+			if err != nil {
+				return err
+			}
+			store, err := a.webhookStore(db)
+			if err != nil {
+				return err
+			}
+			var bar *progressbar.ProgressBar
+			n, err := store.Reseal(cmd.Context(), func(done, total int) {
+				if bar == nil {
+					bar = newProgress(cmd.ErrOrStderr(), total, "resealing", "subscriptions")
+				}
+				_ = bar.Set(done)
+			})
+			if err != nil {
+				return err
+			}
+			fmt.Fprintf(cmd.OutOrStdout(), "resealed the secrets of %d subscription(s)\n", n)
+			return nil
+		},
+	}
 }
 
 func newWebhooksReplayCmd(a *app) *cobra.Command {
@@ -49,9 +82,13 @@ func newWebhooksReplayCmd(a *app) *cobra.Command {
 			if err != nil {
 				return err
 			}
+			store, err := a.webhookStore(db)
+			if err != nil {
+				return err
+			}
 			progress := cmd.ErrOrStderr()
 			var bar *progressbar.ProgressBar
-			n, err := postgres.NewWebhookStore(db).ReplaySince(cmd.Context(), from, id, func(done, total int) {
+			n, err := store.ReplaySince(cmd.Context(), from, id, func(done, total int) {
 				if bar == nil {
 					bar = newProgress(progress, total, "replaying", "deliveries")
 				}

@@ -1,8 +1,10 @@
 package cmd
 
 import (
+	"bytes"
 	"crypto/hmac"
 	"crypto/sha256"
+	"database/sql"
 	"encoding/base64"
 	"encoding/json"
 	"fmt"
@@ -465,5 +467,65 @@ func TestWebhooksSlowReceiverHoldsUpNoOne(t *testing.T) {
 	}
 	if hits := rcv.slowHits(); hits > 2 {
 		t.Errorf("the slow receiver holds %d requests at once, want at most webhooks.per_subscription (2)", hits)
+	}
+}
+
+// TestWebhookSecretsSealedEndToEnd: with webhooks.secret_keys, `pms all`
+// keeps the signing secret sealed in PostgreSQL and its worker still signs
+// with it (the receiver checks the signature); `pms webhooks reseal` after
+// a rotation moves it to the new key, with its progress, after which the
+// old key can go.
+func TestWebhookSecretsSealedEndToEnd(t *testing.T) {
+	if testing.Short() {
+		t.Skip("integration test: runs pms all and the pms binary")
+	}
+	t.Parallel()
+	bin := buildPMS(t)
+	r := newRig(t)
+	oldKey := base64.StdEncoding.EncodeToString(bytes.Repeat([]byte{1}, 32))
+	newKey := base64.StdEncoding.EncodeToString(bytes.Repeat([]byte{2}, 32))
+	env := r.env(webhookEnv)
+	env["PMS_WEBHOOKS_SECRET_KEYS"] = oldKey
+	s, stop := startAll(t, env)
+	rcv := newReceiver(t, func(string, string, int) int { return 0 })
+	sub := subscribe(t, s, rcv.srv.URL+"/hook")
+	rcv.setSecrets(sub.Secret)
+	if code := s.do(t, http.MethodPost, "/api/v1/products", `{"product_name":"Sealed","product_price":1}`, "", nil); code != http.StatusCreated {
+		t.Fatalf("POST product = %d", code)
+	}
+	waitUntil(t, 20*time.Second, "the created event delivered, its signature checked", func() bool { return len(rcv.accepted()) >= 1 })
+	stop()
+
+	raw, err := sql.Open("postgres", r.dbURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer raw.Close()
+	stored := func() string {
+		var secret string
+		if err := raw.QueryRowContext(t.Context(), `SELECT secret FROM webhooks WHERE id = $1`, sub.ID).Scan(&secret); err != nil {
+			t.Fatal(err)
+		}
+		return secret
+	}
+	first := stored()
+	if strings.Contains(first, strings.TrimPrefix(sub.Secret, "whsec_")) || !strings.HasPrefix(first, "sealed:v1:") {
+		t.Fatalf("PostgreSQL holds the secret as %q, want it sealed", first)
+	}
+	env["PMS_WEBHOOKS_SECRET_KEYS"] = newKey + "," + oldKey
+	out := withoutLogs(pmsCLI(t, bin, env, "webhooks", "reseal", "--config", "../config.yaml"))
+	if !strings.Contains(out, "resealed the secrets of 1 subscription(s)") || !strings.Contains(out, "resealing") {
+		t.Fatalf("reseal:\n%s\nwant a progress bar and 1 resealed", out)
+	}
+	if again := stored(); again == first || !strings.HasPrefix(again, "sealed:v1:") {
+		t.Fatalf("after reseal PostgreSQL holds %q (was %q), want it sealed under the new key", again, first)
+	}
+	env["PMS_WEBHOOKS_SECRET_KEYS"] = newKey
+	if out := withoutLogs(pmsCLI(t, bin, env, "webhooks", "reseal", "--config", "../config.yaml")); !strings.Contains(out, "resealed the secrets of 0 subscription(s)") {
+		t.Errorf("reseal with the new key alone:\n%s\nwant nothing left to reseal", out)
+	}
+	env["PMS_WEBHOOKS_SECRET_KEYS"] = "c2hvcnQ="
+	if out, err := pmsRun(t, bin, env, "webhooks", "reseal", "--config", "../config.yaml"); err == nil || !strings.Contains(out, "webhooks.secret_keys: key 1: must be 32 random bytes in base64") {
+		t.Errorf("reseal with a short key = %v:\n%s\nwant the config refused", err, out)
 	}
 }

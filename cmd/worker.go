@@ -98,7 +98,10 @@ func (a *app) worker(ctx context.Context, db *postgres.DB, cache *redis.Client, 
 	if a.cfg.Kafka.EventsTopic != "" {
 		// The events' route only queues deliveries; the dispatcher sends
 		// them, so a slow receiver holds up no partition.
-		store := postgres.NewWebhookStore(db)
+		store, err := a.webhookStore(db)
+		if err != nil {
+			return nil, nil, err
+		}
 		if dispatcher, err = webhook.NewDispatcher(a.cfg.Webhooks, store, fetcher.CheckURL, fetcher.DialContext, a.component("webhooks")); err != nil {
 			return nil, nil, err
 		}

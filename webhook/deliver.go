@@ -35,13 +35,18 @@ type Config struct {
 	PollInterval time.Duration `mapstructure:"poll_interval"` // for due retries and other workers' deliveries
 	// SecretOverlap is how long a rotated-out secret keeps signing.
 	SecretOverlap time.Duration `mapstructure:"secret_overlap"`
+	// SecretKeys seal the signing secrets in the database: 32 random bytes
+	// each, in base64; the first seals, every one opens (see platform/seal).
+	// None: secrets are stored in clear. pms checks them (cmd), as this
+	// package does not seal.
+	SecretKeys []string `mapstructure:"secret_keys"`
 }
 
 // DefaultConfig returns the defaults of every setting.
 func DefaultConfig() Config {
 	return Config{Concurrency: 16, PerSubscription: 4, Timeout: 10 * time.Second, MaxResponseSize: 64 << 10,
 		RetryBase: 5 * time.Second, RetryMax: time.Hour, RetrySpan: 24 * time.Hour,
-		PollInterval: 500 * time.Millisecond, SecretOverlap: 24 * time.Hour}
+		PollInterval: 500 * time.Millisecond, SecretOverlap: 24 * time.Hour, SecretKeys: []string{}}
 }
 
 // Validate reports every problem with the config.
@@ -101,6 +106,9 @@ type Claimed struct {
 	Delivery
 	URL     string
 	Secrets []string
+	// Err, when set, says why the delivery cannot be sent (its secrets
+	// could not be read): its attempt fails with it, as a failed send does.
+	Err error
 }
 
 // Outcome is what one attempt made of a delivery, for DeliveryStore.Record.
@@ -253,6 +261,9 @@ func (d *Dispatcher) deliver(ctx context.Context, c Claimed) {
 // send posts the delivery, signed at `at`, and returns the response status.
 // A non-2xx status is an error.
 func (d *Dispatcher) send(ctx context.Context, c Claimed, at time.Time) (int, error) {
+	if c.Err != nil {
+		return 0, c.Err
+	}
 	if err := d.check(c.URL); err != nil {
 		return 0, err
 	}

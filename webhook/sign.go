@@ -5,6 +5,7 @@ import (
 	"crypto/rand"
 	"crypto/sha256"
 	"encoding/base64"
+	"errors"
 	"fmt"
 	"strconv"
 	"strings"
@@ -42,6 +43,9 @@ func Sign(secret, id string, at time.Time, body []byte) (string, error) {
 // Signatures returns the webhook-signature header value: the signature
 // under each secret, space-separated.
 func Signatures(secrets []string, id string, at time.Time, body []byte) (string, error) {
+	if len(secrets) == 0 {
+		return "", errors.New("no secret to sign with") // never send a delivery unsigned
+	}
 	sigs := make([]string, len(secrets))
 	for i, s := range secrets {
 		sig, err := Sign(s, id, at, body)

@@ -187,8 +187,13 @@ func (s *WebhookStore) Claim(ctx context.Context, n, perSubscription int, lease 
 	out := make([]webhook.Claimed, len(rows))
 	at := time.Now()
 	for i, r := range rows {
-		sub := webhook.Subscription{Secret: r.Secret, PreviousSecret: r.PreviousSecret, PreviousSecretUntil: r.PreviousSecretUntil.Time}
-		out[i] = webhook.Claimed{Delivery: r.toDelivery(), URL: r.URL, Secrets: sub.Secrets(at)}
+		out[i] = webhook.Claimed{Delivery: r.toDelivery(), URL: r.URL}
+		sub, err := s.subscription(webhookRow{ID: r.WebhookID, Secret: r.Secret, PreviousSecret: r.PreviousSecret, PreviousSecretUntil: r.PreviousSecretUntil})
+		if err != nil {
+			out[i].Err = err // this delivery's attempt fails; the others go
+			continue
+		}
+		out[i].Secrets = sub.Secrets(at)
 	}
 	return out, nil
 }

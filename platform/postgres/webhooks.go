@@ -10,18 +10,27 @@ import (
 	"github.com/google/uuid"
 	"github.com/lib/pq"
 
+	"github.com/pms-dev/pms/platform/seal"
 	"github.com/pms-dev/pms/webhook"
 )
 
 // WebhookStore keeps webhook subscriptions and their deliveries, which are
 // both the delivery log and the queue the dispatchers claim from. It is a
 // webhook.Store and a webhook.DeliveryStore.
+//
+// The signing secrets are sealed under keys (webhooks.secret_keys), each
+// bound to its subscription's id, so that a copy of the database does not
+// give them away; with no keys they are stored in clear, as before. A
+// secret stored in clear still opens, and is sealed the next time its
+// subscription is written (or by Reseal).
 type WebhookStore struct {
-	db *DB
+	db   *DB
+	keys *seal.Keys
 }
 
-// NewWebhookStore returns a WebhookStore on db.
-func NewWebhookStore(db *DB) *WebhookStore { return &WebhookStore{db: db} }
+// NewWebhookStore returns a WebhookStore on db that seals secrets under
+// keys (nil or none: in clear).
+func NewWebhookStore(db *DB, keys *seal.Keys) *WebhookStore { return &WebhookStore{db: db, keys: keys} }
 
 var (
 	_ webhook.Store         = (*WebhookStore)(nil)
@@ -48,13 +57,33 @@ type webhookRow struct {
 	UpdatedAt           time.Time      `db:"updated_at"`
 }
 
-func (r webhookRow) toSubscription() webhook.Subscription {
+// subscription is r with its secrets opened.
+func (s *WebhookStore) subscription(r webhookRow) (webhook.Subscription, error) {
+	secret, err := s.keys.Open(r.Secret, r.ID.String())
+	if err != nil {
+		return webhook.Subscription{}, fmt.Errorf("secret of webhook %s: %w", r.ID, err)
+	}
+	previous, err := s.keys.Open(r.PreviousSecret, r.ID.String())
+	if err != nil {
+		return webhook.Subscription{}, fmt.Errorf("previous secret of webhook %s: %w", r.ID, err)
+	}
 	return webhook.Subscription{
 		ID: r.ID, UserID: r.UserID, URL: r.URL, EventTypes: r.EventTypes, Enabled: r.Enabled,
 		DisabledReason: r.DisabledReason, FailingSince: r.FailingSince.Time.UTC(),
-		Secret: r.Secret, PreviousSecret: r.PreviousSecret, PreviousSecretUntil: r.PreviousSecretUntil.Time.UTC(),
+		Secret: secret, PreviousSecret: previous, PreviousSecretUntil: r.PreviousSecretUntil.Time.UTC(),
 		CreatedAt: r.CreatedAt.UTC(), UpdatedAt: r.UpdatedAt.UTC(),
+	}, nil
+}
+
+// sealed returns w's secrets as they are stored.
+func (s *WebhookStore) sealed(w webhook.Subscription) (secret, previous string, err error) {
+	if secret, err = s.keys.Seal(w.Secret, w.ID.String()); err != nil {
+		return "", "", err
 	}
+	if previous, err = s.keys.Seal(w.PreviousSecret, w.ID.String()); err != nil {
+		return "", "", err
+	}
+	return secret, previous, nil
 }
 
 // nullTime is t for a nullable column: NULL when zero.
@@ -67,8 +96,12 @@ VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)`
 
 // Create stores a new subscription; see webhook.Store.
 func (s *WebhookStore) Create(ctx context.Context, w webhook.Subscription) error {
-	_, err := s.db.db.ExecContext(ctx, insertWebhook, w.ID, w.UserID, w.URL, pq.Array(w.EventTypes), w.Enabled, w.Secret,
-		w.PreviousSecret, nullTime(w.PreviousSecretUntil), w.DisabledReason, nullTime(w.FailingSince), w.CreatedAt, w.UpdatedAt)
+	secret, previous, err := s.sealed(w)
+	if err != nil {
+		return err
+	}
+	_, err = s.db.db.ExecContext(ctx, insertWebhook, w.ID, w.UserID, w.URL, pq.Array(w.EventTypes), w.Enabled, secret,
+		previous, nullTime(w.PreviousSecretUntil), w.DisabledReason, nullTime(w.FailingSince), w.CreatedAt, w.UpdatedAt)
 	if err != nil {
 		return translate(fmt.Errorf("insert webhook: %w", err))
 	}
@@ -84,7 +117,7 @@ func (s *WebhookStore) Get(ctx context.Context, id uuid.UUID) (webhook.Subscript
 		}
 		return webhook.Subscription{}, translate(fmt.Errorf("select webhook %s: %w", id, err))
 	}
-	return row.toSubscription(), nil
+	return s.subscription(row)
 }
 
 // List returns the user's subscriptions, oldest first.
@@ -95,7 +128,10 @@ func (s *WebhookStore) List(ctx context.Context, userID uuid.UUID) ([]webhook.Su
 	}
 	out := make([]webhook.Subscription, len(rows))
 	for i, r := range rows {
-		out[i] = r.toSubscription()
+		var err error
+		if out[i], err = s.subscription(r); err != nil {
+			return nil, err
+		}
 	}
 	return out, nil
 }
@@ -116,11 +152,18 @@ func (s *WebhookStore) Update(ctx context.Context, id uuid.UUID, change func(*we
 			}
 			return fmt.Errorf("select webhook %s: %w", id, err)
 		}
-		w = row.toSubscription()
+		var err error
+		if w, err = s.subscription(row); err != nil {
+			return err
+		}
 		if err := change(&w); err != nil {
 			return err
 		}
-		_, err := tx.ExecContext(ctx, updateWebhook, w.ID, w.URL, pq.Array(w.EventTypes), w.Enabled, w.Secret, w.PreviousSecret,
+		secret, previous, err := s.sealed(w)
+		if err != nil {
+			return err
+		}
+		_, err = tx.ExecContext(ctx, updateWebhook, w.ID, w.URL, pq.Array(w.EventTypes), w.Enabled, secret, previous,
 			nullTime(w.PreviousSecretUntil), w.DisabledReason, nullTime(w.FailingSince), w.UpdatedAt)
 		if err != nil {
 			return fmt.Errorf("update webhook %s: %w", id, err)
@@ -131,6 +174,60 @@ func (s *WebhookStore) Update(ctx context.Context, id uuid.UUID, change func(*we
 		return webhook.Subscription{}, translate(err)
 	}
 	return w, nil
+}
+
+// resealBatch is how many subscriptions Reseal writes in one transaction.
+const resealBatch = 100
+
+// Reseal writes again every secret that is not stored as the store would
+// store it now (see seal.Keys.Current): after a key is added in front, so
+// the old one can go, or when keys are first given, so the secrets stored
+// in clear are sealed. It calls progress after each batch with the
+// subscriptions looked at and their total, and returns how many it wrote.
+func (s *WebhookStore) Reseal(ctx context.Context, progress func(done, total int)) (int, error) {
+	var total int
+	if err := s.db.db.GetContext(ctx, &total, `SELECT count(*) FROM webhooks`); err != nil {
+		return 0, translate(fmt.Errorf("count webhooks: %w", err))
+	}
+	var after uuid.UUID
+	done, written := 0, 0
+	for {
+		var rows []webhookRow
+		batch := 0
+		err := s.db.withTx(ctx, func(tx *txn) error {
+			rows, batch = nil, 0
+			if err := tx.SelectContext(ctx, &rows, webhookColumns+` WHERE id > $1 ORDER BY id LIMIT $2 FOR UPDATE`, after, resealBatch); err != nil {
+				return fmt.Errorf("select webhooks: %w", err)
+			}
+			for _, r := range rows {
+				if s.keys.Current(r.Secret) && s.keys.Current(r.PreviousSecret) {
+					continue
+				}
+				w, err := s.subscription(r)
+				if err != nil {
+					return err
+				}
+				secret, previous, err := s.sealed(w)
+				if err != nil {
+					return err
+				}
+				if _, err := tx.ExecContext(ctx, `UPDATE webhooks SET secret = $2, previous_secret = $3 WHERE id = $1`, r.ID, secret, previous); err != nil {
+					return fmt.Errorf("reseal webhook %s: %w", r.ID, err)
+				}
+				batch++
+			}
+			return nil
+		})
+		if err != nil {
+			return written, translate(err)
+		}
+		written += batch
+		if len(rows) == 0 {
+			return written, nil
+		}
+		after, done = rows[len(rows)-1].ID, done+len(rows)
+		progress(min(done, total), total)
+	}
 }
 
 // Delete removes the subscription and its deliveries.

@@ -39,7 +39,7 @@ func BenchmarkWebhookDeliveries(b *testing.B) {
 		w.WriteHeader(http.StatusNoContent)
 	}))
 	defer rcv.Close()
-	store := postgres.NewWebhookStore(db)
+	store := postgres.NewWebhookStore(db, nil)
 	svc := webhook.NewService(store, func(string) error { return nil }, time.Hour)
 	for range 4 {
 		if _, err := svc.Create(ctx, account.Caller{UserID: u.ID}, webhook.Draft{URL: rcv.URL, EventTypes: []string{product.EventProductUpdated}}); err != nil {
