@@ -160,7 +160,7 @@ func (r *Relay) Run(ctx context.Context) error {
 // PollInterval.
 func (r *Relay) drain(ctx context.Context) (int, error) {
 	total := 0
-	for {
+	for ctx.Err() == nil {
 		n, newest, err := r.publishBatch(ctx, r.claimFrom(time.Now()))
 		total += n
 		if newest.After(r.mark) {
@@ -170,6 +170,7 @@ func (r *Relay) drain(ctx context.Context) (int, error) {
 			return total, err
 		}
 	}
+	return total, nil
 }
 
 // claimFrom returns the creation time the next claim starts at: the zero
@@ -194,15 +195,27 @@ func (r *Relay) PublishBatch(ctx context.Context) (int, error) {
 	return n, err
 }
 
+// finishTimeout bounds how long a claimed batch is seen through after the
+// relay's context ends.
+const finishTimeout = 15 * time.Second
+
 // publishBatch is PublishBatch for the messages created at or after from;
 // it also returns the creation time of the newest one it published.
+//
+// Once claimed, a batch is seen through even when ctx ends (the process
+// stopping): its publish and its delete run on for up to finishTimeout.
+// Cut off between the two, the delete would roll back and the next relay
+// publish the batch a second time. The wait for the relays' turn and the
+// claim itself still end with ctx.
 func (r *Relay) publishBatch(ctx context.Context, from time.Time) (int, time.Time, error) {
 	claim, err := r.db.prepared(ctx, claimMessages)
 	if err != nil {
 		return 0, time.Time{}, translate(fmt.Errorf("prepare the outbox claim: %w", err))
 	}
+	finish, cancel := context.WithTimeout(context.WithoutCancel(ctx), finishTimeout)
+	defer cancel()
 	var rows []outboxRow
-	err = r.db.withTx(ctx, func(t *txn) error {
+	err = r.db.withTx(finish, func(t *txn) error {
 		rows = nil
 		// The delete commits only after the publisher accepted the batch, so
 		// losing it in a crash only publishes the batch again, which is
@@ -233,7 +246,7 @@ func (r *Relay) publishBatch(ctx context.Context, from time.Time) (int, time.Tim
 			}
 			msgs[i], spans[i] = publishSpan(ctx, row, m)
 		}
-		err := r.pub.Publish(ctx, msgs)
+		err := r.pub.Publish(finish, msgs)
 		for _, span := range spans {
 			if err != nil {
 				span.RecordError(err)

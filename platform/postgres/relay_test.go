@@ -534,19 +534,9 @@ func TestRelayPrunesRowsAnEarlierReleaseMarked(t *testing.T) {
 // once and interleave one product's messages. The turn is held here by a
 // transaction of the test, as a relay in another process would hold it.
 func TestRelaysTakeTurns(t *testing.T) {
-	dbURL := postgrestest.Private(t)
-	db, err := postgres.Open(postgrestest.Config(t, dbURL))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { db.Close() })
+	db, raw := privateDB(t)
 	f := newFixtureOn(t, db)
 	p := f.create(t, t.Context(), "https://example.com/turn.jpg")
-	raw, err := sql.Open("postgres", dbURL)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { raw.Close() })
 	other, err := raw.BeginTx(t.Context(), nil)
 	if err != nil {
 		t.Fatal(err)
@@ -587,5 +577,40 @@ func TestRelaysTakeTurns(t *testing.T) {
 	}
 	if got := pub.tasksOf(p.ID); len(got) != 1 {
 		t.Fatalf("published %d tasks, want 1", len(got))
+	}
+}
+
+// stopping is a publisher during whose Publish the relay's process is told
+// to stop: it cancels the relay's context, then accepts the batch.
+type stopping struct {
+	publisher
+	stop context.CancelFunc
+}
+
+func (s *stopping) Publish(ctx context.Context, msgs []message.Message) error {
+	s.stop()
+	return s.publisher.Publish(ctx, msgs)
+}
+
+// TestRelaySeesABatchThroughWhenStopped: a stop that comes while a batch
+// is being published lets the batch's delete commit, so the next relay does
+// not publish it a second time.
+func TestRelaySeesABatchThroughWhenStopped(t *testing.T) {
+	db, _ := privateDB(t)
+	f := newFixtureOn(t, db)
+	p := f.create(t, t.Context(), "https://example.com/stop.jpg")
+	ctx, stop := context.WithCancel(t.Context())
+	pub := &stopping{stop: stop}
+	n, err := newRelay(t, f.db, pub, time.Second).PublishBatch(ctx)
+	if err != nil || n != 1 || ctx.Err() == nil {
+		t.Fatalf("PublishBatch with a stop during the publish = %d, %v (stopped: %v); want the batch of 1 published", n, err, ctx.Err())
+	}
+	again := &publisher{}
+	drain(t, newRelay(t, f.db, again, time.Second))
+	if got := again.tasksOf(p.ID); len(got) != 0 {
+		t.Errorf("the next relay published the task again (%d times)", len(got))
+	}
+	if got := pub.tasksOf(p.ID); len(got) != 1 {
+		t.Errorf("published the task %d times, want once", len(got))
 	}
 }

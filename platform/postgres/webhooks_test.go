@@ -2,7 +2,6 @@ package postgres_test
 
 import (
 	"crypto/rand"
-	"database/sql"
 	"encoding/base64"
 	"errors"
 	"strings"
@@ -12,7 +11,6 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/pms-dev/pms/platform/postgres"
-	"github.com/pms-dev/pms/platform/postgres/postgrestest"
 	"github.com/pms-dev/pms/platform/seal"
 	"github.com/pms-dev/pms/product/account"
 	"github.com/pms-dev/pms/webhook"
@@ -44,17 +42,7 @@ func randomKey(t *testing.T) string {
 // the old one can go.
 func TestWebhookSecretsSealed(t *testing.T) {
 	ctx := t.Context()
-	dbURL := postgrestest.Private(t)
-	db, err := postgres.Open(postgrestest.Config(t, dbURL))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { db.Close() })
-	raw, err := sql.Open("postgres", dbURL)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { raw.Close() })
+	db, raw := privateDB(t)
 	u, err := account.NewService(postgres.NewAccountStore(db)).CreateUser(ctx, uuid.NewString()+"@example.com", "Hooks", false)
 	if err != nil {
 		t.Fatal(err)
