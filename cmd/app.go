@@ -18,7 +18,6 @@ import (
 	"github.com/pms-dev/pms/platform/postgres"
 	"github.com/pms-dev/pms/platform/redact"
 	"github.com/pms-dev/pms/platform/redis"
-	"github.com/pms-dev/pms/platform/seal"
 	"github.com/pms-dev/pms/platform/telemetry"
 	"github.com/pms-dev/pms/product"
 	"github.com/pms-dev/pms/product/account"
@@ -241,14 +240,24 @@ func (a *app) webhooks(db *postgres.DB) (*webhook.Service, error) {
 // webhookStore keeps subscriptions and deliveries in db, the secrets
 // sealed under webhooks.secret_keys.
 func (a *app) webhookStore(db *postgres.DB) (*postgres.WebhookStore, error) {
-	if err := a.cfg.validateWebhooks(); err != nil {
+	if err := a.cfg.Webhooks.Validate(); err != nil {
 		return nil, err
 	}
-	keys, err := seal.ParseKeys(a.cfg.Webhooks.SecretKeys)
+	keys, err := a.cfg.webhookKeys()
 	if err != nil {
-		return nil, fmt.Errorf("webhooks.secret_keys: %w", err)
+		return nil, err
 	}
 	return postgres.NewWebhookStore(db, keys), nil
+}
+
+// openWebhookStore connects to PostgreSQL and returns webhookStore on it,
+// for the CLI commands that change subscriptions or deliveries.
+func (a *app) openWebhookStore(ctx context.Context) (*postgres.WebhookStore, error) {
+	db, err := a.openPostgres(ctx)
+	if err != nil {
+		return nil, err
+	}
+	return a.webhookStore(db)
 }
 
 // rateLimiters limit each API key, and the failed authentications from

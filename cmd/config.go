@@ -135,11 +135,17 @@ func (c Config) Validate(sections ...string) error {
 // validateWebhooks reports every problem with the webhooks section, its
 // sealing keys included (which the webhook package does not read).
 func (c Config) validateWebhooks() error {
-	var keys error
-	if _, err := seal.ParseKeys(c.Webhooks.SecretKeys); err != nil {
-		keys = fmt.Errorf("webhooks.secret_keys: %w", err)
+	_, err := c.webhookKeys()
+	return errors.Join(c.Webhooks.Validate(), err)
+}
+
+// webhookKeys returns the keys webhooks.secret_keys names.
+func (c Config) webhookKeys() (*seal.Keys, error) {
+	keys, err := seal.ParseKeys(c.Webhooks.SecretKeys)
+	if err != nil {
+		return nil, fmt.Errorf("webhooks.secret_keys: %w", err)
 	}
-	return errors.Join(c.Webhooks.Validate(), keys)
+	return keys, nil
 }
 
 // Validate reports every problem with the ops config.

@@ -17,3 +17,15 @@ func newProgress(w io.Writer, total int, doing, units string) *progressbar.Progr
 		progressbar.OptionShowIts(), progressbar.OptionSetItsString(units),
 		progressbar.OptionThrottle(100*time.Millisecond), progressbar.OptionOnCompletion(func() { fmt.Fprintln(w) }))
 }
+
+// progressOf returns a progress callback (done of total) that draws
+// newProgress on w, made at the first call, once the total is known.
+func progressOf(w io.Writer, doing, units string) func(done, total int) {
+	var bar *progressbar.ProgressBar
+	return func(done, total int) {
+		if bar == nil {
+			bar = newProgress(w, total, doing, units)
+		}
+		_ = bar.Set(done)
+	}
+}

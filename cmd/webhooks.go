@@ -5,7 +5,6 @@ import (
 	"time"
 
 	"github.com/google/uuid"
-	"github.com/schollz/progressbar/v3"
 	"github.com/spf13/cobra"
 )
 
@@ -31,21 +30,11 @@ func newWebhooksResealCmd(a *app) *cobra.Command {
 		Example: "  PMS_WEBHOOKS_SECRET_KEYS=NEW,OLD pms webhooks reseal",
 		Args:    cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			db, err := a.openPostgres(cmd.Context())
+			store, err := a.openWebhookStore(cmd.Context())
 			if err != nil {
 				return err
 			}
-			store, err := a.webhookStore(db)
-			if err != nil {
-				return err
-			}
-			var bar *progressbar.ProgressBar
-			n, err := store.Reseal(cmd.Context(), func(done, total int) {
-				if bar == nil {
-					bar = newProgress(cmd.ErrOrStderr(), total, "resealing", "subscriptions")
-				}
-				_ = bar.Set(done)
-			})
+			n, err := store.Reseal(cmd.Context(), progressOf(cmd.ErrOrStderr(), "resealing", "subscriptions"))
 			if err != nil {
 				return err
 			}
@@ -78,22 +67,11 @@ func newWebhooksReplayCmd(a *app) *cobra.Command {
 					return fmt.Errorf("%w: --webhook must be a webhook id (a UUID)", errUsage)
 				}
 			}
-			db, err := a.openPostgres(cmd.Context())
+			store, err := a.openWebhookStore(cmd.Context())
 			if err != nil {
 				return err
 			}
-			store, err := a.webhookStore(db)
-			if err != nil {
-				return err
-			}
-			progress := cmd.ErrOrStderr()
-			var bar *progressbar.ProgressBar
-			n, err := store.ReplaySince(cmd.Context(), from, id, func(done, total int) {
-				if bar == nil {
-					bar = newProgress(progress, total, "replaying", "deliveries")
-				}
-				_ = bar.Set(done)
-			})
+			n, err := store.ReplaySince(cmd.Context(), from, id, progressOf(cmd.ErrOrStderr(), "replaying", "deliveries"))
 			if err != nil {
 				return err
 			}

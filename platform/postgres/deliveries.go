@@ -188,11 +188,12 @@ func (s *WebhookStore) Claim(ctx context.Context, n, perSubscription int, lease 
 	at := time.Now()
 	for i, r := range rows {
 		out[i] = webhook.Claimed{Delivery: r.toDelivery(), URL: r.URL}
-		sub, err := s.subscription(webhookRow{ID: r.WebhookID, Secret: r.Secret, PreviousSecret: r.PreviousSecret, PreviousSecretUntil: r.PreviousSecretUntil})
+		secret, previous, err := s.opened(r.WebhookID, r.Secret, r.PreviousSecret)
 		if err != nil {
 			out[i].Err = err // this delivery's attempt fails; the others go
 			continue
 		}
+		sub := webhook.Subscription{Secret: secret, PreviousSecret: previous, PreviousSecretUntil: r.PreviousSecretUntil.Time}
 		out[i].Secrets = sub.Secrets(at)
 	}
 	return out, nil

@@ -59,13 +59,9 @@ type webhookRow struct {
 
 // subscription is r with its secrets opened.
 func (s *WebhookStore) subscription(r webhookRow) (webhook.Subscription, error) {
-	secret, err := s.keys.Open(r.Secret, r.ID.String())
+	secret, previous, err := s.opened(r.ID, r.Secret, r.PreviousSecret)
 	if err != nil {
-		return webhook.Subscription{}, fmt.Errorf("secret of webhook %s: %w", r.ID, err)
-	}
-	previous, err := s.keys.Open(r.PreviousSecret, r.ID.String())
-	if err != nil {
-		return webhook.Subscription{}, fmt.Errorf("previous secret of webhook %s: %w", r.ID, err)
+		return webhook.Subscription{}, err
 	}
 	return webhook.Subscription{
 		ID: r.ID, UserID: r.UserID, URL: r.URL, EventTypes: r.EventTypes, Enabled: r.Enabled,
@@ -73,6 +69,18 @@ func (s *WebhookStore) subscription(r webhookRow) (webhook.Subscription, error) 
 		Secret: secret, PreviousSecret: previous, PreviousSecretUntil: r.PreviousSecretUntil.Time.UTC(),
 		CreatedAt: r.CreatedAt.UTC(), UpdatedAt: r.UpdatedAt.UTC(),
 	}, nil
+}
+
+// opened returns the secrets of subscription id as stored, opened.
+func (s *WebhookStore) opened(id uuid.UUID, secret, previous string) (string, string, error) {
+	secret, err := s.keys.Open(secret, id.String())
+	if err != nil {
+		return "", "", fmt.Errorf("secret of webhook %s: %w", id, err)
+	}
+	if previous, err = s.keys.Open(previous, id.String()); err != nil {
+		return "", "", fmt.Errorf("previous secret of webhook %s: %w", id, err)
+	}
+	return secret, previous, nil
 }
 
 // sealed returns w's secrets as they are stored.
