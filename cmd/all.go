@@ -52,6 +52,7 @@ func (a *app) runAll(ctx context.Context, welcomeTo io.Writer) error {
 	if err != nil {
 		return err
 	}
+	a.warnUnsealed(ctx, db)
 	ops, err := a.ops(append(apiChecks, workerChecks...))
 	if err != nil {
 		return err

@@ -250,6 +250,29 @@ func (a *app) webhookStore(db *postgres.DB) (*postgres.WebhookStore, error) {
 	return postgres.NewWebhookStore(db, keys), nil
 }
 
+// warnUnsealed tells the operator of a serving process how the webhook
+// signing secrets are kept when that wants their attention: in clear,
+// because no sealing keys are set, or not as the keys would keep them now
+// (stored before keys were set, or sealed under a key no longer first),
+// which `pms webhooks reseal` mends. A failed count is only logged: the
+// process serves regardless.
+func (a *app) warnUnsealed(ctx context.Context, db *postgres.DB) {
+	keys, err := a.cfg.webhookKeys()
+	if err != nil {
+		return // refused with the config already
+	}
+	if !keys.On() {
+		a.log.Warn().Msg("webhooks.secret_keys is empty: webhook signing secrets are stored in clear in PostgreSQL; set it (README, \"Webhooks\")")
+	}
+	n, err := postgres.NewWebhookStore(db, keys).Stale(ctx)
+	switch {
+	case err != nil:
+		a.log.Warn().Err(err).Msg("could not check how the webhook signing secrets are stored")
+	case n > 0:
+		a.log.Warn().Int("subscriptions", n).Msg("webhook signing secrets are not stored as webhooks.secret_keys asks: run pms webhooks reseal")
+	}
+}
+
 // openWebhookStore connects to PostgreSQL and returns webhookStore on it,
 // for the CLI commands that change subscriptions or deliveries.
 func (a *app) openWebhookStore(ctx context.Context) (*postgres.WebhookStore, error) {

@@ -35,6 +35,7 @@ func (a *app) runServe(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	a.warnUnsealed(ctx, db)
 	ops, err := a.ops(checks)
 	if err != nil {
 		return err

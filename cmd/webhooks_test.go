@@ -474,7 +474,8 @@ func TestWebhooksSlowReceiverHoldsUpNoOne(t *testing.T) {
 // keeps the signing secret sealed in PostgreSQL and its worker still signs
 // with it (the receiver checks the signature); `pms webhooks reseal` after
 // a rotation moves it to the new key, with its progress, after which the
-// old key can go.
+// old key can go. A serving process warns while a rotation waits for the
+// reseal, and when no keys are set.
 func TestWebhookSecretsSealedEndToEnd(t *testing.T) {
 	if testing.Short() {
 		t.Skip("integration test: runs pms all and the pms binary")
@@ -495,6 +496,9 @@ func TestWebhookSecretsSealedEndToEnd(t *testing.T) {
 	}
 	waitUntil(t, 20*time.Second, "the created event delivered, its signature checked", func() bool { return len(rcv.accepted()) >= 1 })
 	stop()
+	if logs := s.logs.String(); strings.Contains(logs, warnClear) || strings.Contains(logs, warnStale) {
+		t.Errorf("pms all with a sealing key and its secrets sealed warned:\n%s", logs)
+	}
 
 	raw, err := sql.Open("postgres", r.dbURL)
 	if err != nil {
@@ -513,6 +517,7 @@ func TestWebhookSecretsSealedEndToEnd(t *testing.T) {
 		t.Fatalf("PostgreSQL holds the secret as %q, want it sealed", first)
 	}
 	env["PMS_WEBHOOKS_SECRET_KEYS"] = newKey + "," + oldKey
+	startedWarns(t, env, warnStale, `"subscriptions":1`)
 	out := withoutLogs(pmsCLI(t, bin, env, "webhooks", "reseal", "--config", "../config.yaml"))
 	if !strings.Contains(out, "resealed the secrets of 1 subscription(s)") || !strings.Contains(out, "resealing") {
 		t.Fatalf("reseal:\n%s\nwant a progress bar and 1 resealed", out)
@@ -524,8 +529,30 @@ func TestWebhookSecretsSealedEndToEnd(t *testing.T) {
 	if out := withoutLogs(pmsCLI(t, bin, env, "webhooks", "reseal", "--config", "../config.yaml")); !strings.Contains(out, "resealed the secrets of 0 subscription(s)") {
 		t.Errorf("reseal with the new key alone:\n%s\nwant nothing left to reseal", out)
 	}
+	delete(env, "PMS_WEBHOOKS_SECRET_KEYS")
+	startedWarns(t, env, warnClear, warnStale)
 	env["PMS_WEBHOOKS_SECRET_KEYS"] = "c2hvcnQ="
 	if out, err := pmsRun(t, bin, env, "webhooks", "reseal", "--config", "../config.yaml"); err == nil || !strings.Contains(out, "webhooks.secret_keys: key 1: must be 32 random bytes in base64") {
 		t.Errorf("reseal with a short key = %v:\n%s\nwant the config refused", err, out)
+	}
+}
+
+// The warnings of a serving process about how the secrets are kept.
+const (
+	warnClear = "webhooks.secret_keys is empty: webhook signing secrets are stored in clear"
+	warnStale = "webhook signing secrets are not stored as webhooks.secret_keys asks: run pms webhooks reseal"
+)
+
+// startedWarns starts pms all on env, stops it once it is ready, and
+// fails t unless its log holds every one of want.
+func startedWarns(t *testing.T, env map[string]string, want ...string) {
+	t.Helper()
+	s, stop := startAll(t, env)
+	stop()
+	logs := s.logs.String()
+	for _, w := range want {
+		if !strings.Contains(logs, w) {
+			t.Errorf("pms all's log lacks %q:\n%s", w, logs)
+		}
 	}
 }

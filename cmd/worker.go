@@ -43,6 +43,9 @@ func (a *app) runWorker(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	if a.cfg.Kafka.EventsTopic != "" { // the dispatcher signs with the secrets
+		a.warnUnsealed(ctx, db)
+	}
 	stores, err := storeChecks(db, cache, true)
 	if err != nil {
 		return err

@@ -238,6 +238,26 @@ func (s *WebhookStore) Reseal(ctx context.Context, progress func(done, total int
 	}
 }
 
+// Stale counts the subscriptions whose secrets Reseal would write again:
+// stored in clear while there are keys, sealed under a key that is no
+// longer first, or sealed while there are no keys.
+func (s *WebhookStore) Stale(ctx context.Context) (int, error) {
+	var rows []struct {
+		Secret         string `db:"secret"`
+		PreviousSecret string `db:"previous_secret"`
+	}
+	if err := s.db.db.SelectContext(ctx, &rows, `SELECT secret, previous_secret FROM webhooks`); err != nil {
+		return 0, translate(fmt.Errorf("select webhook secrets: %w", err))
+	}
+	n := 0
+	for _, r := range rows {
+		if !s.keys.Current(r.Secret) || !s.keys.Current(r.PreviousSecret) {
+			n++
+		}
+	}
+	return n, nil
+}
+
 // Delete removes the subscription and its deliveries.
 func (s *WebhookStore) Delete(ctx context.Context, id uuid.UUID) error {
 	res, err := s.db.db.ExecContext(ctx, `DELETE FROM webhooks WHERE id = $1`, id)

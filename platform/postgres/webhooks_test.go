@@ -88,6 +88,14 @@ func TestWebhookSecretsSealed(t *testing.T) {
 	if got, err := keyed.Get(ctx, clear.ID); err != nil || got.Secret != clear.Secret {
 		t.Fatalf("a secret stored in clear reads as %q, %v", got.Secret, err)
 	}
+	stale := func(store *postgres.WebhookStore, want int, when string) {
+		t.Helper()
+		if n, err := store.Stale(ctx); err != nil || n != want {
+			t.Errorf("%s: Stale = %d, %v; want %d", when, n, err, want)
+		}
+	}
+	stale(keyed, 1, "one secret in clear")
+	stale(postgres.NewWebhookStore(db, nil), 1, "one sealed secret, no keys")
 	var calls int
 	n, err := keyed.Reseal(ctx, func(done, total int) { calls++ })
 	if err != nil || n != 1 || calls == 0 {
@@ -99,11 +107,14 @@ func TestWebhookSecretsSealed(t *testing.T) {
 	if n, err := keyed.Reseal(ctx, func(int, int) {}); err != nil || n != 0 {
 		t.Errorf("a second Reseal wrote %d, %v; want nothing to do", n, err)
 	}
+	stale(keyed, 0, "every secret sealed")
 
 	rotated := postgres.NewWebhookStore(db, sealKeys(t, newKey, oldKey))
+	stale(rotated, 2, "a new key put first")
 	if n, err := rotated.Reseal(ctx, func(int, int) {}); err != nil || n != 2 {
 		t.Fatalf("Reseal after the rotation = %d, %v; want both subscriptions", n, err)
 	}
+	stale(rotated, 0, "resealed under the new key")
 	onlyNew := postgres.NewWebhookStore(db, sealKeys(t, newKey))
 	list, err := onlyNew.List(ctx, u.ID)
 	if err != nil || len(list) != 2 {
