@@ -181,7 +181,7 @@ func publishProducts(t *testing.T, r *rig, requestID string, images [][]string) 
 		t.Fatal(err)
 	}
 	defer producer.Close()
-	relay, err := postgres.NewRelay(postgres.RelayConfig{PollInterval: time.Second, BatchSize: 100},
+	relay, err := postgres.NewRelay(postgres.DefaultRelayConfig(),
 		db, producer, zerolog.Nop())
 	if err != nil {
 		t.Fatal(err)

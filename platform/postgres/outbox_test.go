@@ -74,7 +74,7 @@ func TestOutboxRelaysTwoTopicsToKafka(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { producer.Close() })
-	relay, err := postgres.NewRelay(postgres.RelayConfig{PollInterval: time.Second, BatchSize: 10},
+	relay, err := postgres.NewRelay(relayConfig(time.Second, 10),
 		db, producer, zerolog.Nop())
 	if err != nil {
 		t.Fatal(err)

@@ -29,11 +29,17 @@ type RelayConfig struct {
 	// Without it, writes that commit one after another (as they do when
 	// postgres.max_concurrent_writes queues them) cost a claim each.
 	Linger time.Duration `mapstructure:"linger"`
+	// TurnTimeout is how long a relay may hold the relays' turn without a
+	// word to PostgreSQL, publishing its batch, before PostgreSQL ends its
+	// session: the turn then passes on, and the batch, not deleted, goes
+	// out again with the next relay (see claimSettings). Keep it above the
+	// longest publish Kafka may take.
+	TurnTimeout time.Duration `mapstructure:"turn_timeout"`
 }
 
 // DefaultRelayConfig returns the defaults of every relay setting.
 func DefaultRelayConfig() RelayConfig {
-	return RelayConfig{PollInterval: time.Second, BatchSize: 100, Linger: 20 * time.Millisecond}
+	return RelayConfig{PollInterval: time.Second, BatchSize: 100, Linger: 20 * time.Millisecond, TurnTimeout: 30 * time.Second}
 }
 
 // Validate reports every problem with the config.
@@ -44,6 +50,9 @@ func (c RelayConfig) Validate() error {
 	}
 	if c.Linger < 0 || c.Linger > time.Second {
 		errs = append(errs, errors.New("relay.linger: must be between 0 and 1s"))
+	}
+	if c.TurnTimeout < time.Second || c.TurnTimeout > 10*time.Minute {
+		errs = append(errs, errors.New("relay.turn_timeout: must be between 1s and 10m"))
 	}
 	if c.BatchSize < 1 || c.BatchSize > 10_000 {
 		errs = append(errs, errors.New("relay.batch_size: must be between 1 and 10000"))
@@ -74,6 +83,8 @@ type Relay struct {
 
 	published, publishErrors prometheus.Counter
 
+	claimSettings string // claimSettings with cfg.TurnTimeout
+
 	// mark is the creation time of the newest message published, and
 	// scanned when the outbox was last read from its start; only Run's
 	// goroutine uses them.
@@ -92,6 +103,7 @@ func NewRelay(cfg RelayConfig, db *DB, pub Publisher, log zerolog.Logger) (*Rela
 		return nil, err
 	}
 	return &Relay{db: db, pub: pub, cfg: cfg, log: log,
+		claimSettings: fmt.Sprintf(claimSettings, cfg.TurnTimeout.Milliseconds()),
 		published: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "pms_outbox_published_total", Help: "Outbox messages the relay published.",
 		}),
@@ -221,7 +233,7 @@ func (r *Relay) publishBatch(ctx context.Context, from time.Time) (int, time.Tim
 		// losing it in a crash only publishes the batch again, which is
 		// safe: it need not wait for its WAL flush like a change does.
 		// See claimSettings.
-		if _, err := t.ExecContext(ctx, claimSettings); err != nil {
+		if _, err := t.ExecContext(ctx, r.claimSettings); err != nil {
 			return fmt.Errorf("set up the outbox claim: %w", err)
 		}
 		if err := t.StmtxContext(ctx, claim).SelectContext(ctx, &rows, r.cfg.BatchSize, from); err != nil {
@@ -274,13 +286,13 @@ func (r *Relay) publishBatch(ctx context.Context, from time.Time) (int, time.Tim
 // waits for the relays' turn, a transaction-scoped advisory lock, which the
 // relay before it gives up when its batch has been published and deleted
 // (or rolled back). A relay that hangs while it holds the turn (its
-// process stopped, say) loses its session after 30 s idle in the
-// transaction, which gives the turn and its batch back; a publish that
-// slow is cut off the same way, and its batch published again. Relays of
-// releases before the lock claim without it: while a rolling upgrade runs,
-// they may still publish alongside.
+// process stopped, say) loses its session after RelayConfig.TurnTimeout
+// idle in the transaction (the %d, in milliseconds), which gives the turn
+// and its batch back; a publish that slow is cut off the same way, and its
+// batch published again. Relays of releases before the lock claim without
+// it: while a rolling upgrade runs, they may still publish alongside.
 const claimSettings = `SET LOCAL synchronous_commit = off; SET LOCAL statement_timeout = '10s';
-SET LOCAL idle_in_transaction_session_timeout = '30s'; SELECT pg_advisory_xact_lock(` + relayTurn + `)`
+SET LOCAL idle_in_transaction_session_timeout = %d; SELECT pg_advisory_xact_lock(` + relayTurn + `)`
 
 // relayTurn is the key of the relays' advisory lock: "pms.rela" in ASCII,
 // so that it is unlikely to meet a lock of another application sharing the

@@ -61,9 +61,17 @@ func (p *publisher) tasksOf(productID uuid.UUID) []message.Message {
 	return out
 }
 
+// relayConfig is the default relay config with poll interval poll and
+// batches of batch.
+func relayConfig(poll time.Duration, batch int) postgres.RelayConfig {
+	cfg := postgres.DefaultRelayConfig()
+	cfg.PollInterval, cfg.BatchSize, cfg.Linger = poll, batch, 0
+	return cfg
+}
+
 func newRelay(t *testing.T, db *postgres.DB, pub postgres.Publisher, poll time.Duration) *postgres.Relay {
 	t.Helper()
-	r, err := postgres.NewRelay(postgres.RelayConfig{PollInterval: poll, BatchSize: 50}, db, pub, zerolog.Nop())
+	r, err := postgres.NewRelay(relayConfig(poll, 50), db, pub, zerolog.Nop())
 	if err != nil {
 		t.Fatalf("NewRelay: %v", err)
 	}
@@ -257,7 +265,9 @@ func TestRelayLingersToClaimCommitsTogether(t *testing.T) {
 	f := newFixture(t)
 	const linger, commits = time.Second, 5
 	pub := &callsPublisher{}
-	r, err := postgres.NewRelay(postgres.RelayConfig{PollInterval: time.Minute, BatchSize: 50, Linger: linger}, f.db, pub, zerolog.Nop())
+	cfg := relayConfig(time.Minute, 50)
+	cfg.Linger = linger
+	r, err := postgres.NewRelay(cfg, f.db, pub, zerolog.Nop())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -379,7 +389,7 @@ func TestRelayFindsLateCommitsWhileBusy(t *testing.T) {
 	// At most 5 messages per 20 ms: the stream below outruns it.
 	pub := &publisher{delay: 20 * time.Millisecond}
 	const poll = 4 * time.Second
-	r, err := postgres.NewRelay(postgres.RelayConfig{PollInterval: poll, BatchSize: 5}, db, pub, zerolog.Nop())
+	r, err := postgres.NewRelay(relayConfig(poll, 5), db, pub, zerolog.Nop())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -577,6 +587,66 @@ func TestRelaysTakeTurns(t *testing.T) {
 	}
 	if got := pub.tasksOf(p.ID); len(got) != 1 {
 		t.Fatalf("published %d tasks, want 1", len(got))
+	}
+}
+
+// hung is a publisher that hangs until released, then accepts the batch.
+type hung struct {
+	publisher
+	entered, release chan struct{}
+}
+
+func (h *hung) Publish(ctx context.Context, msgs []message.Message) error {
+	close(h.entered)
+	<-h.release
+	return h.publisher.Publish(ctx, msgs)
+}
+
+// TestRelayTurnOfAHungRelayPassesOn: a relay that hangs while it holds the
+// turn loses it after relay.turn_timeout, and the next relay publishes the
+// batch; the hung relay, when it comes back, cannot delete what it claimed.
+func TestRelayTurnOfAHungRelayPassesOn(t *testing.T) {
+	db, _ := privateDB(t)
+	f := newFixtureOn(t, db)
+	p := f.create(t, t.Context(), "https://example.com/hung.jpg")
+	cfg := relayConfig(time.Minute, 50)
+	cfg.TurnTimeout = time.Second
+	stuck := &hung{entered: make(chan struct{}), release: make(chan struct{})}
+	first, err := postgres.NewRelay(cfg, db, stuck, zerolog.Nop())
+	if err != nil {
+		t.Fatal(err)
+	}
+	firstDone := make(chan error, 1)
+	go func() {
+		_, err := first.PublishBatch(t.Context())
+		firstDone <- err
+	}()
+	select {
+	case <-stuck.entered:
+	case <-time.After(10 * time.Second):
+		t.Fatal("the first relay did not claim within 10 s")
+	}
+
+	pub := &publisher{}
+	next, err := postgres.NewRelay(cfg, db, pub, zerolog.Nop())
+	if err != nil {
+		t.Fatal(err)
+	}
+	start := time.Now()
+	n, err := next.PublishBatch(t.Context())
+	waited := time.Since(start)
+	if err != nil || n != 1 {
+		t.Fatalf("the next relay's batch = %d, %v; want the product's task", n, err)
+	}
+	if waited < 500*time.Millisecond {
+		t.Errorf("the next relay claimed after %v, before the hung relay's turn timed out", waited)
+	}
+	if got := pub.tasksOf(p.ID); len(got) != 1 {
+		t.Errorf("the next relay published %d tasks, want 1", len(got))
+	}
+	close(stuck.release)
+	if err := <-firstDone; err == nil {
+		t.Error("the hung relay's batch committed after its turn had passed on")
 	}
 }
 
