@@ -32,20 +32,25 @@ type ResultStore interface {
 	// with ErrAttemptsUsed when MaxAttempts attempts began and none of them
 	// settled the image.
 	Begin(ctx context.Context, t Task) (attempt int, err error)
-	// Abandon takes back attempt, which Begin counted but which was stopped
-	// on purpose before it finished. It changes nothing when another attempt
+	// Abandon takes back attempt, which Begin (or BeginReprocess, for a
+	// reprocess task) counted but which was stopped on purpose before it
+	// finished. It changes nothing when another attempt
 	// began since, or the image was settled.
 	Abandon(ctx context.Context, t Task, attempt int) error
 	// Ready records the compressed copies of the task's image.
 	Ready(ctx context.Context, t Task, r Result) error
-	// BeginReprocess starts an attempt at re-making a ready image, which
-	// stays ready (with its variants) meanwhile. It returns ErrStale when
-	// the image is not ready, was made with presetSet already, is gone,
-	// has another source URL now or belongs to a deleted product. Its
-	// attempts are not counted durably: a ready image has no failure to
-	// record, and a reprocess that keeps failing is dead-lettered.
-	BeginReprocess(ctx context.Context, t Task, presetSet string) error
+	// BeginReprocess counts an attempt at re-making a ready image, which
+	// stays ready (with its variants) meanwhile, and returns its number,
+	// as Begin does; the count starts again each time pms reprocess queues
+	// the image. It returns ErrStale when the image is not ready, was made
+	// with presetSet already, is gone, has another source URL now or
+	// belongs to a deleted product; and the count with ErrAttemptsUsed when
+	// MaxAttempts attempts began and none finished. A reprocess that fails
+	// for good is dead-lettered; the image keeps its variants.
+	BeginReprocess(ctx context.Context, t Task, presetSet string) (attempt int, err error)
 	// Failed records that the task's image cannot be processed, with a code.
+	// For a reprocess task the image stays ready with its variants, and its
+	// count of attempts starts again, so that a replay gets all of them.
 	Failed(ctx context.Context, t Task, attempts int, code string) error
 	// Storing records that objects are about to be stored at keys, before
 	// they are uploaded: the Collector does not remove them for a grace
@@ -197,7 +202,8 @@ func (p *Processor) Process(ctx context.Context, t Task) (int, error) {
 	var attempt int
 	err := p.timed(job, StageDatabase, func(ctx context.Context) (err error) {
 		if t.Reprocess {
-			return p.results.BeginReprocess(ctx, t, p.presetSet)
+			attempt, err = p.results.BeginReprocess(ctx, t, p.presetSet)
+			return err
 		}
 		attempt, err = p.results.Begin(ctx, t)
 		return err
@@ -212,7 +218,7 @@ func (p *Processor) Process(ctx context.Context, t Task) (int, error) {
 	case err != nil:
 		return 0, fmt.Errorf("begin task: %w", err)
 	}
-	if attempt == 1 && !t.RequestedAt.IsZero() {
+	if attempt == 1 && !t.Reprocess && !t.RequestedAt.IsZero() {
 		p.observe.Waited(time.Since(t.RequestedAt))
 	}
 	if err := p.run(job, t); err != nil {

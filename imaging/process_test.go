@@ -165,15 +165,14 @@ func (r *fakeResults) Ready(_ context.Context, _ imaging.Task, res imaging.Resul
 	return nil
 }
 
-func (r *fakeResults) BeginReprocess(_ context.Context, _ imaging.Task, set string) error {
+func (r *fakeResults) BeginReprocess(_ context.Context, _ imaging.Task, set string) (int, error) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	r.reprocessed = append(r.reprocessed, set)
 	if r.begin != nil {
-		_, err := r.begin()
-		return err
+		return r.begin()
 	}
-	return nil
+	return 1, nil
 }
 
 func (r *fakeResults) Storing(_ context.Context, keys []string) error {
@@ -397,39 +396,43 @@ func TestProcessRunsNothingBegunElsewhere(t *testing.T) {
 		{"begin failed", 0, down, 0, imaging.CodeInternal, false},
 	}
 	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			r := newRig(t, nil)
-			r.results.begin = func() (int, error) { return tt.attempt, tt.beginErr }
-			attempt, err := r.proc.Process(context.Background(), r.task("/a.png"))
-			if attempt != tt.wantAttempt {
-				t.Errorf("Process() attempt = %d, want %d", attempt, tt.wantAttempt)
-			}
-			if tt.wantCode == "" && err != nil {
-				t.Errorf("Process() error = %v, want nil", err)
-			}
-			if c, permanent := code(err); tt.wantCode != "" && (c != tt.wantCode || permanent != tt.wantPermanent) {
-				t.Errorf("Process() error = %v (code %s, permanent %v), want code %s, permanent %v", err, c, permanent, tt.wantCode, tt.wantPermanent)
-			}
-			if tt.wantCode != "" && !errors.Is(err, tt.beginErr) {
-				t.Errorf("Process() error = %v, want it to wrap %v", err, tt.beginErr)
-			}
-			if n := r.fetches(); n != 0 || len(r.compress.calls) != 0 || len(r.results.ready) != 0 {
-				t.Errorf("Process() fetched %d times, compressed %v, recorded %v; want nothing done", n, r.compress.calls, r.results.ready)
-			}
-		})
+		for _, reprocess := range []bool{false, true} {
+			t.Run(fmt.Sprintf("%s/reprocess=%v", tt.name, reprocess), func(t *testing.T) {
+				r := newRig(t, nil)
+				r.results.begin = func() (int, error) { return tt.attempt, tt.beginErr }
+				task := r.task("/a.png")
+				task.Reprocess = reprocess
+				attempt, err := r.proc.Process(context.Background(), task)
+				if attempt != tt.wantAttempt {
+					t.Errorf("Process() attempt = %d, want %d", attempt, tt.wantAttempt)
+				}
+				if tt.wantCode == "" && err != nil {
+					t.Errorf("Process() error = %v, want nil", err)
+				}
+				if c, permanent := code(err); tt.wantCode != "" && (c != tt.wantCode || permanent != tt.wantPermanent) {
+					t.Errorf("Process() error = %v (code %s, permanent %v), want code %s, permanent %v", err, c, permanent, tt.wantCode, tt.wantPermanent)
+				}
+				if tt.wantCode != "" && !errors.Is(err, tt.beginErr) {
+					t.Errorf("Process() error = %v, want it to wrap %v", err, tt.beginErr)
+				}
+				if n := r.fetches(); n != 0 || len(r.compress.calls) != 0 || len(r.results.ready) != 0 {
+					t.Errorf("Process() fetched %d times, compressed %v, recorded %v; want nothing done", n, r.compress.calls, r.results.ready)
+				}
+			})
+		}
 	}
 }
 
 // TestProcessReprocess: a reprocess task begins with BeginReprocess and
-// the worker's preset set, counts no attempt, and records the variants with
-// that set; a stale one does nothing.
+// the worker's preset set, which counts its attempt, and records the
+// variants with that set; a stale one does nothing.
 func TestProcessReprocess(t *testing.T) {
 	r := newRig(t, nil)
 	task := r.task("/a.png")
 	task.Reprocess = true
 	want := imaging.Config{Presets: []imaging.Preset{mainPreset, thumbPreset}}.PresetSet()
-	if attempt, err := r.proc.Process(context.Background(), task); attempt != 0 || err != nil {
-		t.Fatalf("Process(reprocess) = %d, %v; want attempt 0 (not counted), nil", attempt, err)
+	if attempt, err := r.proc.Process(context.Background(), task); attempt != 1 || err != nil {
+		t.Fatalf("Process(reprocess) = %d, %v; want attempt 1, nil", attempt, err)
 	}
 	if !slices.Equal(r.results.reprocessed, []string{want}) || len(r.results.ready) != 1 || r.results.ready[0].PresetSet != want {
 		t.Fatalf("BeginReprocess got %v, results %+v; want the preset set %s once and a result made with it", r.results.reprocessed, r.results.ready, want)

@@ -96,6 +96,12 @@ WHERE id IN (SELECT product_id FROM img)`
 
 // Abandon takes back an attempt; see imaging.ResultStore.
 func (r *ImageResults) Abandon(ctx context.Context, t imaging.Task, attempt int) error {
+	if t.Reprocess {
+		if _, err := r.db.db.ExecContext(ctx, abandonReprocess, t.ImageID, t.SourceURL, attempt); err != nil {
+			return translate(fmt.Errorf("give back reprocess attempt %d at image %s: %w", attempt, t.ImageID, err))
+		}
+		return nil
+	}
 	if _, err := r.db.db.ExecContext(ctx, abandonImage, t.ImageID, t.SourceURL, attempt, now()); err != nil {
 		return translate(fmt.Errorf("give back attempt %d at image %s: %w", attempt, t.ImageID, err))
 	}
@@ -255,6 +261,12 @@ FROM product_images i WHERE i.id = $1`
 
 // Failed records a failure code; see imaging.ResultStore.
 func (r *ImageResults) Failed(ctx context.Context, t imaging.Task, attempts int, code string) error {
+	if t.Reprocess {
+		if _, err := r.db.db.ExecContext(ctx, giveUpReprocess, t.ImageID, t.SourceURL); err != nil {
+			return translate(fmt.Errorf("record the reprocess of image %s given up: %w", t.ImageID, err))
+		}
+		return nil
+	}
 	im := product.Image{ID: t.ImageID, SourceURL: t.SourceURL, Status: product.ImageFailed, Attempts: attempts, ErrorCode: code}
 	if err := r.record(ctx, failImage, product.EventImageFailed, im, nil, t.ImageID, t.SourceURL, attempts, code, now()); err != nil {
 		return translate(fmt.Errorf("record image %s failed: %w", t.ImageID, err))

@@ -24,25 +24,49 @@ WHERE i.status = 'ready' AND p.deleted_at IS NULL
 	// takeReprocessable locks up to $2 of them, by id.
 	takeReprocessable = `SELECT i.id, i.product_id, i.source_url` + reprocessable + `
 ORDER BY i.id LIMIT $2 FOR UPDATE OF i SKIP LOCKED`
-	markReprocessQueued = `UPDATE product_images SET reprocess_queued = $1 WHERE id = ANY($2::uuid[])`
-	reprocessImage      = `
-SELECT 1 FROM product_images i JOIN products p ON p.id = i.product_id
-WHERE i.id = $1 AND i.source_url = $2 AND i.status = 'ready' AND p.deleted_at IS NULL
-  AND i.preset_set IS DISTINCT FROM $3`
+	markReprocessQueued = `UPDATE product_images SET reprocess_queued = $1, reprocess_attempts = 0 WHERE id = ANY($2::uuid[])`
+	// reprocessable image $1 with source $2 for preset set $3: ready, of a
+	// live product, made with another set.
+	reprocessImage = `
+i.id = $1 AND i.source_url = $2 AND i.status = 'ready' AND i.preset_set IS DISTINCT FROM $3
+  AND EXISTS (SELECT 1 FROM products p WHERE p.id = i.product_id AND p.deleted_at IS NULL)`
+	// beginReprocess counts an attempt, unless $4 have begun.
+	beginReprocess = `
+UPDATE product_images i SET reprocess_attempts = i.reprocess_attempts + 1
+WHERE ` + reprocessImage + ` AND i.reprocess_attempts < $4
+RETURNING i.reprocess_attempts`
+	usedReprocessAttempts = `SELECT i.reprocess_attempts FROM product_images i WHERE ` + reprocessImage
+	// giveUpReprocess leaves the image ready with its variants and makes
+	// it new to pms reprocess again, with no attempts: a replay of the
+	// dead-lettered task, or the next run, gets all of them.
+	giveUpReprocess = `
+UPDATE product_images SET reprocess_attempts = 0, reprocess_queued = NULL
+WHERE id = $1 AND source_url = $2 AND status = 'ready'`
+	abandonReprocess = `
+UPDATE product_images SET reprocess_attempts = reprocess_attempts - 1
+WHERE id = $1 AND source_url = $2 AND status = 'ready' AND reprocess_attempts = $3`
 )
 
-// BeginReprocess checks that the task's ready image still needs re-making
-// with presetSet; see imaging.ResultStore. It writes nothing.
-func (r *ImageResults) BeginReprocess(ctx context.Context, t imaging.Task, presetSet string) error {
-	var one int
-	err := r.db.db.GetContext(ctx, &one, reprocessImage, t.ImageID, t.SourceURL, presetSet)
-	if errors.Is(err, sql.ErrNoRows) {
-		return imaging.ErrStale
+// BeginReprocess counts an attempt at re-making the task's ready image
+// with presetSet, and returns its number; see imaging.ResultStore.
+func (r *ImageResults) BeginReprocess(ctx context.Context, t imaging.Task, presetSet string) (int, error) {
+	var attempt int
+	err := r.db.db.GetContext(ctx, &attempt, beginReprocess, t.ImageID, t.SourceURL, presetSet, imaging.MaxAttempts)
+	if err == nil {
+		return attempt, nil
 	}
-	if err != nil {
-		return translate(fmt.Errorf("look up image %s to reprocess: %w", t.ImageID, err))
+	if !errors.Is(err, sql.ErrNoRows) {
+		return 0, translate(fmt.Errorf("begin reprocessing image %s: %w", t.ImageID, err))
 	}
-	return nil
+	// Nothing begun: the task is stale, or its attempts are used up.
+	var used int
+	if err := r.db.db.GetContext(ctx, &used, usedReprocessAttempts, t.ImageID, t.SourceURL, presetSet); err != nil {
+		if errors.Is(err, sql.ErrNoRows) {
+			return 0, imaging.ErrStale
+		}
+		return 0, translate(fmt.Errorf("look up reprocess attempts of image %s: %w", t.ImageID, err))
+	}
+	return used, imaging.ErrAttemptsUsed
 }
 
 // ReprocessImage is an image that pms reprocess queues.
