@@ -2,6 +2,7 @@ package cmd
 
 import (
 	"context"
+	"database/sql"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -26,6 +27,7 @@ import (
 	"github.com/pms-dev/pms/product"
 	"github.com/pms-dev/pms/product/account"
 	"github.com/pms-dev/pms/product/correlation"
+	"github.com/pms-dev/pms/product/message"
 )
 
 // pmsBinary is the pms binary the process tests run, built once per test
@@ -176,20 +178,30 @@ func publishProducts(t *testing.T, r *rig, requestID string, images [][]string) 
 		ps = append(ps, p)
 		tasks += len(urls)
 	}
+	if n := publishOutbox(t, r, db); n != tasks {
+		t.Fatalf("published %d of the products' tasks, want %d", n, tasks)
+	}
+	return store, ps
+}
+
+// publishOutbox publishes a batch of db's outbox to the rig's Kafka, as
+// the relay of `pms serve` would, and returns how many messages it held.
+func publishOutbox(t *testing.T, r *rig, db *postgres.DB) int {
+	t.Helper()
 	producer, err := kafka.NewProducer(r.kafka.Config(), zerolog.Nop())
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer producer.Close()
-	relay, err := postgres.NewRelay(postgres.DefaultRelayConfig(),
-		db, producer, zerolog.Nop())
+	relay, err := postgres.NewRelay(postgres.DefaultRelayConfig(), db, producer, zerolog.Nop())
 	if err != nil {
 		t.Fatal(err)
 	}
-	if n, err := relay.PublishBatch(ctx); err != nil || n != tasks {
-		t.Fatalf("publish the products' tasks = %d, %v; want %d", n, err, tasks)
+	n, err := relay.PublishBatch(context.Background())
+	if err != nil {
+		t.Fatalf("publish the outbox: %v", err)
 	}
-	return store, ps
+	return n
 }
 
 // images returns the product's images as stored now.
@@ -247,23 +259,12 @@ func TestWorkerKilledMidTaskThreeTimes(t *testing.T) {
 		return startProcess(t, bin, env, "worker", "--config", filepath.Join("..", "config.yaml"))
 	}
 
-	for attempt := 1; attempt <= imaging.MaxAttempts; attempt++ {
-		started := time.Now()
-		w := worker()
-		select {
-		case <-arrived:
-		case <-time.After(60 * time.Second):
-			t.Fatalf("worker %d did not fetch the poison image within 60s", attempt)
-		}
-		t.Logf("worker %d (pid %d) mid-task %v after its start", attempt, w.cmd.Process.Pid, time.Since(started).Round(time.Millisecond))
+	killMidTask(t, worker, arrived, func(attempt int) {
 		// The attempt was counted before the fetch began.
 		if im := images(t, store, p)[0]; im.Status != product.ImageProcessing || im.Attempts != attempt {
 			t.Fatalf("poison image is %s after %d attempts mid-task, want processing after %d", im.Status, im.Attempts, attempt)
 		}
-		if err := w.signal(t, syscall.SIGKILL); err == nil || !strings.Contains(err.Error(), "killed") {
-			t.Fatalf("worker %d exited with %v after SIGKILL, want killed", attempt, err)
-		}
-	}
+	})
 
 	started := time.Now()
 	last := worker()
@@ -294,14 +295,136 @@ func TestWorkerKilledMidTaskThreeTimes(t *testing.T) {
 	if err := last.signal(t, syscall.SIGTERM); err != nil {
 		t.Errorf("last worker exited with %v after SIGTERM, want status 0", err)
 	}
-	gaveUp := 0
-	for _, line := range strings.Split(last.out.String(), "\n") {
-		var l map[string]any
-		if json.Unmarshal([]byte(line), &l) == nil && l["message"] == "task given up; dead-lettered" && l["request_id"] == rid {
-			gaveUp++
+	if n := gaveUp(last, rid); n != 1 {
+		t.Errorf("the last worker logged %d give-ups of request %s, want 1", n, rid)
+	}
+}
+
+// killMidTask starts a worker imaging.MaxAttempts times and SIGKILLs each
+// in the middle of the task whose source request arrives on arrived, once
+// counted(attempt) has checked what the attempt left in PostgreSQL.
+func killMidTask(t *testing.T, worker func() *process, arrived <-chan struct{}, counted func(attempt int)) {
+	t.Helper()
+	for attempt := 1; attempt <= imaging.MaxAttempts; attempt++ {
+		started := time.Now()
+		w := worker()
+		select {
+		case <-arrived:
+		case <-time.After(60 * time.Second):
+			t.Fatalf("worker %d did not fetch the poison image within 60s", attempt)
+		}
+		t.Logf("worker %d (pid %d) mid-task %v after its start", attempt, w.cmd.Process.Pid, time.Since(started).Round(time.Millisecond))
+		counted(attempt)
+		if err := w.signal(t, syscall.SIGKILL); err == nil || !strings.Contains(err.Error(), "killed") {
+			t.Fatalf("worker %d exited with %v after SIGKILL, want killed", attempt, err)
 		}
 	}
-	if gaveUp != 1 {
-		t.Errorf("the last worker logged %d give-ups of request %s, want 1", gaveUp, rid)
+}
+
+// gaveUp counts the give-ups of request rid in a worker's log.
+func gaveUp(w *process, rid string) int {
+	n := 0
+	for _, line := range strings.Split(w.out.String(), "\n") {
+		var l map[string]any
+		if json.Unmarshal([]byte(line), &l) == nil && l["message"] == "task given up; dead-lettered" && l["request_id"] == rid {
+			n++
+		}
+	}
+	return n
+}
+
+// TestWorkerKilledMidReprocessThreeTimes is TestWorkerKilledMidTaskThreeTimes
+// for a pms reprocess task: its attempts are counted in PostgreSQL too, so
+// the fourth worker gives it up as worker_crashed without fetching, and
+// the image stays ready with the variants it had.
+func TestWorkerKilledMidReprocessThreeTimes(t *testing.T) {
+	if testing.Short() {
+		t.Skip("integration test: builds and runs pms worker")
+	}
+	t.Parallel()
+	bin := buildPMS(t)
+	r := newRig(t)
+	arrived := make(chan struct{}, 8)
+	src := newSource(t, func(w http.ResponseWriter, req *http.Request, n int) {
+		arrived <- struct{}{}
+		<-req.Context().Done() // hangs until the worker dies
+	})
+	const rid = "worker-killed-mid-reprocess"
+	store, ps := publishProducts(t, r, rid, [][]string{{src.URL("/poison.png")}})
+	p := ps[0]
+	ctx := correlation.WithID(context.Background(), rid)
+	db, err := postgres.Open(postgrestest.Config(t, r.dbURL))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { db.Close() })
+	// The image was made once, with another preset set: its first task is
+	// then stale, and pms reprocess queues it.
+	results := postgres.NewImageResults(db)
+	first := imaging.Task{ProductID: p.ID, ImageID: p.Images[0].ID, SourceURL: p.Images[0].SourceURL}
+	made := imaging.Result{PresetSet: "older", Variants: []imaging.Variant{{Name: "main", URL: "https://cdn.example/old.webp", Width: 8, Height: 8, Bytes: 80, Format: "webp"}}}
+	if _, err := results.Begin(ctx, first); err != nil {
+		t.Fatal(err)
+	}
+	if err := results.Ready(ctx, first, made); err != nil {
+		t.Fatal(err)
+	}
+	tasks := imaging.NewTaskMessages(taskTopic)
+	n, err := results.QueueReprocess(ctx, imaging.DefaultConfig().PresetSet(), 10, func(im postgres.ReprocessImage) (message.Message, error) {
+		return tasks.ReprocessTask(ctx, im.ProductID, im.ID, im.SourceURL, time.Now())
+	})
+	if err != nil || n != 1 {
+		t.Fatalf("QueueReprocess = %d, %v; want the image", n, err)
+	}
+	if n := publishOutbox(t, r, db); n != 1 {
+		t.Fatalf("published %d reprocess tasks, want 1", n)
+	}
+	queued := r.kafka.Messages(t, taskTopic)
+	if len(queued) != 2 {
+		t.Fatalf("task topic holds %d messages, want the first task and the reprocess one", len(queued))
+	}
+	reprocess := queued[1]
+
+	env := r.env(map[string]string{
+		"PMS_IMAGING_FETCH_ALLOW_PRIVATE_NETWORKS": "true", // the source is on loopback
+		"PMS_KAFKA_RETRY_BACKOFF":                  "50ms",
+		"PMS_KAFKA_MAX_WAIT_TIME":                  "50ms",
+		"PMS_KAFKA_COMMIT_INTERVAL":                "100ms",
+		"PMS_KAFKA_SHUTDOWN_GRACE":                 "1s",
+		"PMS_REDIS_ADDR":                           redistest.Addr(t),
+	})
+	worker := func() *process {
+		env["PMS_WORKER_ADDR"] = freeAddr(t)
+		return startProcess(t, bin, env, "worker", "--config", filepath.Join("..", "config.yaml"))
+	}
+	raw, err := sql.Open("postgres", r.dbURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { raw.Close() })
+	killMidTask(t, worker, arrived, func(attempt int) {
+		var counted int
+		if err := raw.QueryRow(`SELECT reprocess_attempts FROM product_images WHERE id = $1`, first.ImageID).Scan(&counted); err != nil || counted != attempt {
+			t.Fatalf("reprocess attempts mid-task = %d, %v; want %d", counted, err, attempt)
+		}
+	})
+
+	last := worker()
+	dls := r.kafka.WaitMessages(t, deadLetterTopic, 1, 60*time.Second)
+	if len(dls) != 1 {
+		t.Fatalf("%d dead letters, want the reprocess task alone: %+v", len(dls), dls)
+	}
+	checkDeadLetter(t, dls[0], reprocess, imaging.CodeWorkerCrashed, imaging.MaxAttempts, rid)
+	if im := images(t, store, p)[0]; im.Status != product.ImageReady || len(im.Variants) != 1 || im.Variants[0].URL != made.Variants[0].URL {
+		t.Errorf("image after the reprocess was given up = %+v, want ready with the variant it had", im)
+	}
+	if n := src.Hits("/poison.png"); n != imaging.MaxAttempts {
+		t.Errorf("source asked %d times, want %d: the last worker must give up without fetching", n, imaging.MaxAttempts)
+	}
+	if err := last.signal(t, syscall.SIGTERM); err != nil {
+		t.Errorf("last worker exited with %v after SIGTERM, want status 0", err)
+	}
+	if n := gaveUp(last, rid); n != 1 {
+		t.Errorf("the last worker logged %d give-ups of request %s, want 1", n, rid)
 	}
 }
