@@ -68,7 +68,8 @@ type Decision struct {
 // for Redis. Tokens are taken before they are spent, so the limit is never
 // exceeded; a process may hold a lease and a quarter of unused ones for up
 // to leaseTTL, so a caller can be refused a little early (by at most that
-// per process). With a burst under 20 no lease is ordered ahead, and under
+// per process). The quarter left when an ordered lease arrives takes the
+// new lease's expiry, so those few tokens may be held up to twice leaseTTL. With a burst under 20 no lease is ordered ahead, and under
 // 10 every request goes to Redis.
 type Limiter struct {
 	mu      sync.Mutex
