@@ -43,7 +43,9 @@ func hashTagOf(key, prefix string) (string, bool) {
 // reader whose store read came before a commit either writes before that
 // commit's delete, which then removes the value, or finds the token gone (or
 // replaced by a later reader's fresh random one) and writes nothing. Tokens
-// are random, so a token that expired or was evicted cannot come back.
+// are random, so a token that expired or was evicted cannot come back. A
+// writer may also empty the entry before its change and leave the intent
+// as its token (Client.changing), under which no reader writes.
 var (
 	// lookupScript returns {1, value} on a hit, else {0, token}.
 	lookupScript = goredis.NewScript(`
@@ -113,7 +115,7 @@ func (c *Client) lookup(ctx context.Context, e entry) lookup {
 // store writes the value of an entry unless its token changed since lookup.
 // It reports whether it wrote.
 func (c *Client) store(ctx context.Context, e entry, token string, data []byte, ttl time.Duration) bool {
-	if token == "" || c.forgetting(e) {
+	if token == "" || token == intent || c.forgetting(e) {
 		return false
 	}
 	var n int64

@@ -159,11 +159,22 @@ func (e *env) cachedVersion(t *testing.T, id uuid.UUID) int {
 func productKey(id uuid.UUID) string { return "pms:product:{" + id.String() + "}" }
 
 // countingStore counts store reads. blockGet, when set before the test
-// starts reading, runs after each read, before Get returns.
+// starts reading, runs after each read, before Get returns; afterUpdate,
+// when set before the test updates, after each update's commit, before
+// Update returns.
 type countingStore struct {
 	product.Store
-	gets     atomic.Int64
-	blockGet func(p product.Product)
+	gets        atomic.Int64
+	blockGet    func(p product.Product)
+	afterUpdate func()
+}
+
+func (s *countingStore) Update(ctx context.Context, id uuid.UUID, change func(*product.Product) ([]message.Message, error)) (product.Product, error) {
+	p, err := s.Store.Update(ctx, id, change)
+	if s.afterUpdate != nil {
+		s.afterUpdate()
+	}
+	return p, err
 }
 
 func (s *countingStore) Get(ctx context.Context, id uuid.UUID) (product.Product, error) {

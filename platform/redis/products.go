@@ -3,7 +3,6 @@ package redis
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"time"
 
@@ -100,21 +99,20 @@ func cloneProduct(p product.Product) product.Product {
 	return p
 }
 
-// Update updates the product in the store and then invalidates it. It
-// invalidates after failures too, whose outcome may be unknown: a spare
-// delete costs nothing.
-func (pc *ProductCache) Update(ctx context.Context, id uuid.UUID, change func(*product.Product) ([]message.Message, error)) (product.Product, error) {
-	p, err := pc.Store.Update(ctx, id, change)
-	pc.Invalidate(ctx, id)
+// Update updates the product in the store, emptying its entry before and
+// invalidating it after (see Client.changing). It invalidates after
+// failures too, whose outcome may be unknown: a spare delete costs nothing.
+func (pc *ProductCache) Update(ctx context.Context, id uuid.UUID, change func(*product.Product) ([]message.Message, error)) (p product.Product, err error) {
+	err = pc.c.changing(ctx, productEntry(id), func() error {
+		p, err = pc.Store.Update(ctx, id, change)
+		return err
+	})
 	return p, err
 }
 
-// Delete deletes the product in the store and then invalidates it, after
-// failures too.
+// Delete deletes the product in the store, as Update changes it.
 func (pc *ProductCache) Delete(ctx context.Context, id uuid.UUID, version int, msgs []message.Message) error {
-	err := pc.Store.Delete(ctx, id, version, msgs)
-	pc.Invalidate(ctx, id)
-	return err
+	return pc.c.changing(ctx, productEntry(id), func() error { return pc.Store.Delete(ctx, id, version, msgs) })
 }
 
 // Invalidate drops the cached product. Call it after the change that made it
@@ -141,35 +139,36 @@ func NewResultsCache(c *Client, results imaging.ResultStore) *ResultsCache {
 	return &ResultsCache{ResultStore: results, c: c}
 }
 
-// Begin counts an attempt, marks the image processing and invalidates its
-// product, unless nothing changed (imaging.ErrStale, imaging.ErrAttemptsUsed).
-func (rc *ResultsCache) Begin(ctx context.Context, t imaging.Task) (int, error) {
-	attempt, err := rc.ResultStore.Begin(ctx, t)
-	if !errors.Is(err, imaging.ErrStale) && !errors.Is(err, imaging.ErrAttemptsUsed) {
-		rc.c.forget(ctx, productEntry(t.ProductID))
-	}
+// Begin counts an attempt and marks the image processing; like every
+// change below, it empties the product's entry before and invalidates it
+// after (see Client.changing).
+func (rc *ResultsCache) Begin(ctx context.Context, t imaging.Task) (attempt int, err error) {
+	err = rc.changing(ctx, t, func() error {
+		attempt, err = rc.ResultStore.Begin(ctx, t)
+		return err
+	})
 	return attempt, err
 }
 
-// Abandon takes back an attempt and invalidates the product.
+// Abandon takes back an attempt.
 func (rc *ResultsCache) Abandon(ctx context.Context, t imaging.Task, attempt int) error {
-	err := rc.ResultStore.Abandon(ctx, t, attempt)
-	rc.c.forget(ctx, productEntry(t.ProductID))
-	return err
+	return rc.changing(ctx, t, func() error { return rc.ResultStore.Abandon(ctx, t, attempt) })
 }
 
-// Ready records the compressed copies and invalidates the product.
+// Ready records the compressed copies.
 func (rc *ResultsCache) Ready(ctx context.Context, t imaging.Task, r imaging.Result) error {
-	err := rc.ResultStore.Ready(ctx, t, r)
-	rc.c.forget(ctx, productEntry(t.ProductID))
-	return err
+	return rc.changing(ctx, t, func() error { return rc.ResultStore.Ready(ctx, t, r) })
 }
 
-// Failed records the failure and invalidates the product.
+// Failed records the failure.
 func (rc *ResultsCache) Failed(ctx context.Context, t imaging.Task, attempts int, code string) error {
-	err := rc.ResultStore.Failed(ctx, t, attempts, code)
-	rc.c.forget(ctx, productEntry(t.ProductID))
-	return err
+	return rc.changing(ctx, t, func() error { return rc.ResultStore.Failed(ctx, t, attempts, code) })
+}
+
+// changing runs change of t's product between emptying its entry and
+// invalidating it.
+func (rc *ResultsCache) changing(ctx context.Context, t imaging.Task, change func() error) error {
+	return rc.c.changing(ctx, productEntry(t.ProductID), change)
 }
 
 // productFormat versions the cached layout: entries of another format are

@@ -292,6 +292,52 @@ func TestProductCacheStaleSet(t *testing.T) {
 	}
 }
 
+// TestProductCacheWriterDiesAfterCommit: a process that dies between its
+// commit and its invalidation (here it hangs there) leaves no stale value
+// in Redis. The entry went before the change, and until the invalidation
+// comes (or the intent expires) readers elsewhere read the store, which
+// holds the change, and do not fill the entry.
+func TestProductCacheWriterDiesAfterCommit(t *testing.T) {
+	t.Parallel()
+	addr := redistest.Addr(t)
+	e := newEnv(t, addr, nil)
+	// Another process on the same Redis and database, without near copies
+	// (whose announcements come asynchronously).
+	other := newEnvOn(t, addr, e.db, func(c *redis.Config) { c.LocalTTL = 0 })
+	ctx := context.Background()
+	p := e.newProduct(t)
+	if _, err := other.cache.Get(ctx, p.ID); err != nil {
+		t.Fatal(err)
+	}
+	if v := e.cachedVersion(t, p.ID); v != 1 {
+		t.Fatalf("cached version = %d, want 1", v)
+	}
+	committed, dies := make(chan struct{}), make(chan struct{})
+	e.store.afterUpdate = func() {
+		close(committed)
+		<-dies
+	}
+	updated := make(chan struct{})
+	go func() {
+		defer close(updated)
+		e.rename(t, p.ID)
+	}()
+	t.Cleanup(func() { close(dies); <-updated })
+	<-committed
+	before := other.store.gets.Load()
+	for i := range 2 {
+		if got, err := other.cache.Get(ctx, p.ID); err != nil || got.Version != 2 {
+			t.Errorf("Get() #%d while the writer is dead = version %d, %v; want the committed 2", i+1, got.Version, err)
+		}
+	}
+	if v := e.cachedVersion(t, p.ID); v != 0 {
+		t.Errorf("while the writer is dead the cache holds version %d, want nothing", v)
+	}
+	if n := other.store.gets.Load() - before; n != 2 {
+		t.Errorf("two Gets read the store %d times, want 2 (nothing filled)", n)
+	}
+}
+
 func TestProductTTLJitter(t *testing.T) {
 	t.Parallel()
 	ttl, jitter := 30*time.Minute, 0.1

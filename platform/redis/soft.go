@@ -152,6 +152,50 @@ func (c *Client) forget(ctx context.Context, e entry) {
 	}
 }
 
+// A change's intent: the token intend leaves on an entry for the time of a
+// change. Readers never write under it (store), so the entry stays empty
+// until forget, or, when the process that changes it dies before forget,
+// until intentTTL: the longest a change takes (a request's deadline, an
+// image attempt's database steps) with a margin.
+const (
+	intent    = "intent"
+	intentTTL = 30 * time.Second
+)
+
+// changing runs change, which alters what e caches, between intend and
+// forget, and returns its error. So a process that dies between the
+// commit and the invalidation leaves no stale value behind it: the value
+// went before the change, and no reader fills the entry meanwhile. (Two
+// changes of one entry at once share the intent: the first forget ends
+// it, and a reader may then fill the entry with the first change's state,
+// stale only if the second change's process dies before its forget.)
+func (c *Client) changing(ctx context.Context, e entry, change func() error) error {
+	c.intend(ctx, e)
+	err := change()
+	c.forget(ctx, e)
+	return err
+}
+
+// intend empties e and leaves the intent on it, announced like an
+// invalidation so that near copies go too. It is best effort: when Redis
+// cannot be reached the change goes ahead, and forget after it takes care
+// of the entry as before.
+func (c *Client) intend(ctx context.Context, e entry) {
+	c.dropLocal(e.value)
+	_ = c.do(context.WithoutCancel(ctx), "redis cache invalidation", func(ctx context.Context) error {
+		return intendScript.Run(ctx, c.rdb, []string{e.value, e.gen}, c.announcements(), intent, intentTTL.Milliseconds()).Err()
+	})
+}
+
+// intendScript deletes an entry's value, puts the intent (ARGV[2]) in
+// place of its token for ARGV[3] ms and, when ARGV[1] names a channel,
+// announces the entry there.
+var intendScript = goredis.NewScript(`
+redis.call('DEL', KEYS[1])
+redis.call('SET', KEYS[2], ARGV[2], 'PX', ARGV[3])
+if ARGV[1] ~= '' then redis.call('PUBLISH', ARGV[1], KEYS[1]) end
+return 1`)
+
 // invalidateScript deletes an entry's value and token and, when ARGV[1]
 // names a channel, announces the entry there, in one step: a delete that
 // succeeds is always announced, so the near copies of other processes never
