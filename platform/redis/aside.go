@@ -19,12 +19,15 @@ import (
 // takes longer only skips writing the cache.
 const genTTL = time.Minute
 
-// entry names the Redis keys of one cached item: its value, and its
-// generation token, which the stale-set guard compares. Both carry the same
-// {hash tag} so a script may touch them together on a cluster too.
-type entry struct{ value, gen string }
+// entry names the Redis keys of one cached item: its value; its generation
+// token, which the stale-set guard compares; and the count of changes to it
+// in flight (Client.changing). All carry the same {hash tag} so a script
+// may touch them together on a cluster too.
+type entry struct{ value, gen, changes string }
 
-func newEntry(base string) entry { return entry{value: base, gen: base + ":gen"} }
+func newEntry(base string) entry {
+	return entry{value: base, gen: base + ":gen", changes: base + ":changes"}
+}
 
 // hashTagOf returns what the {hash tag} of a Redis key that starts with
 // prefix (which ends in "{") holds, or false for another key.
@@ -44,13 +47,15 @@ func hashTagOf(key, prefix string) (string, bool) {
 // commit's delete, which then removes the value, or finds the token gone (or
 // replaced by a later reader's fresh random one) and writes nothing. Tokens
 // are random, so a token that expired or was evicted cannot come back. A
-// writer may also empty the entry before its change and leave the intent
-// as its token (Client.changing), under which no reader writes.
+// writer may also empty the entry before its change and count the change
+// in flight (Client.changing): while any is, a reader gets no token.
 var (
-	// lookupScript returns {1, value} on a hit, else {0, token}.
+	// lookupScript returns {1, value} on a hit, else {0, token}, the token
+	// "" while a change is in flight.
 	lookupScript = goredis.NewScript(`
 local v = redis.call('GET', KEYS[1])
 if v then return {1, v} end
+if redis.call('EXISTS', KEYS[3]) == 1 then return {0, ''} end
 local g = redis.call('GET', KEYS[2])
 if not g then
   g = ARGV[1]
@@ -98,7 +103,7 @@ func (c *Client) lookup(ctx context.Context, e entry) lookup {
 	var res []any
 	err = c.do(ctx, "redis cache read", func(ctx context.Context) error {
 		var err error
-		res, err = lookupScript.Run(ctx, c.rdb, []string{e.value, e.gen}, rand.Text(), genTTL.Milliseconds()).Slice()
+		res, err = lookupScript.Run(ctx, c.rdb, []string{e.value, e.gen, e.changes}, rand.Text(), genTTL.Milliseconds()).Slice()
 		return err
 	})
 	if err != nil || len(res) != 2 {
@@ -115,7 +120,7 @@ func (c *Client) lookup(ctx context.Context, e entry) lookup {
 // store writes the value of an entry unless its token changed since lookup.
 // It reports whether it wrote.
 func (c *Client) store(ctx context.Context, e entry, token string, data []byte, ttl time.Duration) bool {
-	if token == "" || token == intent || c.forgetting(e) {
+	if token == "" || c.forgetting(e) {
 		return false
 	}
 	var n int64

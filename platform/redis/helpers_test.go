@@ -112,16 +112,19 @@ func (e *env) newProduct(t *testing.T, imageURLs ...string) product.Product {
 // version.
 func (e *env) rename(t *testing.T, id uuid.UUID) product.Product {
 	t.Helper()
-	p, err := e.cache.Update(context.Background(), id, func(p *product.Product) ([]message.Message, error) {
-		p.Name = "Renamed " + rand.Text()
-		p.Version++
-		p.UpdatedAt = now()
-		return nil, nil
-	})
+	p, err := e.cache.Update(context.Background(), id, bump)
 	if err != nil {
 		t.Fatalf("Update(%s) error = %v", id, err)
 	}
 	return p
+}
+
+// bump is an Update's change that renames the product, at a new version.
+func bump(p *product.Product) ([]message.Message, error) {
+	p.Name = "Renamed " + rand.Text()
+	p.Version++
+	p.UpdatedAt = now()
+	return nil, nil
 }
 
 // newKey stores a new API key for the env's user and returns it.
@@ -159,22 +162,23 @@ func (e *env) cachedVersion(t *testing.T, id uuid.UUID) int {
 func productKey(id uuid.UUID) string { return "pms:product:{" + id.String() + "}" }
 
 // countingStore counts store reads. blockGet, when set before the test
-// starts reading, runs after each read, before Get returns; afterUpdate,
-// when set before the test updates, after each update's commit, before
-// Update returns.
+// starts reading, runs after each read, before Get returns; aroundUpdate,
+// when set before the test updates, runs each Update (the nth, counting
+// from 1) in place of the wrapped store's, which update calls.
 type countingStore struct {
 	product.Store
-	gets        atomic.Int64
-	blockGet    func(p product.Product)
-	afterUpdate func()
+	gets         atomic.Int64
+	blockGet     func(p product.Product)
+	updates      atomic.Int64
+	aroundUpdate func(n int64, update func() (product.Product, error)) (product.Product, error)
 }
 
 func (s *countingStore) Update(ctx context.Context, id uuid.UUID, change func(*product.Product) ([]message.Message, error)) (product.Product, error) {
-	p, err := s.Store.Update(ctx, id, change)
-	if s.afterUpdate != nil {
-		s.afterUpdate()
+	update := func() (product.Product, error) { return s.Store.Update(ctx, id, change) }
+	if s.aroundUpdate != nil {
+		return s.aroundUpdate(s.updates.Add(1), update)
 	}
-	return p, err
+	return update()
 }
 
 func (s *countingStore) Get(ctx context.Context, id uuid.UUID) (product.Product, error) {

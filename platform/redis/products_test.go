@@ -295,46 +295,77 @@ func TestProductCacheStaleSet(t *testing.T) {
 // TestProductCacheWriterDiesAfterCommit: a process that dies between its
 // commit and its invalidation (here it hangs there) leaves no stale value
 // in Redis. The entry went before the change, and until the invalidation
-// comes (or the intent expires) readers elsewhere read the store, which
-// holds the change, and do not fill the entry.
+// comes (or the count of changes in flight expires) readers elsewhere read
+// the store, which holds the change, and do not fill the entry. That holds
+// when another change of the product began earlier and finished meanwhile.
 func TestProductCacheWriterDiesAfterCommit(t *testing.T) {
-	t.Parallel()
-	addr := redistest.Addr(t)
-	e := newEnv(t, addr, nil)
-	// Another process on the same Redis and database, without near copies
-	// (whose announcements come asynchronously).
-	other := newEnvOn(t, addr, e.db, func(c *redis.Config) { c.LocalTTL = 0 })
-	ctx := context.Background()
-	p := e.newProduct(t)
-	if _, err := other.cache.Get(ctx, p.ID); err != nil {
-		t.Fatal(err)
-	}
-	if v := e.cachedVersion(t, p.ID); v != 1 {
-		t.Fatalf("cached version = %d, want 1", v)
-	}
-	committed, dies := make(chan struct{}), make(chan struct{})
-	e.store.afterUpdate = func() {
-		close(committed)
-		<-dies
-	}
-	updated := make(chan struct{})
-	go func() {
-		defer close(updated)
-		e.rename(t, p.ID)
-	}()
-	t.Cleanup(func() { close(dies); <-updated })
-	<-committed
-	before := other.store.gets.Load()
-	for i := range 2 {
-		if got, err := other.cache.Get(ctx, p.ID); err != nil || got.Version != 2 {
-			t.Errorf("Get() #%d while the writer is dead = version %d, %v; want the committed 2", i+1, got.Version, err)
-		}
-	}
-	if v := e.cachedVersion(t, p.ID); v != 0 {
-		t.Errorf("while the writer is dead the cache holds version %d, want nothing", v)
-	}
-	if n := other.store.gets.Load() - before; n != 2 {
-		t.Errorf("two Gets read the store %d times, want 2 (nothing filled)", n)
+	for _, overlapped := range []bool{false, true} {
+		t.Run(fmt.Sprintf("overlapped=%v", overlapped), func(t *testing.T) {
+			t.Parallel()
+			addr := redistest.Addr(t)
+			e := newEnv(t, addr, nil)
+			// Another process on the same Redis and database, without near
+			// copies (whose announcements come asynchronously).
+			other := newEnvOn(t, addr, e.db, func(c *redis.Config) { c.LocalTTL = 0 })
+			ctx := context.Background()
+			p := e.newProduct(t)
+			if _, err := other.cache.Get(ctx, p.ID); err != nil {
+				t.Fatal(err)
+			}
+			if v := e.cachedVersion(t, p.ID); v != 1 {
+				t.Fatalf("cached version = %d, want 1", v)
+			}
+			// The first update is the one whose process dies: it waits to be
+			// let in, commits, and hangs. Any later one runs through.
+			letIn, committed, dies := make(chan struct{}), make(chan struct{}), make(chan struct{})
+			entered := make(chan struct{})
+			e.store.aroundUpdate = func(n int64, update func() (product.Product, error)) (product.Product, error) {
+				if n > 1 {
+					return update()
+				}
+				close(entered)
+				<-letIn
+				got, err := update()
+				close(committed)
+				<-dies
+				return got, err
+			}
+			dead := make(chan struct{})
+			go func() {
+				defer close(dead)
+				if _, err := e.cache.Update(ctx, p.ID, bump); err != nil {
+					t.Errorf("the dying Update: %v", err)
+				}
+			}()
+			t.Cleanup(func() { close(dies); <-dead })
+			<-entered
+			want := 2
+			if overlapped {
+				// Another change begins after the first and ends before it
+				// commits; a reader then must not fill the entry with its state.
+				if _, err := e.cache.Update(ctx, p.ID, bump); err != nil {
+					t.Fatal(err)
+				}
+				if got, err := other.cache.Get(ctx, p.ID); err != nil || got.Version != 2 {
+					t.Fatalf("Get() between the changes = version %d, %v; want 2", got.Version, err)
+				}
+				want = 3
+			}
+			close(letIn)
+			<-committed
+			before := other.store.gets.Load()
+			for i := range 2 {
+				if got, err := other.cache.Get(ctx, p.ID); err != nil || got.Version != want {
+					t.Errorf("Get() #%d while the writer is dead = version %d, %v; want the committed %d", i+1, got.Version, err, want)
+				}
+			}
+			if v := e.cachedVersion(t, p.ID); v != 0 {
+				t.Errorf("while the writer is dead the cache holds version %d, want nothing", v)
+			}
+			if n := other.store.gets.Load() - before; n != 2 {
+				t.Errorf("two Gets read the store %d times, want 2 (nothing filled)", n)
+			}
+		})
 	}
 }
 

@@ -133,14 +133,18 @@ func (l *logLimiter) allow(kind string, now time.Time) (ok bool, suppressed int)
 // reached the delete is kept and retried until it succeeds, and until then
 // reads of the entry bypass the cache. It runs even when the caller's context
 // has ended: the change is committed, and the entry must go.
-func (c *Client) forget(ctx context.Context, e entry) {
+func (c *Client) forget(ctx context.Context, e entry) { c.invalidate(ctx, e, false) }
+
+// invalidate is forget, and with changed it also ends the change that
+// intend counted.
+func (c *Client) invalidate(ctx context.Context, e entry, changed bool) {
 	// A store read in flight may have started before the change: later
 	// readers must not wait for its result but read again.
 	c.flight.Forget(e.value)
 	c.dropLocal(e.value)
 	ctx = context.WithoutCancel(ctx)
 	err := c.do(ctx, "redis cache invalidation", func(ctx context.Context) error {
-		return invalidateScript.Run(ctx, c.rdb, []string{e.value, e.gen}, c.announcements()).Err()
+		return invalidateScript.Run(ctx, c.rdb, e.keys(), c.announcements(), endChange(changed)).Err()
 	})
 	if err == nil {
 		return
@@ -152,47 +156,49 @@ func (c *Client) forget(ctx context.Context, e entry) {
 	}
 }
 
-// A change's intent: the token intend leaves on an entry for the time of a
-// change. Readers never write under it (store), so the entry stays empty
-// until forget, or, when the process that changes it dies before forget,
-// until intentTTL: the longest a change takes (a request's deadline, an
-// image attempt's database steps) with a margin.
-const (
-	intent    = "intent"
-	intentTTL = 30 * time.Second
-)
+// keys are e's Redis keys, in the order the scripts take them.
+func (e entry) keys() []string { return []string{e.value, e.gen, e.changes} }
+
+// changeTTL bounds how long a change counted in flight keeps readers from
+// filling its entry when the process that made it dies before it is
+// ended: the longest a change takes (a request's deadline, an image
+// attempt's database steps) with a margin, or when the invalidation that
+// ends it was lost (Redis away: its retry only deletes). Each change
+// counted sets it again.
+const changeTTL = 30 * time.Second
 
 // changing runs change, which alters what e caches, between intend and
-// forget, and returns its error. So a process that dies between the
-// commit and the invalidation leaves no stale value behind it: the value
-// went before the change, and no reader fills the entry meanwhile. (Two
-// changes of one entry at once share the intent: the first forget ends
-// it, and a reader may then fill the entry with the first change's state,
-// stale only if the second change's process dies before its forget.)
+// the invalidation that ends it, and returns its error. So a process that
+// dies between its commit and that invalidation leaves no stale value
+// behind: the value went before the change, and while any change of e is
+// in flight no reader fills it. Readers go to the store until the last
+// change ends, or for changeTTL after a change that never did.
 func (c *Client) changing(ctx context.Context, e entry, change func() error) error {
 	c.intend(ctx, e)
 	err := change()
-	c.forget(ctx, e)
+	c.invalidate(ctx, e, true)
 	return err
 }
 
-// intend empties e and leaves the intent on it, announced like an
-// invalidation so that near copies go too. It is best effort: when Redis
-// cannot be reached the change goes ahead, and forget after it takes care
-// of the entry as before.
+// intend empties e, and its generation token, so that no reader that
+// looked it up before can fill it; counts a change in flight; and
+// announces the entry like an invalidation, so that near copies go too.
+// It is best effort: when Redis cannot be reached the change goes ahead,
+// and the invalidation after it takes care of the entry as before.
 func (c *Client) intend(ctx context.Context, e entry) {
 	c.dropLocal(e.value)
 	_ = c.do(context.WithoutCancel(ctx), "redis cache invalidation", func(ctx context.Context) error {
-		return intendScript.Run(ctx, c.rdb, []string{e.value, e.gen}, c.announcements(), intent, intentTTL.Milliseconds()).Err()
+		return intendScript.Run(ctx, c.rdb, e.keys(), c.announcements(), changeTTL.Milliseconds()).Err()
 	})
 }
 
-// intendScript deletes an entry's value, puts the intent (ARGV[2]) in
-// place of its token for ARGV[3] ms and, when ARGV[1] names a channel,
-// announces the entry there.
+// intendScript deletes an entry's value and token, counts a change in
+// flight for ARGV[2] ms and, when ARGV[1] names a channel, announces the
+// entry there.
 var intendScript = goredis.NewScript(`
-redis.call('DEL', KEYS[1])
-redis.call('SET', KEYS[2], ARGV[2], 'PX', ARGV[3])
+redis.call('DEL', KEYS[1], KEYS[2])
+redis.call('INCR', KEYS[3])
+redis.call('PEXPIRE', KEYS[3], ARGV[2])
 if ARGV[1] ~= '' then redis.call('PUBLISH', ARGV[1], KEYS[1]) end
 return 1`)
 
@@ -200,11 +206,21 @@ return 1`)
 // names a channel, announces the entry there, in one step: a delete that
 // succeeds is always announced, so the near copies of other processes never
 // outlive a Redis value that is gone. Whoever hears the announcement and
-// reads Redis again cannot find the old value there.
+// reads Redis again cannot find the old value there. With ARGV[2] "1" it
+// also ends a change in flight (see intendScript).
 var invalidateScript = goredis.NewScript(`
 redis.call('DEL', KEYS[1], KEYS[2])
+if ARGV[2] == '1' and redis.call('DECR', KEYS[3]) <= 0 then redis.call('DEL', KEYS[3]) end
 if ARGV[1] ~= '' then redis.call('PUBLISH', ARGV[1], KEYS[1]) end
 return 1`)
+
+// endChange is invalidateScript's ARGV[2].
+func endChange(changed bool) string {
+	if changed {
+		return "1"
+	}
+	return "0"
+}
 
 // announcements is the channel invalidations are announced on, or "" when
 // near copies are off (LocalTTL 0) and nobody listens.
@@ -247,7 +263,7 @@ func (c *Client) retryInvalidations(ctx context.Context) {
 	err := c.do(ctx, "redis cache invalidation", func(ctx context.Context) error {
 		_, err := c.rdb.Pipelined(ctx, func(p goredis.Pipeliner) error {
 			for e := range batch {
-				invalidateScript.Eval(ctx, p, []string{e.value, e.gen}, c.announcements())
+				invalidateScript.Eval(ctx, p, e.keys(), c.announcements(), endChange(false))
 			}
 			return nil
 		})
