@@ -143,23 +143,33 @@ type aside[T any] struct {
 }
 
 // get returns the cached value of e, or load's result, which it caches
-// unless load failed. Errors come from load or from ctx only.
-func (a *aside[T]) get(ctx context.Context, e entry, load func(context.Context) (T, error)) (T, error) {
+// unless load failed. Errors come from load or from ctx only. cached
+// reports whether the value is in Redis (a hit, or a fill that wrote it):
+// only such a value may be kept nearer, since a fill that could not write
+// may have read the store while a change of it was in flight.
+func (a *aside[T]) get(ctx context.Context, e entry, load func(context.Context) (T, error)) (v T, cached bool, err error) {
 	var zero T
 	if err := ctx.Err(); err != nil {
-		return zero, err
+		return zero, false, err
 	}
 	l := a.c.lookup(ctx, e)
 	a.count(l)
 	if l.value != nil {
 		v, err := a.decode(l.value)
 		if err == nil {
-			return v, nil
+			return v, true, nil
 		}
 		a.c.note(zerolog.WarnLevel, "cached "+a.what+" unreadable", err, nil)
 		a.c.forget(ctx, e)
 	}
 	return a.await(ctx, a.c.flight.DoChan(e.value, func() (any, error) { return a.fill(ctx, e, l.token, load) }))
+}
+
+// filled is what a fill hands the readers waiting on it: the value's
+// encoding, and whether it was written to Redis.
+type filled struct {
+	data   []byte
+	stored bool
 }
 
 // count counts a lookup in pms_cache_requests_total.
@@ -174,18 +184,21 @@ func (a *aside[T]) count(l lookup) {
 	}
 }
 
-// await returns the value a fill sends on ch, or ctx's error if it ends
-// first. Each caller decodes its own copy: shared results share no slices.
-func (a *aside[T]) await(ctx context.Context, ch <-chan singleflight.Result) (T, error) {
+// await returns the value a fill sends on ch, and whether the fill wrote
+// it to Redis, or ctx's error if it ends first. Each caller decodes its own
+// copy: shared results share no slices.
+func (a *aside[T]) await(ctx context.Context, ch <-chan singleflight.Result) (T, bool, error) {
 	var zero T
 	select {
 	case r := <-ch:
 		if r.Err != nil {
-			return zero, r.Err
+			return zero, false, r.Err
 		}
-		return a.decode(r.Val.([]byte))
+		f := r.Val.(filled)
+		v, err := a.decode(f.data)
+		return v, f.stored, err
 	case <-ctx.Done():
-		return zero, ctx.Err()
+		return zero, false, ctx.Err()
 	}
 }
 
@@ -195,7 +208,7 @@ func (a *aside[T]) await(ctx context.Context, ch <-chan singleflight.Result) (T,
 //
 // A panic in load becomes an error: singleflight would re-raise it on a
 // goroutine of its own, where no recovery middleware could catch it.
-func (a *aside[T]) fill(ctx context.Context, e entry, token string, load func(context.Context) (T, error)) (_ []byte, err error) {
+func (a *aside[T]) fill(ctx context.Context, e entry, token string, load func(context.Context) (T, error)) (_ filled, err error) {
 	ctx, cancel := detach(ctx)
 	defer cancel()
 	defer func() {
@@ -208,14 +221,13 @@ func (a *aside[T]) fill(ctx context.Context, e entry, token string, load func(co
 	v, err := load(ctx)
 	a.c.health.note(err, time.Now())
 	if err != nil {
-		return nil, err
+		return filled{}, err
 	}
 	data, err := a.encode(v)
 	if err != nil {
-		return nil, fmt.Errorf("encode %s for cache: %w", a.what, err)
+		return filled{}, fmt.Errorf("encode %s for cache: %w", a.what, err)
 	}
-	a.c.store(ctx, e, token, data, a.ttl(v))
-	return data, nil
+	return filled{data, a.c.store(ctx, e, token, data, a.ttl(v))}, nil
 }
 
 // detach returns a context with ctx's values and deadline but not its

@@ -65,10 +65,10 @@ func (pc *ProductCache) Get(ctx context.Context, id uuid.UUID) (product.Product,
 	}
 	e := productEntry(id)
 	epoch := pc.near.start()
-	p, err := pc.reads.get(ctx, e, func(ctx context.Context) (product.Product, error) {
+	p, cached, err := pc.reads.get(ctx, e, func(ctx context.Context) (product.Product, error) {
 		return pc.Store.Get(ctx, id)
 	})
-	if err == nil {
+	if cached {
 		pc.near.put(id, p, epoch, time.Now())
 	}
 	return p, err

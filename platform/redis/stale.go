@@ -91,7 +91,7 @@ func (a *aside[T]) getStale(ctx context.Context, e entry, fresh func(T) bool, lo
 			return a.refresh(ctx, e, v, load)
 		}
 	}
-	v, err = a.await(ctx, a.c.flight.DoChan(e.value, func() (any, error) { return a.fill(ctx, e, l.token, load) }))
+	v, _, err = a.await(ctx, a.c.flight.DoChan(e.value, func() (any, error) { return a.fill(ctx, e, l.token, load) }))
 	return v, false, err
 }
 
@@ -112,7 +112,7 @@ func (a *aside[T]) refresh(ctx context.Context, e entry, old T, load func(contex
 		case r.Err != nil:
 			return zero, false, r.Err
 		}
-		v, err := a.decode(r.Val.([]byte))
+		v, err := a.decode(r.Val.(filled).data)
 		return v, false, err
 	case <-t.C:
 		a.c.health.note(context.DeadlineExceeded, time.Now())
