@@ -244,20 +244,7 @@ func TestWorkerKilledMidTaskThreeTimes(t *testing.T) {
 	store, p, tasks := poisonFixture(t, r, rid, src.URL("/poison.png"), src.URL("/good.png"))
 	poison, next := tasks[0], tasks[1]
 
-	env := r.env(map[string]string{
-		"PMS_IMAGING_FETCH_ALLOW_PRIVATE_NETWORKS": "true", // the source is on loopback
-		"PMS_KAFKA_CONCURRENCY":                    "1",    // the next task waits for the poison one
-		"PMS_KAFKA_RETRY_BACKOFF":                  "50ms",
-		"PMS_KAFKA_MAX_WAIT_TIME":                  "50ms",
-		"PMS_KAFKA_COMMIT_INTERVAL":                "100ms",
-		"PMS_KAFKA_SHUTDOWN_GRACE":                 "1s",
-		"PMS_LOG_LEVEL":                            "debug",
-		"PMS_REDIS_ADDR":                           redistest.Addr(t),
-	})
-	worker := func() *process {
-		env["PMS_WORKER_ADDR"] = freeAddr(t)
-		return startProcess(t, bin, env, "worker", "--config", filepath.Join("..", "config.yaml"))
-	}
+	worker := crashWorkers(t, r, bin)
 
 	killMidTask(t, worker, arrived, func(attempt int) {
 		// The attempt was counted before the fetch began.
@@ -297,6 +284,27 @@ func TestWorkerKilledMidTaskThreeTimes(t *testing.T) {
 	}
 	if n := gaveUp(last, rid); n != 1 {
 		t.Errorf("the last worker logged %d give-ups of request %s, want 1", n, rid)
+	}
+}
+
+// crashWorkers returns a function that starts a `pms worker` process on
+// the rig, as the crash tests run it: one task at a time, so a partition's
+// next task waits for the one in hand; short backoffs, waits and commit
+// intervals; debug logs; each worker on an ops address of its own.
+func crashWorkers(t *testing.T, r *rig, bin string) func() *process {
+	env := r.env(map[string]string{
+		"PMS_IMAGING_FETCH_ALLOW_PRIVATE_NETWORKS": "true", // the sources are on loopback
+		"PMS_KAFKA_CONCURRENCY":                    "1",
+		"PMS_KAFKA_RETRY_BACKOFF":                  "50ms",
+		"PMS_KAFKA_MAX_WAIT_TIME":                  "50ms",
+		"PMS_KAFKA_COMMIT_INTERVAL":                "100ms",
+		"PMS_KAFKA_SHUTDOWN_GRACE":                 "1s",
+		"PMS_LOG_LEVEL":                            "debug",
+		"PMS_REDIS_ADDR":                           redistest.Addr(t),
+	})
+	return func() *process {
+		env["PMS_WORKER_ADDR"] = freeAddr(t)
+		return startProcess(t, bin, env, "worker", "--config", filepath.Join("..", "config.yaml"))
 	}
 }
 
@@ -385,18 +393,7 @@ func TestWorkerKilledMidReprocessThreeTimes(t *testing.T) {
 	}
 	reprocess := queued[1]
 
-	env := r.env(map[string]string{
-		"PMS_IMAGING_FETCH_ALLOW_PRIVATE_NETWORKS": "true", // the source is on loopback
-		"PMS_KAFKA_RETRY_BACKOFF":                  "50ms",
-		"PMS_KAFKA_MAX_WAIT_TIME":                  "50ms",
-		"PMS_KAFKA_COMMIT_INTERVAL":                "100ms",
-		"PMS_KAFKA_SHUTDOWN_GRACE":                 "1s",
-		"PMS_REDIS_ADDR":                           redistest.Addr(t),
-	})
-	worker := func() *process {
-		env["PMS_WORKER_ADDR"] = freeAddr(t)
-		return startProcess(t, bin, env, "worker", "--config", filepath.Join("..", "config.yaml"))
-	}
+	worker := crashWorkers(t, r, bin)
 	raw, err := sql.Open("postgres", r.dbURL)
 	if err != nil {
 		t.Fatal(err)

@@ -103,7 +103,7 @@ func (c *Client) lookup(ctx context.Context, e entry) lookup {
 	var res []any
 	err = c.do(ctx, "redis cache read", func(ctx context.Context) error {
 		var err error
-		res, err = lookupScript.Run(ctx, c.rdb, []string{e.value, e.gen, e.changes}, rand.Text(), genTTL.Milliseconds()).Slice()
+		res, err = lookupScript.Run(ctx, c.rdb, e.keys(), rand.Text(), genTTL.Milliseconds()).Slice()
 		return err
 	})
 	if err != nil || len(res) != 2 {
