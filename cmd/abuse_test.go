@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -19,6 +20,7 @@ import (
 	"github.com/pms-dev/pms/platform/kafka/kafkatest"
 	"github.com/pms-dev/pms/platform/postgres/postgrestest"
 	"github.com/pms-dev/pms/platform/redis/redistest"
+	"github.com/pms-dev/pms/platform/sysmon"
 )
 
 // TestAbuseServe attacks a running `pms serve` process the ways a stranger
@@ -63,6 +65,12 @@ func TestAbuseServe(t *testing.T) {
 	created, err := c.do(http.MethodPost, "/api/v1/products", `{"product_name":"Target","product_price":1}`)
 	if err != nil || created.status != http.StatusCreated {
 		t.Fatalf("POST = %v %v, want 201", created.status, err)
+	}
+	// pms serve started itself again with sysmon kept steady (package
+	// sysmon): the environment it runs with has the setting.
+	environ, err := os.ReadFile(fmt.Sprintf("/proc/%d/environ", serve.cmd.Process.Pid))
+	if err != nil || !slices.Contains(strings.Split(string(environ), "\x00"), "GODEBUG="+sysmon.Setting) {
+		t.Errorf("pms serve runs without GODEBUG=%s (%v)", sysmon.Setting, err)
 	}
 	rest, _ := rss(t, serve)
 	t.Logf("pms serve at rest: RSS %d MB, %d fds", rest>>20, fds(t, serve))

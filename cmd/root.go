@@ -11,6 +11,8 @@ import (
 	"syscall"
 
 	"github.com/spf13/cobra"
+
+	"github.com/pms-dev/pms/platform/sysmon"
 )
 
 // Execute runs the command line and returns the process exit code.
@@ -42,6 +44,12 @@ func newRootCmd(a *app) *cobra.Command {
 		SilenceUsage:  true,
 		SilenceErrors: true,
 		PersistentPreRunE: func(cmd *cobra.Command, _ []string) error {
+			if cmd.Name() == "serve" && cmd.Parent() == cmd.Root() {
+				// Before anything is opened: see package sysmon.
+				if err := sysmon.Steady(); err != nil {
+					return fmt.Errorf("start again with GODEBUG=%s (GODEBUG=schedtrace=0 skips it): %w", sysmon.Setting, err)
+				}
+			}
 			if !needsConfig(cmd) {
 				return nil
 			}

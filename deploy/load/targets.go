@@ -7,6 +7,8 @@ import (
 	"path/filepath"
 	"strings"
 	"time"
+
+	"github.com/pms-dev/pms/platform/sysmon"
 )
 
 // target is one measured load: a server and the requests sent to it.
@@ -132,7 +134,10 @@ func bareServer(ctx context.Context, e *environment) (*proc, string, error) {
 	if err := os.WriteFile(file, body, 0o644); err != nil {
 		return nil, "", err
 	}
-	p, err := start(ctx, "echo", e.o.serverCore, nil, filepath.Join(e.dir, "echo.log"), tcpReady(addr),
+	// With the runtime setting pms serve gives itself, so that the two
+	// Go servers are compared like for like.
+	steady := []string{"GODEBUG=" + sysmon.Setting}
+	p, err := start(ctx, "echo", e.o.serverCore, steady, filepath.Join(e.dir, "echo.log"), tcpReady(addr),
 		e.self, "bare", addr, file)
 	return p, "http://" + addr, err
 }
