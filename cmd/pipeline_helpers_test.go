@@ -290,6 +290,22 @@ func logLines(t *testing.T, s *stack, fields map[string]string) []map[string]jso
 	return out
 }
 
+// waitLogLines polls s's log until at least n lines have fields, for up
+// to d, and returns the lines that have them then. A process logs what it
+// did after the change is visible, so a test that has seen the change
+// waits for the line.
+func waitLogLines(t *testing.T, s *stack, fields map[string]string, n int, d time.Duration) []map[string]json.RawMessage {
+	t.Helper()
+	deadline := time.Now().Add(d)
+	for {
+		lines := logLines(t, s, fields)
+		if len(lines) >= n || time.Now().After(deadline) {
+			return lines
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
 // quote returns s as JSON text, for logLines.
 func quote(s string) string {
 	b, _ := json.Marshal(s)

@@ -117,12 +117,12 @@ func TestPipelineSourceUnavailableTwice(t *testing.T) {
 	}
 
 	worker := map[string]string{"component": quote("worker"), "request_id": quote(rid), "product_id": quote(id)}
-	if n := len(logLines(t, s, worker)); n < 3 {
+	if n := len(waitLogLines(t, s, worker, 3, 10*time.Second)); n < 3 {
 		t.Errorf("%d worker log lines carry request id %s, want one per attempt at least", n, rid)
 	}
 	worker["level"], worker["message"] = quote("warn"), quote("task attempt failed")
 	var attempts []string
-	for _, line := range logLines(t, s, worker) {
+	for _, line := range waitLogLines(t, s, worker, 2, 10*time.Second) {
 		attempts = append(attempts, string(line["attempt"]))
 	}
 	if want := []string{"1", "2"}; !slices.Equal(attempts, want) {
@@ -295,7 +295,7 @@ func TestPipelineWorkerStoppedMidTask(t *testing.T) {
 		t.Errorf("source asked %d times, want 2 (once per delivery)", n)
 	}
 	ready := map[string]string{"component": quote("worker"), "message": quote("image ready"), "request_id": quote(rid)}
-	if len(logLines(t, second, ready)) != 1 {
+	if len(waitLogLines(t, second, ready, 1, 10*time.Second)) != 1 {
 		t.Errorf("the second worker did not log the image ready under request id %s", rid)
 	}
 }
@@ -386,7 +386,7 @@ func TestPipelineRedeliveredFinishedTask(t *testing.T) {
 	}
 	stale := map[string]string{"message": quote("task is stale, skipped"), "offset": strconv.FormatInt(again.Offset, 10),
 		"partition": strconv.Itoa(int(again.Partition))}
-	if len(logLines(t, s, stale)) != 1 {
+	if len(waitLogLines(t, s, stale, 1, 10*time.Second)) != 1 {
 		t.Errorf("the worker did not log the copy at offset %d as stale", again.Offset)
 	}
 }

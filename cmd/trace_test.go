@@ -105,7 +105,7 @@ func TestTraceFromPostToResult(t *testing.T) {
 	if len(logLines(t, s, map[string]string{"message": `"request"`, "trace_id": quoted, "route": `"/api/v1/products"`})) != 1 {
 		t.Errorf("no request log line with trace_id %s", traceID)
 	}
-	if len(logLines(t, s, map[string]string{"message": `"image ready"`, "trace_id": quoted})) != 1 {
+	if len(waitLogLines(t, s, map[string]string{"message": `"image ready"`, "trace_id": quoted}, 1, 10*time.Second)) != 1 {
 		t.Errorf("no worker log line 'image ready' with trace_id %s", traceID)
 	}
 }
