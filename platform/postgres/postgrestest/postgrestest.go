@@ -99,10 +99,16 @@ func New(tb testing.TB) *postgres.DB {
 	return db
 }
 
+// connectTimeout bounds a test pool's dial. It is long: under the whole
+// suite, on a loaded 2-core machine, a loopback dial to the shared server
+// has been seen to go unanswered for 5 s (CI, 2026-12-03), and a test's
+// setup should not fail for that.
+const connectTimeout = 30 * time.Second
+
 // Config returns a pool config for a test database.
 func Config(tb testing.TB, dbURL string) postgres.Config {
 	tb.Helper()
-	return postgres.Config{URL: dbURL, MaxOpenConns: 20, MaxIdleConns: 5, ConnectTimeout: 5 * time.Second, IOTimeout: 30 * time.Second,
+	return postgres.Config{URL: dbURL, MaxOpenConns: 20, MaxIdleConns: 5, ConnectTimeout: connectTimeout, IOTimeout: 30 * time.Second,
 		MaxConcurrentWrites: postgres.DefaultConfig().MaxConcurrentWrites}
 }
 
@@ -151,7 +157,7 @@ func exec(admin, statement string) error {
 func migrate(dbURL string) error {
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	db, err := postgres.Open(postgres.Config{URL: dbURL, MaxOpenConns: 2, ConnectTimeout: 5 * time.Second, IOTimeout: 30 * time.Second})
+	db, err := postgres.Open(postgres.Config{URL: dbURL, MaxOpenConns: 2, ConnectTimeout: connectTimeout, IOTimeout: 30 * time.Second})
 	if err != nil {
 		return err
 	}
