@@ -184,7 +184,13 @@ func TestFailedAuthenticationsLimitedPerAddress(t *testing.T) {
 
 	// Still blocked; the neighbour's known key works from there, and a
 	// valid key from another address, new to this process, too.
-	if o := g.getMe(attacker, madeUpKey()); o.status != http.StatusTooManyRequests {
+	// (On a loaded machine the attack can outlast a second, and the token
+	// refilled meanwhile is spent first: a 401 then, within the budget.)
+	o := g.getMe(attacker, madeUpKey())
+	if o.status == http.StatusUnauthorized && g.keys.lookups.Load()-before <= int64(burst)+int64(time.Since(start)/time.Second)+1 {
+		o = g.getMe(attacker, madeUpKey())
+	}
+	if o.status != http.StatusTooManyRequests {
 		t.Errorf("another made-up key from %s = %+v, want 429", attackerIP, o)
 	}
 	if o := g.getMe(attacker, neighbour); o.status != http.StatusOK {
