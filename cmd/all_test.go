@@ -12,7 +12,6 @@ import (
 	"image/png"
 	"io"
 	"math/rand/v2"
-	"net"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -28,45 +27,23 @@ import (
 	_ "golang.org/x/image/webp" // decodes compressed images with alpha
 
 	"github.com/pms-dev/pms/imaging"
+	"github.com/pms-dev/pms/platform/freeport"
 	"github.com/pms-dev/pms/platform/postgres/postgrestest"
 	"github.com/pms-dev/pms/platform/redis"
 	"github.com/pms-dev/pms/platform/redis/redistest"
 	"github.com/pms-dev/pms/product/account"
 )
 
-// freeAddr returns a loopback address nothing listens on right now.
-//
-// The port is below Linux's default ephemeral range (32768–60999), from
-// which the kernel picks the local port of every outgoing connection: a
-// port from that range, free when checked, was seen taken by some test's
-// connection before the pms process it was for could bind it (CI,
-// 2026-12-03). Ports handed out are not handed out again in this process.
+// freeAddr returns a loopback address nothing listens on right now
+// ([freeport.Addr]).
 func freeAddr(t testing.TB) string {
 	t.Helper()
-	freePorts.Lock()
-	defer freePorts.Unlock()
-	for range 1000 {
-		port := 20000 + rand.IntN(12768)
-		if freePorts.given[port] {
-			continue
-		}
-		ln, err := net.Listen("tcp", net.JoinHostPort("127.0.0.1", strconv.Itoa(port)))
-		if err != nil {
-			continue
-		}
-		ln.Close()
-		freePorts.given[port] = true
-		return ln.Addr().String()
+	addr, err := freeport.Addr()
+	if err != nil {
+		t.Fatal(err)
 	}
-	t.Fatal("no free loopback port in 20000–32767")
-	return ""
+	return addr
 }
-
-// freePorts are the ports freeAddr has handed out.
-var freePorts = struct {
-	sync.Mutex
-	given map[int]bool
-}{given: map[int]bool{}}
 
 // syncBuffer collects log lines from several goroutines, keeping the first
 // logCap bytes: enough for any test, and a load benchmark's millions of

@@ -3,7 +3,6 @@ package main
 import (
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -13,6 +12,7 @@ import (
 	"time"
 
 	"github.com/pms-dev/pms/imaging"
+	"github.com/pms-dev/pms/platform/freeport"
 )
 
 // runImgproxy starts imgproxy on loopback with conc workers (one libvips
@@ -24,7 +24,7 @@ func runImgproxy(bin, corpus string, plan []output, conc int) (result, error) {
 	if err != nil {
 		return result{}, err
 	}
-	addr, err := freeAddr()
+	addr, err := freeport.Addr()
 	if err != nil {
 		return result{}, err
 	}
@@ -105,15 +105,6 @@ func fetchVariant(addr, img string, p imaging.Preset, format string) (output, er
 		return output{}, fmt.Errorf("imgproxy %s: %s %v: %.200s", url, resp.Status, err, data)
 	}
 	return measured(img, p.Name, data)
-}
-
-func freeAddr() (string, error) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return "", err
-	}
-	defer l.Close()
-	return l.Addr().String(), nil
 }
 
 func waitReady(addr string) error {

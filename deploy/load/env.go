@@ -13,6 +13,7 @@ import (
 	_ "github.com/lib/pq" // the PostgreSQL driver
 	goredis "github.com/redis/go-redis/v9"
 
+	"github.com/pms-dev/pms/platform/freeport"
 	"github.com/pms-dev/pms/platform/postgres"
 	"github.com/pms-dev/pms/product/account"
 )
@@ -155,7 +156,7 @@ func (e *environment) pinServices(ctx context.Context) error {
 
 // startKafka runs the development broker as its own process.
 func (e *environment) startKafka(ctx context.Context) error {
-	addr, err := freeAddr()
+	addr, err := freeport.Addr()
 	if err != nil {
 		return err
 	}

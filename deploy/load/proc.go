@@ -217,16 +217,6 @@ func tcpReady(addr string) func(context.Context) error {
 	}
 }
 
-// freeAddr returns a loopback address nothing listens on.
-func freeAddr() (string, error) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return "", err
-	}
-	defer l.Close()
-	return l.Addr().String(), nil
-}
-
 // tail returns the last lines of a log file, for an error message.
 func tail(file string) string {
 	f, err := os.Open(file)

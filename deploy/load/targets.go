@@ -8,6 +8,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/pms-dev/pms/platform/freeport"
 	"github.com/pms-dev/pms/platform/sysmon"
 )
 
@@ -87,11 +88,11 @@ func pmsServer(which string, env ...string) server {
 		if which == "baseline" {
 			bin = e.baseline
 		}
-		httpAddr, err := freeAddr()
+		httpAddr, err := freeport.Addr()
 		if err != nil {
 			return nil, "", err
 		}
-		opsAddr, err := freeAddr()
+		opsAddr, err := freeport.Addr()
 		if err != nil {
 			return nil, "", err
 		}
@@ -126,7 +127,7 @@ func bareServer(ctx context.Context, e *environment) (*proc, string, error) {
 	if err != nil {
 		return nil, "", err
 	}
-	addr, err := freeAddr()
+	addr, err := freeport.Addr()
 	if err != nil {
 		return nil, "", err
 	}

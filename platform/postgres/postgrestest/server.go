@@ -2,7 +2,6 @@ package postgrestest
 
 import (
 	"fmt"
-	"net"
 	"os"
 	osexec "os/exec"
 	"os/user"
@@ -12,6 +11,8 @@ import (
 	"strings"
 	"syscall"
 	"testing"
+
+	"github.com/pms-dev/pms/platform/freeport"
 )
 
 // Server is a PostgreSQL server of one test's own, on a free loopback
@@ -196,10 +197,9 @@ func children(pid int) []int {
 
 func freePort(tb testing.TB) int {
 	tb.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	port, err := freeport.Port()
 	if err != nil {
 		tb.Fatal(err)
 	}
-	defer ln.Close()
-	return ln.Addr().(*net.TCPAddr).Port
+	return port
 }

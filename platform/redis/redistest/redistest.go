@@ -16,6 +16,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/pms-dev/pms/platform/freeport"
 )
 
 // EnvAddr names the environment variable with the shared test server's
@@ -72,7 +74,7 @@ func Start(tb testing.TB) *Server {
 	var err error
 	for range 5 { // the free port may be taken before redis-server binds it
 		var port int
-		if port, err = freePort(); err != nil {
+		if port, err = freeport.Port(); err != nil {
 			break
 		}
 		s.addr = net.JoinHostPort("127.0.0.1", fmt.Sprint(port))
@@ -187,15 +189,6 @@ func ping(addr string) error {
 		return fmt.Errorf("PING answered %q", line)
 	}
 	return nil
-}
-
-func freePort() (int, error) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return 0, err
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port, nil
 }
 
 func lastLines(b []byte, n int) []byte {
