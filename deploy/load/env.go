@@ -88,6 +88,9 @@ func newEnvironment(ctx context.Context, o options, dir string) (*environment, e
 	if err := e.seedProducts(ctx); err != nil {
 		return nil, err
 	}
+	if err := e.warmWAL(ctx); err != nil {
+		return nil, err
+	}
 	ok = true
 	return e, nil
 }
@@ -227,6 +230,30 @@ func (e *environment) seedProducts(ctx context.Context) error {
 			return fmt.Errorf("seed: database size: %w", err)
 		}
 		progress("seeded: the database takes %s", size)
+	}
+	return nil
+}
+
+// warmSegments is how many WAL segments warmWAL makes: max_wal_size's
+// default of 1 GB in 16 MB segments.
+const warmSegments = 64
+
+// warmWAL gives PostgreSQL used WAL segments to recycle, as a server in
+// service has. A cluster initdb made minutes before has none, so it
+// creates and zero-fills a new 16 MB segment each time the WAL fills one
+// (every 3 s or so under POST), and every commit waits 50–100 ms behind
+// it (BENCHMARKS.md, thirteenth run). Each pg_switch_wal after a record
+// moves to a new segment; the checkpoint then recycles them for the runs.
+func (e *environment) warmWAL(ctx context.Context) error {
+	progress("warming PostgreSQL's WAL: %d segments to recycle", warmSegments)
+	for _, q := range []string{
+		`SELECT count(*) FROM (SELECT pg_logical_emit_message(false, 'pms-load', 'warm'), pg_switch_wal()
+		 FROM generate_series(1, ` + fmt.Sprint(warmSegments) + `)) s`,
+		`CHECKPOINT`,
+	} {
+		if _, err := e.sql.ExecContext(ctx, q); err != nil {
+			return fmt.Errorf("warm the WAL: %w", err)
+		}
 	}
 	return nil
 }
