@@ -11,17 +11,17 @@
 package freeport
 
 import (
-	"errors"
+	"fmt"
 	"math/rand/v2"
 	"net"
 	"strconv"
 	"sync"
 )
 
-// First and Last bound the ports handed out, both included.
+// first and last bound the ports handed out, both included.
 const (
-	First = 20000
-	Last  = 32767
+	first = 20000
+	last  = 32767
 )
 
 var given = struct {
@@ -35,7 +35,7 @@ func Port() (int, error) {
 	given.Lock()
 	defer given.Unlock()
 	for range 1000 {
-		port := First + rand.IntN(Last-First+1)
+		port := first + rand.IntN(last-first+1)
 		if given.ports[port] {
 			continue
 		}
@@ -47,7 +47,7 @@ func Port() (int, error) {
 		given.ports[port] = true
 		return port, nil
 	}
-	return 0, errors.New("freeport: no free loopback port in 20000–32767")
+	return 0, fmt.Errorf("freeport: no free loopback port in %d–%d", first, last)
 }
 
 // Addr returns Port as a "127.0.0.1:port" address.

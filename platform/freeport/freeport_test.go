@@ -13,8 +13,8 @@ func TestPortIsFreeBelowTheEphemeralRangeAndNotRepeated(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if port < First || port > Last {
-			t.Fatalf("port %d outside %d–%d", port, First, Last)
+		if port < first || port > last {
+			t.Fatalf("port %d outside %d–%d", port, first, last)
 		}
 		if seen[port] {
 			t.Fatalf("port %d handed out twice", port)
@@ -32,7 +32,7 @@ func TestPortSkipsATakenPort(t *testing.T) {
 	// Listen on the first 500 ports of the range: none of them may be
 	// handed out.
 	held := map[int]net.Listener{}
-	for port := First; port < First+500; port++ {
+	for port := first; port < first+500; port++ {
 		ln, err := net.Listen("tcp", net.JoinHostPort("127.0.0.1", strconv.Itoa(port)))
 		if err == nil {
 			held[port] = ln
