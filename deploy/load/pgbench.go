@@ -96,10 +96,19 @@ func (e *environment) pgbenchRun(ctx context.Context, mode string, files []strin
 	if err != nil {
 		return result{}, err
 	}
-	r, err := e.runPgbench(ctx, mode, files, e.o.duration)
+	stopSteal, err := startSteal(ctx, e.o.serverCore)
 	if err != nil {
 		return result{}, err
 	}
+	r, err := e.runPgbench(ctx, mode, files, e.o.duration)
+	stole, serr := stopSteal()
+	if err != nil {
+		return result{}, err
+	}
+	if serr != nil {
+		return result{}, serr
+	}
+	r.steal = stole
 	after, err := e.postgres.cpu()
 	if err != nil {
 		return result{}, err

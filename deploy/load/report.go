@@ -1,6 +1,7 @@
 package main
 
 import (
+	"cmp"
 	"fmt"
 	"io"
 	"slices"
@@ -8,13 +9,14 @@ import (
 	"time"
 )
 
-// report prints the medians of every target as a Markdown table, and the
-// ratios BENCHMARKS.md quotes.
+// report prints the medians of every target as a Markdown table, with the
+// most stolen from the server core in any of its rounds, and the ratios
+// BENCHMARKS.md quotes, of the medians and of each round.
 func report(w io.Writer, o options, targets []target, results map[string][]result) {
 	fmt.Fprintf(w, "\n%d rounds of %s per target, wrk -t1 -c%d on core %d, servers on core %d; medians.\n\n",
 		o.rounds, o.duration, o.conns, o.clientCore, o.serverCore)
-	fmt.Fprintln(w, "| target | what | req/s | mean ms | p99 ms | p99 in pms's log | CPU µs per request, per process | all server CPU µs/req |")
-	fmt.Fprintln(w, "|---|---|---:|---:|---:|---:|---|---:|")
+	fmt.Fprintln(w, "| target | what | req/s | mean ms | p99 ms | p99 in pms's log | CPU µs per request, per process | all server CPU µs/req | steal % (most ms per 100 ms) |")
+	fmt.Fprintln(w, "|---|---|---:|---:|---:|---:|---|---:|---:|")
 	rps := map[string]float64{}
 	for _, t := range targets {
 		rs := results[t.name]
@@ -35,14 +37,24 @@ func report(w io.Writer, o options, targets []target, results map[string][]resul
 			total += v
 			parts = append(parts, fmt.Sprintf("%s %.0f", n, v))
 		}
-		fmt.Fprintf(w, "| %s | %s | %.0f | %.2f | %.2f | %s | %s | %.0f |\n", t.name, t.what, rps[t.name], mean, p99, logged, strings.Join(parts, " · "), total)
+		stole := median(rs, func(r result) float64 { return 100 * r.steal.share })
+		peak := slices.MaxFunc(rs, func(a, b result) int { return cmp.Compare(a.steal.peak, b.steal.peak) }).steal.peak
+		fmt.Fprintf(w, "| %s | %s | %.0f | %.2f | %.2f | %s | %s | %.0f | %.1f (%d) |\n", t.name, t.what, rps[t.name], mean, p99, logged,
+			strings.Join(parts, " · "), total, stole, peak.Milliseconds())
 	}
 	fmt.Fprintln(w)
 	for _, q := range [][2]string{{"get", "get-echo"}, {"get-nonear", "get-echo"}, {"post", "post-baseline"}, {"post", "post-pgbench"},
 		{"get", "get-baseline"}, {"list", "list-baseline"}, {"list", "list-pgbench"}} {
-		if a, b := rps[q[0]], rps[q[1]]; a > 0 && b > 0 {
-			fmt.Fprintf(w, "- %s / %s: %.2f×\n", q[0], q[1], a/b)
+		a, b := results[q[0]], results[q[1]]
+		if len(a) == 0 || len(b) == 0 {
+			continue
 		}
+		// Each round's ratio too: within a round the two ran close together.
+		var rounds []string
+		for i := range min(len(a), len(b)) {
+			rounds = append(rounds, fmt.Sprintf("%.2f", a[i].rps/b[i].rps))
+		}
+		fmt.Fprintf(w, "- %s / %s: %.2f× (per round %s)\n", q[0], q[1], rps[q[0]]/rps[q[1]], strings.Join(rounds, " / "))
 	}
 }
 

@@ -28,6 +28,7 @@ type result struct {
 	statements float64                  // PostgreSQL statements per request
 	serverP99  time.Duration            // of the latencies the server logged, 0 if it logs none
 	top        string                   // the busiest of them
+	steal      steal                    // taken from the server core by the hypervisor
 }
 
 func (r result) summary() string {
@@ -43,7 +44,7 @@ func (r result) summary() string {
 	if r.non2xx+r.errors > 0 {
 		fmt.Fprintf(&b, "  (%d non-2xx, %d socket errors)", r.non2xx, r.errors)
 	}
-	fmt.Fprintf(&b, "  %.2f statements/req", r.statements)
+	fmt.Fprintf(&b, "  %.2f statements/req  %s", r.statements, r.steal)
 	if r.note != "" {
 		b.WriteString("  " + r.note)
 	}
@@ -56,24 +57,30 @@ func ms(d time.Duration) float64 { return float64(d) / float64(time.Millisecond)
 const postBody = `{"product_name":"Desk lamp","product_description":"Created by make load","product_price":24.5,` +
 	`"product_images":["http://127.0.0.1:9/lamp.jpg"]}`
 
+// allTargets returns every target in the order a round runs them: each
+// target next to what its ratios compare it with (report's pairs), so that
+// the host's drift between the two is as small as a round allows.
 func allTargets(o options) []target {
-	ts := []target{
-		{name: "post", what: "POST /api/v1/products (one image), pms", run: postTarget(pmsServer("pms"))},
-		{name: "post-pgbench", what: "the create's SQL (product, image, two outbox rows) through pgbench -M prepared", run: postPgbenchTarget},
-		{name: "post-noevents", what: "POST, pms with kafka.events_topic off (no event per change)", run: postTarget(pmsServer("pms", "PMS_KAFKA_EVENTS_TOPIC="))},
-		{name: "get", what: "GET /api/v1/products/{id}, cached, near copies on", run: getTarget(pmsServer("pms"))},
-		{name: "get-nonear", what: "GET /api/v1/products/{id}, cached, near copies off", run: getTarget(pmsServer("pms", "PMS_REDIS_LOCAL_TTL=0s"))},
-		{name: "get-echo", what: "GET, bare Echo handler returning the same bytes", run: getTarget(bareServer)},
-		{name: "list", what: "GET /api/v1/products?user_id&min_price&max_price&limit=20", run: listTarget(pmsServer("pms"))},
-		{name: "list-pgbench", what: "the same list query, raw SQL through pgbench -M extended", run: pgbenchTarget},
+	var ts []target
+	add := func(name, what string, run func(context.Context, *environment) (result, error)) {
+		ts = append(ts, target{name: name, what: what, run: run})
 	}
-	if o.baseline != "" {
-		ts = append(ts,
-			target{name: "post-baseline", what: "POST, the -baseline binary", run: postTarget(pmsServer("baseline"))},
-			target{name: "get-baseline", what: "GET cached, the -baseline binary", run: getTarget(pmsServer("baseline"))},
-			target{name: "list-baseline", what: "list, the -baseline binary", run: listTarget(pmsServer("baseline"))},
-		)
+	baseline := func(name, what string, run func(context.Context, *environment) (result, error)) {
+		if o.baseline != "" {
+			add(name, what, run)
+		}
 	}
+	add("post", "POST /api/v1/products (one image), pms", postTarget(pmsServer("pms")))
+	add("post-pgbench", "the create's SQL (product, image, two outbox rows) through pgbench -M prepared", postPgbenchTarget)
+	baseline("post-baseline", "POST, the -baseline binary", postTarget(pmsServer("baseline")))
+	add("post-noevents", "POST, pms with kafka.events_topic off (no event per change)", postTarget(pmsServer("pms", "PMS_KAFKA_EVENTS_TOPIC=")))
+	add("get", "GET /api/v1/products/{id}, cached, near copies on", getTarget(pmsServer("pms")))
+	add("get-echo", "GET, bare Echo handler returning the same bytes", getTarget(bareServer))
+	add("get-nonear", "GET /api/v1/products/{id}, cached, near copies off", getTarget(pmsServer("pms", "PMS_REDIS_LOCAL_TTL=0s")))
+	baseline("get-baseline", "GET cached, the -baseline binary", getTarget(pmsServer("baseline")))
+	add("list", "GET /api/v1/products?user_id&min_price&max_price&limit=20", listTarget(pmsServer("pms")))
+	add("list-pgbench", "the same list query, raw SQL through pgbench -M extended", pgbenchTarget)
+	baseline("list-baseline", "list, the -baseline binary", listTarget(pmsServer("baseline")))
 	return ts
 }
 
@@ -176,15 +183,25 @@ func (e *environment) measure(ctx context.Context, l load, settle func() error, 
 		return result{}, err
 	}
 	stopWaits := e.startWaits(ctx)
+	stopSteal, err := startSteal(ctx, e.o.serverCore)
+	if err != nil {
+		stopPerf()
+		stopWaits()
+		return result{}, err
+	}
 	began := time.Now()
 	w, err := e.runWrk(ctx, l, e.o.duration)
 	ended := time.Now()
+	stole, serr := stopSteal()
 	waits := stopWaits()
 	stopPerf()
 	if err != nil {
 		return result{}, err
 	}
-	r := result{wrkResult: w, cpu: map[string]time.Duration{}}
+	if serr != nil {
+		return result{}, serr
+	}
+	r := result{wrkResult: w, cpu: map[string]time.Duration{}, steal: stole}
 	if len(procs) > 0 && procs[0].log != "" {
 		if r.serverP99, err = serverP99(procs[0].log, began, ended); err != nil {
 			return result{}, err
