@@ -2,7 +2,9 @@
 // BENCHMARKS.md reports it: every server process (pms serve, PostgreSQL,
 // Redis, the Kafka-protocol broker, a bare Echo handler) pinned to one core,
 // wrk with one thread on the other, the targets interleaved round by round,
-// and the CPU each server process spent per request read from /proc.
+// and the CPU each server process spent per request read from /proc. Each
+// measured run also probes the host (see host): the time stolen from the
+// server core, and the slowest of ten disk flushes a second.
 //
 // make load runs it with PostgreSQL (production settings) and Redis started
 // by deploy/services.sh:

@@ -96,19 +96,19 @@ func (e *environment) pgbenchRun(ctx context.Context, mode string, files []strin
 	if err != nil {
 		return result{}, err
 	}
-	stopSteal, err := startSteal(ctx, e.o.serverCore)
+	stopProbe, err := e.probeHost(ctx)
 	if err != nil {
 		return result{}, err
 	}
 	r, err := e.runPgbench(ctx, mode, files, e.o.duration)
-	stole, serr := stopSteal()
+	h, herr := stopProbe()
 	if err != nil {
 		return result{}, err
 	}
-	if serr != nil {
-		return result{}, serr
+	if herr != nil {
+		return result{}, herr
 	}
-	r.steal = stole
+	r.host = h
 	after, err := e.postgres.cpu()
 	if err != nil {
 		return result{}, err

@@ -10,13 +10,13 @@ import (
 )
 
 // report prints the medians of every target as a Markdown table, with the
-// most stolen from the server core in any of its rounds, and the ratios
+// host's worst moments in any of its rounds, and the ratios
 // BENCHMARKS.md quotes, of the medians and of each round.
 func report(w io.Writer, o options, targets []target, results map[string][]result) {
 	fmt.Fprintf(w, "\n%d rounds of %s per target, wrk -t1 -c%d on core %d, servers on core %d; medians.\n\n",
 		o.rounds, o.duration, o.conns, o.clientCore, o.serverCore)
-	fmt.Fprintln(w, "| target | what | req/s | mean ms | p99 ms | p99 in pms's log | CPU µs per request, per process | all server CPU µs/req | steal % (most ms per 100 ms) |")
-	fmt.Fprintln(w, "|---|---|---:|---:|---:|---:|---|---:|---:|")
+	fmt.Fprintln(w, "| target | what | req/s | mean ms | p99 ms | p99 in pms's log | CPU µs per request, per process | all server CPU µs/req | host: steal % (most ms per 100 ms) · slowest flush ms |")
+	fmt.Fprintln(w, "|---|---|---:|---:|---:|---:|---|---:|---|")
 	rps := map[string]float64{}
 	for _, t := range targets {
 		rs := results[t.name]
@@ -37,10 +37,11 @@ func report(w io.Writer, o options, targets []target, results map[string][]resul
 			total += v
 			parts = append(parts, fmt.Sprintf("%s %.0f", n, v))
 		}
-		stole := median(rs, func(r result) float64 { return 100 * r.steal.share })
-		peak := slices.MaxFunc(rs, func(a, b result) int { return cmp.Compare(a.steal.peak, b.steal.peak) }).steal.peak
-		fmt.Fprintf(w, "| %s | %s | %.0f | %.2f | %.2f | %s | %s | %.0f | %.1f (%d) |\n", t.name, t.what, rps[t.name], mean, p99, logged,
-			strings.Join(parts, " · "), total, stole, peak.Milliseconds())
+		stole := median(rs, func(r result) float64 { return 100 * r.host.steal })
+		peak := slices.MaxFunc(rs, func(a, b result) int { return cmp.Compare(a.host.stealPeak, b.host.stealPeak) }).host.stealPeak
+		flush := slices.MaxFunc(rs, func(a, b result) int { return cmp.Compare(a.host.flushPeak, b.host.flushPeak) }).host.flushPeak
+		fmt.Fprintf(w, "| %s | %s | %.0f | %.2f | %.2f | %s | %s | %.0f | %.1f (%d) · %.0f |\n", t.name, t.what, rps[t.name], mean, p99, logged,
+			strings.Join(parts, " · "), total, stole, peak.Milliseconds(), ms(flush))
 	}
 	fmt.Fprintln(w)
 	for _, q := range [][2]string{{"get", "get-echo"}, {"get-nonear", "get-echo"}, {"post", "post-baseline"}, {"post", "post-pgbench"},

@@ -28,7 +28,7 @@ type result struct {
 	statements float64                  // PostgreSQL statements per request
 	serverP99  time.Duration            // of the latencies the server logged, 0 if it logs none
 	top        string                   // the busiest of them
-	steal      steal                    // taken from the server core by the hypervisor
+	host       host                     // what the machine did meanwhile
 }
 
 func (r result) summary() string {
@@ -44,7 +44,7 @@ func (r result) summary() string {
 	if r.non2xx+r.errors > 0 {
 		fmt.Fprintf(&b, "  (%d non-2xx, %d socket errors)", r.non2xx, r.errors)
 	}
-	fmt.Fprintf(&b, "  %.2f statements/req  %s", r.statements, r.steal)
+	fmt.Fprintf(&b, "  %.2f statements/req  %s", r.statements, r.host)
 	if r.note != "" {
 		b.WriteString("  " + r.note)
 	}
@@ -183,7 +183,7 @@ func (e *environment) measure(ctx context.Context, l load, settle func() error, 
 		return result{}, err
 	}
 	stopWaits := e.startWaits(ctx)
-	stopSteal, err := startSteal(ctx, e.o.serverCore)
+	stopProbe, err := e.probeHost(ctx)
 	if err != nil {
 		stopPerf()
 		stopWaits()
@@ -192,16 +192,16 @@ func (e *environment) measure(ctx context.Context, l load, settle func() error, 
 	began := time.Now()
 	w, err := e.runWrk(ctx, l, e.o.duration)
 	ended := time.Now()
-	stole, serr := stopSteal()
+	h, herr := stopProbe()
 	waits := stopWaits()
 	stopPerf()
 	if err != nil {
 		return result{}, err
 	}
-	if serr != nil {
-		return result{}, serr
+	if herr != nil {
+		return result{}, herr
 	}
-	r := result{wrkResult: w, cpu: map[string]time.Duration{}, steal: stole}
+	r := result{wrkResult: w, cpu: map[string]time.Duration{}, host: h}
 	if len(procs) > 0 && procs[0].log != "" {
 		if r.serverP99, err = serverP99(procs[0].log, began, ended); err != nil {
 			return result{}, err

@@ -1,0 +1,140 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+)
+
+// hostInterval is how often the host is probed during a measured run.
+const hostInterval = 100 * time.Millisecond
+
+// host is what the machine did to a measured run that no process's CPU
+// time shows: the time the hypervisor ran something else instead of the
+// server core (/proc/stat's steal; a stall of the whole core is a peak),
+// and the slowest flush of the disk PostgreSQL writes its WAL to (every
+// commit waits for one).
+type host struct {
+	steal     float64       // of the run's wall time
+	stealPeak time.Duration // the most stolen in one hostInterval
+	flushPeak time.Duration // the slowest write and fdatasync of a 4 kB block
+}
+
+func (h host) String() string {
+	return fmt.Sprintf("host: steal %.1f%% (most %d ms in %d ms), slowest disk flush %.1f ms",
+		100*h.steal, h.stealPeak.Milliseconds(), hostInterval.Milliseconds(), ms(h.flushPeak))
+}
+
+// probeHost probes the host every hostInterval until its stop is called,
+// which returns what it found: the server core, and the disk with a file
+// next to PostgreSQL's log (beside its data directory; with no log known,
+// in the load's directory).
+func (e *environment) probeHost(ctx context.Context) (stop func() (host, error), err error) {
+	dir := e.dir
+	if e.pgLog != "" {
+		dir = filepath.Dir(e.pgLog)
+	}
+	core := e.o.serverCore
+	first, err := stolen(core)
+	if err != nil {
+		return nil, err
+	}
+	f, err := os.CreateTemp(dir, "flush.")
+	if err != nil {
+		return nil, err
+	}
+	ctx, cancel := context.WithCancel(ctx)
+	began := time.Now()
+	var (
+		h          host
+		last       = first
+		wg         sync.WaitGroup
+		serr, ferr error
+	)
+	every := func(probe func() error) {
+		defer wg.Done()
+		t := time.NewTicker(hostInterval)
+		defer t.Stop()
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-t.C:
+			}
+			if err := probe(); err != nil {
+				return
+			}
+		}
+	}
+	wg.Add(2)
+	go every(func() error {
+		now, err := stolen(core)
+		h.stealPeak, last, serr = max(h.stealPeak, now-last), now, err
+		return err
+	})
+	block := make([]byte, 4096)
+	go every(func() error {
+		t := time.Now()
+		// As PostgreSQL flushes WAL: fdatasync, into a block already
+		// allocated (after the first write), so the data alone.
+		if _, ferr = f.WriteAt(block, 0); ferr == nil {
+			ferr = syscall.Fdatasync(int(f.Fd()))
+		}
+		h.flushPeak = max(h.flushPeak, time.Since(t))
+		return ferr
+	})
+	return func() (host, error) {
+		cancel()
+		wg.Wait()
+		f.Close()
+		os.Remove(f.Name())
+		if serr != nil || ferr != nil {
+			return host{}, fmt.Errorf("probing the host: steal: %v, flush in %s: %v", serr, filepath.Dir(f.Name()), ferr)
+		}
+		end, err := stolen(core)
+		if err != nil {
+			return host{}, err
+		}
+		h.steal = float64(end-first) / float64(time.Since(began))
+		h.stealPeak = max(h.stealPeak, end-last)
+		return h, nil
+	}, nil
+}
+
+// stolen returns the steal time of core since boot: the eighth value of its
+// line in /proc/stat, in clock ticks.
+func stolen(core int) (time.Duration, error) {
+	f, err := os.Open("/proc/stat")
+	if err != nil {
+		return 0, err
+	}
+	defer f.Close()
+	prefix := "cpu" + strconv.Itoa(core) + " "
+	sc := bufio.NewScanner(f)
+	for sc.Scan() {
+		line, ok := strings.CutPrefix(sc.Text(), prefix)
+		if !ok {
+			continue
+		}
+		fields := strings.Fields(line)
+		if len(fields) < 8 {
+			return 0, fmt.Errorf("/proc/stat: %d values for cpu%d", len(fields), core)
+		}
+		ticks, err := strconv.ParseInt(fields[7], 10, 64)
+		if err != nil {
+			return 0, fmt.Errorf("/proc/stat: cpu%d steal: %w", core, err)
+		}
+		return time.Duration(ticks) * time.Second / clockTicks, nil
+	}
+	if err := sc.Err(); err != nil {
+		return 0, err
+	}
+	return 0, fmt.Errorf("/proc/stat has no line for cpu%d", core)
+}
