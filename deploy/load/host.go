@@ -138,3 +138,41 @@ func stolen(core int) (time.Duration, error) {
 	}
 	return 0, fmt.Errorf("/proc/stat has no line for cpu%d", core)
 }
+
+// autovacuumWait bounds how long a measured run waits for autovacuum.
+const autovacuumWait = 3 * time.Minute
+
+// awaitAutovacuum waits until no autovacuum worker runs, so that a run
+// does not measure the vacuum an earlier target's writes caused: on the
+// shared core it takes a fifth of the time (the seventeenth run's third
+// GET round, BENCHMARKS.md). It says what it waited for; after
+// autovacuumWait it lets the run go ahead and says so.
+func (e *environment) awaitAutovacuum(ctx context.Context) error {
+	began := time.Now()
+	var last string
+	for {
+		var running string
+		if err := e.sql.QueryRowContext(ctx, `
+			SELECT coalesce(string_agg(query, '; ' ORDER BY query), '')
+			FROM pg_stat_activity WHERE backend_type = 'autovacuum worker' AND state = 'active'`).Scan(&running); err != nil {
+			return err
+		}
+		waited := time.Since(began).Round(time.Second)
+		switch {
+		case running == "" && last != "":
+			progress("waited %s for autovacuum (%s)", waited, last)
+			return nil
+		case running == "":
+			return nil
+		case waited > autovacuumWait:
+			progress("autovacuum still runs after %s (%s): measuring anyway", waited, running)
+			return nil
+		}
+		last = running
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(250 * time.Millisecond):
+		}
+	}
+}

@@ -87,8 +87,12 @@ SELECT count(*) FROM product;
 }
 
 // pgbenchRun runs pgbench with the script files in the given query mode:
-// a warm-up, then the measured run, with PostgreSQL's CPU per transaction.
+// after autovacuum, a warm-up, then the measured run, with PostgreSQL's
+// CPU per transaction.
 func (e *environment) pgbenchRun(ctx context.Context, mode string, files []string) (result, error) {
+	if err := e.awaitAutovacuum(ctx); err != nil {
+		return result{}, err
+	}
 	if _, err := e.runPgbench(ctx, mode, files, max(e.o.warmup, 2*time.Second)); err != nil && ctx.Err() != nil {
 		return result{}, err // a warm-up may end before its clients connected
 	}
