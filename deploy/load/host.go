@@ -142,13 +142,18 @@ func stolen(core int) (time.Duration, error) {
 // autovacuumWait bounds how long a measured run waits for autovacuum.
 const autovacuumWait = 3 * time.Minute
 
-// awaitAutovacuum waits until no autovacuum worker runs, so that a run
-// does not measure the vacuum an earlier target's writes caused: on the
-// shared core it takes a fifth of the time (the seventeenth run's third
-// GET round, BENCHMARKS.md). It says what it waited for; after
+// quiesce vacuums the load's database and waits until no autovacuum
+// worker runs, so that a run does not measure the vacuum an earlier
+// target's writes left due: on the shared core it took a fifth of the time
+// from two GET rounds (the seventeenth and eighteenth runs, BENCHMARKS.md),
+// and a worker the launcher starts during the run does the same, which
+// waiting alone does not prevent. It says what it waited for; after
 // autovacuumWait it lets the run go ahead and says so.
-func (e *environment) awaitAutovacuum(ctx context.Context) error {
+func (e *environment) quiesce(ctx context.Context) error {
 	began := time.Now()
+	if _, err := e.sql.ExecContext(ctx, "VACUUM (ANALYZE)"); err != nil {
+		return fmt.Errorf("vacuum before a run: %w", err)
+	}
 	var last string
 	for {
 		var running string
@@ -160,9 +165,12 @@ func (e *environment) awaitAutovacuum(ctx context.Context) error {
 		waited := time.Since(began).Round(time.Second)
 		switch {
 		case running == "" && last != "":
-			progress("waited %s for autovacuum (%s)", waited, last)
+			progress("waited %s for vacuum (%s)", waited, last)
 			return nil
 		case running == "":
+			if waited >= time.Second {
+				progress("waited %s for vacuum", waited)
+			}
 			return nil
 		case waited > autovacuumWait:
 			progress("autovacuum still runs after %s (%s): measuring anyway", waited, running)

@@ -87,10 +87,10 @@ SELECT count(*) FROM product;
 }
 
 // pgbenchRun runs pgbench with the script files in the given query mode:
-// after autovacuum, a warm-up, then the measured run, with PostgreSQL's
-// CPU per transaction.
+// after a vacuum (see quiesce), a warm-up, then the measured run, with
+// PostgreSQL's CPU per transaction.
 func (e *environment) pgbenchRun(ctx context.Context, mode string, files []string) (result, error) {
-	if err := e.awaitAutovacuum(ctx); err != nil {
+	if err := e.quiesce(ctx); err != nil {
 		return result{}, err
 	}
 	if _, err := e.runPgbench(ctx, mode, files, max(e.o.warmup, 2*time.Second)); err != nil && ctx.Err() != nil {

@@ -150,10 +150,11 @@ func bareServer(ctx context.Context, e *environment) (*proc, string, error) {
 	return p, "http://" + addr, err
 }
 
-// measure waits for autovacuum, runs a warm-up, then settle (when not
-// nil), then the measured wrk run of l, and returns it with the CPU each of procs spent per request.
+// measure vacuums (see quiesce), runs a warm-up, then settle (when not
+// nil), then the measured wrk run of l, and returns it with the CPU each
+// of procs spent per request.
 func (e *environment) measure(ctx context.Context, l load, settle func() error, procs ...*proc) (result, error) {
-	if err := e.awaitAutovacuum(ctx); err != nil {
+	if err := e.quiesce(ctx); err != nil {
 		return result{}, err
 	}
 	// Warm up until every request line was sent at least once, so that each
