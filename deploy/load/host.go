@@ -58,38 +58,35 @@ func (e *environment) probeHost(ctx context.Context) (stop func() (host, error),
 		wg         sync.WaitGroup
 		serr, ferr error
 	)
-	every := func(probe func() error) {
-		defer wg.Done()
-		t := time.NewTicker(hostInterval)
-		defer t.Stop()
-		for {
-			select {
-			case <-ctx.Done():
-				return
-			case <-t.C:
-			}
-			if err := probe(); err != nil {
-				return
-			}
-		}
-	}
 	wg.Add(2)
-	go every(func() error {
-		now, err := stolen(core)
-		h.stealPeak, last, serr = max(h.stealPeak, now-last), now, err
-		return err
-	})
+	go func() {
+		defer wg.Done()
+		serr = every(ctx, hostInterval, func() error {
+			now, err := stolen(core)
+			if err != nil {
+				return err
+			}
+			h.stealPeak, last = max(h.stealPeak, now-last), now
+			return nil
+		})
+	}()
 	block := make([]byte, 4096)
-	go every(func() error {
-		t := time.Now()
-		// As PostgreSQL flushes WAL: fdatasync, into a block already
-		// allocated (after the first write), so the data alone.
-		if _, ferr = f.WriteAt(block, 0); ferr == nil {
-			ferr = syscall.Fdatasync(int(f.Fd()))
-		}
-		h.flushPeak = max(h.flushPeak, time.Since(t))
-		return ferr
-	})
+	go func() {
+		defer wg.Done()
+		ferr = every(ctx, hostInterval, func() error {
+			t := time.Now()
+			// As PostgreSQL flushes WAL: fdatasync, into a block already
+			// allocated (after the first write), so the data alone.
+			if _, err := f.WriteAt(block, 0); err != nil {
+				return err
+			}
+			if err := syscall.Fdatasync(int(f.Fd())); err != nil {
+				return err
+			}
+			h.flushPeak = max(h.flushPeak, time.Since(t))
+			return nil
+		})
+	}()
 	return func() (host, error) {
 		cancel()
 		wg.Wait()
@@ -164,11 +161,10 @@ func (e *environment) quiesce(ctx context.Context) error {
 		}
 		waited := time.Since(began).Round(time.Second)
 		switch {
-		case running == "" && last != "":
-			progress("waited %s for vacuum (%s)", waited, last)
-			return nil
 		case running == "":
-			if waited >= time.Second {
+			if last != "" {
+				progress("waited %s for vacuum (%s)", waited, last)
+			} else if waited >= time.Second {
 				progress("waited %s for vacuum", waited)
 			}
 			return nil

@@ -44,17 +44,24 @@ func (e *environment) startWaits(ctx context.Context) func() string {
 
 func (w *waitSampler) run(ctx context.Context, db *sql.DB) {
 	defer close(w.done)
-	t := time.NewTicker(waitsInterval)
+	if err := every(ctx, waitsInterval, func() error { return w.sample(ctx, db) }); err != nil && ctx.Err() == nil {
+		w.err = err
+	}
+}
+
+// every calls probe every interval until ctx ends or probe fails, and
+// returns probe's error.
+func every(ctx context.Context, interval time.Duration, probe func() error) error {
+	t := time.NewTicker(interval)
 	defer t.Stop()
 	for {
 		select {
 		case <-ctx.Done():
-			return
+			return nil
 		case <-t.C:
 		}
-		if err := w.sample(ctx, db); err != nil && ctx.Err() == nil {
-			w.err = err
-			return
+		if err := probe(); err != nil {
+			return err
 		}
 	}
 }
